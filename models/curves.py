@@ -1,0 +1,392 @@
+"""Response curves: a channel's return over the plan horizon as a function of its spend.
+
+Every curve is vectorised (``response`` and ``marginal`` take arrays), knows whether it is
+concave, can give its concave envelope (what the LP optimises by default) and the largest spend
+whose marginal return is still at least a floor (the marginal-ROI cap).
+
+Curves are plain data: ``to_dict`` / ``curve_from_dict`` round-trip them through JSON and TOML.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ResponseCurve",
+    "HillCurve",
+    "ExponentialCurve",
+    "PointsCurve",
+    "LinearThenCurve",
+    "curve_from_dict",
+    "CURVE_KINDS",
+]
+
+# Relative tolerance used when classifying tabulated slopes as non-increasing.
+_SLOPE_RTOL = 1e-9
+
+
+def _as_array(x) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+class ResponseCurve(ABC):
+    """Return as a function of spend over the planning horizon."""
+
+    kind: str = ""
+
+    @abstractmethod
+    def response(self, x) -> np.ndarray:
+        """Return for spend ``x`` (array-like, ≥ 0)."""
+
+    @abstractmethod
+    def marginal(self, x) -> np.ndarray:
+        """Derivative of the return at spend ``x`` (right derivative at kinks)."""
+
+    @property
+    @abstractmethod
+    def is_concave(self) -> bool:
+        """True when the curve is concave on [0, ∞), so the LP hypograph is exact."""
+
+    @abstractmethod
+    def envelope(self) -> "ResponseCurve":
+        """The least concave majorant on [0, ∞) (the curve itself when it is concave)."""
+
+    @abstractmethod
+    def to_dict(self) -> dict:
+        """Plain-data form; ``curve_from_dict(c.to_dict())`` rebuilds an equal curve."""
+
+    @abstractmethod
+    def scaled(self, factor: float) -> "ResponseCurve":
+        """The same curve with every return multiplied by ``factor`` (≥ 0)."""
+
+    @property
+    def concave_from(self) -> float:
+        """Spend from which the curve is concave (0 for concave curves)."""
+        return 0.0
+
+    def knots(self) -> np.ndarray | None:
+        """Exact breakpoints when the curve is piecewise linear, else None."""
+        return None
+
+    def __call__(self, x):
+        return self.response(x)
+
+    def spend_at_marginal(self, mu: float, upper: float) -> float:
+        """Largest spend in [0, upper] whose marginal return is ≥ ``mu`` (0 if there is none).
+
+        This is where a marginal-ROI floor of ``mu`` caps the channel.
+        """
+        upper = float(upper)
+        if upper <= 0:
+            return 0.0
+        lo = self.concave_from
+        if lo >= upper:
+            # Still in the convex part: marginal rises up to `upper`.
+            return upper if float(self.marginal(upper)) >= mu else 0.0
+        if float(self.marginal(upper)) >= mu:
+            return upper
+        if float(self.marginal(lo)) < mu:
+            # Beyond the inflection the marginal only falls; before it, it is lower still.
+            return 0.0
+        hi = upper
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if float(self.marginal(mid)) >= mu:
+                lo = mid
+            else:
+                hi = mid
+            if hi - lo <= 1e-12 * max(1.0, hi):
+                break
+        return lo
+
+
+@dataclass(frozen=True)
+class HillCurve(ResponseCurve):
+    """``beta · x^s / (x^s + k^s)``: concave for s ≤ 1, S-shaped for s > 1.
+
+    ``beta`` is the saturation return, ``k`` the spend at half saturation, ``s`` the shape.
+    """
+
+    beta: float
+    k: float
+    s: float = 1.0
+    kind = "hill"
+
+    def response(self, x) -> np.ndarray:
+        x = np.maximum(_as_array(x), 0.0)
+        # x^s/(x^s+k^s) = 1/(1+(k/x)^s), written to stay finite for large and tiny x.
+        with np.errstate(divide="ignore", over="ignore"):
+            ratio = np.power(self.k / np.where(x > 0, x, 1.0), self.s)
+        out = self.beta / (1.0 + ratio)
+        return np.where(x > 0, out, 0.0)
+
+    def marginal(self, x) -> np.ndarray:
+        x = np.maximum(_as_array(x), 0.0)
+        s, k = self.s, self.k
+        safe = np.where(x > 0, x, 1.0)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            t = np.power(safe / k, s)  # (x/k)^s
+            out = self.beta * s * t / (safe * (1.0 + t) ** 2)
+            out = np.where(np.isfinite(out), out, 0.0)
+        at_zero = math.inf if s < 1 else (self.beta / k if s == 1 else 0.0)
+        return np.where(x > 0, out, at_zero)
+
+    @property
+    def is_concave(self) -> bool:
+        return self.s <= 1.0
+
+    @property
+    def concave_from(self) -> float:
+        if self.s <= 1.0:
+            return 0.0
+        return self.k * ((self.s - 1.0) / (self.s + 1.0)) ** (1.0 / self.s)
+
+    @property
+    def tangent_point(self) -> float:
+        """Where the ray from the origin touches the S-curve (0 for concave curves)."""
+        if self.s <= 1.0:
+            return 0.0
+        return self.k * (self.s - 1.0) ** (1.0 / self.s)
+
+    def envelope(self) -> ResponseCurve:
+        if self.is_concave:
+            return self
+        xt = self.tangent_point
+        return LinearThenCurve(base=self, knee=xt, slope=float(self.response(xt)) / xt)
+
+    def scaled(self, factor: float) -> "HillCurve":
+        return HillCurve(beta=self.beta * factor, k=self.k, s=self.s)
+
+    def to_dict(self) -> dict:
+        return {"kind": "hill", "beta": self.beta, "k": self.k, "s": self.s}
+
+
+@dataclass(frozen=True)
+class ExponentialCurve(ResponseCurve):
+    """``beta · (1 − exp(−x / k))``: concave, saturating at ``beta``."""
+
+    beta: float
+    k: float
+    kind = "exponential"
+
+    def response(self, x) -> np.ndarray:
+        x = np.maximum(_as_array(x), 0.0)
+        return self.beta * -np.expm1(-x / self.k)
+
+    def marginal(self, x) -> np.ndarray:
+        x = np.maximum(_as_array(x), 0.0)
+        return (self.beta / self.k) * np.exp(-x / self.k)
+
+    @property
+    def is_concave(self) -> bool:
+        return True
+
+    def envelope(self) -> ResponseCurve:
+        return self
+
+    def scaled(self, factor: float) -> "ExponentialCurve":
+        return ExponentialCurve(beta=self.beta * factor, k=self.k)
+
+    def to_dict(self) -> dict:
+        return {"kind": "exponential", "beta": self.beta, "k": self.k}
+
+
+class PointsCurve(ResponseCurve):
+    """Tabulated ``[spend, return]`` pairs, linearly interpolated, flat beyond the last point.
+
+    Spends must be strictly increasing and returns non-decreasing; ``(0, 0)`` is added when the
+    table does not start at zero spend. Curves exported from other MMM tools arrive this way.
+    """
+
+    kind = "points"
+
+    def __init__(self, spend, returns):
+        xs = _as_array(spend)
+        ys = _as_array(returns)
+        if xs.ndim != 1 or xs.shape != ys.shape or xs.size < 1:
+            raise ValueError("points need matching one-dimensional spend and return lists")
+        if np.any(np.diff(xs) <= 0):
+            raise ValueError("point spends must be strictly increasing")
+        if np.any(np.diff(ys) < 0):
+            raise ValueError("point returns must be non-decreasing in spend")
+        if xs[0] < 0 or ys[0] < 0:
+            raise ValueError("point spends and returns must be ≥ 0")
+        if xs[0] > 0:
+            xs = np.concatenate([[0.0], xs])
+            ys = np.concatenate([[0.0], ys])
+        self.xs = xs
+        self.ys = ys
+        self._slopes = np.diff(ys) / np.diff(xs) if xs.size > 1 else np.zeros(0)
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, PointsCurve)
+            and np.array_equal(self.xs, other.xs)
+            and np.array_equal(self.ys, other.ys)
+        )
+
+    def __repr__(self):
+        return f"PointsCurve({len(self.xs)} points up to spend {self.xs[-1]:g})"
+
+    def response(self, x) -> np.ndarray:
+        return np.interp(np.maximum(_as_array(x), 0.0), self.xs, self.ys)
+
+    def marginal(self, x) -> np.ndarray:
+        x = np.maximum(_as_array(x), 0.0)
+        if self._slopes.size == 0:
+            return np.zeros_like(x)
+        idx = np.searchsorted(self.xs, x, side="right") - 1
+        inside = idx < self._slopes.size
+        return np.where(inside, self._slopes[np.clip(idx, 0, self._slopes.size - 1)], 0.0)
+
+    @property
+    def is_concave(self) -> bool:
+        d = np.diff(self._slopes)
+        return bool(np.all(d <= _SLOPE_RTOL * np.maximum(1.0, np.abs(self._slopes[1:]))))
+
+    @property
+    def concave_from(self) -> float:
+        if self.is_concave:
+            return 0.0
+        # The last knot after which slopes no longer rise.
+        rising = np.nonzero(np.diff(self._slopes) > 0)[0]
+        return float(self.xs[rising[-1] + 1])
+
+    def knots(self) -> np.ndarray:
+        return self.xs.copy()
+
+    def envelope(self) -> "PointsCurve":
+        if self.is_concave:
+            return self
+        # Upper concave hull of the knots (monotone chain), then the flat tail stays.
+        hull: list[int] = []
+        for i in range(len(self.xs)):
+            while len(hull) >= 2:
+                a, b = hull[-2], hull[-1]
+                cross = (self.xs[b] - self.xs[a]) * (self.ys[i] - self.ys[a]) - (
+                    self.ys[b] - self.ys[a]
+                ) * (self.xs[i] - self.xs[a])
+                if cross >= 0:
+                    hull.pop()
+                else:
+                    break
+            hull.append(i)
+        return PointsCurve(self.xs[hull], self.ys[hull])
+
+    def scaled(self, factor: float) -> "PointsCurve":
+        return PointsCurve(self.xs, self.ys * factor)
+
+    def to_dict(self) -> dict:
+        return {"kind": "points", "points": [[float(x), float(y)] for x, y in zip(self.xs, self.ys)]}
+
+
+@dataclass(frozen=True)
+class LinearThenCurve(ResponseCurve):
+    """A ray ``slope · x`` up to ``knee``, then ``base`` beyond: the envelope of an S-curve."""
+
+    base: ResponseCurve
+    knee: float
+    slope: float
+    kind = "envelope"
+
+    def response(self, x) -> np.ndarray:
+        x = np.maximum(_as_array(x), 0.0)
+        return np.where(x < self.knee, self.slope * x, self.base.response(x))
+
+    def marginal(self, x) -> np.ndarray:
+        x = np.maximum(_as_array(x), 0.0)
+        return np.where(x < self.knee, self.slope, self.base.marginal(x))
+
+    @property
+    def is_concave(self) -> bool:
+        return True
+
+    def envelope(self) -> ResponseCurve:
+        return self
+
+    def scaled(self, factor: float) -> "LinearThenCurve":
+        return LinearThenCurve(self.base.scaled(factor), self.knee, self.slope * factor)
+
+    def to_dict(self) -> dict:
+        # The envelope is derived data; persisting the curve it came from is enough.
+        return self.base.to_dict()
+
+
+CURVE_KINDS = {
+    "hill": {"required": ("beta", "k"), "optional": ("s",)},
+    "exponential": {"required": ("beta", "k"), "optional": ()},
+    "points": {"required": ("points",), "optional": ()},
+}
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def curve_problems(data, where: str = "curve") -> list[str]:
+    """Every problem with a curve's plain-data form, each prefixed with its key path."""
+    if not isinstance(data, dict):
+        return [f"{where}: must be a table with a `kind`, got {data!r}"]
+    kind = data.get("kind")
+    if kind not in CURVE_KINDS:
+        return [f"{where}.kind: must be one of {', '.join(sorted(CURVE_KINDS))}, got {kind!r}"]
+    spec = CURVE_KINDS[kind]
+    problems = []
+    allowed = {"kind", *spec["required"], *spec["optional"]}
+    for key in data:
+        if key not in allowed:
+            problems.append(f"{where}.{key}: unknown key for a {kind} curve")
+    for key in spec["required"]:
+        if key not in data:
+            problems.append(f"{where}.{key}: required for a {kind} curve")
+    if kind in ("hill", "exponential"):
+        for key in ("beta", "k", "s"):
+            if key not in data:
+                continue
+            value = data[key]
+            if not _finite_number(value):
+                problems.append(f"{where}.{key}: must be a finite number, got {value!r}")
+            elif key == "beta" and value < 0:
+                problems.append(f"{where}.beta: must be ≥ 0, got {value}")
+            elif key in ("k", "s") and value <= 0:
+                problems.append(f"{where}.{key}: must be > 0, got {value}")
+    elif "points" in data:
+        pts = data["points"]
+        if not isinstance(pts, list) or not pts:
+            problems.append(f"{where}.points: must be a non-empty list of [spend, return] pairs")
+        else:
+            ok = True
+            for i, p in enumerate(pts):
+                if not (isinstance(p, list) and len(p) == 2 and all(_finite_number(v) for v in p)):
+                    problems.append(f"{where}.points[{i}]: must be [spend, return] numbers, got {p!r}")
+                    ok = False
+            if ok:
+                try:
+                    PointsCurve([p[0] for p in pts], [p[1] for p in pts])
+                except ValueError as exc:
+                    problems.append(f"{where}.points: {exc}")
+    return problems
+
+
+def curve_from_dict(data: dict) -> ResponseCurve:
+    """Build a curve from its plain-data form.
+
+    Raises
+    ------
+    ValueError
+        With every problem found, one per line.
+    """
+    problems = curve_problems(data)
+    if problems:
+        raise ValueError("\n".join(problems))
+    kind = data["kind"]
+    if kind == "hill":
+        return HillCurve(beta=float(data["beta"]), k=float(data["k"]), s=float(data.get("s", 1.0)))
+    if kind == "exponential":
+        return ExponentialCurve(beta=float(data["beta"]), k=float(data["k"]))
+    pts = data["points"]
+    return PointsCurve([p[0] for p in pts], [p[1] for p in pts])
