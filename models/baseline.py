@@ -1,0 +1,222 @@
+"""The non-media baseline: Prophet trend, yearly seasonality, holidays and campaign days.
+
+Only this module imports prophet (lazily, inside functions, so the rest of the library and the
+bootstrap workers start fast). Holidays default to China's calendar from Prophet's built-in
+country holidays (``make_holidays_df(country="CN")``, which reads the offline ``holidays``
+package) plus the e-commerce campaign days: 618 (June 18), Double 11 (November 11) and the
+monthly member day (the 18th). Users add their own events as ``{name: [dates]}``.
+
+History dates label period starts, so in weekly or monthly data a holiday is assigned to the
+period that contains it; otherwise Prophet would never see it (its holiday features match exact
+dates).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["holiday_table", "BaselineFit", "fit_prophet_baseline", "CAMPAIGN_DAYS", "PERIOD_DAYS"]
+
+logger = logging.getLogger(__name__)
+
+#: Length of a period in days, used to assign a day to the period (labelled by start) containing it.
+PERIOD_DAYS = {"daily": 1, "weekly": 7, "monthly": 31}
+
+#: Campaign days of the Chinese e-commerce calendar: (month, day); month None = every month.
+CAMPAIGN_DAYS = {"618": (6, 18), "double11": (11, 11), "member_day": (None, 18)}
+
+# Fourier order of the yearly seasonality by frequency: enough for a peak season, few enough
+# that three years of weekly data do not let seasonality soak up media effects.
+_YEARLY_ORDER = {"daily": 10, "weekly": 5, "monthly": 3}
+
+# Exact texts of third-party notices silenced around Prophet calls (never globally).
+_PANDAS_INPLACE = r"The inplace keyword in DataFrame\.\w+ is deprecated"
+_PLOTLY_NOTICE = "Importing plotly failed. Interactive plots will not work."
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.text
+
+
+@contextmanager
+def _quiet_prophet():
+    """Silence cmdstanpy, prophet's plotly notice and pandas deprecations raised inside prophet."""
+    logging.getLogger("cmdstanpy").disabled = True
+    plot_logger = logging.getLogger("prophet.plot")
+    if not any(isinstance(f, _DropMessage) for f in plot_logger.filters):
+        plot_logger.addFilter(_DropMessage(_PLOTLY_NOTICE))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_PANDAS_INPLACE, module=r"prophet(\..*)?")
+        warnings.filterwarnings("ignore", message=r".*all arguments of \w+ will be keyword-only",
+                                module=r"prophet(\..*)?")
+        yield
+
+
+def _period_of(days: pd.DatetimeIndex, starts: pd.DatetimeIndex, period_days: int) -> pd.DatetimeIndex:
+    """The period start containing each day; NaT when the day falls outside every period."""
+    pos = np.searchsorted(starts.values, days.values, side="right") - 1
+    ok = pos >= 0
+    out = np.full(len(days), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out[ok] = starts.values[pos[ok]]
+    within = (days.values - out) < np.timedelta64(period_days, "D")
+    out[~within] = np.datetime64("NaT")
+    return pd.DatetimeIndex(out)
+
+
+def holiday_table(starts: pd.DatetimeIndex, frequency: str, country: str | None = "CN",
+                  campaign_days: bool = True, events: dict[str, list] | None = None) -> pd.DataFrame:
+    """Prophet holidays (``ds, holiday``) mapped onto the periods in ``starts``.
+
+    Parameters
+    ----------
+    starts : DatetimeIndex
+        Period starts covering history *and* any horizon to be forecast.
+    frequency : {"daily", "weekly", "monthly"}
+    country : str or None
+        Prophet built-in country holidays (default China, "CN"); None for none.
+    campaign_days : bool
+        Add 618, Double 11 and the monthly member day (skipped for monthly data, where every
+        period contains an 18th).
+    events : dict, optional
+        ``{name: [date, ...]}`` user-defined campaign days.
+    """
+    period_days = PERIOD_DAYS[frequency]
+    years = list(range(starts[0].year - 1, starts[-1].year + 2))
+    rows: list[tuple[pd.Timestamp, str]] = []
+    if country:
+        from prophet.make_holidays import make_holidays_df
+
+        with _quiet_prophet():
+            table = make_holidays_df(year_list=years, country=country)
+        for ds, name in zip(pd.to_datetime(table["ds"]), table["holiday"].astype(str)):
+            if name.startswith("Day off (substituted"):
+                continue  # one-off shifted days off: each name occurs once, so it cannot be learned
+            rows.append((ds, name.replace(" (observed)", "")))
+    if campaign_days:
+        for name, (month, day) in CAMPAIGN_DAYS.items():
+            if month is None and frequency == "monthly":
+                continue
+            months = range(1, 13) if month is None else (month,)
+            rows.extend((pd.Timestamp(y, m, day), name) for y in years for m in months)
+    for name, dates in (events or {}).items():
+        rows.extend((pd.Timestamp(d), str(name)) for d in dates)
+    if not rows:
+        return pd.DataFrame({"ds": pd.DatetimeIndex([]), "holiday": pd.Series([], dtype=str)})
+    days = pd.DatetimeIndex([r[0] for r in rows])
+    mapped = _period_of(days, starts, period_days)
+    frame = pd.DataFrame({"ds": mapped, "holiday": [r[1] for r in rows]})
+    frame = frame.dropna().drop_duplicates().sort_values(["ds", "holiday"]).reset_index(drop=True)
+    if frequency == "monthly":
+        # A holiday that lands in every period of the data is a constant, not an effect.
+        counts = frame.groupby("holiday")["ds"].nunique()
+        frame = frame[frame["holiday"].map(counts) < len(starts)].reset_index(drop=True)
+    return frame
+
+
+def holiday_indicators(starts: pd.DatetimeIndex, holidays: pd.DataFrame) -> pd.DataFrame:
+    """Periods × holiday-name 0/1 table (the linear stand-in for Prophet's holiday effects)."""
+    out = pd.DataFrame(0.0, index=starts, columns=sorted(holidays["holiday"].unique()))
+    for ds, name in zip(holidays["ds"], holidays["holiday"]):
+        if ds in out.index:
+            out.loc[ds, name] = 1.0
+    keep = out.columns[out.to_numpy().sum(axis=0) > 0]
+    return out[keep].reset_index(drop=True)
+
+
+@dataclass
+class BaselineFit:
+    """A fitted Prophet baseline and the names of its additive components.
+
+    ``components(dates, regressors)`` returns the periods × component table (``trend``,
+    ``yearly``, ``holidays`` and one column per extra regressor) that the media fit re-weights.
+    """
+
+    prophet_json: str
+    regressors: list[str]
+    regressor_means: dict[str, float]
+    _model: object = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from prophet.serialize import model_from_json
+
+            with _quiet_prophet():
+                self._model = model_from_json(self.prophet_json)
+        return self._model
+
+    def components(self, dates: pd.DatetimeIndex, regressors: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Additive components at ``dates``; missing regressors are held at their historical mean."""
+        future = pd.DataFrame({"ds": pd.DatetimeIndex(dates)})
+        for name in self.regressors:
+            if regressors is not None and name in regressors:
+                future[name] = np.asarray(regressors[name], dtype=float)
+            else:
+                future[name] = self.regressor_means[name]
+        with _quiet_prophet():
+            fc = self.model.predict(future)
+        cols = {"trend": fc["trend"].to_numpy(dtype=float)}
+        for name in ("yearly", "weekly", "holidays"):
+            if name in fc:
+                cols[name] = fc[name].to_numpy(dtype=float)
+        for name in self.regressors:
+            cols[f"regressor:{name}"] = fc[name].to_numpy(dtype=float)
+        return pd.DataFrame(cols)
+
+    def to_dict(self) -> dict:
+        # Prophet's own JSON serialisation (no pickle): keeps the fitted Stan parameters so the
+        # loaded model forecasts any horizon exactly as the fitted one did.
+        return {"prophet": json.loads(self.prophet_json), "regressors": list(self.regressors),
+                "regressor_means": dict(self.regressor_means)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BaselineFit":
+        return cls(prophet_json=json.dumps(data["prophet"]), regressors=list(data["regressors"]),
+                   regressor_means={k: float(v) for k, v in data["regressor_means"].items()})
+
+
+def fit_prophet_baseline(dates: pd.DatetimeIndex, y: np.ndarray, frequency: str, holidays: pd.DataFrame,
+                         regressors: pd.DataFrame | None = None) -> BaselineFit:
+    """Fit Prophet (MAP, no uncertainty sampling: deterministic and fast) to ``y``.
+
+    ``y`` is the KPI minus the current media estimate; the caller alternates.
+    """
+    with _quiet_prophet():
+        from prophet import Prophet
+        from prophet.serialize import model_to_json
+
+        model = Prophet(
+            growth="linear",
+            yearly_seasonality=_YEARLY_ORDER[frequency],
+            weekly_seasonality=frequency == "daily",
+            daily_seasonality=False,
+            holidays=holidays if len(holidays) else None,
+            uncertainty_samples=0,
+        )
+        frame = pd.DataFrame({"ds": pd.DatetimeIndex(dates), "y": np.asarray(y, dtype=float)})
+        names: list[str] = []
+        means: dict[str, float] = {}
+        if regressors is not None:
+            for name in regressors.columns:
+                values = regressors[name].to_numpy(dtype=float)
+                if np.ptp(values) == 0:
+                    continue  # constant: nothing to learn, and Prophet would reject it
+                model.add_regressor(name)
+                frame[name] = values
+                names.append(name)
+                means[name] = float(values.mean())
+        model.fit(frame, algorithm="LBFGS")
+        text = model_to_json(model)
+    return BaselineFit(prophet_json=text, regressors=names, regressor_means=means, _model=model)
