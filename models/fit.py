@@ -597,8 +597,10 @@ class MediaMixModel:
             finally:
                 _WORKER.clear()
         else:
-            # spawn: safe whatever threads the parent holds; workers import only numpy/scipy.
-            ctx = multiprocessing.get_context("spawn")
+            # fork where the OS has it: no `if __name__ == "__main__"` guard needed in user scripts
+            # and no re-import cost; the payload is plain numpy data, so spawn works elsewhere.
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_bootstrap_init,
                                      initargs=(payload,)) as pool:
                 chunk = max(1, len(tasks) // (4 * workers))

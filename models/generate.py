@@ -220,9 +220,9 @@ def generate_history(params: GeneratorParams | None = None, seed: int = BUNDLED_
     base = baseline(params, dates)
     noise = rng.normal(0.0, params.noise * params.level, params.periods)
     revenue = np.round(base + media + noise)
-    frame = pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "revenue": revenue})
+    frame = pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "revenue": revenue.astype(np.int64)})
     for ch in params.channels:
-        frame[ch.channel] = spend[ch.channel][burn_in:]
+        frame[ch.channel] = spend[ch.channel][burn_in:].astype(np.int64)
     return frame
 
 
