@@ -1,0 +1,193 @@
+"""History loading: layouts, column mapping, frequency detection and every validation message."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.errors import HistoryError
+from models.history import HistorySpec, load_history
+
+EXAMPLE = "scenarios/examples/history_weekly.csv"
+
+
+def weekly_frame(n=30, start="2024-01-01", freq="W-MON"):
+    dates = pd.date_range(start, periods=n, freq=freq)
+    rng = np.random.default_rng(0)
+    # Text cells, as a CSV holds them, so tests can put anything in any cell.
+    return pd.DataFrame({
+        "date": dates.strftime("%Y-%m-%d"),
+        "revenue": np.round(1_000_000 + rng.uniform(0, 100_000, n)),
+        "tv": np.round(rng.uniform(10_000, 50_000, n)),
+        "social": np.round(rng.uniform(5_000, 30_000, n)),
+    }).astype(str)
+
+
+def write(tmp_path, frame, name="history.csv"):
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def problems(path, **kw):
+    with pytest.raises(HistoryError) as info:
+        load_history(path, **kw)
+    return info.value.problems
+
+
+def test_bundled_example_loads_as_weekly_nine_channels():
+    h = load_history(EXAMPLE)
+    assert h.frequency == "weekly"
+    assert h.periods == 156
+    assert h.channels == ["douyin", "xiaohongshu", "bilibili", "wechat_channels", "aigc_tools", "scrm",
+                          "wecom_community", "mini_program", "popup_stores"]
+    assert h.warnings == []
+    # ≈ ¥770k per week across channels, ≈ ¥10M per quarter.
+    assert 700_000 < h.spend.to_numpy().sum(axis=1).mean() < 840_000
+
+
+@pytest.mark.parametrize("freq,expected", [("D", "daily"), ("W-MON", "weekly"), ("MS", "monthly")])
+def test_frequency_is_detected(tmp_path, freq, expected):
+    h = load_history(write(tmp_path, weekly_frame(40, freq=freq)))
+    assert h.frequency == expected
+
+
+def test_each_problem_is_reported_with_file_and_row(tmp_path):
+    f = weekly_frame()
+    f.loc[15, "date"] = f.loc[14, "date"]
+    f.loc[3, "tv"] = "abc"
+    f.loc[4, "tv"] = "-5"
+    f.loc[5, "revenue"] = "0"
+    f.loc[6, "social"] = "inf"
+    f.loc[7, "date"] = "2024-13-45"
+    f.loc[8, "social"] = ""
+    f.loc[9, "revenue"] = "-3"
+    assert problems(write(tmp_path, f)) == [
+        "history.csv row 5: spend for tv 'abc' is not a number",
+        "history.csv row 6: spend for tv must be ≥ 0, got -5",
+        "history.csv row 7: revenue must be > 0, got 0",
+        "history.csv row 8: spend for social is infinite",
+        "history.csv row 9: date '2024-13-45' is not a date",
+        "history.csv row 10: spend for social is missing",
+        "history.csv row 11: revenue must be > 0, got -3",
+        "history.csv row 17: date 2024-04-08 appears twice (first at row 16)",
+    ]
+
+
+def test_missing_and_unknown_columns(tmp_path):
+    f = weekly_frame().rename(columns={"revenue": "gmv"})
+    f["notes"] = "x"
+    path = write(tmp_path, f)
+    assert problems(path, channels={"tv": "tv", "radio": "radio_spend"}) == [
+        "history.csv: KPI column 'revenue' not found; columns are: date, gmv, tv, social, notes",
+        "history.csv: column 'radio_spend' for channel radio not found; columns are: date, gmv, tv, social, notes",
+        "history.csv: unknown column 'gmv': map it as a channel, control or event, or list it in `ignore`",
+        "history.csv: unknown column 'social': map it as a channel, control or event, or list it in `ignore`",
+        "history.csv: unknown column 'notes': map it as a channel, control or event, or list it in `ignore`",
+    ]
+
+
+def test_too_little_history_and_never_spent_channel(tmp_path):
+    f = weekly_frame(20)
+    f["social"] = "0"
+    assert problems(write(tmp_path, f)) == [
+        "history.csv: too little history: 20 periods, at least 26 are needed to separate trend, seasonality and media",
+        "history.csv: channel social is never spent on (all spend is 0); drop it or map another column",
+    ]
+
+
+def test_gaps_and_near_constant_spend_are_warnings(tmp_path):
+    f = weekly_frame(32).drop(index=[10, 11]).reset_index(drop=True)
+    f["social"] = "20000"
+    f.loc[0, "social"] = "20100"
+    h = load_history(write(tmp_path, f))
+    assert h.warnings == [
+        "history.csv: gap in dates between 2024-03-04 and 2024-03-25 (2 missing weeks); "
+        "carryover across the gap is approximate",
+        "history.csv: channel social: spend barely varies (coefficient of variation 0.001); its curve is "
+        "poorly identified and its interval will be wide",
+    ]
+
+
+def test_rows_are_sorted_by_date(tmp_path):
+    f = weekly_frame().iloc[::-1]
+    h = load_history(write(tmp_path, f))
+    assert h.dates.is_monotonic_increasing
+    assert h.spend["tv"].iloc[0] == float(f["tv"].iloc[-1])
+
+
+def test_long_layout_keeps_each_channels_return(tmp_path):
+    f = weekly_frame()
+    long = pd.concat([
+        pd.DataFrame({"date": f["date"], "channel": c, "spend": f[c], "revenue": f[c].astype(float) * 3})
+        for c in ("tv", "social")
+    ])
+    h = load_history(write(tmp_path, long), layout="long")
+    assert h.layout == "long" and h.kpi is None
+    assert h.channels == ["tv", "social"]
+    np.testing.assert_allclose(h.channel_returns["tv"], f["tv"].astype(float) * 3)
+
+
+def test_long_layout_duplicate_date_per_channel(tmp_path):
+    f = weekly_frame()
+    long = pd.concat([
+        pd.DataFrame({"date": f["date"], "channel": c, "spend": f[c], "revenue": f[c].astype(float) * 3})
+        for c in ("tv", "social")
+    ]).reset_index(drop=True)
+    long.loc[1, "date"] = long.loc[0, "date"]
+    long["clicks"] = 1
+    assert problems(write(tmp_path, long), layout="long") == [
+        "history.csv: unknown column 'clicks' in the long layout; list it in `ignore` to skip it",
+    ]
+    assert problems(write(tmp_path, long.drop(columns="clicks")), layout="long") == [
+        "history.csv row 3: date 2024-01-01 appears twice for channel tv (first at row 2)",
+    ]
+
+
+def test_robyn_style_sample_loads_with_a_short_mapping(tmp_path):
+    # Column names of Robyn's public demo data (dt_simulated_weekly).
+    n = 60
+    rng = np.random.default_rng(1)
+    f = pd.DataFrame({
+        "DATE": pd.date_range("2015-11-23", periods=n, freq="W-MON").strftime("%Y-%m-%d"),
+        "revenue": rng.uniform(1e6, 3e6, n), "tv_S": rng.uniform(0, 2e5, n), "ooh_S": rng.uniform(0, 1e5, n),
+        "print_S": rng.uniform(0, 5e4, n), "facebook_I": rng.uniform(0, 1e7, n),
+        "search_clicks_P": rng.uniform(0, 1e5, n), "search_S": rng.uniform(0, 1e5, n),
+        "competitor_sales_B": rng.uniform(1e6, 9e6, n), "facebook_S": rng.uniform(0, 1e5, n),
+        "events": ["na"] * (n - 2) + ["event1", "event2"], "newsletter": rng.uniform(0, 5e4, n),
+    })
+    spec = HistorySpec.from_dict({
+        "date": "DATE", "kpi": "revenue", "channels": "*_S",
+        "controls": ["competitor_sales_B", "newsletter"], "events": ["events"],
+        "ignore": ["facebook_I", "search_clicks_P"],
+    })
+    h = load_history(write(tmp_path, f), spec)
+    assert h.channels == ["tv", "ooh", "print", "search", "facebook"]
+    assert list(h.controls.columns) == ["competitor_sales_B", "newsletter"]
+    assert list(h.events.columns) == ["events=event1", "events=event2"]
+
+
+def test_meridian_style_sample_loads_with_a_short_mapping(tmp_path):
+    # Column names of Meridian's simulated national sample.
+    n = 60
+    rng = np.random.default_rng(2)
+    f = pd.DataFrame({"time": pd.date_range("2021-01-25", periods=n, freq="W-MON").strftime("%Y-%m-%d")})
+    for i in range(3):
+        f[f"Channel{i}_impression"] = rng.uniform(0, 1e6, n)
+        f[f"Channel{i}_spend"] = rng.uniform(0, 1e5, n)
+    f["competitor_sales_control"] = rng.uniform(0, 1, n)
+    f["sentiment_score_control"] = rng.uniform(0, 1, n)
+    f["conversions"] = rng.uniform(1e4, 2e4, n)
+    f["revenue_per_conversion"] = 0.8
+    spec = HistorySpec.from_dict({
+        "date": "time", "kpi": "conversions", "channels": "*_spend",
+        "controls": ["competitor_sales_control", "sentiment_score_control"],
+        "ignore": ["*_impression", "revenue_per_conversion"],
+    })
+    h = load_history(write(tmp_path, f), spec)
+    assert h.channels == ["Channel0", "Channel1", "Channel2"]
+    assert h.frequency == "weekly"
+
+
+def test_spec_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="unknown key\\(s\\) chanels"):
+        HistorySpec.from_dict({"chanels": "*_S"})
