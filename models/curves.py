@@ -390,3 +390,92 @@ def curve_from_dict(data: dict) -> ResponseCurve:
         return ExponentialCurve(beta=float(data["beta"]), k=float(data["k"]))
     pts = data["points"]
     return PointsCurve([p[0] for p in pts], [p[1] for p in pts])
+
+
+# --------------------------------------------------------------------------------------------
+# Many curves at once: the optimizer evaluates thousands of channels per refinement round.
+
+
+class CurveSet:
+    """A fixed list of curves evaluated together: ``marginal(x)[i]`` is curve i at ``x[i]``.
+
+    Hill and exponential curves are stacked into parameter arrays once, so each evaluation is
+    a few numpy operations whatever the number of channels; other kinds fall back to a loop.
+    """
+
+    def __init__(self, curves: list[ResponseCurve]):
+        self.curves = list(curves)
+        self.n = len(self.curves)
+        groups: dict[type, list[int]] = {}
+        for i, c in enumerate(self.curves):
+            groups.setdefault(type(c), []).append(i)
+        self._groups = []
+        for cls, idx in groups.items():
+            idx = np.array(idx)
+            sub = [self.curves[i] for i in idx]
+            if cls is HillCurve:
+                params = tuple(np.array([getattr(c, n) for c in sub]) for n in ("beta", "k", "s"))
+            elif cls is ExponentialCurve:
+                params = tuple(np.array([getattr(c, n) for c in sub]) for n in ("beta", "k"))
+            else:
+                params = None
+            self._groups.append((cls, idx, params, sub))
+
+    def marginal(self, x) -> np.ndarray:
+        x = np.maximum(np.broadcast_to(_as_array(x), (self.n,)), 0.0)
+        out = np.empty(self.n)
+        for cls, idx, params, sub in self._groups:
+            xi = x[idx]
+            if cls is HillCurve:
+                beta, k, s = params
+                safe = np.where(xi > 0, xi, 1.0)
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    t = np.power(safe / k, s)
+                    val = beta * s * t / (safe * (1.0 + t) ** 2)
+                    val = np.where(np.isfinite(val), val, 0.0)
+                zero = np.where(s < 1, np.inf, np.where(s == 1, beta / k, 0.0))
+                out[idx] = np.where(xi > 0, val, zero)
+            elif cls is ExponentialCurve:
+                beta, k = params
+                out[idx] = beta / k * np.exp(-xi / k)
+            else:
+                out[idx] = [float(c.marginal(v)) for c, v in zip(sub, xi)]
+        return out
+
+    def response(self, x) -> np.ndarray:
+        x = np.maximum(np.broadcast_to(_as_array(x), (self.n,)), 0.0)
+        out = np.empty(self.n)
+        for cls, idx, params, sub in self._groups:
+            xi = x[idx]
+            if cls is HillCurve:
+                beta, k, s = params
+                safe = np.where(xi > 0, xi, 1.0)
+                with np.errstate(over="ignore", divide="ignore"):
+                    out[idx] = np.where(xi > 0, beta / (1.0 + np.power(k / safe, s)), 0.0)
+            elif cls is ExponentialCurve:
+                beta, k = params
+                out[idx] = beta * -np.expm1(-xi / k)
+            else:
+                out[idx] = [float(c.response(v)) for c, v in zip(sub, xi)]
+        return out
+
+    def spend_at_marginal(self, m, lo, hi, iterations: int = 80) -> np.ndarray:
+        """Per curve, the spend in [lo, hi] where the marginal equals ``m`` (clipped to the ends).
+
+        The curves must be concave on [lo, hi] (marginal non-increasing there). ``iterations``
+        halvings of [lo, hi] set the precision.
+        """
+        lo = np.broadcast_to(_as_array(lo), (self.n,)).astype(float)
+        hi = np.broadcast_to(_as_array(hi), (self.n,)).astype(float)
+        m = np.broadcast_to(_as_array(m), (self.n,))
+        a, b = lo.copy(), hi.copy()
+        for _ in range(iterations):
+            mid = 0.5 * (a + b)
+            up = self.marginal(mid) >= m
+            a = np.where(up, mid, a)
+            b = np.where(up, b, mid)
+            if np.all(b - a <= 1e-12 * np.maximum(1.0, b)):
+                break
+        x = 0.5 * (a + b)
+        x = np.where(self.marginal(hi) >= m, hi, x)
+        return np.where(self.marginal(lo) <= m, np.minimum(lo, x), x)

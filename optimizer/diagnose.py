@@ -1,0 +1,209 @@
+"""Explain infeasible problems in the planner's terms, with numbers.
+
+First plain arithmetic on the bounds (a channel whose minimum exceeds its maximum; minimums
+that do not fit in the budget after the reserve; groups whose limits their channels cannot
+meet). Then the return floors, by solving for the best reachable ROI or return without them.
+Last, an elastic model: every named constraint gets a slack, the total slack is minimised, and
+the constraints that needed slack are listed with the amounts.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from optimizer.problem import Problem
+
+logger = logging.getLogger(__name__)
+
+
+def _money(v: float) -> str:
+    from optimizer.solve import money
+
+    return money(v)
+
+
+def _pct(v: float) -> str:
+    from optimizer.solve import pct
+
+    return pct(v)
+
+
+def _source_text(problem: Problem, source: str, channel) -> str:
+    """Turn a constraint name into words with its number."""
+    kind = source.split("[")[0]
+    b = problem.budget
+    if kind == "locked":
+        return f"locked at {_money(channel.current)}"
+    if kind == "min_spend":
+        return f"min_spend {_money(channel.min_spend)}"
+    if kind == "max_spend":
+        return f"max_spend {_money(channel.max_spend)}"
+    if kind == "min_share":
+        return f"min_share {_pct(channel.min_share)} = {_money(channel.min_share * b)}"
+    if kind == "max_share":
+        return f"max_share {_pct(channel.max_share)} = {_money(channel.max_share * b)}"
+    if kind == "max_change":
+        return f"max_change ±{_pct(channel.max_change)} of current {_money(channel.current)}"
+    if kind == "marginal_roi_min":
+        return f"marginal ROI ≥ {problem.marginal_roi_min:g} (its next yuan returns less beyond that)"
+    if kind == "extrapolation_cap":
+        return f"extrapolation cap {_money(channel.extrapolation_cap)} (1.5× the largest spend in history)"
+    if kind == "budget_total":
+        return f"the budget left after the {_pct(problem.reserve_min_share)} reserve"
+    return source
+
+
+def bound_conflicts(problem: Problem, bounds) -> list[str]:
+    """Conflicts visible from the bounds alone; empty when none."""
+    out = []
+    b = problem.budget
+    for ch, (lo, hi) in zip(problem.channels, bounds):
+        if lo.value > hi.value + 1e-9 * max(1.0, b):
+            lo_why = "; ".join(_source_text(problem, s, ch) for s in lo.sources)
+            hi_why = "; ".join(_source_text(problem, s, ch) for s in hi.sources)
+            out.append(
+                f"channel {ch.name}: its minimum {_money(lo.value)} ({lo_why}) is above its "
+                f"maximum {_money(hi.value)} ({hi_why}) [{', '.join(lo.sources + hi.sources)}]"
+            )
+    if out:
+        return out
+    lows = np.array([lo.value for lo, _ in bounds])
+    highs = np.array([hi.value for _, hi in bounds])
+    available = b - problem.reserve_min
+    if lows.sum() > available + 0.005:
+        out.append(
+            f"channel minimums sum to {_money(lows.sum())} but only {_money(available)} is left after "
+            f"the {_pct(problem.reserve_min_share)} reserve ({_money(problem.reserve_min)}) "
+            f"[{_names(problem, bounds, 'lo')}, reserve_min]"
+        )
+    if problem.reserve_max_share is not None:
+        needed = b - problem.reserve_max_share * b
+        if highs.sum() < needed - 0.005:
+            out.append(
+                f"channel maximums sum to {_money(highs.sum())} but at least {_money(needed)} must be spent "
+                f"because the reserve may hold at most {_pct(problem.reserve_max_share)} [reserve_max]"
+            )
+    group_min_total = 0.0
+    for g in problem.group_names:
+        spec = problem.group(g)
+        mask = np.array([c.group == g for c in problem.channels])
+        g_lo, g_hi = float(lows[mask].sum()), float(highs[mask].sum())
+        if spec.max_share is not None and g_lo > spec.max_share * b + 0.005:
+            out.append(
+                f"group {g}: its channel minimums sum to {_money(g_lo)}, above the group maximum "
+                f"{_pct(spec.max_share)} ({_money(spec.max_share * b)}) [group_max[{g}]]"
+            )
+        if spec.min_share is not None:
+            group_min_total += spec.min_share * b
+            if g_hi < spec.min_share * b - 0.005:
+                caps = sorted({s.split("[")[0] for (_, hi), m in zip(bounds, mask) if m for s in hi.sources})
+                out.append(
+                    f"group {g}: its minimum {_pct(spec.min_share)} ({_money(spec.min_share * b)}) cannot be "
+                    f"reached: its channels can take at most {_money(g_hi)}"
+                    + (f" (capped by {', '.join(caps)})" if caps else "")
+                    + f" [group_min[{g}]]"
+                )
+        if spec.min_share is not None and spec.max_share is not None and spec.min_share > spec.max_share:
+            out.append(f"group {g}: min_share {_pct(spec.min_share)} is above max_share {_pct(spec.max_share)}")
+    if group_min_total > available + 0.005:
+        out.append(
+            f"group minimums sum to {_money(group_min_total)} but only {_money(available)} is left after "
+            f"the {_pct(problem.reserve_min_share)} reserve [group_min, reserve_min]"
+        )
+    return out
+
+
+def _names(problem, bounds, end) -> str:
+    names = []
+    for lo, hi in bounds:
+        names.extend((lo if end == "lo" else hi).sources)
+    names = list(dict.fromkeys(names))
+    return ", ".join(names[:6]) + (", …" if len(names) > 6 else "") if names else "min"
+
+
+def explain(problem: Problem, pieces, status: str) -> list[str]:
+    """Explain why the LP over ``pieces`` had no solution."""
+    from optimizer.build import Objective, build_model
+    from optimizer.solve import solve_model
+
+    if status == "unbounded":
+        return ["the model is unbounded: a channel curve grows without limit and nothing caps its spend"]
+    out: list[str] = []
+    # Without the return floors, is the rest feasible? Then the floors are the conflict.
+    best = _best_without_floors(problem, pieces)
+    if best is not None:
+        best_roi, best_return, spend_at_best = best
+        if problem.roi_min is not None and (best_roi is None or best_roi < problem.roi_min):
+            out.append(
+                f"overall ROI ≥ {problem.roi_min:g} is unreachable: the best ROI the other constraints "
+                f"allow is {best_roi:.2f} (spending {_money(spend_at_best)}) [roi_min]"
+                if best_roi is not None
+                else f"overall ROI ≥ {problem.roi_min:g} is unreachable [roi_min]"
+            )
+        if problem.objective == "min_spend" and problem.target_return is not None:
+            if best_return < problem.target_return:
+                out.append(
+                    f"target return {_money(problem.target_return)} is unreachable: the most the "
+                    f"constraints allow is {_money(best_return)} [target_return]"
+                )
+            elif problem.roi_min is not None and not out:
+                out.append(
+                    f"target return {_money(problem.target_return)} and overall ROI ≥ {problem.roi_min:g} "
+                    "cannot both hold: reaching the target needs spend whose ROI falls below the floor "
+                    "[target_return, roi_min]"
+                )
+        if out:
+            return out
+    # Fall back to the elastic model: which constraints must give, and by how much.
+    model = build_model(problem, pieces, Objective.for_problem(problem), elastic=True)
+    status, _, _ = solve_model(model)
+    if status != "optimal":
+        return [f"the constraints conflict (the elastic model is {status})"]
+    for name, s in model.slacks.items():
+        v = float(s.varValue or 0.0)
+        if v > 0.005 + 1e-9 * problem.budget:
+            name = name.replace("#neg", "")
+            unit = "" if name == "roi_min" else " (money)"
+            out.append(f"{name} must give way by {_money(v)}{unit} for the rest to hold")
+    return out or ["the constraints conflict (the solver found no plan, and no single limit explains it)"]
+
+
+def _best_without_floors(problem: Problem, pieces):
+    """(best ROI, best return, spend at best ROI) with ROI floor and return target dropped.
+
+    None when the remaining constraints are themselves infeasible. Best ROI by Dinkelbach's
+    method: maximise Σy − ρΣx and update ρ = Σy/Σx until it stops rising.
+    """
+    import pulp
+
+    from optimizer.build import Objective, build_model
+    from optimizer.solve import solve_model
+
+    ret_model = build_model(problem, pieces, Objective(pulp.LpMaximize, 1.0, 0.0), with_roi=False, with_target=False)
+    status, _, _ = solve_model(ret_model)
+    if status != "optimal":
+        return None
+    best_return = float(sum(float(y.varValue or 0.0) for y in ret_model.y))
+    rho, spend_at = None, 0.0
+    x0 = sum(float(x.varValue or 0.0) for x in ret_model.x)
+    if x0 > 0:
+        rho = best_return / x0
+        spend_at = x0
+    for _ in range(30):
+        if rho is None:
+            break
+        m = build_model(problem, pieces, Objective(pulp.LpMaximize, 1.0, -rho), with_roi=False, with_target=False)
+        status, _, _ = solve_model(m)
+        if status != "optimal":
+            break
+        sx = sum(float(x.varValue or 0.0) for x in m.x)
+        sy = sum(float(y.varValue or 0.0) for y in m.y)
+        if sx <= 0:
+            break
+        new = sy / sx
+        if new <= rho * (1 + 1e-9):
+            break
+        rho, spend_at = new, sx
+    return rho, best_return, spend_at

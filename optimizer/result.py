@@ -1,0 +1,143 @@
+"""The allocation a solve returns, and its JSON-ready form (a contract: tests pin the keys)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    channel: str
+    group: str
+    spend: float
+    share: float
+    current_spend: float
+    change: float
+    expected_return: float
+    roi: float | None
+    marginal_roi: float
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    group: str
+    spend: float
+    share: float
+    current_spend: float
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A constraint at its limit, with its shadow price where the LP gives one."""
+
+    name: str
+    detail: str
+    shadow_price: float | None = None
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    spend: float
+    reserve: float
+    expected_return: float
+    roi: float | None
+    feasible: bool = True
+    violations: tuple[str, ...] = ()
+
+
+@dataclass
+class Allocation:
+    """Result of :func:`optimizer.optimize`.
+
+    ``status`` is ``"optimal"`` or ``"infeasible"``; when infeasible, ``diagnosis`` explains
+    which constraints conflict, with numbers, and the money fields are empty.
+    """
+
+    scenario: str
+    status: str
+    objective: str
+    budget: float
+    currency: str = "CNY"
+    spend: float = 0.0
+    reserve: float = 0.0
+    expected_return: float = 0.0
+    roi: float | None = None
+    current: PlanSummary | None = None
+    uplift: float | None = None
+    channels: list[ChannelResult] = field(default_factory=list)
+    groups: list[GroupResult] = field(default_factory=list)
+    binding: list[Binding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    diagnosis: list[str] = field(default_factory=list)
+    solver_name: str = ""
+    solver_seconds: float = 0.0
+    mode: str = "envelope"
+    iterations: int = 0
+    lp_return: float | None = None
+
+    @property
+    def feasible(self) -> bool:
+        return self.status == "optimal"
+
+    def spend_of(self, channel: str) -> float:
+        for c in self.channels:
+            if c.channel == channel:
+                return c.spend
+        raise KeyError(channel)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict; the keys listed in README's contract are stable."""
+        cur = self.current
+        return {
+            "scenario": self.scenario,
+            "status": self.status,
+            "objective": self.objective,
+            "budget": self.budget,
+            "currency": self.currency,
+            "spend": self.spend,
+            "reserve": self.reserve,
+            "expected_return": self.expected_return,
+            "roi": self.roi,
+            "current": None
+            if cur is None
+            else {
+                "spend": cur.spend,
+                "reserve": cur.reserve,
+                "expected_return": cur.expected_return,
+                "roi": cur.roi,
+                "feasible": cur.feasible,
+                "violations": list(cur.violations),
+            },
+            "uplift": self.uplift,
+            "channels": [
+                {
+                    "channel": c.channel,
+                    "group": c.group,
+                    "spend": c.spend,
+                    "share": c.share,
+                    "current_spend": c.current_spend,
+                    "change": c.change,
+                    "expected_return": c.expected_return,
+                    "roi": c.roi,
+                    "marginal_roi": c.marginal_roi,
+                    "label": c.label,
+                }
+                for c in self.channels
+            ],
+            "groups": [
+                {"group": g.group, "spend": g.spend, "share": g.share, "current_spend": g.current_spend}
+                for g in self.groups
+            ],
+            "binding_constraints": [
+                {"name": b.name, "detail": b.detail, "shadow_price": b.shadow_price} for b in self.binding
+            ],
+            "warnings": list(self.warnings),
+            "diagnosis": list(self.diagnosis),
+            "solver": {
+                "name": self.solver_name,
+                "seconds": self.solver_seconds,
+                "mode": self.mode,
+                "iterations": self.iterations,
+            },
+        }

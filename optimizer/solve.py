@@ -1,0 +1,670 @@
+"""Solve a :class:`~optimizer.problem.Problem`: refine the LP until it is exact enough, then report.
+
+The loop: build the hypograph LP on a coarse set of breakpoints, solve it with HiGHS, then add
+breakpoints around each channel's solution (a shrinking local window) and solve again, until
+the interpolation error next to every solution is below ``tol`` of the total return. Because
+the LP is an inner approximation, every iterate is feasible on the true curves and the true
+return of the plan is at least the LP's value.
+
+Spends are then rounded to the cent so that spend + reserve equals the budget exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import pulp
+
+from models.curves import CurveSet
+from optimizer import diagnose
+from optimizer.build import ConvexPart, Model, Objective, Pieces, build_model
+from optimizer.errors import SolverError
+from optimizer.problem import Bound, Problem, channel_bounds
+from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, PlanSummary
+
+logger = logging.getLogger(__name__)
+
+#: Default relative accuracy of the piecewise-linear model near the solution.
+DEFAULT_TOL = 2e-5
+#: Breakpoints on each channel's convex part in exact mode.
+EXACT_CONVEX_SEGMENTS = 96
+_COARSE = np.array([0.0, 1e-3, 1e-2, 0.04, 0.1, 0.2, 0.35, 0.55, 0.8, 1.0])
+
+_banner_silenced = False
+
+
+def _silence_highs_banner() -> None:
+    """highspy writes a copyright banner to file descriptor 1 (stdout) the first time a Highs
+    object is made; stdout carries our JSON and CSV, so make that first object with fds 1 and 2
+    pointed at /dev/null."""
+    global _banner_silenced
+    if _banner_silenced:
+        return
+    _banner_silenced = True
+    try:
+        import highspy
+    except ImportError:
+        return
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError):
+            pass
+    saved = {}
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            try:
+                saved[fd] = os.dup(fd)
+                os.dup2(devnull, fd)
+            except OSError:
+                pass
+        highspy.Highs()
+    finally:
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(devnull)
+
+
+class BulkHiGHS(pulp.HiGHS):
+    """PuLP's HiGHS interface, plus the model's curve rows passed in one ``addRows`` call.
+
+    PuLP hands HiGHS one row at a time; for the thousands of hypograph rows that is most of
+    the run time, so they travel as arrays (see :class:`optimizer.build.CurveRows`).
+    """
+
+    def __init__(self, rows, **kwargs):
+        super().__init__(**kwargs)
+        self.rows = rows
+        self._first_row = 0
+
+    def buildSolverModel(self, lp):
+        super().buildSolverModel(lp)
+        h = lp.solverModel
+        self._first_row = h.getNumRow()
+        if len(self.rows):
+            upper, starts, idx, val = self.rows.arrays()
+            lower = np.full(upper.size, -highspy_inf())
+            h.addRows(upper.size, lower, upper, idx.size, starts, idx, val)
+
+    def findSolutionValues(self, lp):
+        status = super().findSolutionValues(lp)
+        if len(self.rows):
+            duals = np.asarray(lp.solverModel.getSolution().row_dual, dtype=float)
+            if duals.size >= self._first_row + len(self.rows):
+                self.rows.duals = duals[self._first_row : self._first_row + len(self.rows)]
+        return status
+
+
+def highspy_inf() -> float:
+    import highspy
+
+    return highspy.kHighsInf
+
+
+def make_solver(model: Model | None = None, time_limit: float | None = None):
+    """HiGHS through highspy when installed (curve rows in bulk), else PuLP's bundled CBC."""
+    _silence_highs_banner()
+    if pulp.HiGHS().available():
+        options = {}
+        if model is not None and not model.lp.isMIP():
+            # These LPs have thousands of rows of which few bind; the interior-point method (with
+            # crossover, so duals and a basic solution come back) is 3-5x faster than simplex.
+            options["solver"] = "ipm"
+        if model is not None and model.rows.constraints is None:
+            return BulkHiGHS(model.rows, msg=False, timeLimit=time_limit, **options)
+        return pulp.HiGHS(msg=False, timeLimit=time_limit, **options)
+    logger.warning("HiGHS (highspy) is not available; falling back to CBC")
+    if model is not None:
+        model.rows.materialise(model.lp)
+    return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
+
+
+def solve_model(model: Model, lp_path: str | None = None) -> tuple[str, float, str]:
+    """Solve a built model; returns (status, seconds, solver name).
+
+    Status is one of ``optimal``, ``infeasible``, ``unbounded``. Anything else raises.
+    """
+    if lp_path:
+        model.rows.materialise(model.lp)
+        model.lp.writeLP(lp_path)
+    solver = make_solver(model)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            code = model.lp.solve(solver)
+        except pulp.PulpSolverError as exc:  # pragma: no cover - solver crash
+            raise SolverError(f"{solver.name} failed: {exc}") from exc
+    seconds = time.perf_counter() - t0
+    model.rows.read_duals()
+    status = pulp.LpStatus.get(code, str(code))
+    mapping = {"Optimal": "optimal", "Infeasible": "infeasible", "Unbounded": "unbounded"}
+    if status not in mapping:
+        raise SolverError(f"{solver.name} returned status {status!r}")
+    return mapping[status], seconds, solver.name
+
+
+def initial_pieces(problem: Problem, bounds, exact: bool) -> list[Pieces]:
+    """Coarse breakpoints for every channel (and the convex grid of S-curves in exact mode)."""
+    pieces = []
+    for ch, (lo, hi) in zip(problem.channels, bounds):
+        a, b = lo.value, max(hi.value, lo.value)
+        curve = ch.curve if (exact or ch.curve.is_concave) else ch.curve.envelope()
+        convex = None
+        if exact and not ch.curve.is_concave:
+            infl = min(max(ch.curve.concave_from, a), b)
+            if infl > a:
+                # Denser near the tangent point, where S-curve optima tend to sit.
+                u = np.unique(np.concatenate([np.linspace(0, 1, EXACT_CONVEX_SEGMENTS + 1)]))
+                grid = a + (infl - a) * u
+                convex = ConvexPart(grid=grid, values=ch.curve.response(grid))
+        piece = Pieces(lo=a, hi=b, curve=curve, breakpoints=np.array([a]), convex=convex)
+        piece.breakpoints = _coarse_breakpoints(piece, ch.current)
+        pieces.append(piece)
+    return pieces
+
+
+def _coarse_breakpoints(piece: Pieces, current: float) -> np.ndarray:
+    a, b = piece.start, piece.hi
+    if b - a <= 1e-9 * max(1.0, b):
+        return np.array([a])
+    pts = [a + (b - a) * _COARSE]
+    knots = piece.curve.knots()
+    if knots is not None:
+        pts.append(knots[(knots > a) & (knots < b)])
+    knee = getattr(piece.curve, "knee", None)
+    if knee is not None and a < knee < b:
+        pts.append([knee])
+    if a < current < b:
+        # The current plan sits exactly on the model, so the plan found is never worse than it.
+        pts.append([current])
+    return _distinct(np.concatenate([np.atleast_1d(np.asarray(p, float)) for p in pts]), a, b)
+
+
+def _distinct(points: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Sorted points in [a, b] at least a hair apart: a near-duplicate would make a segment
+    whose slope is rounding noise."""
+    pts = np.unique(np.clip(points, a, b))
+    gap = 1e-9 * max(abs(b), 1.0)
+    keep = np.concatenate([[True], np.diff(pts) > gap])
+    pts = pts[keep]
+    if pts.size > 1 and pts[-1] < b:
+        pts[-1] = b if b - pts[-1] <= gap else pts[-1]
+    return pts
+
+
+def _local_errors(pieces: list[Pieces], xs: np.ndarray) -> np.ndarray:
+    """Per channel, the largest midpoint gap between curve and interpolant next to its spend.
+
+    The midpoint gap is the exact chord error for a quadratic, and a close one for the smooth
+    curves here: the error of the LP's model where the solution sits.
+    """
+    errs = np.zeros(len(pieces))
+    for i, (piece, x) in enumerate(zip(pieces, xs)):
+        p = piece.breakpoints
+        if p.size < 2 or piece.curve.knots() is not None:
+            continue
+        j = int(np.clip(np.searchsorted(p, x, side="right") - 1, 0, p.size - 2))
+        # The segment holding x; at a breakpoint, the segments on both sides of it.
+        at_knot = abs(x - p[j]) <= 1e-9 * max(abs(x), 1.0)
+        seg = np.arange(max(j - 1, 0) if at_knot else j, j + 1)
+        k = seg.size
+        r = piece.curve.response(np.concatenate([p[seg], p[seg + 1], 0.5 * (p[seg] + p[seg + 1])]))
+        errs[i] = max(float(np.max(r[2 * k :] - 0.5 * (r[:k] + r[k : 2 * k]))), 0.0)
+    return errs
+
+
+def _chord_slopes(pieces: list[Pieces], xs: np.ndarray) -> np.ndarray:
+    """Slope of the segment each spend sits on (used when the solver gives no duals)."""
+    out = np.zeros(len(pieces))
+    for i, (piece, x) in enumerate(zip(pieces, xs)):
+        p = piece.breakpoints
+        if p.size < 2:
+            out[i] = float(piece.curve.marginal(x))
+            continue
+        j = int(np.clip(np.searchsorted(p, x, side="right") - 1, 0, p.size - 2))
+        r = piece.curve.response(p[j : j + 2])
+        out[i] = float((r[1] - r[0]) / (p[j + 1] - p[j]))
+    return out
+
+
+def _zoom(pieces: list[Pieces], coarse, target: np.ndarray, allowed: float) -> None:
+    """New breakpoints: the coarse grid plus a window around where each channel's optimum should be.
+
+    The window is fine at ``target`` (spacing h from the curvature there, so that the chord
+    error h²|r''|/8 is a small share of ``allowed``) and widens geometrically away from it, so a
+    target that is somewhat off still lands on an accurate part of the model.
+    """
+    family = CurveSet([p.curve for p in pieces])
+    starts = np.array([p.start for p in pieces])
+    his = np.array([p.hi for p in pieces])
+    target = np.clip(target, starts, his)
+    eps = np.maximum(1e-6 * np.maximum(target, 1.0), 1e-9)
+    slope_up = family.marginal(target + eps)
+    slope_down = family.marginal(np.maximum(target - eps, 0.0))
+    curvature = np.abs(slope_down - slope_up) / (2 * eps)
+    per_channel = allowed / (4.0 * max(len(pieces), 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = np.sqrt(8.0 * per_channel / np.maximum(curvature, 1e-300))
+    span = his - starts
+    h = np.clip(np.nan_to_num(h, nan=0.0, posinf=0.0), 1e-9 * np.maximum(his, 1.0), np.maximum(span / 16.0, 1e-12))
+    for i, piece in enumerate(pieces):
+        if span[i] <= 0 or piece.curve.knots() is not None:
+            continue
+        k = int(np.clip(np.ceil(np.log(max(span[i] / (8 * h[i]), 1.0)) / np.log(4.0)), 0, 30))
+        steps = h[i] * np.concatenate([[0.0, 1.0, 2.0], 4.0 ** np.arange(1, k + 1)])
+        window = np.concatenate([target[i] + steps, target[i] - steps])
+        # Coarse points inside the window add rows and no accuracy.
+        outside = coarse[i][np.abs(coarse[i] - target[i]) > steps[-1]]
+        piece.breakpoints = _distinct(np.concatenate([outside, window, coarse[i][[0, -1]]]), starts[i], his[i])
+
+
+def _first_targets(problem: Problem, pieces: list[Pieces], family: CurveSet) -> np.ndarray:
+    """Where each channel's optimum would be if only the budget and the bounds counted.
+
+    Bisection on the common marginal return λ (each channel spends where its marginal equals
+    λ, clipped to its interval). Group limits, ROI floors and other couplings move the optimum;
+    the LP's own prices correct for them in the next rounds.
+    """
+    lo = np.array([p.start for p in pieces])
+    hi = np.array([p.hi for p in pieces])
+    available = problem.budget - problem.reserve_min
+
+    def spend_at(lam: float, iterations: int = 32) -> np.ndarray:
+        return family.spend_at_marginal(lam, lo, hi, iterations)
+
+    if problem.objective == "max_profit":
+        x = spend_at(1.0 / float(problem.margin))
+        if x.sum() <= available:
+            return x
+    if problem.objective == "min_spend" and problem.target_return is not None:
+        def enough(lam):  # λ low enough: spending down to marginal λ reaches the target
+            return family.response(spend_at(lam)).sum() >= problem.target_return
+    else:
+        def enough(lam):
+            return spend_at(lam).sum() <= available
+    top = family.marginal(np.maximum(lo, 1e-9 * np.maximum(hi, 1.0)))
+    top = top[np.isfinite(top) & (top > 0)]
+    if top.size == 0:
+        return lo
+    a, b = np.log(1e-12 * float(top.min())), np.log(float(top.max())) + 1.0
+    flip = problem.objective == "min_spend"
+    for _ in range(45):
+        mid = 0.5 * (a + b)
+        # max_return: feasible for large λ (spend little) → search the smallest feasible λ.
+        # min_spend: target met for small λ (spend much) → search the largest such λ.
+        if enough(np.exp(mid)) != flip:
+            b = mid
+        else:
+            a = mid
+    return spend_at(np.exp(a if flip else b), 80)
+
+
+def optimize(
+    problem: Problem,
+    *,
+    exact: bool = False,
+    tol: float = DEFAULT_TOL,
+    max_rounds: int = 14,
+    lp_path: str | None = None,
+) -> Allocation:
+    """Find the allocation with the best objective under every constraint of ``problem``.
+
+    Parameters
+    ----------
+    problem
+        A validated problem.
+    exact
+        Solve S-shaped curves exactly (MILP with binary segments on their convex part) instead
+        of on their concave envelope.
+    tol
+        Relative accuracy of the piecewise-linear model next to the solution.
+    max_rounds
+        Refinement rounds at most.
+    lp_path
+        Write the last LP/MILP to this file (debugging).
+
+    Returns
+    -------
+    Allocation
+        ``status == "infeasible"`` with a diagnosis when the constraints conflict.
+
+    Raises
+    ------
+    SolverError
+        When the solver fails in a way that is not infeasibility.
+    """
+    t_start = time.perf_counter()
+    bounds = [channel_bounds(problem, ch) for ch in problem.channels]
+    mode = "exact" if exact else ("concave" if all(c.curve.is_concave for c in problem.channels) else "envelope")
+    base = Allocation(
+        scenario=problem.name, status="infeasible", objective=problem.objective,
+        budget=problem.budget, currency=problem.currency, mode=mode,
+    )
+    conflicts = diagnose.bound_conflicts(problem, bounds)
+    if conflicts:
+        base.diagnosis = conflicts
+        base.current = _summarise_current(problem, bounds)
+        return base
+
+    pieces = initial_pieces(problem, bounds, exact)
+    coarse = [p.breakpoints.copy() for p in pieces]
+    family = CurveSet([p.curve for p in pieces])
+    starts = np.array([p.start for p in pieces])
+    his = np.array([p.hi for p in pieces])
+    first = _first_targets(problem, pieces, family)
+    _zoom(pieces, coarse, first, tol * max(float(family.response(first).sum()), 1e-12))
+    objective = Objective.for_problem(problem)
+    solver_seconds, solver_name, rounds = 0.0, "", 0
+    model = None
+    xs = None
+    for rounds in range(1, max_rounds + 1):
+        model = build_model(problem, pieces, objective)
+        status, secs, solver_name = solve_model(model, lp_path if rounds == max_rounds else None)
+        solver_seconds += secs
+        if status != "optimal":
+            base.diagnosis = diagnose.explain(problem, pieces, status)
+            base.solver_name, base.solver_seconds = solver_name, solver_seconds
+            base.current = _summarise_current(problem, bounds)
+            return base
+        xs = np.array([float(v.varValue or 0.0) for v in model.x])
+        total = float(family.response(xs).sum())
+        errs = _local_errors(pieces, xs)
+        allowed = tol * max(abs(total), 1e-9 * problem.budget, 1e-12)
+        logger.debug("round %d: model error %.3g (allowed %.3g)", rounds, errs.sum(), allowed)
+        if errs.sum() <= allowed:
+            break
+        implied = model.implied_marginals()
+        implied = np.where(np.isfinite(implied), implied, _chord_slopes(pieces, xs))
+        _zoom(pieces, coarse, family.spend_at_marginal(implied, starts, his), allowed)
+    if lp_path and rounds < max_rounds:
+        model.rows.materialise(model.lp)
+        model.lp.writeLP(lp_path)
+    lp_value = float(sum(float(v.varValue or 0.0) for v in model.y))
+    if mode == "envelope" and (problem.roi_min is not None or problem.objective == "min_spend"):
+        spends = to_cents(problem, bounds, xs) / 100.0
+        returns = np.array([float(c.curve.response(x)) for c, x in zip(problem.channels, spends)])
+        broken = [v for v in _plan_violations(problem, spends, returns) if "ROI" in v or "target" in v]
+        if broken:
+            # The envelope overstates S-curves, so a return floor met on it can fail on the
+            # true curves: solve exactly instead, and say so.
+            alloc = optimize(problem, exact=True, tol=tol, max_rounds=max_rounds, lp_path=lp_path)
+            alloc.warnings.insert(
+                0, f"on the S-curves' concave envelope the plan missed a return floor ({broken[0]}); "
+                "solved exactly (MILP) instead"
+            )
+            return alloc
+    alloc = _report(problem, bounds, pieces, model, xs, base)
+    alloc.solver_name = solver_name
+    alloc.solver_seconds = time.perf_counter() - t_start
+    alloc.iterations = rounds
+    alloc.lp_return = lp_value
+    return alloc
+
+
+# --------------------------------------------------------------------------------------------
+# Money to the cent
+
+
+def to_cents(problem: Problem, bounds, xs: np.ndarray) -> np.ndarray:
+    """Round spends to whole cents inside their bounds so spend + reserve = budget exactly.
+
+    Works in integer cents; small repairs keep the reserve and group limits that rounding could
+    push over by a few cents.
+    """
+    lo_c = np.array([math.ceil(lo.value * 100 - 1e-6) for lo, _ in bounds], dtype=np.int64)
+    hi_c = np.array([math.floor(hi.value * 100 + 1e-6) for _, hi in bounds], dtype=np.int64)
+    hi_c = np.maximum(hi_c, lo_c)
+    cents = np.clip(np.rint(xs * 100).astype(np.int64), lo_c, hi_c)
+    budget_c = int(round(problem.budget * 100))
+    reserve_min_c = math.ceil(problem.reserve_min * 100 - 1e-6)
+    groups = [(g, np.array([c.group == g for c in problem.channels])) for g in problem.group_names]
+
+    def take(mask, amount):  # remove cents from channels in mask with room above their minimum
+        for i in np.argsort(-(cents - lo_c)):
+            if amount <= 0:
+                break
+            if mask[i]:
+                d = min(amount, int(cents[i] - lo_c[i]))
+                cents[i] -= d
+                amount -= d
+
+    def give(mask, amount):
+        for i in np.argsort(-(hi_c - cents)):
+            if amount <= 0:
+                break
+            if mask[i]:
+                d = min(amount, int(hi_c[i] - cents[i]))
+                cents[i] += d
+                amount -= d
+
+    everyone = np.ones(len(cents), dtype=bool)
+    deficit = reserve_min_c - (budget_c - int(cents.sum()))
+    if deficit > 0:
+        take(everyone, deficit)
+    for g, mask in groups:
+        spec = problem.group(g)
+        if spec.max_share is not None:
+            excess = int(cents[mask].sum()) - math.floor(spec.max_share * problem.budget * 100 + 1e-6)
+            if excess > 0:
+                take(mask, excess)
+        if spec.min_share is not None:
+            short = math.ceil(spec.min_share * problem.budget * 100 - 1e-6) - int(cents[mask].sum())
+            room = budget_c - int(cents.sum()) - reserve_min_c
+            if short > 0 and room > 0:
+                give(mask, min(short, room))
+    if problem.reserve_max_share is not None:
+        over = (budget_c - int(cents.sum())) - math.floor(problem.reserve_max_share * problem.budget * 100 + 1e-6)
+        if over > 0:
+            give(everyone, over)
+    return cents
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+def _plan_violations(problem: Problem, spends: np.ndarray, returns: np.ndarray) -> list[str]:
+    """Which constraints a plan breaks (used for the current plan), excluding change limits."""
+    out = []
+    b = problem.budget
+    tol = 0.005 + 1e-9 * b
+    for ch, x in zip(problem.channels, spends):
+        lo, hi = channel_bounds(problem, ch)
+        # Limits defined relative to the current plan hold for it by definition.
+        if x < lo.value - tol and not all(s.startswith(("locked", "max_change")) for s in lo.sources):
+            out.append(f"{ch.name}: spend {money(x)} is below its minimum {money(lo.value)}")
+        if x > hi.value + tol and not all(s.startswith(("locked", "max_change")) for s in hi.sources):
+            out.append(f"{ch.name}: spend {money(x)} is above its maximum {money(hi.value)} ({', '.join(hi.sources)})")
+    reserve = b - float(spends.sum())
+    if reserve < problem.reserve_min - tol:
+        out.append(f"reserve {money(reserve)} is below the minimum {money(problem.reserve_min)}")
+    if problem.reserve_max_share is not None and reserve > problem.reserve_max_share * b + tol:
+        out.append(f"reserve {money(reserve)} is above the maximum {money(problem.reserve_max_share * b)}")
+    for g in problem.group_names:
+        spec = problem.group(g)
+        s = float(sum(x for ch, x in zip(problem.channels, spends) if ch.group == g))
+        if spec.min_share is not None and s < spec.min_share * b - tol:
+            out.append(f"group {g}: {money(s)} is below its minimum {pct(spec.min_share)}")
+        if spec.max_share is not None and s > spec.max_share * b + tol:
+            out.append(f"group {g}: {money(s)} is above its maximum {pct(spec.max_share)}")
+    spend, ret = float(spends.sum()), float(returns.sum())
+    if problem.roi_min is not None and spend > 0 and ret < problem.roi_min * spend * (1 - 1e-9):
+        out.append(f"ROI {ret / spend:.2f} is below the floor {problem.roi_min:g}")
+    if problem.objective == "min_spend" and problem.target_return is not None and ret < problem.target_return * (1 - 1e-9):
+        out.append(f"return {money(ret)} is below the target {money(problem.target_return)}")
+    return out
+
+
+def _summarise_current(problem: Problem, bounds) -> PlanSummary:
+    spends = np.array([c.current for c in problem.channels], dtype=float)
+    returns = np.array([float(c.curve.response(c.current)) for c in problem.channels])
+    spend, ret = float(spends.sum()), float(returns.sum())
+    violations = _plan_violations(problem, spends, returns)
+    return PlanSummary(
+        spend=spend,
+        reserve=problem.budget - spend,
+        expected_return=ret,
+        roi=ret / spend if spend > 0 else None,
+        feasible=not violations,
+        violations=tuple(violations),
+    )
+
+
+def objective_value(problem: Problem, spend: float, ret: float) -> float:
+    """The objective on true curves (bigger is better for every objective)."""
+    if problem.objective == "max_profit":
+        return float(problem.margin) * ret - spend
+    if problem.objective == "min_spend":
+        return -spend
+    return ret
+
+
+def _report(problem: Problem, bounds, pieces, model: Model, xs: np.ndarray, base: Allocation) -> Allocation:
+    alloc = base
+    alloc.status = "optimal"
+    current = _summarise_current(problem, bounds)
+    cents = to_cents(problem, bounds, xs)
+    spends = cents / 100.0
+    returns = np.array([float(c.curve.response(x)) for c, x in zip(problem.channels, spends)])
+    cur_spends = np.array([c.current for c in problem.channels], dtype=float)
+    if current.feasible and objective_value(problem, float(spends.sum()), float(returns.sum())) < objective_value(
+        problem, current.spend, current.expected_return
+    ) - 1e-9 * max(1.0, abs(current.expected_return)):
+        # Only possible on an S-curve's envelope: never hand back a plan worse than today's.
+        alloc.warnings.append(
+            "the envelope plan scored below the current plan on the true curves; keeping the "
+            "current plan (run with --exact for the true optimum)"
+        )
+        cents = np.rint(cur_spends * 100).astype(np.int64)
+        spends = cents / 100.0
+        returns = np.array([float(c.curve.response(x)) for c, x in zip(problem.channels, spends)])
+    budget_c = int(round(problem.budget * 100))
+    reserve_c = budget_c - int(cents.sum())
+    spend_total, ret_total = int(cents.sum()) / 100.0, float(returns.sum())
+    b = problem.budget
+    for ch, x, r in zip(problem.channels, spends, returns):
+        alloc.channels.append(
+            ChannelResult(
+                channel=ch.name,
+                group=ch.group,
+                spend=float(x),
+                share=float(x / b) if b else 0.0,
+                current_spend=float(ch.current),
+                change=float(x - ch.current),
+                expected_return=float(r),
+                roi=float(r / x) if x > 0 else None,
+                marginal_roi=_finite(float(ch.curve.marginal(x))),
+                label=ch.label,
+            )
+        )
+    for g in problem.group_names:
+        mask = [c.group == g for c in problem.channels]
+        gs = float(sum(x for x, m in zip(spends, mask) if m))
+        gc = float(sum(x for x, m in zip(cur_spends, mask) if m))
+        alloc.groups.append(GroupResult(group=g, spend=round(gs, 2), share=gs / b if b else 0.0, current_spend=gc))
+    alloc.spend = spend_total
+    alloc.reserve = reserve_c / 100.0
+    alloc.expected_return = ret_total
+    alloc.roi = ret_total / spend_total if spend_total > 0 else None
+    alloc.current = current
+    if current.expected_return > 0:
+        alloc.uplift = ret_total / current.expected_return - 1.0
+    alloc.binding = _binding(problem, bounds, model, spends, alloc)
+    alloc.warnings.extend(_warnings(problem, bounds, pieces, spends, alloc))
+    return alloc
+
+
+def _finite(v: float) -> float:
+    return v if math.isfinite(v) else float("inf")
+
+
+def _binding(problem: Problem, bounds, model: Model, spends: np.ndarray, alloc: Allocation) -> list[Binding]:
+    out: list[Binding] = []
+    b = problem.budget
+    tol = 0.011 + 1e-7 * b
+
+    def price(name):
+        con = model.named.get(name)
+        pi = getattr(con, "pi", None) if con is not None else None
+        return None if pi is None else abs(float(pi))
+
+    if alloc.reserve <= problem.reserve_min + tol:
+        out.append(
+            Binding("reserve_min", f"reserve held at its minimum {money(problem.reserve_min)} "
+                    f"({pct(problem.reserve_min_share)} of budget)", price("budget_total"))
+        )
+    if problem.reserve_max_share is not None and alloc.reserve >= problem.reserve_max_share * b - tol:
+        out.append(Binding("reserve_max", f"reserve at its maximum {pct(problem.reserve_max_share)}"))
+    for g in problem.group_names:
+        spec = problem.group(g)
+        s = sum(x for c, x in zip(problem.channels, spends) if c.group == g)
+        if spec.min_share is not None and s <= spec.min_share * b + tol:
+            out.append(Binding(f"group_min[{g}]", f"group {g} at its minimum {pct(spec.min_share)} ({money(s)})", price(f"group_min[{g}]")))
+        if spec.max_share is not None and s >= spec.max_share * b - tol:
+            out.append(Binding(f"group_max[{g}]", f"group {g} at its maximum {pct(spec.max_share)} ({money(s)})", price(f"group_max[{g}]")))
+    if problem.roi_min is not None and alloc.spend > 0:
+        roi = alloc.expected_return / alloc.spend
+        if roi <= problem.roi_min * (1 + 1e-4):
+            out.append(Binding("roi_min", f"overall ROI {roi:.3f} at the floor {problem.roi_min:g}", price("roi_min")))
+    if problem.objective == "min_spend" and problem.target_return is not None:
+        out.append(Binding("target_return", f"return reaches the target {money(problem.target_return)}", price("target_return")))
+    for ch, x, (lo, hi) in zip(problem.channels, spends, bounds):
+        if lo.sources and x <= lo.value + tol:
+            for s in lo.sources:
+                out.append(Binding(s, f"{ch.name} at its minimum {money(lo.value)}"))
+        if hi.value > lo.value + tol or ch.locked:
+            for s in hi.sources:
+                if s != "budget_total" and x >= hi.value - tol and not (ch.locked and s in lo.sources):
+                    out.append(Binding(s, f"{ch.name} at its maximum {money(hi.value)}"))
+    return out
+
+
+def _warnings(problem: Problem, bounds, pieces, spends: np.ndarray, alloc: Allocation) -> list[str]:
+    out = []
+    b = problem.budget
+    for ch, piece, x in zip(problem.channels, pieces, spends):
+        if not ch.curve.is_concave and piece.convex is None:
+            env = float(piece.curve.response(x))
+            true = float(ch.curve.response(x))
+            if env - true > 1e-6 * max(1.0, env):
+                out.append(
+                    f"{ch.name} has an S-shaped curve; it was planned on its concave envelope, which "
+                    f"overstates its return at {money(x)} by {money(env - true)} (run with --exact "
+                    "for the true optimum)"
+                )
+        if ch.max_change is not None and ch.current == 0:
+            out.append(f"{ch.name}: max_change is relative to a current spend of 0, so it stays at 0")
+    unspent = alloc.reserve - problem.reserve_min
+    if unspent > 1.0 and problem.objective == "max_return":
+        reasons = sorted({bd.name.split("[")[0] for bd in alloc.binding if bd.name != "reserve_min"})
+        out.append(
+            f"{money(unspent)} above the minimum reserve is left unspent and kept in reserve"
+            + (f" (limits that bind: {', '.join(reasons)})" if reasons else "")
+        )
+    for bd in alloc.binding:
+        if bd.name.startswith("extrapolation_cap["):
+            out.append(f"{bd.detail}: capped at 1.5× the largest spend seen in history (extrapolation cap)")
+    return out
+
+
+def money(v: float, currency: str = "¥") -> str:
+    """``¥1,234,567`` (whole units; cents only below 100)."""
+    if abs(v) < 100 and v != round(v):
+        return f"{currency}{v:,.2f}"
+    return f"{'-' if v < 0 else ''}{currency}{abs(v):,.0f}"
+
+
+def pct(share: float) -> str:
+    return f"{share * 100:.4g}%"
