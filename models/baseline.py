@@ -38,6 +38,7 @@ _YEARLY_ORDER = {"daily": 10, "weekly": 5, "monthly": 3}
 
 # Exact texts of third-party notices silenced around Prophet calls (never globally).
 _PANDAS_INPLACE = r"The inplace keyword in DataFrame\.\w+ is deprecated"
+_PANDAS_READ_JSON = r"The 'convert_dates' keyword in read_json is deprecated"
 _PLOTLY_NOTICE = "Importing plotly failed. Interactive plots will not work."
 
 
@@ -59,6 +60,7 @@ def _quiet_prophet():
         plot_logger.addFilter(_DropMessage(_PLOTLY_NOTICE))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_PANDAS_INPLACE, module=r"prophet(\..*)?")
+        warnings.filterwarnings("ignore", message=_PANDAS_READ_JSON, module=r"prophet(\..*)?")
         warnings.filterwarnings("ignore", message=r".*all arguments of \w+ will be keyword-only",
                                 module=r"prophet(\..*)?")
         yield

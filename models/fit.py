@@ -686,6 +686,7 @@ class MediaMixModel:
 
     def planning_curves(self, periods: int) -> dict[str, HillCurve]:
         """:meth:`planning_curve` for every channel."""
+        self._check_fitted()
         return {c: self.planning_curve(c, periods) for c in self.channels_}
 
     def planning_curve_samples(self, channel: str, periods: int) -> list[HillCurve]:
@@ -813,4 +814,5 @@ class MediaMixModel:
 def _planning(beta: float, k: float, s: float, alpha: float, periods: int, max_lag: int | None) -> HillCurve:
     if periods < 1:
         raise ValueError(f"periods must be ≥ 1, got {periods}")
-    return HillCurve(beta=float(periods * beta), k=float(k * periods / steady_factor(alpha, max_lag)), s=float(s))
+    k_plan = k * periods * (1.0 - alpha) if max_lag is None else k * periods / steady_factor(alpha, max_lag)
+    return HillCurve(beta=float(periods * beta), k=float(k_plan), s=float(s))
