@@ -1,0 +1,289 @@
+"""Scenario files (TOML): what to plan. Load, validate every key, build a Problem.
+
+Validation collects *every* problem with its key path and value (``channels.douyin.max_share:
+must be ≤ 1, got 1.4``) and raises one :class:`ScenarioError`. Unknown keys are errors: they
+are usually typos. The full schema is documented in README.md ("Scenario files").
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.curves import curve_from_dict, curve_problems
+from optimizer.problem import OBJECTIVES, Channel, Group, Problem
+from scenarios.errors import ScenarioError
+
+TOP_KEYS = {
+    "name", "description", "objective", "margin", "target_return",
+    "budget", "reserve", "constraints", "current", "groups", "channels",
+}
+BUDGET_KEYS = {"total", "currency", "horizon"}
+RESERVE_KEYS = {"min_share", "max_share"}
+CONSTRAINT_KEYS = {"roi_min", "marginal_roi_min"}
+CURRENT_KEYS = {"group_shares"}
+GROUP_KEYS = {"label", "min_share", "max_share"}
+CHANNEL_KEYS = {
+    "label", "group", "current", "min_spend", "max_spend", "min_share", "max_share",
+    "locked", "max_change", "curve",
+}
+DEFAULT_RESERVE_SHARE = 0.05
+
+
+@dataclass
+class Scenario:
+    """A loaded, validated scenario: the problem to solve plus what the file said about it."""
+
+    name: str
+    path: Path | None
+    problem: Problem
+    horizon: str | None = None
+    description: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class _Checker:
+    """Collects problems; each helper returns the value when valid, else None."""
+
+    def __init__(self):
+        self.problems: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def table(self, path: str, value, allowed: set[str]) -> dict:
+        if not isinstance(value, dict):
+            self.add(path, f"must be a table, got {value!r}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+                self.add(f"{path}.{key}" if path else key,
+                         "unknown key" + (f" (did you mean `{hint[0]}`?)" if hint else
+                                          f" (allowed: {', '.join(sorted(allowed))})"))
+        return value
+
+    def number(self, path: str, value, *, minimum=None, maximum=None, positive=False):
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.add(path, f"must be a finite number, got {value!r}")
+            return None
+        if positive and value <= 0:
+            self.add(path, f"must be > 0, got {value:g}")
+            return None
+        if minimum is not None and value < minimum:
+            self.add(path, f"must be ≥ {minimum:g}, got {value:g}")
+            return None
+        if maximum is not None and value > maximum:
+            self.add(path, f"must be ≤ {maximum:g}, got {value:g}")
+            return None
+        return float(value)
+
+    def share(self, path: str, value):
+        return self.number(path, value, minimum=0.0, maximum=1.0)
+
+    def text(self, path: str, value, default=None):
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.add(path, f"must be a string, got {value!r}")
+            return default
+        return value
+
+    def ordered(self, path_lo: str, lo, path_hi: str, hi) -> None:
+        if lo is not None and hi is not None and lo > hi:
+            self.add(path_lo, f"must be ≤ {path_hi.rsplit('.', 1)[-1]} ({hi:g}), got {lo:g}")
+
+
+def load_scenario(path: str | Path, *, budget: float | None = None) -> Scenario:
+    """Read and validate a scenario file.
+
+    Parameters
+    ----------
+    path
+        The TOML file.
+    budget
+        Override ``budget.total`` (shares keep their meaning; absolute amounts stay as written).
+
+    Raises
+    ------
+    ScenarioError
+        With every problem found (file unreadable, TOML syntax, or any key).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([f"cannot read the file: {exc}"], str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError([f"not valid TOML: {exc}"], str(path)) from None
+    scenario = scenario_from_dict(data, source=str(path), default_name=path.stem, budget=budget)
+    scenario.path = path
+    return scenario
+
+
+def scenario_from_dict(
+    data: dict,
+    *,
+    source: str = "scenario",
+    default_name: str = "scenario",
+    budget: float | None = None,
+) -> Scenario:
+    """Validate a parsed scenario (see :func:`load_scenario`)."""
+    ck = _Checker()
+    ck.table("", data, TOP_KEYS)
+    name = ck.text("name", data.get("name"), default_name)
+    description = ck.text("description", data.get("description"))
+
+    objective = data.get("objective", "max_return")
+    if objective not in OBJECTIVES:
+        ck.add("objective", f"must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        objective = "max_return"
+    margin = ck.number("margin", data.get("margin"), positive=True)
+    target = ck.number("target_return", data.get("target_return"), positive=True)
+    if objective == "max_profit" and margin is None and "margin" not in data:
+        ck.add("margin", "required when objective = \"max_profit\" (profit per unit of return, e.g. 0.35)")
+    if objective == "min_spend" and target is None and "target_return" not in data:
+        ck.add("target_return", "required when objective = \"min_spend\"")
+
+    if "budget" in data:
+        b = ck.table("budget", data["budget"], BUDGET_KEYS)
+    else:
+        b = {}
+        ck.add("budget", "required: a table with `total` (and optionally `currency`, `horizon`)")
+    total = ck.number("budget.total", b.get("total"), positive=True)
+    if b and "total" not in b:
+        ck.add("budget.total", "required")
+    scale = 1.0
+    notes = []
+    if budget is not None:
+        if total is not None and total > 0 and budget != total:
+            # The current plan is compared at the new budget with the same split; locked
+            # channels keep their absolute amount.
+            scale = budget / total
+            notes.append(
+                f"budget overridden: {total:,.0f} → {budget:,.0f}; the current plan is scaled by "
+                f"{scale:.4g} to keep its split (locked channels keep their amounts)"
+            )
+        total = budget
+    currency = ck.text("budget.currency", b.get("currency"), "CNY")
+    horizon = ck.text("budget.horizon", b.get("horizon"))
+
+    r = ck.table("reserve", data.get("reserve", {}), RESERVE_KEYS)
+    reserve_min = ck.share("reserve.min_share", r.get("min_share", DEFAULT_RESERVE_SHARE))
+    reserve_max = ck.share("reserve.max_share", r.get("max_share"))
+    ck.ordered("reserve.min_share", reserve_min, "reserve.max_share", reserve_max)
+
+    c = ck.table("constraints", data.get("constraints", {}), CONSTRAINT_KEYS)
+    roi_min = ck.number("constraints.roi_min", c.get("roi_min"), minimum=0.0)
+    mroi_min = ck.number("constraints.marginal_roi_min", c.get("marginal_roi_min"), minimum=0.0)
+
+    groups = []
+    raw_groups = data.get("groups", {})
+    if not isinstance(raw_groups, dict):
+        ck.add("groups", f"must be a table of [groups.NAME] tables, got {raw_groups!r}")
+        raw_groups = {}
+    for gname, graw in raw_groups.items():
+        g = ck.table(f"groups.{gname}", graw, GROUP_KEYS)
+        lo = ck.share(f"groups.{gname}.min_share", g.get("min_share"))
+        hi = ck.share(f"groups.{gname}.max_share", g.get("max_share"))
+        ck.ordered(f"groups.{gname}.min_share", lo, f"groups.{gname}.max_share", hi)
+        groups.append(Group(name=gname, min_share=lo, max_share=hi, label=ck.text(f"groups.{gname}.label", g.get("label"))))
+
+    raw_channels = data.get("channels")
+    if raw_channels is None:
+        ck.add("channels", "required: at least one [channels.NAME] table")
+        raw_channels = {}
+    elif not isinstance(raw_channels, dict) or not raw_channels:
+        ck.add("channels", "must hold at least one [channels.NAME] table")
+        raw_channels = {}
+
+    cur = ck.table("current", data.get("current", {}), CURRENT_KEYS)
+    group_shares = cur.get("group_shares", {})
+    if not isinstance(group_shares, dict):
+        ck.add("current.group_shares", f"must be a table of group = share, got {group_shares!r}")
+        group_shares = {}
+    channel_groups = {
+        n: (ch.get("group", "other") if isinstance(ch, dict) else "other") for n, ch in raw_channels.items()
+    }
+    shares_total = 0.0
+    for gname, share in group_shares.items():
+        v = ck.share(f"current.group_shares.{gname}", share)
+        members = [n for n, g in channel_groups.items() if g == gname]
+        if not members:
+            ck.add(f"current.group_shares.{gname}", "no channel belongs to this group")
+        for n in members:
+            if isinstance(raw_channels[n], dict) and "current" in raw_channels[n]:
+                ck.add(f"channels.{n}.current", f"given twice: group {gname} already has a share in current.group_shares")
+        shares_total += v or 0.0
+    if shares_total > 1.0 + 1e-9:
+        ck.add("current.group_shares", f"shares sum to {shares_total:.4g}, above 1")
+
+    channels = []
+    for cname, craw in raw_channels.items():
+        p = f"channels.{cname}"
+        ch = ck.table(p, craw, CHANNEL_KEYS)
+        if not ch:
+            continue
+        group = ck.text(f"{p}.group", ch.get("group"), "other")
+        if group_shares.get(group) is not None and total is not None:
+            members = [n for n, g in channel_groups.items() if g == group]
+            current = float(group_shares[group]) * total / len(members)
+        else:
+            current = ck.number(f"{p}.current", ch.get("current", 0.0), minimum=0.0)
+            if current is not None and ch.get("locked") is not True:
+                current *= scale
+        min_spend = ck.number(f"{p}.min_spend", ch.get("min_spend"), minimum=0.0)
+        max_spend = ck.number(f"{p}.max_spend", ch.get("max_spend"), minimum=0.0)
+        ck.ordered(f"{p}.min_spend", min_spend, f"{p}.max_spend", max_spend)
+        min_share = ck.share(f"{p}.min_share", ch.get("min_share"))
+        max_share = ck.share(f"{p}.max_share", ch.get("max_share"))
+        ck.ordered(f"{p}.min_share", min_share, f"{p}.max_share", max_share)
+        locked = ch.get("locked", False)
+        if not isinstance(locked, bool):
+            ck.add(f"{p}.locked", f"must be true or false, got {locked!r}")
+            locked = False
+        if locked and "current" not in ch and group_shares.get(group) is None:
+            ck.add(f"{p}.locked", "a locked channel needs its `current` spend (the amount it is held at)")
+        max_change = ck.number(f"{p}.max_change", ch.get("max_change"), minimum=0.0)
+        curve = None
+        if "curve" not in ch:
+            ck.add(f"{p}.curve", "required: e.g. { kind = \"hill\", beta = 3e6, k = 1e6, s = 0.8 }")
+        else:
+            found = curve_problems(ch["curve"], f"{p}.curve")
+            for item in found:
+                ck.problems.append(item)
+            if not found:
+                curve = curve_from_dict(ch["curve"])
+        if curve is None or current is None:
+            continue
+        channels.append(
+            Channel(
+                name=cname, curve=curve, group=group, current=current,
+                min_spend=min_spend, max_spend=max_spend, min_share=min_share, max_share=max_share,
+                locked=locked, max_change=max_change, label=ck.text(f"{p}.label", ch.get("label")),
+            )
+        )
+    if ck.problems:
+        raise ScenarioError(ck.problems, source)
+    problem = Problem(
+        channels=tuple(channels),
+        budget=float(total),
+        groups=tuple(groups),
+        reserve_min_share=reserve_min,
+        reserve_max_share=reserve_max,
+        roi_min=roi_min,
+        marginal_roi_min=mroi_min,
+        objective=objective,
+        margin=margin,
+        target_return=target,
+        name=name,
+        currency=currency,
+    )
+    return Scenario(name=name, path=None, problem=problem, horizon=horizon, description=description, notes=notes)
