@@ -171,3 +171,13 @@ def test_china_holidays_and_campaign_days_map_to_their_weeks():
     assert table.loc[table.holiday == "double11", "ds"].tolist() == [pd.Timestamp("2024-11-11")]
     monthly = holiday_table(pd.date_range("2024-01-01", periods=24, freq="MS"), "monthly")
     assert "member_day" not in set(monthly["holiday"])
+
+
+@pytest.mark.slow
+def test_prophet_fit_is_deterministic():
+    history = history_from_frame(generate_history(alternative_params(), 7))
+    a = MediaMixModel(n_bootstrap=4, holdout=0, n_jobs=1).fit(history)
+    b = MediaMixModel(n_bootstrap=4, holdout=0, n_jobs=2).fit(history)
+    assert a.params_ == b.params_
+    for c in a.channels_:
+        np.testing.assert_array_equal(a.bootstrap_[c], b.bootstrap_[c])
