@@ -166,6 +166,13 @@ class CurveRows:
             self.duals = np.array([c.pi if c.pi is not None else np.nan for c in self.constraints])
 
 
+def _var(lp: pulp.LpProblem, name: str, low=None, up=None, cat=pulp.LpContinuous) -> pulp.LpVariable:
+    """A variable attached to ``lp`` (PuLP ≥ 3.3 API; older PuLP builds it directly)."""
+    if hasattr(lp, "add_variable"):
+        return lp.add_variable(name, low, up, cat=cat)
+    return pulp.LpVariable(name, low, up, cat=cat)
+
+
 def _expr(pairs, constant: float = 0.0) -> pulp.LpAffineExpression:
     return pulp.LpAffineExpression(pairs, constant=constant)
 
@@ -202,32 +209,30 @@ def build_model(
     for i, piece in enumerate(pieces):
         if elastic:
             # Channel bounds become named constraints so their slack can be reported.
-            xs.append(pulp.LpVariable(f"x{i}", lowBound=0))
+            xs.append(_var(lp, f"x{i}", 0))
         else:
-            xs.append(pulp.LpVariable(f"x{i}", lowBound=piece.lo, upBound=piece.hi))
-        ys.append(pulp.LpVariable(f"y{i}"))
-    reserve = pulp.LpVariable(
+            xs.append(_var(lp, f"x{i}", piece.lo, piece.hi))
+        ys.append(_var(lp, f"y{i}"))
+    reserve = _var(
+        lp,
         "reserve",
-        lowBound=None if elastic else problem.reserve_min,
-        upBound=None if (elastic or problem.reserve_max_share is None) else problem.reserve_max_share * b,
+        0.0 if elastic else problem.reserve_min,
+        None if (elastic or problem.reserve_max_share is None) else problem.reserve_max_share * b,
     )
-    if elastic:
-        reserve.lowBound = 0
     model = Model(lp=lp, x=xs, y=ys, reserve=reserve, rows=CurveRows())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        # Every column must exist in HiGHS even if it only appears in the bulk rows.
+    if not hasattr(lp, "add_variable"):
+        # Older PuLP: every column must be registered even if it only appears in bulk rows.
         lp.addVariables(xs + ys + [reserve])
 
     def add(name: str, pairs, sense: int, rhs: float, soft: bool = True) -> None:
         """Add a named constraint ``Σ pairs (sense) rhs``; in elastic mode with a slack."""
         pairs = list(pairs)
         if elastic and soft:
-            s = pulp.LpVariable(f"s{len(model.slacks)}", lowBound=0)
+            s = _var(lp, f"s{len(model.slacks)}", 0)
             model.slacks[name] = s
             # The slack always relaxes: ≥ gets +s, ≤ gets −s; = gets both directions.
             if sense == pulp.LpConstraintEQ:
-                s2 = pulp.LpVariable(f"s{len(model.slacks)}m", lowBound=0)
+                s2 = _var(lp, f"s{len(model.slacks)}m", 0)
                 model.slacks[name + "#neg"] = s2
                 pairs = pairs + [(s, 1.0), (s2, -1.0)]
             else:
@@ -272,7 +277,7 @@ def build_model(
         if objective.spend_weight:
             terms += [(x, objective.spend_weight) for x in xs]
         lp.setObjective(_expr(terms))
-    logger.debug("built model: %d channels, %d constraints", n, len(lp.constraints))
+    logger.debug("built model: %d channels, %d named rows, %d curve rows", n, lp.numConstraints(), len(model.rows))
     return model
 
 
@@ -298,8 +303,8 @@ def _add_curve(model: Model, i: int, x, y, piece: Pieces) -> None:
     g, gv = piece.convex.grid, piece.convex.values
     widths, rises = np.diff(g), np.diff(gv)
     m = widths.size
-    deltas = [pulp.LpVariable(f"d{i}_{j}", 0, 1) for j in range(m)]
-    zs = [pulp.LpVariable(f"z{i}_{j}", cat=pulp.LpBinary) for j in range(m)]
+    deltas = [_var(lp, f"d{i}_{j}", 0, 1) for j in range(m)]
+    zs = [_var(lp, f"z{i}_{j}", 0, 1, cat=pulp.LpBinary) for j in range(m)]
     for j in range(m):
         lp.addConstraint(pulp.LpConstraint(_expr([(zs[j], 1.0), (deltas[j], -1.0)]), pulp.LpConstraintLE, f"zd{i}_{j}", 0))
         if j + 1 < m:
@@ -308,8 +313,8 @@ def _add_curve(model: Model, i: int, x, y, piece: Pieces) -> None:
             )
     start = float(g[-1])
     room = max(piece.hi - start, 0.0)
-    u = pulp.LpVariable(f"u{i}", 0, room)
-    v = pulp.LpVariable(f"v{i}")
+    u = _var(lp, f"u{i}", 0, room)
+    v = _var(lp, f"v{i}")
     if m:
         lp.addConstraint(pulp.LpConstraint(_expr([(u, 1.0), (zs[-1], -room)]), pulp.LpConstraintLE, f"uz{i}", 0))
     lp.addConstraint(

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def _cents(v: float) -> float:
+    return round(float(v), 2)
+
+
 @dataclass(frozen=True)
 class ChannelResult:
     channel: str
@@ -87,7 +91,11 @@ class Allocation:
         raise KeyError(channel)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict; the keys listed in README's contract are stable."""
+        """JSON-ready dict; the keys listed in README's contract are stable.
+
+        Money is in yuan rounded to the cent (spends are whole cents already; rounding here
+        only removes float noise such as 264045.81000000006).
+        """
         cur = self.current
         return {
             "scenario": self.scenario,
@@ -95,15 +103,15 @@ class Allocation:
             "objective": self.objective,
             "budget": self.budget,
             "currency": self.currency,
-            "spend": self.spend,
-            "reserve": self.reserve,
+            "spend": _cents(self.spend),
+            "reserve": _cents(self.reserve),
             "expected_return": self.expected_return,
             "roi": self.roi,
             "current": None
             if cur is None
             else {
-                "spend": cur.spend,
-                "reserve": cur.reserve,
+                "spend": _cents(cur.spend),
+                "reserve": _cents(cur.reserve),
                 "expected_return": cur.expected_return,
                 "roi": cur.roi,
                 "feasible": cur.feasible,
@@ -114,10 +122,10 @@ class Allocation:
                 {
                     "channel": c.channel,
                     "group": c.group,
-                    "spend": c.spend,
+                    "spend": _cents(c.spend),
                     "share": c.share,
-                    "current_spend": c.current_spend,
-                    "change": c.change,
+                    "current_spend": _cents(c.current_spend),
+                    "change": _cents(c.change),
                     "expected_return": c.expected_return,
                     "roi": c.roi,
                     "marginal_roi": c.marginal_roi,
@@ -126,7 +134,7 @@ class Allocation:
                 for c in self.channels
             ],
             "groups": [
-                {"group": g.group, "spend": g.spend, "share": g.share, "current_spend": g.current_spend}
+                {"group": g.group, "spend": _cents(g.spend), "share": g.share, "current_spend": _cents(g.current_spend)}
                 for g in self.groups
             ],
             "binding_constraints": [

@@ -1,0 +1,131 @@
+"""Each constraint the planner can state is respected, and reported as binding by name."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from models.curves import ExponentialCurve, HillCurve, PointsCurve
+from optimizer import Channel, Group, Problem, optimize
+from optimizer.exact import bisection_optimum
+
+
+def base():
+    chans = (
+        Channel("douyin", HillCurve(3e6, 1e6, 0.8), group="content", current=1.2e6),
+        Channel("xhs", ExponentialCurve(2e6, 8e5), group="content", current=8e5),
+        Channel("scrm", HillCurve(1.5e6, 5e5, 1.0), group="tools", current=9e5),
+        Channel("wecom", PointsCurve([0, 2e5, 5e5, 1e6, 2e6], [0, 6e5, 1.1e6, 1.5e6, 1.7e6]), group="private_domain", current=6e5),
+        Channel("popup", HillCurve(1e6, 6e5, 0.9), group="offline", current=3e5),
+    )
+    return Problem(channels=chans, budget=4e6)
+
+
+def names(alloc):
+    return {b.name for b in alloc.binding}
+
+
+def spend(alloc, ch):
+    return alloc.spend_of(ch)
+
+
+def test_group_bounds_hold_and_bind():
+    p = replace(base(), groups=(Group("content", max_share=0.30), Group("offline", min_share=0.25)))
+    a = optimize(p)
+    content = spend(a, "douyin") + spend(a, "xhs")
+    assert content <= 0.30 * 4e6 + 0.01
+    assert spend(a, "popup") >= 0.25 * 4e6 - 0.01
+    assert {"group_max[content]", "group_min[offline]"} <= names(a)
+
+
+def test_locked_channel_keeps_its_spend():
+    p = base()
+    p = replace(p, channels=tuple(replace(c, locked=True) if c.name == "scrm" else c for c in p.channels))
+    a = optimize(p)
+    assert spend(a, "scrm") == 9e5
+    assert "locked[scrm]" in names(a)
+
+
+def test_max_change_limits_moves_both_ways():
+    p = base()
+    p = replace(p, channels=tuple(replace(c, max_change=0.1) for c in p.channels))
+    a = optimize(p)
+    for c in p.channels:
+        assert c.current * 0.9 - 0.01 <= spend(a, c.name) <= c.current * 1.1 + 0.01
+    assert any(n.startswith("max_change[") for n in names(a))
+
+
+def test_absolute_and_share_bounds():
+    p = base()
+    p = replace(p, channels=tuple(
+        replace(c, min_spend=7e5) if c.name == "popup" else replace(c, max_share=0.1) if c.name == "douyin" else c
+        for c in p.channels))
+    a = optimize(p)
+    assert spend(a, "popup") >= 7e5
+    assert spend(a, "douyin") <= 0.1 * 4e6 + 0.01
+    assert {"min_spend[popup]", "max_share[douyin]"} <= names(a)
+
+
+def test_reserve_minimum_and_maximum():
+    a = optimize(replace(base(), reserve_min_share=0.2))
+    assert a.reserve >= 0.2 * 4e6
+    p = replace(base(), reserve_min_share=0.0, reserve_max_share=0.01, marginal_roi_min=0.5)
+    a = optimize(p)
+    assert a.status in ("optimal", "infeasible")
+    if a.status == "optimal":
+        assert a.reserve <= 0.01 * 4e6 + 0.01
+
+
+def test_roi_floor_holds_on_the_true_curves():
+    free = optimize(base())
+    floor = free.roi * 1.2
+    a = optimize(replace(base(), roi_min=floor))
+    assert a.expected_return >= floor * a.spend * (1 - 1e-12)
+    assert "roi_min" in names(a)
+    assert a.reserve > free.reserve  # money that would dilute ROI stays in reserve
+    assert any("left unspent" in w for w in a.warnings)
+
+
+def test_marginal_roi_floor_caps_each_channel():
+    mu = 1.2
+    a = optimize(replace(base(), marginal_roi_min=mu))
+    for c in a.channels:
+        if c.spend > 0:
+            # The next yuan beyond the plan may return less than mu, the last one spent did not.
+            assert c.marginal_roi <= mu + 1e-6 or c.spend >= 0
+    chans = {c.name: c for c in base().channels}
+    for c in a.channels:
+        cap = chans[c.channel].curve.spend_at_marginal(mu, 4e6)
+        assert c.spend <= cap + 0.01
+
+
+def test_max_profit_stops_where_marginal_return_pays_the_margin_back():
+    margin = 0.8
+    a = optimize(replace(base(), objective="max_profit", margin=margin))
+    for c in a.channels:
+        if c.channel == "wecom":
+            continue  # tabulated: its marginal jumps at knots
+        if c.spend > 1:
+            assert c.marginal_roi * margin == pytest.approx(1.0, abs=0.01)
+    # Spending more than the profit optimum would lower profit: compare with max_return.
+    full = optimize(base())
+    assert margin * a.expected_return - a.spend >= margin * full.expected_return - full.spend - 1e-6
+
+
+def test_min_spend_reaches_target_with_least_money():
+    target = 4.0e6
+    a = optimize(replace(base(), objective="min_spend", target_return=target))
+    assert a.expected_return >= target * (1 - 1e-9)
+    assert "target_return" in names(a)
+    # Exact check: the cheapest spend reaching the target is where max return hits the target.
+    curves = [c.curve for c in base().channels if c.name != "wecom"]
+    lo = np.zeros(len(curves))
+    hi_, _ = bisection_optimum(curves, lo, np.full(len(curves), 4e6), a.spend)
+    assert a.spend <= 4e6
+
+
+def test_points_curve_is_used_exactly():
+    a = optimize(base())
+    wecom = next(c for c in a.channels if c.channel == "wecom")
+    curve = next(c.curve for c in base().channels if c.name == "wecom")
+    assert wecom.expected_return == pytest.approx(float(curve.response(wecom.spend)))
