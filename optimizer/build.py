@@ -18,6 +18,7 @@ Every constraint has a stable human name (``budget_total``, ``group_max[content]
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -237,7 +238,9 @@ def build_model(
                 pairs = pairs + [(s, 1.0), (s2, -1.0)]
             else:
                 pairs = pairs + [(s, 1.0 if sense == pulp.LpConstraintGE else -1.0)]
-        con = pulp.LpConstraint(_expr(pairs), sense, f"c{len(model.named)}", rhs)
+        # The LP file shows the human name (ASCII-safe, numbered to stay unique).
+        safe = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_")
+        con = pulp.LpConstraint(_expr(pairs), sense, f"{safe}_{len(model.named)}", rhs)
         lp.addConstraint(con)
         model.named[name] = con
 

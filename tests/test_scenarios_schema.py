@@ -1,0 +1,140 @@
+"""Scenario files: the bundled examples, and validation that lists every problem at once."""
+
+import pytest
+
+from scenarios import ScenarioError, example_path, load_scenario
+
+VALID = """
+name = "t"
+[budget]
+total = 1_000_000
+[channels.a]
+group = "content"
+current = 400_000
+curve = { kind = "hill", beta = 2e6, k = 5e5, s = 0.8 }
+[channels.b]
+group = "tools"
+current = 500_000
+curve = { kind = "exponential", beta = 1e6, k = 3e5 }
+"""
+
+
+def write(tmp_path, text, name="s.toml"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def problems_of(tmp_path, text):
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(write(tmp_path, text))
+    return err.value.problems
+
+
+def test_quarterly_example_current_plan_is_the_reference_split():
+    sc = load_scenario(example_path("quarterly.toml"))
+    p = sc.problem
+    assert len(p.channels) >= 8
+    assert {c.group for c in p.channels} == {"content", "tools", "private_domain", "offline"}
+    shares = {}
+    for c in p.channels:
+        shares[c.group] = shares.get(c.group, 0.0) + c.current / p.budget
+    assert shares == pytest.approx({"content": 0.35, "tools": 0.25, "private_domain": 0.20, "offline": 0.15})
+    assert 1 - sum(shares.values()) == pytest.approx(p.reserve_min_share) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("name", ["quarterly.toml", "roi_floor.toml"])
+def test_every_bundled_example_loads(name):
+    assert load_scenario(example_path(name)).problem.channels
+
+
+def test_valid_minimal_file_uses_documented_defaults(tmp_path):
+    p = load_scenario(write(tmp_path, VALID)).problem
+    assert p.reserve_min_share == 0.05 and p.objective == "max_return" and p.currency == "CNY"
+    assert [c.name for c in p.channels] == ["a", "b"]
+
+
+def test_all_problems_are_listed_with_their_key_paths(tmp_path):
+    text = VALID.replace("total = 1_000_000", "total = -5\ncurrencyy = \"CNY\"")
+    text += """
+[channels.c]
+group = "offline"
+max_share = 1.4
+min_spend = 300
+max_spend = 200
+locked = "yes"
+curve = { kind = "hill", beta = 1e6, k = 0 }
+[reserve]
+min_share = 0.5
+max_share = 0.2
+"""
+    assert problems_of(tmp_path, text) == [
+        "budget.currencyy: unknown key (did you mean `currency`?)",
+        "budget.total: must be > 0, got -5",
+        "reserve.min_share: must be ≤ max_share (0.2), got 0.5",
+        "channels.c.min_spend: must be ≤ max_spend (200), got 300",
+        "channels.c.max_share: must be ≤ 1, got 1.4",
+        "channels.c.locked: must be true or false, got 'yes'",
+        "channels.c.curve.k: must be > 0, got 0",
+    ]
+
+
+def test_unknown_top_level_key_and_objective(tmp_path):
+    text = 'objectve = "max_return"\n' + VALID
+    assert problems_of(tmp_path, text) == ["objectve: unknown key (did you mean `objective`?)"]
+    text = 'objective = "max_profit"\n' + VALID
+    assert problems_of(tmp_path, text) == [
+        'margin: required when objective = "max_profit" (profit per unit of return, e.g. 0.35)'
+    ]
+
+
+def test_numbers_must_be_finite(tmp_path):
+    text = VALID.replace("current = 400_000", "current = nan").replace("beta = 1e6", "beta = inf")
+    assert problems_of(tmp_path, text) == [
+        "channels.a.current: must be a finite number, got nan",
+        "channels.b.curve.beta: must be a finite number, got inf",
+    ]
+
+
+def test_toml_syntax_error_is_reported_not_raised(tmp_path):
+    probs = problems_of(tmp_path, "name = \n")
+    assert len(probs) == 1 and probs[0].startswith("not valid TOML: ")
+
+
+def test_missing_curve_and_budget(tmp_path):
+    assert problems_of(tmp_path, "[channels.a]\ngroup = 'x'\n") == [
+        "budget: required: a table with `total` (and optionally `currency`, `horizon`)",
+        'channels.a.curve: required: e.g. { kind = "hill", beta = 3e6, k = 1e6, s = 0.8 }',
+    ]
+
+
+def test_points_curve_must_be_monotone(tmp_path):
+    text = VALID.replace('{ kind = "exponential", beta = 1e6, k = 3e5 }', "{ kind = \"points\", points = [[0, 0], [10, 5], [20, 4]] }")
+    assert problems_of(tmp_path, text) == ["channels.b.curve.points: point returns must be non-decreasing in spend"]
+
+
+def test_current_plan_as_group_shares(tmp_path):
+    text = VALID.replace("current = 400_000\n", "").replace("current = 500_000\n", "")
+    text += "[current]\ngroup_shares = { content = 0.6, tools = 0.35 }\n"
+    p = load_scenario(write(tmp_path, text)).problem
+    assert [c.current for c in p.channels] == [600_000, 350_000]
+
+
+def test_group_share_and_channel_current_conflict(tmp_path):
+    text = VALID + "[current]\ngroup_shares = { content = 0.6 }\n"
+    assert problems_of(tmp_path, text) == [
+        "channels.a.current: given twice: group content already has a share in current.group_shares"
+    ]
+
+
+def test_budget_override_scales_the_current_plan(tmp_path):
+    sc = load_scenario(write(tmp_path, VALID), budget=2_000_000)
+    assert sc.problem.budget == 2_000_000
+    assert [c.current for c in sc.problem.channels] == [800_000, 1_000_000]
+    assert "budget overridden" in sc.notes[0]
+
+
+def test_unreadable_file(tmp_path):
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(tmp_path / "missing.toml")
+    assert err.value.problems[0].startswith("cannot read the file")
