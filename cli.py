@@ -20,7 +20,22 @@ import warnings
 from pathlib import Path
 
 # Third-party chatter, silenced by exact message before those libraries are imported.
+PLOTLY_NOTICE = "Importing plotly failed. Interactive plots will not work."
+
+
+class _DropExact(logging.Filter):
+    """Drops one log message, matched exactly."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.text
+
+
 logging.getLogger("cmdstanpy").disabled = True
+logging.getLogger("prophet.plot").addFilter(_DropExact(PLOTLY_NOTICE))
 warnings.filterwarnings("ignore", message="Importing plotly failed", module="prophet")
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulp")
 warnings.filterwarnings("ignore", category=FutureWarning, module="prophet")
@@ -55,7 +70,6 @@ def _run(ctx: click.Context, fn, *args, **kwargs):
     from optimizer.errors import SolverError
     from scenarios.errors import ScenarioError
 
-    debug = (ctx.find_root().obj or {}).get("debug", False)
     try:
         return fn(*args, **kwargs)
     except (ScenarioError, HistoryError) as exc:
@@ -66,15 +80,6 @@ def _run(ctx: click.Context, fn, *args, **kwargs):
         raise Failure(f"Error: {exc}", EXIT_INPUT) from exc
     except SolverError as exc:
         raise Failure(f"Error: solver failure: {exc}", EXIT_FAILURE) from exc
-    except Failure:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
-        if debug:
-            raise
-        raise Failure(
-            f"Error: unexpected failure: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-            EXIT_FAILURE,
-        ) from exc
 
 
 class BudgetGroup(click.Group):
@@ -86,6 +91,16 @@ class BudgetGroup(click.Group):
         except Failure as exc:
             click.echo(str(exc), err=True)
             ctx.exit(exc.code)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - never a traceback unless asked for
+            if (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(
+                f"Error: unexpected failure: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                err=True,
+            )
+            ctx.exit(EXIT_FAILURE)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -257,6 +272,10 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
         lines.append("")
         lines.append("Warnings:")
         lines += [f"  - {w}" for w in d["warnings"]]
+    if d.get("notes"):
+        lines.append("")
+        lines.append("Notes:")
+        lines += [f"  - {n}" for n in d["notes"]]
     lines.append("")
     lines.append(
         "mROI is the return of the next yuan. The plan equalises it across channels that are free "
@@ -326,9 +345,9 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file):
 
     if budget is not None and (not math.isfinite(budget) or budget <= 0):
         raise click.BadParameter(f"must be a positive number, got {budget:g}", param_hint="--budget")
-    sc = _run(ctx, load_scenario, scenario, budget=budget)
+    sc = _run(ctx, _load_scenario, scenario, budget=budget)
     alloc = _run(ctx, optimize, sc.problem, exact=exact, lp_path=lp_file)
-    alloc.warnings[:0] = sc.notes
+    alloc.notes[:0] = sc.notes
     if fmt == "json":
         _emit(allocation_json(alloc, sc), output)
     elif not alloc.feasible:
@@ -339,6 +358,150 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file):
         _emit(allocation_table(alloc, sc.horizon), output)
     if not alloc.feasible:
         raise Failure(_infeasible_message(alloc), EXIT_INFEASIBLE)
+
+
+def _load_scenario(path, **kwargs):
+    """Load a scenario; say so on a terminal when curves are about to be fitted (it takes a while)."""
+    from scenarios import load_scenario
+
+    if sys.stderr.isatty():
+        click.echo(f"loading {path} (a first fit from history takes about 20 s) …", err=True)
+    return load_scenario(path, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# fit
+
+
+def fit_table(report: dict, source: str) -> str:
+    """The human report of a fitted model."""
+    fitq = report["fit"]
+    hold = fitq.get("holdout") or {}
+    lines = [
+        f"{source}: {report['periods']} {report['frequency']} periods, {report['start']} to {report['end']} "
+        f"({report['layout']} layout)",
+        "",
+    ]
+    rows = []
+    for c in report["channels"]:
+        interval = "-"
+        if c.get("roi_p10") is not None:
+            interval = f"{c['roi_p10']:.2f}–{c['roi_p90']:.2f}"
+        rows.append([
+            c["channel"], c.get("group") or "", _num(c["spend"]), _num(c["contribution"]), _num(c["roi"], 2), interval,
+            _num(c["marginal_roi"], 2), f"{c['alpha']:.2f}", _num(c["k"]), f"{c['s']:.2f}",
+            _pct(c["spend_share"]), _pct(c["effect_share"]),
+        ])
+    lines.append(render_table(
+        ["channel", "group", "spend", "contribution", "ROI", "ROI P10–P90", "mROI", "α", "k", "s", "spend %", "effect %"],
+        rows, right={2, 3, 4, 5, 6, 7, 8, 9, 10, 11},
+    ))
+    lines.append("")
+    lines.append(f"fit in sample: R² {fitq['r2']:.3f}, MAPE {fitq['mape'] * 100:.1f}%, NRMSE {fitq['nrmse']:.3f}")
+    if hold.get("r2") is not None:
+        lines.append(
+            f"fit on the last {hold.get('periods')} periods held out: R² {hold['r2']:.3f}, "
+            f"MAPE {hold['mape'] * 100:.1f}%, NRMSE {hold['nrmse']:.3f}"
+        )
+    lines.append(f"ROI intervals from {report['bootstrap_samples']} block-bootstrap resamples; "
+                 "mROI at the mean spend per period; α carryover, k half-saturation spend, s shape.")
+    if report["warnings"]:
+        lines.append("")
+        lines.append("Warnings:")
+        lines += [f"  - {w}" for w in report["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, holdout, bootstrap, seed, s_shaped):
+    """What to fit: a scenario's [history] table, or a CSV read with the flags."""
+    from models.history import HistorySpec
+    from scenarios.schema import FIT_KEYS
+
+    settings = {}
+    if path.endswith(".toml"):
+        import tomllib
+
+        try:
+            table = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("history")
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise Failure(f"Error: cannot read {path}: {exc}", EXIT_INPUT) from exc
+        if not isinstance(table, dict) or "path" not in table:
+            raise Failure(f"Error: {path} has no [history] table with a `path`", EXIT_INPUT)
+        spec_keys = set(HistorySpec.__dataclass_fields__)
+        try:
+            spec = HistorySpec.from_dict({k: v for k, v in table.items() if k in spec_keys})
+        except (TypeError, ValueError) as exc:
+            raise Failure(f"Error: {path}: {exc}", EXIT_INPUT) from exc
+        settings = {FIT_KEYS[k]: v for k, v in table.items() if k in FIT_KEYS}
+        csv_path = Path(path).parent / table["path"]
+    else:
+        chans = None
+        if channels:
+            chans = channels if "*" in channels else {c.strip(): c.strip() for c in channels.split(",") if c.strip()}
+        spec = HistorySpec(layout=layout, date=date, kpi=kpi, channels=chans, ignore=tuple(ignore), controls=tuple(controls))
+        csv_path = Path(path)
+    for key, value in (("holdout", holdout), ("n_bootstrap", bootstrap), ("random_state", seed)):
+        if value is not None:
+            settings[key] = value
+    if s_shaped:
+        settings["s_shaped"] = True
+    return csv_path, spec, settings
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out", type=click.Path(dir_okay=False), help="Save the fitted model as JSON (atomically).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--holdout", type=click.IntRange(min=0), help="Last periods held out to score the fit [13].")
+@click.option("--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for ROI intervals [100].")
+@click.option("--seed", type=int, help="Random seed (the same seed gives the same fit) [0].")
+@click.option("--s-shaped", is_flag=True, help="Allow S-shaped curves (Hill shape up to 3).")
+@click.option("--date", default="date", show_default=True, help="CSV: the date column.")
+@click.option("--kpi", default="revenue", show_default=True, help="CSV: the KPI column (long layout: per-channel return).")
+@click.option("--channels", help="CSV: spend columns, comma-separated, or a glob such as '*_S' (default: every other column).")
+@click.option("--layout", type=click.Choice(["wide", "long"]), default="wide", show_default=True, help="CSV layout.")
+@click.option("--ignore", multiple=True, help="CSV: a column (or glob) to skip; repeatable.")
+@click.option("--control", "controls", multiple=True, help="CSV: a control column; repeatable.")
+@click.pass_context
+def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout, ignore, controls):
+    """Fit each channel's response curve from a history (CSV, or a scenario's [history] table).
+
+    Carryover (adstock) and saturation (Hill) per channel, a Prophet baseline with trend,
+    yearly seasonality, China's holidays and campaign days (618, Double 11, the member day),
+    bootstrap intervals for ROI, and fit quality in sample and on a held-out tail.
+
+    \b
+    Example:
+      budget fit scenarios/examples/history_weekly.csv --out model.json
+      budget fit scenarios/examples/quarterly.toml --format json
+      budget fit robyn.csv --date DATE --channels '*_S' --ignore '*_I' --control newsletter
+    """
+    from models.fit import MediaMixModel
+    from models.history import load_history
+    from models.serialize import save_model
+
+    csv_path, spec, settings = _fit_source(source, date, kpi, channels, layout, ignore, controls,
+                                           holdout, bootstrap, seed, s_shaped)
+    history = _run(ctx, load_history, csv_path, spec)
+    if sys.stderr.isatty():
+        click.echo(f"fitting {len(history.channels)} channels on {history.periods} {history.frequency} periods …", err=True)
+    with warnings.catch_warnings():
+        from models.errors import ConvergenceWarning
+
+        # Implausible fits are listed in the report's warnings; no need to repeat them as Python warnings.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = _run(ctx, MediaMixModel(**settings).fit, history)
+    report = model.report()
+    if out:
+        try:
+            save_model(model, out)
+        except OSError as exc:
+            raise Failure(f"Error: cannot write {out}: {exc}", EXIT_FAILURE) from exc
+        logger.info("saved the model to %s", out)
+    if fmt == "json":
+        click.echo(json.dumps(_json_safe(report), ensure_ascii=False, indent=2))
+    else:
+        click.echo(fit_table(report, str(csv_path)), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -74,6 +74,7 @@ class Allocation:
     binding: list[Binding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     diagnosis: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     solver_name: str = ""
     solver_seconds: float = 0.0
     mode: str = "envelope"
@@ -142,6 +143,7 @@ class Allocation:
             ],
             "warnings": list(self.warnings),
             "diagnosis": list(self.diagnosis),
+            "notes": list(self.notes),
             "solver": {
                 "name": self.solver_name,
                 "seconds": self.solver_seconds,
@@ -149,3 +151,59 @@ class Allocation:
                 "iterations": self.iterations,
             },
         }
+
+
+@dataclass
+class PeriodAllocation(Allocation):
+    """Result of :func:`optimizer.periods.optimize_periods`: an :class:`Allocation` over the whole
+    horizon (channel totals in ``channels``) plus the plan period by period.
+
+    ``period_spend``, ``period_effective`` and ``period_return`` are channels × periods arrays
+    (spend in whole cents; effective spend after carryover; incremental return in the period).
+    ``after_horizon`` is each channel's return earned after the horizon from carryover; it is part
+    of ``expected_return`` only when ``count_after_horizon``. ``carryover_return`` is what spend
+    made before the horizon earns in it on its own; it is in none of the other figures.
+    """
+
+    periods: tuple[str, ...] = ()
+    count_after_horizon: bool = False
+    period_spend: object = None
+    period_effective: object = None
+    period_return: object = None
+    after_horizon: object = None
+    after_horizon_return: float = 0.0
+    carryover_return: float = 0.0
+
+    def spend_in(self, channel: str, period: str) -> float:
+        """Spend of ``channel`` in ``period``."""
+        i = [c.channel for c in self.channels].index(channel)
+        return float(self.period_spend[i, list(self.periods).index(period)])
+
+    def to_dict(self) -> dict:
+        """:meth:`Allocation.to_dict` plus ``periods`` (one entry per period, with its channels),
+        ``count_after_horizon``, ``after_horizon_return`` and ``carryover_return``."""
+        out = super().to_dict()
+        out["count_after_horizon"] = self.count_after_horizon
+        out["after_horizon_return"] = self.after_horizon_return
+        out["carryover_return"] = self.carryover_return
+        rows = []
+        if self.period_spend is not None:
+            for t, label in enumerate(self.periods):
+                rows.append({
+                    "period": label,
+                    "spend": _cents(sum(float(v) for v in self.period_spend[:, t])),
+                    "expected_return": float(sum(float(v) for v in self.period_return[:, t])),
+                    "channels": [
+                        {
+                            "channel": c.channel,
+                            "spend": _cents(self.period_spend[i, t]),
+                            "effective_spend": float(self.period_effective[i, t]),
+                            "expected_return": float(self.period_return[i, t]),
+                        }
+                        for i, c in enumerate(self.channels)
+                    ],
+                })
+        out["periods"] = rows
+        for i, c in enumerate(out["channels"]):
+            c["after_horizon_return"] = float(self.after_horizon[i]) if self.after_horizon is not None else 0.0
+        return out

@@ -19,7 +19,7 @@ from scenarios.errors import ScenarioError
 
 TOP_KEYS = {
     "name", "description", "objective", "margin", "target_return",
-    "budget", "reserve", "constraints", "current", "groups", "channels",
+    "budget", "reserve", "constraints", "current", "groups", "channels", "history", "model",
 }
 BUDGET_KEYS = {"total", "currency", "horizon"}
 RESERVE_KEYS = {"min_share", "max_share"}
@@ -31,6 +31,13 @@ CHANNEL_KEYS = {
     "locked", "max_change", "curve",
 }
 DEFAULT_RESERVE_SHARE = 0.05
+#: Curve settings shared by [history] and [model]: how many data periods the plan covers and the
+#: extrapolation cap (× the largest spend per period seen; false turns it off).
+SOURCE_KEYS = {"path", "periods", "extrapolation_cap"}
+#: [history] keys that configure the estimator, with the MediaMixModel argument each sets.
+FIT_KEYS = {"holdout": "holdout", "bootstrap": "n_bootstrap", "s_shaped": "s_shaped", "seed": "random_state"}
+#: Default horizon, in data periods, when a scenario does not say: one quarter.
+QUARTER_PERIODS = {"daily": 91, "weekly": 13, "monthly": 3}
 
 
 @dataclass
@@ -43,6 +50,10 @@ class Scenario:
     horizon: str | None = None
     description: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: The fitted model the curves came from ([history] or [model]), else None.
+    model: object = None
+    #: Data periods the plan covers (when curves come from a model).
+    periods: int | None = None
 
 
 class _Checker:
@@ -99,7 +110,7 @@ class _Checker:
             self.add(path_lo, f"must be ≤ {path_hi.rsplit('.', 1)[-1]} ({hi:g}), got {lo:g}")
 
 
-def load_scenario(path: str | Path, *, budget: float | None = None) -> Scenario:
+def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: bool = True) -> Scenario:
     """Read and validate a scenario file.
 
     Parameters
@@ -107,12 +118,18 @@ def load_scenario(path: str | Path, *, budget: float | None = None) -> Scenario:
     path
         The TOML file.
     budget
-        Override ``budget.total`` (shares keep their meaning; absolute amounts stay as written).
+        Override ``budget.total`` (shares keep their meaning; the current plan keeps its split).
+    use_cache
+        Reuse a cached fit when the scenario fits curves from ``[history]``.
 
     Raises
     ------
     ScenarioError
         With every problem found (file unreadable, TOML syntax, or any key).
+    HistoryError
+        The ``[history]`` file is invalid (every problem listed with its row).
+    ModelFileError
+        The ``[model]`` file cannot be read.
     """
     path = Path(path)
     try:
@@ -123,7 +140,8 @@ def load_scenario(path: str | Path, *, budget: float | None = None) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError([f"not valid TOML: {exc}"], str(path)) from None
-    scenario = scenario_from_dict(data, source=str(path), default_name=path.stem, budget=budget)
+    scenario = scenario_from_dict(data, source=str(path), default_name=path.stem, budget=budget,
+                                  base=path.parent, use_cache=use_cache)
     scenario.path = path
     return scenario
 
@@ -134,8 +152,12 @@ def scenario_from_dict(
     source: str = "scenario",
     default_name: str = "scenario",
     budget: float | None = None,
+    base: Path | None = None,
+    use_cache: bool = True,
 ) -> Scenario:
-    """Validate a parsed scenario (see :func:`load_scenario`)."""
+    """Validate a parsed scenario (see :func:`load_scenario`); paths are relative to ``base``."""
+    where = source
+    base = base or Path(".")
     ck = _Checker()
     ck.table("", data, TOP_KEYS)
     name = ck.text("name", data.get("name"), default_name)
@@ -196,11 +218,15 @@ def scenario_from_dict(
         ck.ordered(f"groups.{gname}.min_share", lo, f"groups.{gname}.max_share", hi)
         groups.append(Group(name=gname, min_share=lo, max_share=hi, label=ck.text(f"groups.{gname}.label", g.get("label"))))
 
+    source = _check_source(ck, data)
+    has_source = source is not None
     raw_channels = data.get("channels")
-    if raw_channels is None:
+    if raw_channels is None and has_source:
+        raw_channels = {}
+    elif raw_channels is None:
         ck.add("channels", "required: at least one [channels.NAME] table")
         raw_channels = {}
-    elif not isinstance(raw_channels, dict) or not raw_channels:
+    elif not isinstance(raw_channels, dict) or (not raw_channels and not has_source):
         ck.add("channels", "must hold at least one [channels.NAME] table")
         raw_channels = {}
 
@@ -253,15 +279,17 @@ def scenario_from_dict(
             ck.add(f"{p}.locked", "a locked channel needs its `current` spend (the amount it is held at)")
         max_change = ck.number(f"{p}.max_change", ch.get("max_change"), minimum=0.0)
         curve = None
-        if "curve" not in ch:
+        if "curve" not in ch and not has_source:
             ck.add(f"{p}.curve", "required: e.g. { kind = \"hill\", beta = 3e6, k = 1e6, s = 0.8 }")
+        elif "curve" not in ch:
+            pass  # from the fitted model, resolved below
         else:
             found = curve_problems(ch["curve"], f"{p}.curve")
             for item in found:
                 ck.problems.append(item)
             if not found:
                 curve = curve_from_dict(ch["curve"])
-        if curve is None or current is None:
+        if current is None or (curve is None and "curve" in ch):
             continue
         channels.append(
             Channel(
@@ -271,7 +299,10 @@ def scenario_from_dict(
             )
         )
     if ck.problems:
-        raise ScenarioError(ck.problems, source)
+        raise ScenarioError(ck.problems, where)
+    model, periods = None, None
+    if has_source:
+        model, periods, channels = _resolve_source(source, channels, groups, base, total, notes, where)
     problem = Problem(
         channels=tuple(channels),
         budget=float(total),
@@ -286,4 +317,92 @@ def scenario_from_dict(
         name=name,
         currency=currency,
     )
-    return Scenario(name=name, path=None, problem=problem, horizon=horizon, description=description, notes=notes)
+    return Scenario(name=name, path=None, problem=problem, horizon=horizon, description=description, notes=notes,
+                    model=model, periods=periods)
+
+
+def _check_source(ck: _Checker, data: dict):
+    """Validate [history] / [model]; returns ("history"|"model", table) or None."""
+    from models.history import HistorySpec
+
+    present = [k for k in ("history", "model") if k in data]
+    if len(present) == 2:
+        ck.add("model", "give either [history] (fit curves) or [model] (a saved fit), not both")
+        return None
+    if not present:
+        return None
+    kind = present[0]
+    spec_keys = set(HistorySpec.__dataclass_fields__) if kind == "history" else set()
+    allowed = SOURCE_KEYS | spec_keys | (set(FIT_KEYS) if kind == "history" else set())
+    table = ck.table(kind, data[kind], allowed)
+    if not table:
+        return None
+    if not isinstance(table.get("path"), str):
+        ck.add(f"{kind}.path", f"required: the {'history CSV' if kind == 'history' else 'model JSON'} file, "
+                               "relative to this scenario")
+    periods = table.get("periods")
+    if periods is not None and (isinstance(periods, bool) or not isinstance(periods, int) or periods < 1):
+        ck.add(f"{kind}.periods", f"must be a whole number of data periods ≥ 1, got {periods!r}")
+    cap = table.get("extrapolation_cap", 1.5)
+    if cap is not False:
+        ck.number(f"{kind}.extrapolation_cap", cap, minimum=1.0)
+    if kind == "history":
+        for key in ("holdout", "bootstrap", "seed"):
+            v = table.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                ck.add(f"history.{key}", f"must be a whole number ≥ 0, got {v!r}")
+        if "s_shaped" in table and not isinstance(table["s_shaped"], bool):
+            ck.add("history.s_shaped", f"must be true or false, got {table['s_shaped']!r}")
+        try:
+            HistorySpec.from_dict({k: v for k, v in table.items() if k in spec_keys})
+        except (TypeError, ValueError) as exc:
+            ck.add("history", str(exc))
+    return kind, table
+
+
+def _resolve_source(source, channels: list, groups: list, base: Path, total: float, notes: list, where: str):
+    """Curves (and missing channels) from a fitted model: fit [history] (cached) or load [model]."""
+    from dataclasses import replace
+
+    from models.cache import fit_history
+    from models.history import HistorySpec
+    from models.serialize import load_model
+
+    kind, table = source
+    path = (base / table["path"]).resolve()
+    if kind == "history":
+        spec_keys = set(HistorySpec.__dataclass_fields__)
+        spec = HistorySpec.from_dict({k: v for k, v in table.items() if k in spec_keys})
+        settings = {FIT_KEYS[k]: v for k, v in table.items() if k in FIT_KEYS}
+        model, cached = fit_history(path, spec, settings)
+        notes.append(f"curves fitted from {table['path']}" + (" (cached fit)" if cached else ""))
+    else:
+        model = load_model(path)
+        notes.append(f"curves from the saved model {table['path']}")
+    periods = table.get("periods") or QUARTER_PERIODS.get(model.frequency_, 13)
+    factor = table.get("extrapolation_cap", 1.5)
+    known = {c.name for c in channels}
+    problems = [
+        f"channels.{c.name}: not in the fitted model (it has: {', '.join(model.channels_)})"
+        for c in channels if c.curve is None and c.name not in model.channels_
+    ]
+    if problems:
+        raise ScenarioError(problems, where)
+    resolved = []
+    for c in channels:
+        if c.curve is not None:
+            resolved.append(c)
+            continue
+        cap = model.extrapolation_cap(c.name, periods, factor) if factor is not False else None
+        resolved.append(replace(c, curve=model.planning_curve(c.name, periods), extrapolation_cap=cap))
+    model_groups = getattr(model, "groups_", {}) or {}
+    for name in model.channels_:
+        if name in known:
+            continue
+        # A channel in the history but not in [channels]: plan it at its historical run rate.
+        stats = model.spend_stats_[name]
+        cap = model.extrapolation_cap(name, periods, factor) if factor is not False else None
+        resolved.append(Channel(name=name, curve=model.planning_curve(name, periods),
+                                group=model_groups.get(name, "other"), current=float(stats["mean"]) * periods,
+                                extrapolation_cap=cap))
+    return model, periods, resolved

@@ -31,3 +31,19 @@ def random_problem(seed: int, n: int, *, budget_per_channel: float = 100_000.0, 
 @pytest.fixture
 def make_problem():
     return random_problem
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_fit_cache(tmp_path_factory):
+    """Fits are cached per test session, never in the user's cache folder."""
+    import os
+
+    from models.cache import CACHE_ENV
+
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("fit-cache"))
+    yield
+    if old is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = old

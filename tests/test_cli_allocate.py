@@ -74,7 +74,7 @@ def test_budget_override(run):
     r = run("allocate", QUARTERLY, "--budget", "5000000", "--format", "json")
     d = json.loads(r.stdout)
     assert d["budget"] == 5_000_000 and d["reserve"] >= 250_000
-    assert d["warnings"][0].startswith("budget overridden")
+    assert d["notes"][0].startswith("budget overridden")
 
 
 def test_invalid_scenario_exits_3_listing_every_problem(run, tmp_path):
@@ -91,14 +91,14 @@ def test_invalid_scenario_exits_3_listing_every_problem(run, tmp_path):
 
 
 def test_infeasible_exits_4_with_explanation(run, tmp_path):
-    text = example_path("quarterly.toml").read_text(encoding="utf-8")
+    text = example_path("pasted_curves.toml").read_text(encoding="utf-8")
     text = text.replace("min_spend = 600_000", "min_spend = 9_000_000")
     f = tmp_path / "tight.toml"
     f.write_text(text, encoding="utf-8")
     r = run("allocate", str(f))
     assert r.exit_code == 4
     assert r.stdout == ""
-    assert r.stderr.startswith("Error: no plan satisfies every constraint of 2027-Q1 quarterly plan:\n  - ")
+    assert r.stderr.startswith("Error: no plan satisfies every constraint of 2027-Q1 plan on pasted curves:\n  - ")
     assert "popup_stores" in r.stderr
     j = run("allocate", str(f), "--format", "json")
     assert j.exit_code == 4

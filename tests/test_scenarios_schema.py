@@ -43,7 +43,7 @@ def test_quarterly_example_current_plan_is_the_reference_split():
     assert 1 - sum(shares.values()) == pytest.approx(p.reserve_min_share) == pytest.approx(0.05)
 
 
-@pytest.mark.parametrize("name", ["quarterly.toml", "roi_floor.toml"])
+@pytest.mark.parametrize("name", ["quarterly.toml", "pasted_curves.toml", "roi_floor.toml"])
 def test_every_bundled_example_loads(name):
     assert load_scenario(example_path(name)).problem.channels
 

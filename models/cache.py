@@ -1,0 +1,97 @@
+"""Fit a history once: fitted models cached as JSON, keyed by the data and every setting.
+
+``budget allocate`` on a scenario with a ``[history]`` table fits on the fly; the second run
+(and every monthly job re-run on the same data) loads the cached model instead of refitting.
+The key is a SHA-256 of the history file's bytes, the column mapping, the estimator settings
+and the model schema version, so any change to any of them fits again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from models.errors import ModelFileError
+from models.fit import MediaMixModel
+from models.history import HistorySpec, load_history
+from models.serialize import SCHEMA_VERSION, load_model, save_model
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable naming the cache folder (default: $XDG_CACHE_HOME/budget-engine).
+CACHE_ENV = "BUDGET_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where fitted models are cached."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "budget-engine"
+
+
+def fit_key(path: str | Path, spec: HistorySpec, settings: dict) -> str:
+    """The cache key of fitting ``path`` read with ``spec`` by an estimator with ``settings``."""
+    h = hashlib.sha256()
+    h.update(Path(path).read_bytes())
+    meta = {"spec": _plain(spec.__dict__), "settings": _plain(settings), "schema": SCHEMA_VERSION}
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = None, *, use_cache: bool = True):
+    """Load, validate and fit ``path``; reuse a cached fit of the same data and settings.
+
+    Parameters
+    ----------
+    path
+        History file (CSV).
+    spec
+        How to read it.
+    settings
+        Keyword arguments for :class:`models.fit.MediaMixModel`.
+    use_cache
+        Read and write the cache (:func:`cache_dir`).
+
+    Returns
+    -------
+    (MediaMixModel, bool)
+        The fitted model and whether it came from the cache.
+
+    Raises
+    ------
+    HistoryError
+        The file is invalid (every problem listed); nothing is cached.
+    """
+    settings = dict(settings or {})
+    history = load_history(path, spec)  # validates even on a cache hit: bad data never plans
+    key = fit_key(path, spec, settings)
+    target = cache_dir() / f"fit-{key}.json"
+    if use_cache and target.exists():
+        try:
+            model = load_model(target)
+            logger.info("using the cached fit %s", target)
+            return model, True
+        except ModelFileError as exc:
+            logger.warning("ignoring an unreadable cached fit (%s); fitting again", exc)
+    logger.info("fitting %d channels on %d %s periods of %s", len(history.channels), history.periods,
+                history.frequency, path)
+    model = MediaMixModel(**settings).fit(history)
+    if use_cache:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_model(model, target)
+        except OSError as exc:  # a read-only cache costs time, not correctness
+            logger.warning("could not cache the fit in %s: %s", target.parent, exc)
+    return model, False

@@ -1,0 +1,104 @@
+"""`budget fit` and scenarios that plan on curves fitted from history (Prophet, cached)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from models.cache import cache_dir
+from models.generate import bundled_params, true_planning_curve
+from scenarios import example_path, load_scenario
+
+HISTORY = str(example_path("history_weekly.csv"))
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner()
+
+
+@pytest.mark.slow
+def test_fit_csv_table_json_and_saved_model(runner, tmp_path):
+    out = tmp_path / "model.json"
+    r = runner.invoke(main, ["fit", HISTORY, "--bootstrap", "10", "--out", str(out), "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["frequency"] == "weekly" and report["periods"] == 156
+    assert [c["channel"] for c in report["channels"]][:2] == ["douyin", "xiaohongshu"]
+    assert {"roi", "roi_p10", "roi_p90", "marginal_roi", "alpha", "k", "s"} <= set(report["channels"][0])
+    assert {"r2", "mape", "nrmse", "holdout"} <= set(report["fit"])
+    saved = json.loads(out.read_text())
+    assert saved["schema_version"] == 1
+    t = runner.invoke(main, ["fit", HISTORY, "--bootstrap", "0"])
+    assert t.exit_code == 0
+    assert "fit on the last 13 periods held out" in t.stdout and "wecom_community" in t.stdout
+
+
+def test_fit_rejects_a_bad_history_with_every_problem(runner, tmp_path):
+    bad = tmp_path / "h.csv"
+    bad.write_text("date,revenue,tv\n2024-01-01,100,5\n2024-01-01,-3,x\n", encoding="utf-8")
+    r = runner.invoke(main, ["fit", str(bad)])
+    assert r.exit_code == 3
+    assert r.stdout == ""
+    assert r.stderr == (
+        "Error: h.csv: 3 problem(s)\n"
+        "  - h.csv row 3: revenue must be > 0, got -3\n"
+        "  - h.csv row 3: spend for tv 'x' is not a number\n"
+        "  - h.csv row 3: date 2024-01-01 appears twice (first at row 2)\n"
+    )
+
+
+@pytest.mark.slow
+def test_quarterly_scenario_fits_once_then_uses_the_cache():
+    path = example_path("quarterly.toml")
+    first = load_scenario(path)
+    assert first.periods == 13 and first.model is not None
+    assert any(f.name.startswith("fit-") for f in cache_dir().iterdir())
+    second = load_scenario(path)
+    assert second.notes[-1].endswith("(cached fit)")
+    # The cached fit plans exactly like the fresh one.
+    for a, b in zip(first.problem.channels, second.problem.channels):
+        assert a.curve == b.curve and a.extrapolation_cap == b.extrapolation_cap
+    # Fitted planning curves are close to the true ones at the planned spend level.
+    truth = bundled_params()
+    for ch in first.problem.channels:
+        true_curve = true_planning_curve(truth, ch.name, 13)
+        x = ch.current
+        assert float(ch.curve.response(x)) == pytest.approx(float(true_curve.response(x)), rel=0.2)
+
+
+@pytest.mark.slow
+def test_allocate_on_fitted_curves_respects_the_extrapolation_cap(runner):
+    r = runner.invoke(main, ["allocate", str(example_path("quarterly.toml")), "--format", "json", "--budget", "60000000"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    sc = load_scenario(example_path("quarterly.toml"))
+    caps = {c.name: c.extrapolation_cap for c in sc.problem.channels}
+    for c in d["channels"]:
+        assert c["spend"] <= caps[c["channel"]] + 0.01
+    assert any(b["name"].startswith("extrapolation_cap[") for b in d["binding_constraints"])
+    assert any("extrapolation cap" in w for w in d["warnings"])
+
+
+def test_model_table_in_a_scenario(tmp_path, runner):
+    pytest.importorskip("prophet")
+    out = tmp_path / "m.json"
+    r = runner.invoke(main, ["fit", HISTORY, "--bootstrap", "0", "--holdout", "0", "--out", str(out), "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    sc = tmp_path / "s.toml"
+    sc.write_text(f'[budget]\ntotal = 10_000_000\n[model]\npath = "{out.name}"\n[channels.douyin]\ngroup = "content"\ncurrent = 2_000_000\n', encoding="utf-8")
+    loaded = load_scenario(sc)
+    names = [c.name for c in loaded.problem.channels]
+    assert names[0] == "douyin" and len(names) == 9  # the rest planned at their historical run rate
+    assert loaded.problem.channels[0].current == 2_000_000
+
+
+def test_unknown_channel_against_the_model(tmp_path, runner):
+    out = tmp_path / "m.json"
+    assert runner.invoke(main, ["fit", HISTORY, "--bootstrap", "0", "--holdout", "0", "--out", str(out)]).exit_code == 0
+    sc = tmp_path / "s.toml"
+    sc.write_text(f'[budget]\ntotal = 1e7\n[model]\npath = "{out.name}"\n[channels.tiktok]\ncurrent = 1\n', encoding="utf-8")
+    r = runner.invoke(main, ["allocate", str(sc)])
+    assert r.exit_code == 3
+    assert "channels.tiktok: not in the fitted model (it has: douyin, xiaohongshu" in r.stderr
