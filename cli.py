@@ -12,9 +12,7 @@ import io
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import unicodedata
 import warnings
 from pathlib import Path
@@ -143,28 +141,12 @@ def main(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
 # Output helpers
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _emit(text: str, output: str | None) -> None:
     if output:
+        from models.serialize import write_text_atomic
+
         try:
-            write_atomic(output, text)
+            write_text_atomic(output, text)
         except OSError as exc:
             raise Failure(f"Error: cannot write {output}: {exc}", EXIT_FAILURE) from exc
         logger.info("wrote %s", output)
@@ -341,7 +323,6 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file):
       budget allocate plan.toml --format csv > plan.csv
     """
     from optimizer import optimize
-    from scenarios import load_scenario
 
     if budget is not None and (not math.isfinite(budget) or budget <= 0):
         raise click.BadParameter(f"must be a positive number, got {budget:g}", param_hint="--budget")

@@ -23,7 +23,7 @@ import pandas as pd
 from models.errors import ModelFileError, NotFittedError
 from models.fit import ChannelParams, MediaMixModel, _Block
 
-__all__ = ["SCHEMA_VERSION", "save_model", "load_model", "model_to_dict", "model_from_dict"]
+__all__ = ["SCHEMA_VERSION", "save_model", "load_model", "model_to_dict", "model_from_dict", "write_text_atomic"]
 
 SCHEMA_VERSION = 1
 
@@ -145,14 +145,14 @@ def model_from_dict(data: dict, source: str = "model") -> MediaMixModel:
     return model
 
 
-def save_model(model: MediaMixModel, path) -> None:
-    """Write ``model`` as JSON to ``path`` atomically (temp file in the same directory + os.replace)."""
-    text = json.dumps(model_to_dict(model), ensure_ascii=False, allow_nan=False)
+def write_text_atomic(path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``:
+    readers see the old file or the new one, never half of one."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".model-", suffix=".json.tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -163,6 +163,11 @@ def save_model(model: MediaMixModel, path) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def save_model(model: MediaMixModel, path) -> None:
+    """Write ``model`` as JSON to ``path`` atomically (:func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(model_to_dict(model), ensure_ascii=False, allow_nan=False))
 
 
 def load_model(path) -> MediaMixModel:

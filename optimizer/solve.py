@@ -28,7 +28,7 @@ from models.curves import CurveSet
 from optimizer import diagnose
 from optimizer.build import ConvexPart, Model, Objective, Pieces, build_model
 from optimizer.errors import SolverError
-from optimizer.problem import Bound, Problem, channel_bounds
+from optimizer.problem import Problem, channel_bounds
 from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, PlanSummary
 
 logger = logging.getLogger(__name__)
@@ -633,7 +633,6 @@ def _binding(problem: Problem, bounds, model: Model, spends: np.ndarray, alloc: 
 
 def _warnings(problem: Problem, bounds, pieces, spends: np.ndarray, alloc: Allocation) -> list[str]:
     out = []
-    b = problem.budget
     for ch, piece, x in zip(problem.channels, pieces, spends):
         if not ch.curve.is_concave and piece.convex is None:
             env = float(piece.curve.response(x))

@@ -117,11 +117,14 @@ def test_min_spend_reaches_target_with_least_money():
     a = optimize(replace(base(), objective="min_spend", target_return=target))
     assert a.expected_return >= target * (1 - 1e-9)
     assert "target_return" in names(a)
-    # Exact check: the cheapest spend reaching the target is where max return hits the target.
-    curves = [c.curve for c in base().channels if c.name != "wecom"]
-    lo = np.zeros(len(curves))
-    hi_, _ = bisection_optimum(curves, lo, np.full(len(curves), 4e6), a.spend)
-    assert a.spend <= 4e6
+    # Exact check: with the plan's spend the best possible return just reaches the target, and
+    # 0.1% less money cannot reach it.
+    curves = [c.curve for c in base().channels]
+    lo, hi = np.zeros(len(curves)), np.full(len(curves), 4e6 * 0.95)
+    _, best = bisection_optimum(curves, lo, hi, a.spend)
+    _, less = bisection_optimum(curves, lo, hi, a.spend * 0.999)
+    assert best == pytest.approx(target, rel=1e-4)
+    assert less < target
 
 
 def test_points_curve_is_used_exactly():
