@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import math
+import os
 import sys
 import unicodedata
 import warnings
@@ -483,6 +484,146 @@ def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, ch
         click.echo(json.dumps(_json_safe(report), ensure_ascii=False, indent=2))
     else:
         click.echo(fit_table(report, str(csv_path)), nl=False)
+
+
+# --------------------------------------------------------------------------------------------
+# forecast
+
+
+def _even(total: float, periods: int):
+    import numpy as np
+
+    return np.full(periods, total / periods)
+
+
+def _band_text(block: dict, i: int | None = None) -> str:
+    if i is None:
+        b = block["horizon"]
+        return f"{_num(b['p50'])} [{_num(b['p10'])}–{_num(b['p90'])}]"
+    return f"{_num(block['p50'][i])} [{_num(block['p10'][i])}–{_num(block['p90'][i])}]"
+
+
+def forecast_table(fc: dict, scenario_name: str) -> str:
+    plans = fc["plans"]
+    lines = [f"{scenario_name}: forecast of {len(fc['periods'])} {fc['frequency']} periods "
+             f"from {fc['periods'][0]} (P50 [P10–P90])", ""]
+    rows = []
+    for i, period in enumerate(fc["periods"]):
+        rows.append([period, _band_text(fc["baseline"], i)] + [_band_text(p["total"], i) for p in plans.values()])
+    rows.append(["horizon", _band_text(fc["baseline"])] + [_band_text(p["total"]) for p in plans.values()])
+    lines.append(render_table(["period", "baseline"] + [f"total, {n} plan" for n in plans], rows,
+                              right=set(range(1, 2 + len(plans)))))
+    lines.append("")
+    for name, p in plans.items():
+        lines.append(f"media return, {name} plan (spend {_num(p['spend'])}): {_band_text(p['media'])}")
+    lines.append("")
+    lines.append("Baseline: Prophet (trend, yearly seasonality, China's holidays, 618, Double 11, member day); "
+                 "its interval from the model's out-of-sample error. Media: curves with carryover from "
+                 "history; interval from the bootstrap curve samples. Spend is spread evenly over the periods.")
+    return "\n".join(lines) + "\n"
+
+
+def forecast_csv(fc: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["period", "series", "p10", "p50", "p90", "point"])
+    series = [("baseline", fc["baseline"])]
+    for name, p in fc["plans"].items():
+        series += [(f"{name}_media", p["media"]), (f"{name}_total", p["total"])]
+    for i, period in enumerate(fc["periods"]):
+        for name, b in series:
+            w.writerow([period, name, b["p10"][i], b["p50"][i], b["p90"][i], b["point"][i]])
+    return buf.getvalue()
+
+
+def forecast_plot(fc: dict, path: str, title: str) -> None:
+    """Baseline and each plan's total with P10–P90 bands, written atomically as an image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = range(len(fc["periods"]))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    series = [("baseline", fc["baseline"])] + [(f"{n} plan", p["total"]) for n, p in fc["plans"].items()]
+    for name, b in series:
+        ax.plot(x, b["p50"], label=name)
+        ax.fill_between(x, b["p10"], b["p90"], alpha=0.2)
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(fc["periods"], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("KPI per period")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp{target.suffix}")
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, target)
+    finally:
+        plt.close(fig)
+        if tmp.exists():
+            tmp.unlink()
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
+@click.option("--horizon", help="Horizon: 13w, 3m, 91d or a number of data periods [the scenario's periods].")
+@FORMAT
+@OUTPUT
+@click.option("--plot", "plot", type=click.Path(dir_okay=False), help="Also draw the forecast to FILE (PNG, SVG, PDF).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the interval simulation.")
+@click.pass_context
+def forecast(ctx, scenario, horizon, fmt, output, plot, seed):
+    """Forecast the horizon: baseline KPI, plus media return under the current and recommended plans.
+
+    Needs a scenario whose curves come from history ([history] or [model]). Each series has
+    P10/P50/P90, per period and over the horizon: Prophet's baseline (with the model's
+    out-of-sample error) combined with the bootstrap samples of the response curves.
+
+    \b
+    Example:
+      budget forecast scenarios/examples/quarterly.toml
+      budget forecast scenarios/examples/quarterly.toml --horizon 3m --format csv
+      budget forecast plan.toml --plot forecast.png --format json -o forecast.json
+    """
+    from models.forecast import forecast as run_forecast
+    from models.forecast import parse_horizon
+    from optimizer import optimize
+
+    sc = _run(ctx, _load_scenario, scenario)
+    if sc.model is None:
+        raise Failure(f"Error: {scenario}: forecasting needs curves fitted from history: add a [history] or "
+                      "[model] table", EXIT_INPUT)
+    periods = sc.periods
+    if horizon:
+        try:
+            periods = parse_horizon(horizon, sc.model.frequency_)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--horizon") from None
+        if periods != sc.periods:
+            sc = _run(ctx, _load_scenario, scenario, periods=periods)
+    alloc = _run(ctx, optimize, sc.problem)
+    if not alloc.feasible:
+        raise Failure(_infeasible_message(alloc), EXIT_INFEASIBLE)
+    fitted = set(sc.model.channels_)
+    plans = {
+        "current": {c.name: _even(c.current, periods) for c in sc.problem.channels if c.name in fitted},
+        "recommended": {c.channel: _even(c.spend, periods) for c in alloc.channels if c.channel in fitted},
+    }
+    fc = _run(ctx, run_forecast, sc.model, plans, periods, seed=seed)
+    fc["scenario"] = sc.name
+    if fmt == "json":
+        _emit(json.dumps(_json_safe(fc), ensure_ascii=False, indent=2) + "\n", output)
+    elif fmt == "csv":
+        _emit(forecast_csv(fc), output)
+    else:
+        _emit(forecast_table(fc, sc.name), output)
+    if plot:
+        try:
+            forecast_plot(fc, plot, f"{sc.name}: forecast")
+        except (OSError, ValueError) as exc:
+            raise Failure(f"Error: cannot draw {plot}: {exc}", EXIT_FAILURE) from exc
 
 
 if __name__ == "__main__":  # pragma: no cover

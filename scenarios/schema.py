@@ -110,7 +110,8 @@ class _Checker:
             self.add(path_lo, f"must be ≤ {path_hi.rsplit('.', 1)[-1]} ({hi:g}), got {lo:g}")
 
 
-def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: bool = True) -> Scenario:
+def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: bool = True,
+                  periods: int | None = None) -> Scenario:
     """Read and validate a scenario file.
 
     Parameters
@@ -121,6 +122,8 @@ def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: b
         Override ``budget.total`` (shares keep their meaning; the current plan keeps its split).
     use_cache
         Reuse a cached fit when the scenario fits curves from ``[history]``.
+    periods
+        Override the number of data periods the plan covers (``[history]``/``[model]`` only).
 
     Raises
     ------
@@ -141,7 +144,7 @@ def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: b
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError([f"not valid TOML: {exc}"], str(path)) from None
     scenario = scenario_from_dict(data, source=str(path), default_name=path.stem, budget=budget,
-                                  base=path.parent, use_cache=use_cache)
+                                  base=path.parent, use_cache=use_cache, periods=periods)
     scenario.path = path
     return scenario
 
@@ -154,6 +157,7 @@ def scenario_from_dict(
     budget: float | None = None,
     base: Path | None = None,
     use_cache: bool = True,
+    periods: int | None = None,
 ) -> Scenario:
     """Validate a parsed scenario (see :func:`load_scenario`); paths are relative to ``base``."""
     where = source
@@ -219,6 +223,8 @@ def scenario_from_dict(
         groups.append(Group(name=gname, min_share=lo, max_share=hi, label=ck.text(f"groups.{gname}.label", g.get("label"))))
 
     source = _check_source(ck, data)
+    if source is not None and periods is not None:
+        source = (source[0], {**source[1], "periods": periods})
     has_source = source is not None
     raw_channels = data.get("channels")
     if raw_channels is None and has_source:
