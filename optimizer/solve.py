@@ -281,7 +281,7 @@ def _first_targets(problem: Problem, pieces: list[Pieces], family: CurveSet) -> 
     hi = np.array([p.hi for p in pieces])
     available = problem.budget - problem.reserve_min
 
-    def spend_at(lam: float, iterations: int = 32) -> np.ndarray:
+    def spend_at(lam: float, iterations: int = 26) -> np.ndarray:
         return family.spend_at_marginal(lam, lo, hi, iterations)
 
     if problem.objective == "max_profit":
@@ -300,7 +300,7 @@ def _first_targets(problem: Problem, pieces: list[Pieces], family: CurveSet) -> 
         return lo
     a, b = np.log(1e-12 * float(top.min())), np.log(float(top.max())) + 1.0
     flip = problem.objective == "min_spend"
-    for _ in range(45):
+    for _ in range(26):  # λ to ~1e-6 relative: plenty to place breakpoints
         mid = 0.5 * (a + b)
         # max_return: feasible for large λ (spend little) → search the smallest feasible λ.
         # min_spend: target met for small λ (spend much) → search the largest such λ.
