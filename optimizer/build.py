@@ -33,6 +33,9 @@ from optimizer.problem import Problem
 
 logger = logging.getLogger(__name__)
 
+#: Relative margin on return floors (ROI floor, return target), see build_model.
+FLOOR_MARGIN = 1e-7
+
 
 @dataclass
 class ConvexPart:
@@ -262,11 +265,13 @@ def build_model(
         if spec.max_share is not None:
             add(f"group_max[{g}]", members, pulp.LpConstraintLE, spec.max_share * b)
 
+    # Return floors get a hair of margin (FLOOR_MARGIN, relative) so that rounding spends to the
+    # cent afterwards cannot push a plan that meets them exactly to a few fen below.
     if with_roi and problem.roi_min is not None:
-        rho = problem.roi_min
+        rho = problem.roi_min * (1 + FLOOR_MARGIN)
         add("roi_min", [(y, 1.0) for y in ys] + [(x, -rho) for x in xs], pulp.LpConstraintGE, 0.0)
     if with_target and problem.objective == "min_spend" and problem.target_return is not None:
-        add("target_return", [(y, 1.0) for y in ys], pulp.LpConstraintGE, problem.target_return)
+        add("target_return", [(y, 1.0) for y in ys], pulp.LpConstraintGE, problem.target_return * (1 + FLOOR_MARGIN))
 
     for i, piece in enumerate(pieces):
         _add_curve(model, i, xs[i], ys[i], piece)
