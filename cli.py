@@ -206,6 +206,10 @@ def _pct(v: float | None, signed: bool = False) -> str:
 # allocate
 
 
+#: Binding constraints listed in the table (a weekly plan can have hundreds; JSON has them all).
+BINDING_SHOWN = 12
+
+
 def allocation_table(alloc, horizon: str | None = None) -> str:
     """The human report of an allocation."""
     d = alloc.to_dict()
@@ -247,10 +251,13 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
     if d["binding_constraints"]:
         lines.append("")
         lines.append("Binding constraints (what limits the plan):")
-        for bd in d["binding_constraints"]:
+        shown = d["binding_constraints"][:BINDING_SHOWN]
+        for bd in shown:
             price = bd["shadow_price"]
             extra = f"  [shadow price {price:.3f}]" if price else ""
             lines.append(f"  {bd['name']}: {bd['detail']}{extra}")
+        if len(d["binding_constraints"]) > len(shown):
+            lines.append(f"  … and {len(d['binding_constraints']) - len(shown)} more (all of them in --format json)")
     if d["warnings"]:
         lines.append("")
         lines.append("Warnings:")
@@ -289,6 +296,42 @@ def allocation_json(alloc, scenario=None) -> str:
     return json.dumps(_json_safe(d), ensure_ascii=False, indent=2) + "\n"
 
 
+def period_table(alloc) -> str:
+    """Spend per channel (rows) per period (columns), in thousands, with period totals."""
+    d = alloc.to_dict()
+    periods = d["periods"]
+    if not periods:
+        return ""
+    names = [c["channel"] for c in d["channels"]]
+    rows = []
+    for i, name in enumerate(names):
+        rows.append([name] + [_num(p["channels"][i]["spend"] / 1000) for p in periods])
+    rows.append(["total"] + [_num(p["spend"] / 1000) for p in periods])
+    rows.append(["return"] + [_num(p["expected_return"] / 1000) for p in periods])
+    head = ["spend (¥k)"] + [p["period"] for p in periods]
+    lines = ["", "Spend per period (¥ thousands):", render_table(head, rows, right=set(range(1, len(head))))]
+    after = d.get("after_horizon_return") or 0.0
+    lines.append(
+        f"return earned after the horizon through carryover: {_num(after)} "
+        + ("(counted in the expected return)" if d.get("count_after_horizon") else "(not counted)")
+    )
+    return "\n".join(lines) + "\n"
+
+
+PERIOD_CSV_FIELDS = ["period", "channel", "spend", "effective_spend", "expected_return"]
+
+
+def period_csv(alloc) -> str:
+    """Long format: one row per period and channel."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=PERIOD_CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for p in alloc.to_dict()["periods"]:
+        for c in p["channels"]:
+            w.writerow({"period": p["period"], **{k: c[k] for k in PERIOD_CSV_FIELDS[1:]}})
+    return buf.getvalue()
+
+
 def _infeasible_message(alloc) -> str:
     lines = [f"Error: no plan satisfies every constraint of {alloc.scenario}:"]
     lines += [f"  - {p}" for p in alloc.diagnosis]
@@ -311,35 +354,53 @@ OUTPUT = click.option("--output", "-o", type=click.Path(dir_okay=False), help="W
 @click.option("--lp-file", type=click.Path(dir_okay=False), help="Write the final LP model to FILE (debugging).")
 @click.pass_context
 def allocate(ctx, scenario, budget, fmt, output, exact, lp_file):
-    """Recommend how to split the budget of SCENARIO across its channels.
+    """Recommend how to split the budget of SCENARIO across its channels (and periods).
 
     Finds the global optimum of the scenario's objective under every constraint it states
     (budget, reserve, channel and group bounds, change limits, ROI and marginal-ROI floors),
-    and compares it with the current plan.
+    and compares it with the current plan. A scenario with a [horizon] table is planned
+    period by period (carryover, seasonal efficiency, pacing); CSV is then one row per period
+    and channel.
 
     \b
     Example:
       budget allocate scenarios/examples/quarterly.toml
       budget allocate plan.toml --budget 12000000 --format json -o plan.json
       budget allocate plan.toml --format csv > plan.csv
+      budget allocate scenarios/examples/weekly.toml
     """
     from optimizer import optimize
 
     if budget is not None and (not math.isfinite(budget) or budget <= 0):
         raise click.BadParameter(f"must be a positive number, got {budget:g}", param_hint="--budget")
     sc = _run(ctx, _load_scenario, scenario, budget=budget)
-    alloc = _run(ctx, optimize, sc.problem, exact=exact, lp_path=lp_file)
+    if sc.horizon_spec is not None:
+        alloc = _run(ctx, _plan_periods, sc, lp_file)
+    else:
+        alloc = _run(ctx, optimize, sc.problem, exact=exact, lp_path=lp_file)
     alloc.notes[:0] = sc.notes
+    periodic = sc.horizon_spec is not None
     if fmt == "json":
         _emit(allocation_json(alloc, sc), output)
     elif not alloc.feasible:
         pass
     elif fmt == "csv":
-        _emit(allocation_csv(alloc), output)
+        _emit(period_csv(alloc) if periodic else allocation_csv(alloc), output)
     else:
-        _emit(allocation_table(alloc, sc.horizon), output)
+        _emit(allocation_table(alloc, sc.horizon) + (period_table(alloc) if periodic else ""), output)
     if not alloc.feasible:
         raise Failure(_infeasible_message(alloc), EXIT_INFEASIBLE)
+
+
+def _plan_periods(sc, lp_file):
+    """Plan a scenario with a [horizon] period by period."""
+    from optimizer.periods import optimize_periods
+    from scenarios.horizon import period_problem
+
+    problem = period_problem(sc, sc.horizon_spec)
+    alloc = optimize_periods(problem, lp_path=lp_file)
+    alloc.notes.extend(problem.notes)
+    return alloc
 
 
 def _load_scenario(path, **kwargs):

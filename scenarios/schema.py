@@ -16,10 +16,12 @@ from pathlib import Path
 from models.curves import curve_from_dict, curve_problems
 from optimizer.problem import OBJECTIVES, Channel, Group, Problem
 from scenarios.errors import ScenarioError
+from scenarios.horizon import check_horizon
 
 TOP_KEYS = {
     "name", "description", "objective", "margin", "target_return",
     "budget", "reserve", "constraints", "current", "groups", "channels", "history", "model",
+    "horizon", "pacing",
 }
 BUDGET_KEYS = {"total", "currency", "horizon"}
 RESERVE_KEYS = {"min_share", "max_share"}
@@ -28,7 +30,7 @@ CURRENT_KEYS = {"group_shares"}
 GROUP_KEYS = {"label", "min_share", "max_share"}
 CHANNEL_KEYS = {
     "label", "group", "current", "min_spend", "max_spend", "min_share", "max_share",
-    "locked", "max_change", "curve",
+    "locked", "max_change", "curve", "efficiency", "min_per_period", "max_per_period",
 }
 DEFAULT_RESERVE_SHARE = 0.05
 #: Curve settings shared by [history] and [model]: how many data periods the plan covers and the
@@ -54,6 +56,10 @@ class Scenario:
     model: object = None
     #: Data periods the plan covers (when curves come from a model).
     periods: int | None = None
+    #: Channels whose curves came from the model (not written in the file).
+    fitted_channels: frozenset = frozenset()
+    #: The [horizon] plan, when the scenario plans period by period (scenarios.horizon.HorizonSpec).
+    horizon_spec: object = None
 
 
 class _Checker:
@@ -223,6 +229,7 @@ def scenario_from_dict(
         groups.append(Group(name=gname, min_share=lo, max_share=hi, label=ck.text(f"groups.{gname}.label", g.get("label"))))
 
     source = _check_source(ck, data)
+    horizon_spec = check_horizon(ck, data, has_model=source is not None)
     if source is not None and periods is not None:
         source = (source[0], {**source[1], "periods": periods})
     has_source = source is not None
@@ -307,8 +314,11 @@ def scenario_from_dict(
     if ck.problems:
         raise ScenarioError(ck.problems, where)
     model, periods = None, None
+    fitted = frozenset()
     if has_source:
+        explicit = {c.name for c in channels if c.curve is not None}
         model, periods, channels = _resolve_source(source, channels, groups, base, total, notes, where)
+        fitted = frozenset(c.name for c in channels if c.name not in explicit)
     problem = Problem(
         channels=tuple(channels),
         budget=float(total),
@@ -324,7 +334,7 @@ def scenario_from_dict(
         currency=currency,
     )
     return Scenario(name=name, path=None, problem=problem, horizon=horizon, description=description, notes=notes,
-                    model=model, periods=periods)
+                    model=model, periods=periods, fitted_channels=fitted, horizon_spec=horizon_spec)
 
 
 def _check_source(ck: _Checker, data: dict):
