@@ -1,0 +1,105 @@
+"""Period-by-period plans from scenario files: [horizon], [pacing], per-channel period keys."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from scenarios import ScenarioError, example_path, load_scenario
+
+CONCAVE = """
+name = "months"
+[budget]
+total = 3_000_000
+[channels.a]
+group = "content"
+current = 1_000_000
+curve = { kind = "hill", beta = 6e6, k = 1.5e6, s = 0.8 }
+[channels.b]
+group = "tools"
+current = 1_000_000
+curve = { kind = "exponential", beta = 3e6, k = 8e5 }
+[channels.c]
+group = "offline"
+current = 850_000
+curve = { kind = "points", points = [[0, 0], [5e5, 1.2e6], [1e6, 2e6], [2e6, 2.6e6]] }
+"""
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner()
+
+
+def write(tmp_path, text):
+    p = tmp_path / "s.toml"
+    p.write_text(text, encoding="utf-8")
+    return str(p)
+
+
+def run_json(runner, *args):
+    r = runner.invoke(main, ["allocate", *args, "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_flat_months_equal_the_single_period_plan_split_evenly(runner, tmp_path):
+    single = run_json(runner, write(tmp_path, CONCAVE))
+    months = run_json(runner, write(tmp_path, CONCAVE + '[horizon]\nperiods = ["2027-01", "2027-02", "2027-03"]\n'))
+    assert [p["period"] for p in months["periods"]] == ["2027-01", "2027-02", "2027-03"]
+    for s, m in zip(single["channels"], months["channels"]):
+        assert m["spend"] == pytest.approx(s["spend"], rel=1e-3, abs=50)
+        per = [p["channels"][months["channels"].index(m)]["spend"] for p in months["periods"]]
+        assert max(per) - min(per) <= 1e-3 * max(s["spend"], 1.0) + 0.05
+    assert months["expected_return"] == pytest.approx(single["expected_return"], rel=1e-4)
+
+
+def test_efficiency_peak_pulls_spend_into_that_month(runner, tmp_path):
+    text = CONCAVE.replace('curve = { kind = "hill"', 'efficiency = [1.0, 1.6, 1.0]\ncurve = { kind = "hill"')
+    d = run_json(runner, write(tmp_path, text + '[horizon]\nperiods = ["Jan", "Feb", "Mar"]\n'))
+    a = [p["channels"][0]["spend"] for p in d["periods"]]
+    assert a[1] > 1.2 * a[0] and a[1] > 1.2 * a[2]
+
+
+def test_pacing_caps_and_money_to_the_cent(runner, tmp_path):
+    text = CONCAVE + '[horizon]\nperiods = ["Jan", "Feb", "Mar"]\n[pacing]\ncap = [500_000, 2_000_000, 2_000_000]\n'
+    d = run_json(runner, write(tmp_path, text))
+    assert d["periods"][0]["spend"] <= 500_000 + 0.01
+    cents = sum(round(c["spend"] * 100) for p in d["periods"] for c in p["channels"])
+    assert cents + round(d["reserve"] * 100) == round(d["budget"] * 100)
+
+
+def test_period_keys_are_validated(tmp_path):
+    bad = CONCAVE.replace('curve = { kind = "hill"', 'efficiency = [1.0, 1.2]\ncurve = { kind = "hill"')
+    bad += '[horizon]\nperiods = ["Jan", "Feb", "Mar"]\nefficiency = "seasonal"\n[pacing]\nmax_share = 1.5\n'
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(write(tmp_path, bad))
+    assert err.value.problems == [
+        'horizon.efficiency: "seasonal" needs curves fitted from history ([history] or [model])',
+        "pacing.max_share: must be ≤ 1, got 1.5",
+        "channels.a.efficiency: needs one value per period (3), got 2",
+    ]
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(write(tmp_path, CONCAVE + "[pacing]\ncap = 1\n"))
+    assert err.value.problems == ["pacing: only meaningful with a [horizon] table (a period-by-period plan)"]
+
+
+@pytest.mark.slow
+def test_weekly_example_on_fitted_curves(runner):
+    d = run_json(runner, str(example_path("weekly.toml")))
+    assert len(d["periods"]) == 13 and d["count_after_horizon"] is True
+    spends = np.array([[c["spend"] for c in p["channels"]] for p in d["periods"]])  # periods × channels
+    assert spends.sum() == pytest.approx(d["spend"], abs=0.05)
+    assert (spends.sum(axis=1) <= 0.12 * d["budget"] + 0.01).all()
+    prev, nxt = spends[:-1], spends[1:]
+    assert (np.abs(nxt - prev) <= 0.6 * prev + 0.02).all()
+    assert d["expected_return"] >= d["current"]["expected_return"]
+    r = runner.invoke(main, ["allocate", str(example_path("weekly.toml")), "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == 13 * 9 and list(rows[0]) == ["period", "channel", "spend", "effective_spend", "expected_return"]
+    t = runner.invoke(main, ["allocate", str(example_path("weekly.toml"))])
+    assert "Spend per period" in t.stdout and "counted in the expected return" in t.stdout
