@@ -407,9 +407,8 @@ def _load_scenario(path, **kwargs):
     """Load a scenario; say so on a terminal when curves are about to be fitted (it takes a while)."""
     from scenarios import load_scenario
 
-    if sys.stderr.isatty():
-        click.echo(f"loading {path} (a first fit from history takes about 20 s) …", err=True)
-    return load_scenario(path, **kwargs)
+    with ProgressBar("fitting curves from history (bootstrap)") as bar:
+        return load_scenario(path, progress=bar.update, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,6 +452,32 @@ def fit_table(report: dict, source: str) -> str:
         lines.append("Warnings:")
         lines += [f"  - {w}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+class ProgressBar:
+    """A progress bar on stderr, drawn only when stderr is a terminal; ``update(done, total)``."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+        self.done = 0
+
+    def __enter__(self):
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        return False
 
 
 def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, holdout, bootstrap, seed, s_shaped):
@@ -528,12 +553,12 @@ def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, ch
     history = _run(ctx, load_history, csv_path, spec)
     if sys.stderr.isatty():
         click.echo(f"fitting {len(history.channels)} channels on {history.periods} {history.frequency} periods …", err=True)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), ProgressBar("bootstrap resamples") as bar:
         from models.errors import ConvergenceWarning
 
         # Implausible fits are listed in the report's warnings; no need to repeat them as Python warnings.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = _run(ctx, MediaMixModel(**settings).fit, history)
+        model = _run(ctx, MediaMixModel(**settings).fit, history, progress=bar.update)
     report = model.report()
     if out:
         try:

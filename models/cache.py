@@ -50,7 +50,8 @@ def _plain(value):
     return value
 
 
-def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = None, *, use_cache: bool = True):
+def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = None, *, use_cache: bool = True,
+                progress=None):
     """Load, validate and fit ``path``; reuse a cached fit of the same data and settings.
 
     Parameters
@@ -63,6 +64,8 @@ def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = Non
         Keyword arguments for :class:`models.fit.MediaMixModel`.
     use_cache
         Read and write the cache (:func:`cache_dir`).
+    progress
+        ``progress(done, total)`` during the bootstrap, for a progress bar.
 
     Returns
     -------
@@ -87,7 +90,7 @@ def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = Non
             logger.warning("ignoring an unreadable cached fit (%s); fitting again", exc)
     logger.info("fitting %d channels on %d %s periods of %s", len(history.channels), history.periods,
                 history.frequency, path)
-    model = MediaMixModel(**settings).fit(history)
+    model = MediaMixModel(**settings).fit(history, progress=progress)
     if use_cache:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)

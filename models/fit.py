@@ -375,18 +375,22 @@ class MediaMixModel:
 
     # ---------------------------------------------------------------- fitting
 
-    def fit(self, history: History) -> "MediaMixModel":
+    def fit(self, history: History, progress=None) -> "MediaMixModel":
         """Fit curves, baseline, diagnostics and bootstrap intervals.
 
         Parameters
         ----------
         history : History
             From :func:`models.history.load_history` (already validated).
+        progress : callable, optional
+            ``progress(done, total)`` after each bootstrap resample (the long part), for a
+            progress bar; the library never draws one itself.
 
         Returns
         -------
         self
         """
+        self._progress = progress
         self._check_settings(history)
         n = history.periods
         holdout = self.holdout if self.holdout and n - self.holdout >= 26 else 0
@@ -567,6 +571,11 @@ class MediaMixModel:
 
     # ---------------------------------------------------------------- bootstrap
 
+    def _report_progress(self, done: int, total: int) -> None:
+        callback = getattr(self, "_progress", None)
+        if callback is not None:
+            callback(done, total)
+
     def _bootstrap(self, history: History, blocks, zs, problems, parts) -> None:
         S = int(self.n_bootstrap)
         self.bootstrap_ = {}
@@ -594,6 +603,7 @@ class MediaMixModel:
                 for task in tasks:
                     b, i, rows = _bootstrap_one(task)
                     results[(b, i)] = rows
+                    self._report_progress(len(results), len(tasks))
             finally:
                 _WORKER.clear()
         else:
@@ -606,6 +616,7 @@ class MediaMixModel:
                 chunk = max(1, len(tasks) // (4 * workers))
                 for b, i, rows in pool.map(_bootstrap_one, tasks, chunksize=chunk):
                     results[(b, i)] = rows
+                    self._report_progress(len(results), len(tasks))
         for bi, block in enumerate(blocks):
             stacked = np.stack([results[(bi, i)] for i in range(S)])  # S × channels × 4
             for j, c in enumerate(block.channels):

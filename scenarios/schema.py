@@ -117,7 +117,7 @@ class _Checker:
 
 
 def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: bool = True,
-                  periods: int | None = None) -> Scenario:
+                  periods: int | None = None, progress=None) -> Scenario:
     """Read and validate a scenario file.
 
     Parameters
@@ -130,6 +130,8 @@ def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: b
         Reuse a cached fit when the scenario fits curves from ``[history]``.
     periods
         Override the number of data periods the plan covers (``[history]``/``[model]`` only).
+    progress
+        ``progress(done, total)`` while a ``[history]`` fit bootstraps (for a progress bar).
 
     Raises
     ------
@@ -150,7 +152,7 @@ def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: b
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError([f"not valid TOML: {exc}"], str(path)) from None
     scenario = scenario_from_dict(data, source=str(path), default_name=path.stem, budget=budget,
-                                  base=path.parent, use_cache=use_cache, periods=periods)
+                                  base=path.parent, use_cache=use_cache, periods=periods, progress=progress)
     scenario.path = path
     return scenario
 
@@ -164,6 +166,7 @@ def scenario_from_dict(
     base: Path | None = None,
     use_cache: bool = True,
     periods: int | None = None,
+    progress=None,
 ) -> Scenario:
     """Validate a parsed scenario (see :func:`load_scenario`); paths are relative to ``base``."""
     where = source
@@ -317,7 +320,7 @@ def scenario_from_dict(
     fitted = frozenset()
     if has_source:
         explicit = {c.name for c in channels if c.curve is not None}
-        model, periods, channels = _resolve_source(source, channels, groups, base, total, notes, where)
+        model, periods, channels = _resolve_source(source, channels, base, notes, where, use_cache, progress)
         fitted = frozenset(c.name for c in channels if c.name not in explicit)
     problem = Problem(
         channels=tuple(channels),
@@ -376,7 +379,7 @@ def _check_source(ck: _Checker, data: dict):
     return kind, table
 
 
-def _resolve_source(source, channels: list, groups: list, base: Path, total: float, notes: list, where: str):
+def _resolve_source(source, channels: list, base: Path, notes: list, where: str, use_cache: bool, progress):
     """Curves (and missing channels) from a fitted model: fit [history] (cached) or load [model]."""
     from dataclasses import replace
 
@@ -390,7 +393,7 @@ def _resolve_source(source, channels: list, groups: list, base: Path, total: flo
         spec_keys = set(HistorySpec.__dataclass_fields__)
         spec = HistorySpec.from_dict({k: v for k, v in table.items() if k in spec_keys})
         settings = {FIT_KEYS[k]: v for k, v in table.items() if k in FIT_KEYS}
-        model, cached = fit_history(path, spec, settings)
+        model, cached = fit_history(path, spec, settings, use_cache=use_cache, progress=progress)
         notes.append(f"curves fitted from {table['path']}" + (" (cached fit)" if cached else ""))
     else:
         model = load_model(path)
