@@ -173,6 +173,7 @@ class PeriodAllocation(Allocation):
     after_horizon: object = None
     after_horizon_return: float = 0.0
     carryover_return: float = 0.0
+    gap_bound: float | None = None  # certified relative gap to the true optimum (duality bound)
 
     def spend_in(self, channel: str, period: str) -> float:
         """Spend of ``channel`` in ``period``."""
@@ -183,6 +184,7 @@ class PeriodAllocation(Allocation):
         """:meth:`Allocation.to_dict` plus ``periods`` (one entry per period, with its channels),
         ``count_after_horizon``, ``after_horizon_return`` and ``carryover_return``."""
         out = super().to_dict()
+        out["solver"]["gap_bound"] = self.gap_bound
         out["count_after_horizon"] = self.count_after_horizon
         out["after_horizon_return"] = self.after_horizon_return
         out["carryover_return"] = self.carryover_return

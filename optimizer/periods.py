@@ -1,0 +1,1457 @@
+"""Plan a horizon period by period: carryover, seasonal efficiency, pacing, after-horizon return.
+
+The model, for channel c and period t = 1..T::
+
+    e_{c,t} = x_{c,t} + α_c · e_{c,t−1}          (effective spend; e_{c,0} = carryover from history)
+    y_{c,t} ≤ eff_{c,t} · r_c(e_{c,t})            (r_c concave: hypograph rows, as in build.py)
+
+x is what is spent in the period, e what works in it, r_c the channel's *per-period* curve and
+eff_{c,t} a seasonal multiplier (a campaign peak raises it, Spring Festival lowers it). The
+recursion is linear and eff·r stays concave, so the whole plan is one LP.
+
+After the horizon, the effective spend left at T keeps earning: e_{c,T+k} = α^k e_{c,T} with no
+new spend. With ``count_after_horizon`` that tail is counted as one more concave curve of
+e_{c,T}, ``R_c(e) = w_c Σ_{k=1..K} r_c(α^k e)`` with α^K < 1e-3 (:class:`AfterHorizonCurve`; w_c
+is ``tail_efficiency``, 1 by default). It is exactly the sum of the K extra zero-spend periods of
+the recursion, written as a single curve of a single LP variable, so it adds one hypograph per
+channel instead of K.
+
+Returns are *incremental*: ``expected_return`` is what the horizon's spend earns beyond what
+the starting carryover would earn on its own (``carryover_return``); the ROI floor and the return
+target use the same definition, so they are not flattered by spend made before the plan.
+
+Accuracy and speed: like :func:`optimizer.solve.optimize`, the LP is an inner (secant)
+approximation, refined around the solution (a fine window where the LP's implied marginal
+return says the optimum is, widening geometrically) until the model error next to the solution
+is below ``tol`` of the total return. Every row goes to HiGHS in one ``addRows`` call from
+numpy arrays (1000 channels × 13 periods is 39,000 columns and ~300,000 rows), and the
+breakpoint windows are built for all (channel, period) pairs at once.
+
+Money is rounded to the cent afterwards so that spend + reserve = budget exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+
+from models.curves import CurveSet, ExponentialCurve, HillCurve, ResponseCurve
+from optimizer.build import Objective
+from optimizer.errors import ProblemError, SolverError
+from optimizer.problem import OBJECTIVES, Group, Problem, channel_bounds
+from optimizer.result import Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary
+from optimizer.solve import DEFAULT_TOL, _COARSE, _first_targets, _silence_highs_banner, money, objective_value, pct
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AfterHorizonCurve",
+    "Pacing",
+    "PeriodChannel",
+    "PeriodProblem",
+    "from_problem",
+    "optimize_periods",
+    "plan_returns",
+    "plan_violations",
+]
+
+#: After-horizon carryover is followed until α^K falls below this.
+TAIL_CUTOFF = 1e-3
+#: Window spacing grows by this factor per step away from the target (optimizer.solve uses 4;
+#: larger factors give fewer columns but more rounds when prices are degenerate).
+_WIDEN = 4.0
+_INF = math.inf
+
+
+# --------------------------------------------------------------------------------------------
+# Problem
+
+
+def _per_period(value, T: int, default: float) -> np.ndarray:
+    """A scalar, None or a per-period sequence (None entries = default) as a float array of T."""
+    if value is None:
+        return np.full(T, default, dtype=float)
+    if np.isscalar(value):
+        return np.full(T, float(value))
+    vals = list(value)
+    if len(vals) != T:
+        raise ProblemError(f"expected {T} per-period values, got {len(vals)}")
+    return np.array([default if v is None else float(v) for v in vals], dtype=float)
+
+
+@dataclass(frozen=True)
+class PeriodChannel:
+    """One channel over the horizon.
+
+    ``curve`` is the return *in one period* as a function of the effective spend in that period
+    (for a fitted model: ``HillCurve(beta, k, s)`` from ``MediaMixModel.hill_params``).
+    Per-period values (``efficiency``, ``min_per_period``, ``max_per_period``, ``current``) are
+    a scalar (every period), a sequence with one entry per period (None = no limit / default),
+    or None.
+    """
+
+    name: str
+    curve: ResponseCurve
+    group: str = "other"
+    alpha: float = 0.0
+    carryover: float = 0.0
+    efficiency: float | Sequence[float] | None = None
+    min_total: float | None = None
+    max_total: float | None = None
+    min_per_period: float | Sequence[float | None] | None = None
+    max_per_period: float | Sequence[float | None] | None = None
+    current: float | Sequence[float] | None = None
+    locked: bool = False
+    max_change: float | None = None
+    max_change_abs: float | None = None
+    tail_efficiency: float = 1.0
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """Limits on how spend is spread over the periods.
+
+    ``min_share`` / ``max_share``: each period's spend as a share of the total budget (scalar or
+    per period). ``cap``: cash available per period (money; scalar or per period).
+    ``max_change``: a channel's spend may change by at most this fraction of its previous
+    period's spend; ``max_change_abs``: by at most this amount. A channel's own ``max_change`` /
+    ``max_change_abs`` overrides these.
+    """
+
+    min_share: float | Sequence[float | None] | None = None
+    max_share: float | Sequence[float | None] | None = None
+    cap: float | Sequence[float | None] | None = None
+    max_change: float | None = None
+    max_change_abs: float | None = None
+
+
+@dataclass(frozen=True)
+class PeriodProblem:
+    """A horizon of ``periods`` to plan; fields as in :class:`optimizer.problem.Problem`.
+
+    ``budget`` is the total over the horizon; the reserve and group shares are shares of it.
+    """
+
+    periods: tuple[str, ...]
+    channels: tuple[PeriodChannel, ...]
+    budget: float
+    groups: tuple[Group, ...] = ()
+    reserve_min_share: float = 0.05
+    reserve_max_share: float | None = None
+    roi_min: float | None = None
+    objective: str = "max_return"
+    margin: float | None = None
+    target_return: float | None = None
+    pacing: Pacing = field(default_factory=Pacing)
+    count_after_horizon: bool = False
+    name: str = "plan"
+    currency: str = "CNY"
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ProblemError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if not self.periods:
+            raise ProblemError("a period problem needs at least one period")
+        for ch in self.channels:
+            if not 0.0 <= ch.alpha < 1.0:
+                raise ProblemError(f"{ch.name}: carryover alpha must be in [0, 1), got {ch.alpha}")
+
+    @property
+    def T(self) -> int:
+        return len(self.periods)
+
+    def with_budget(self, budget: float) -> "PeriodProblem":
+        return replace(self, budget=float(budget))
+
+    @property
+    def reserve_min(self) -> float:
+        return self.reserve_min_share * self.budget
+
+    @property
+    def group_names(self) -> list[str]:
+        names = [g.name for g in self.groups]
+        for c in self.channels:
+            if c.group not in names:
+                names.append(c.group)
+        return names
+
+    def group(self, name: str) -> Group:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        return Group(name=name)
+
+    # Per-period arrays (channels × periods).
+
+    def efficiency(self) -> np.ndarray:
+        return np.array([_per_period(c.efficiency, self.T, 1.0) for c in self.channels]).reshape(-1, self.T)
+
+    def current(self) -> np.ndarray | None:
+        """The current plan (channels × periods), or None when no channel gives one."""
+        if all(c.current is None for c in self.channels):
+            return None
+        return np.array([_per_period(c.current, self.T, 0.0) for c in self.channels]).reshape(-1, self.T)
+
+    def period_limits(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-period (minimum, maximum) of total spend from the pacing shares and cash caps."""
+        p, b, T = self.pacing, self.budget, self.T
+        low = _per_period(p.min_share, T, 0.0) * b
+        high = np.minimum(_per_period(p.max_share, T, _INF) * b, _per_period(p.cap, T, _INF))
+        return low, high
+
+    def change_limits(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per channel (fraction, absolute) limit on the change between consecutive periods (inf = none)."""
+        frac = np.array([
+            _INF if (c.max_change if c.max_change is not None else self.pacing.max_change) is None
+            else float(c.max_change if c.max_change is not None else self.pacing.max_change)
+            for c in self.channels
+        ])
+        absolute = np.array([
+            _INF if (c.max_change_abs if c.max_change_abs is not None else self.pacing.max_change_abs) is None
+            else float(c.max_change_abs if c.max_change_abs is not None else self.pacing.max_change_abs)
+            for c in self.channels
+        ])
+        return frac, absolute
+
+    def entry_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per (channel, period) spend interval from every limit that concerns one entry alone."""
+        T, b = self.T, self.budget
+        cur = self.current()
+        lo = np.zeros((len(self.channels), T))
+        hi = np.full((len(self.channels), T), b - self.reserve_min)
+        p_lo, p_hi = self.period_limits()
+        hi = np.minimum(hi, p_hi[None, :])
+        for i, c in enumerate(self.channels):
+            lo[i] = np.maximum(lo[i], _per_period(c.min_per_period, T, 0.0))
+            hi[i] = np.minimum(hi[i], _per_period(c.max_per_period, T, _INF))
+            if c.max_total is not None:
+                hi[i] = np.minimum(hi[i], c.max_total)
+            spec = self.group(c.group)
+            if spec.max_share is not None:
+                hi[i] = np.minimum(hi[i], spec.max_share * b)
+            if c.locked and cur is not None:
+                lo[i] = cur[i]
+                hi[i] = cur[i]
+        return lo, hi
+
+
+def from_problem(problem: Problem, periods: int | Sequence[str]) -> PeriodProblem:
+    """Split a single-horizon problem evenly into periods (α = 0, efficiency 1).
+
+    Each channel's per-period curve is r(T·x)/T (the horizon curve with spend and return spread
+    evenly), its total bounds are its single-horizon bounds (:func:`channel_bounds`), and its
+    current plan is split evenly. By symmetry and concavity the even split of the single-horizon
+    optimum is optimal here too, which tests use as a known answer.
+    """
+    labels = tuple(str(i + 1) for i in range(periods)) if isinstance(periods, int) else tuple(periods)
+    T = len(labels)
+    channels = []
+    for ch in problem.channels:
+        lo, hi = channel_bounds(problem, ch)
+        channels.append(PeriodChannel(
+            name=ch.name,
+            curve=_spread(ch.curve, T),
+            group=ch.group,
+            min_total=lo.value if lo.value > 0 else None,
+            max_total=hi.value,
+            current=ch.current / T,
+            label=ch.label,
+        ))
+    return PeriodProblem(
+        periods=labels, channels=tuple(channels), budget=problem.budget, groups=problem.groups,
+        reserve_min_share=problem.reserve_min_share, reserve_max_share=problem.reserve_max_share,
+        roi_min=problem.roi_min, objective=problem.objective, margin=problem.margin,
+        target_return=problem.target_return, name=problem.name, currency=problem.currency,
+    )
+
+
+def _spread(curve: ResponseCurve, T: int) -> ResponseCurve:
+    """r(T·x)/T as a curve of the same family where possible."""
+    if isinstance(curve, HillCurve):
+        return HillCurve(beta=curve.beta / T, k=curve.k / T, s=curve.s)
+    if isinstance(curve, ExponentialCurve):
+        return ExponentialCurve(beta=curve.beta / T, k=curve.k / T)
+    raise ProblemError(f"cannot split a {curve.kind} curve into periods; give per-period curves")
+
+
+class AfterHorizonCurve(ResponseCurve):
+    """Return after the horizon from effective spend e left at its end: ``w Σ_{k=1..K} r(α^k e)``."""
+
+    kind = "after_horizon"
+
+    def __init__(self, base: ResponseCurve, alpha: float, weight: float = 1.0, cutoff: float = TAIL_CUTOFF):
+        self.base = base
+        self.alpha = float(alpha)
+        self.weight = float(weight)
+        K = int(math.ceil(math.log(cutoff) / math.log(alpha))) if 0 < alpha < 1 else 0
+        self.factors = self.alpha ** np.arange(1, K + 1, dtype=float)
+
+    def response(self, x) -> np.ndarray:
+        x = np.asarray(x, float)
+        if not self.factors.size:
+            return np.zeros_like(x)
+        return self.weight * self.base.response(np.multiply.outer(x, self.factors)).sum(axis=-1)
+
+    def marginal(self, x) -> np.ndarray:
+        x = np.asarray(x, float)
+        if not self.factors.size:
+            return np.zeros_like(x)
+        return self.weight * (self.factors * self.base.marginal(np.multiply.outer(x, self.factors))).sum(axis=-1)
+
+    @property
+    def is_concave(self) -> bool:
+        return self.base.is_concave
+
+    def envelope(self) -> ResponseCurve:
+        return self if self.is_concave else AfterHorizonCurve(self.base.envelope(), self.alpha, self.weight)
+
+    def scaled(self, factor: float) -> "AfterHorizonCurve":
+        return AfterHorizonCurve(self.base, self.alpha, self.weight * factor)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "base": self.base.to_dict(), "alpha": self.alpha, "weight": self.weight}
+
+
+class _Family:
+    """Many curves evaluated together (horizon pairs through CurveSet, after-horizon tails stacked).
+
+    Each tail is expanded into its K scaled copies of the base curve so that one CurveSet call
+    evaluates all of them; a bincount sums them back per tail.
+    """
+
+    def __init__(self, curves: list[ResponseCurve], tails: list[AfterHorizonCurve]):
+        self.head = CurveSet(curves)
+        self.n_head = len(curves)
+        self.n = self.n_head + len(tails)
+        owner, mult, expanded = [], [], []
+        for j, tail in enumerate(tails):
+            k = tail.factors.size
+            owner.append(np.full(k, j))
+            mult.append(tail.factors)
+            expanded.extend([tail.base.scaled(tail.weight)] * k)
+        self.tail_owner = np.concatenate(owner) if owner else np.zeros(0, int)
+        self.tail_mult = np.concatenate(mult) if mult else np.zeros(0)
+        self.tail_set = CurveSet(expanded)
+        self.n_tail = len(tails)
+
+    def _split(self, x):
+        x = np.broadcast_to(np.asarray(x, float), (self.n,))
+        return x[: self.n_head], x[self.n_head:]
+
+    def response(self, x) -> np.ndarray:
+        h, t = self._split(x)
+        out = self.head.response(h)
+        if self.n_tail:
+            v = self.tail_set.response(t[self.tail_owner] * self.tail_mult)
+            out = np.concatenate([out, np.bincount(self.tail_owner, v, minlength=self.n_tail)])
+        return out
+
+    def marginal(self, x) -> np.ndarray:
+        h, t = self._split(x)
+        out = self.head.marginal(h)
+        if self.n_tail:
+            v = self.tail_mult * self.tail_set.marginal(t[self.tail_owner] * self.tail_mult)
+            out = np.concatenate([out, np.bincount(self.tail_owner, v, minlength=self.n_tail)])
+        return out
+
+    # The bisection of CurveSet only needs ``n`` and ``marginal``: reuse it as is.
+    spend_at_marginal = CurveSet.spend_at_marginal
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluating a plan on the true curves
+
+
+def effective_spend(problem: PeriodProblem, spends: np.ndarray) -> np.ndarray:
+    """e_{c,t} = x_{c,t} + α_c e_{c,t−1}, from each channel's starting carryover."""
+    alpha = np.array([c.alpha for c in problem.channels])
+    e = np.empty_like(np.asarray(spends, float))
+    prev = np.array([c.carryover for c in problem.channels], dtype=float)
+    for t in range(problem.T):
+        prev = spends[:, t] + alpha * prev
+        e[:, t] = prev
+    return e
+
+
+def plan_returns(problem: PeriodProblem, spends, curves=None) -> dict:
+    """A plan's incremental returns on the true curves (or on ``curves``, one per channel).
+
+    Returns
+    -------
+    dict
+        ``effective`` and ``returns`` (channels × periods), ``after_horizon`` (per channel,
+        computed whether or not it counts), ``carryover_return`` (what the starting carryover
+        earns on its own, excluded from the other figures) and ``total`` (horizon returns, plus
+        the after-horizon return when ``count_after_horizon``).
+    """
+    x = np.asarray(spends, float).reshape(len(problem.channels), problem.T)
+    curves = [c.curve for c in problem.channels] if curves is None else list(curves)
+    eff = problem.efficiency()
+    e = effective_spend(problem, x)
+    e0 = effective_spend(problem, np.zeros_like(x))
+    ret = np.empty_like(x)
+    after = np.zeros(len(curves))
+    base_total = 0.0
+    for i, (ch, r) in enumerate(zip(problem.channels, curves)):
+        with_plan = eff[i] * r.response(e[i])
+        alone = eff[i] * r.response(e0[i])
+        ret[i] = with_plan - alone
+        base_total += float(alone.sum())
+        if ch.alpha > 0:
+            tail = AfterHorizonCurve(r, ch.alpha, ch.tail_efficiency)
+            after[i] = float(tail.response(e[i, -1]) - tail.response(e0[i, -1]))
+    total = float(ret.sum()) + (float(after.sum()) if problem.count_after_horizon else 0.0)
+    return {"effective": e, "returns": ret, "after_horizon": after, "carryover_return": base_total, "total": total}
+
+
+def plan_violations(problem: PeriodProblem, spends, returns_total: float | None = None, tol: float = 0.011) -> list[str]:
+    """Which constraints a plan (channels × periods) breaks, in words; empty when none.
+
+    ``tol`` is in money (default just over a cent: plans are rounded to cents).
+    """
+    x = np.asarray(spends, float).reshape(len(problem.channels), problem.T)
+    b, out = problem.budget, []
+    tol = tol + 1e-9 * b
+    lo, hi = problem.entry_bounds()
+    for i, ch in enumerate(problem.channels):
+        for t, label in enumerate(problem.periods):
+            if x[i, t] < lo[i, t] - tol:
+                out.append(f"{ch.name} in {label}: spend {money(x[i, t])} is below its minimum {money(lo[i, t])}")
+            if x[i, t] > hi[i, t] + tol:
+                out.append(f"{ch.name} in {label}: spend {money(x[i, t])} is above its maximum {money(hi[i, t])}")
+        total = float(x[i].sum())
+        if ch.min_total is not None and total < ch.min_total - tol:
+            out.append(f"{ch.name}: total {money(total)} is below its minimum {money(ch.min_total)}")
+        if ch.max_total is not None and total > ch.max_total + tol:
+            out.append(f"{ch.name}: total {money(total)} is above its maximum {money(ch.max_total)}")
+    frac, absolute = problem.change_limits()
+    for i, ch in enumerate(problem.channels):
+        for t in range(1, problem.T):
+            d, prev = x[i, t] - x[i, t - 1], x[i, t - 1]
+            if math.isfinite(frac[i]) and abs(d) > frac[i] * prev + tol * (1 + frac[i]):
+                out.append(f"{ch.name}: change {money(d)} into {problem.periods[t]} exceeds ±{pct(frac[i])} of {money(prev)}")
+            if math.isfinite(absolute[i]) and abs(d) > absolute[i] + tol:
+                out.append(f"{ch.name}: change {money(d)} into {problem.periods[t]} exceeds ±{money(absolute[i])}")
+    p_lo, p_hi = problem.period_limits()
+    col = x.sum(axis=0)
+    for t, label in enumerate(problem.periods):
+        if col[t] < p_lo[t] - tol:
+            out.append(f"period {label}: spend {money(col[t])} is below its minimum {money(p_lo[t])}")
+        if col[t] > p_hi[t] + tol:
+            out.append(f"period {label}: spend {money(col[t])} is above its maximum {money(p_hi[t])}")
+    reserve = b - float(x.sum())
+    if reserve < problem.reserve_min - tol:
+        out.append(f"reserve {money(reserve)} is below the minimum {money(problem.reserve_min)}")
+    if problem.reserve_max_share is not None and reserve > problem.reserve_max_share * b + tol:
+        out.append(f"reserve {money(reserve)} is above the maximum {money(problem.reserve_max_share * b)}")
+    for g in problem.group_names:
+        spec = problem.group(g)
+        s = float(sum(x[i].sum() for i, c in enumerate(problem.channels) if c.group == g))
+        if spec.min_share is not None and s < spec.min_share * b - tol:
+            out.append(f"group {g}: {money(s)} is below its minimum {pct(spec.min_share)}")
+        if spec.max_share is not None and s > spec.max_share * b + tol:
+            out.append(f"group {g}: {money(s)} is above its maximum {pct(spec.max_share)}")
+    if returns_total is None:
+        returns_total = plan_returns(problem, x)["total"]
+    spend = float(x.sum())
+    if problem.roi_min is not None and spend > 0 and returns_total < problem.roi_min * spend * (1 - 1e-9):
+        out.append(f"ROI {returns_total / spend:.2f} is below the floor {problem.roi_min:g}")
+    if problem.objective == "min_spend" and problem.target_return is not None and returns_total < problem.target_return * (1 - 1e-9):
+        out.append(f"return {money(returns_total)} is below the target {money(problem.target_return)}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The LP, as arrays
+
+
+class _Rows:
+    """Rows ``lower ≤ Σ a·col ≤ upper`` collected as arrays; named rows keep their names."""
+
+    def __init__(self):
+        self.lower, self.upper, self.starts, self.idx, self.val = [], [], [], [], []
+        self.count = 0
+        self.nnz = 0
+        self.names: dict[str, int] = {}
+
+    def add(self, lower, upper, idx, val, k: int, names=None) -> np.ndarray:
+        """Add rows with ``k`` entries each (idx, val shaped (rows, k)); returns their indices."""
+        idx = np.asarray(idx, np.int32).reshape(-1, k)
+        val = np.asarray(val, float).reshape(-1, k)
+        m = idx.shape[0]
+        self.lower.append(np.broadcast_to(np.asarray(lower, float), (m,)))
+        self.upper.append(np.broadcast_to(np.asarray(upper, float), (m,)))
+        self.starts.append(self.nnz + k * np.arange(m, dtype=np.int32))
+        self.idx.append(idx.ravel())
+        self.val.append(val.ravel())
+        rows = self.count + np.arange(m)
+        if names is not None:
+            for name, r in zip(names, rows.tolist()):
+                self.names[name] = r
+        self.count += m
+        self.nnz += k * m
+        return rows
+
+    def add_one(self, name: str | None, lower: float, upper: float, idx, val) -> int:
+        idx = np.asarray(idx, np.int32)
+        return int(self.add(lower, upper, idx[None, :], np.asarray(val, float)[None, :], idx.size, [name] if name else None)[0])
+
+    def add_csr(self, lower, upper, starts, idx, val) -> np.ndarray:
+        """Add rows of varying length (row-wise: ``starts`` into ``idx``/``val``)."""
+        m = len(starts)
+        self.lower.append(np.asarray(lower, float))
+        self.upper.append(np.asarray(upper, float))
+        self.starts.append(self.nnz + np.asarray(starts, np.int64))
+        self.idx.append(np.asarray(idx))
+        self.val.append(np.asarray(val, float))
+        rows = self.count + np.arange(m)
+        self.count += m
+        self.nnz += len(idx)
+        return rows
+
+    def arrays(self):
+        cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+        return cat(self.lower, float), cat(self.upper, float), cat(self.starts, np.int32), cat(self.idx, np.int32), cat(self.val, float)
+
+
+@dataclass
+class _Layout:
+    """Column indices of the LP and the pairs (horizon entries, then tails) that carry curves."""
+
+    n_cols: int
+    x: np.ndarray  # channels × periods
+    e: np.ndarray  # channels × periods (== x where α = 0)
+    reserve: int
+    tail_channels: np.ndarray  # channels whose after-horizon return is in the model
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    pair_e: np.ndarray  # e column of each pair
+    pair_lo: np.ndarray  # interval of e each pair can take
+    pair_hi: np.ndarray
+    curves: list  # per pair, the curve the LP sees
+    tails: list
+    n_head: int
+
+
+def _layout(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, curves) -> _Layout:
+    C, T = lo.shape
+    alpha = np.array([c.alpha for c in problem.channels])
+    e0 = np.array([c.carryover for c in problem.channels], dtype=float)
+    x = np.arange(C * T).reshape(C, T)
+    n = C * T
+    carry = alpha > 0
+    e = x.copy()
+    k = int(carry.sum())
+    e[carry] = n + np.arange(k * T).reshape(k, T)
+    n += k * T
+    tail_channels = np.nonzero(carry)[0] if problem.count_after_horizon else np.zeros(0, int)
+    reserve = n
+    n += 1
+    # Interval of effective spend: the recursion applied to the spend bounds.
+    elo, ehi = np.empty((C, T)), np.empty((C, T))
+    pl, ph = alpha * e0, alpha * e0
+    for t in range(T):
+        pl = lo[:, t] + pl
+        ph = hi[:, t] + ph
+        elo[:, t], ehi[:, t] = pl, ph
+        pl, ph = alpha * pl, alpha * ph
+    col_lower = np.full(n, -_INF)
+    col_upper = np.full(n, _INF)
+    col_lower[x.ravel()], col_upper[x.ravel()] = lo.ravel(), hi.ravel()
+    col_lower[e[carry].ravel()], col_upper[e[carry].ravel()] = elo[carry].ravel(), ehi[carry].ravel()
+    col_lower[reserve] = problem.reserve_min
+    if problem.reserve_max_share is not None:
+        col_upper[reserve] = problem.reserve_max_share * problem.budget
+    eff = problem.efficiency()
+    pair_curves = [curves[i].scaled(float(eff[i, t])) for i in range(C) for t in range(T)]
+    tails = [AfterHorizonCurve(curves[i], problem.channels[i].alpha, problem.channels[i].tail_efficiency) for i in tail_channels]
+    pair_lo = np.concatenate([elo.ravel(), elo[tail_channels, -1]])
+    return _Layout(
+        n_cols=n, x=x, e=e, reserve=reserve, tail_channels=tail_channels,
+        col_lower=col_lower, col_upper=col_upper,
+        pair_e=np.concatenate([e.ravel(), e[tail_channels, -1]]),
+        pair_lo=pair_lo,
+        pair_hi=np.maximum(np.concatenate([ehi.ravel(), ehi[tail_channels, -1]]), pair_lo),
+        curves=pair_curves, tails=tails, n_head=C * T,
+    )
+
+
+@dataclass
+class _Built:
+    """A period LP ready for HiGHS, and how to read the curves' part of a solution."""
+
+    rows: _Rows
+    n_cols: int
+    cost: np.ndarray
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    maximise: bool
+    seg_cols: np.ndarray  # one column per segment (δ)
+    seg_owner: np.ndarray  # pair of each segment
+    seg_slope: np.ndarray
+    seg_width: np.ndarray
+    pair_rows: np.ndarray  # row e − Σδ = p_0 of each pair (−1 for a pair fixed at one point)
+    pair_base: np.ndarray  # r(p_0) of each pair
+    points: np.ndarray = None  # every pair's breakpoints, flattened, and their values and owners
+    values: np.ndarray = None
+    owner: np.ndarray = None
+    slacks: dict[str, int] = field(default_factory=dict)
+
+    def returns(self, sol: np.ndarray) -> float:
+        """Σ over pairs of the model's return (the curves' interpolants at the solution)."""
+        return float(self.pair_base.sum() + self.seg_slope @ sol[self.seg_cols])
+
+
+def _build(problem: PeriodProblem, L: _Layout, grid, carry_base: float, *, objective: Objective | None = None,
+           with_floors: bool = True, elastic: bool = False) -> _Built:
+    """All rows of the period LP. ``grid`` = (points, owner, family) of every pair's breakpoints.
+
+    Each pair's curve enters by segments: e = p_0 + Σ_j δ_j with 0 ≤ δ_j ≤ p_{j+1} − p_j, and
+    its return is r(p_0) + Σ_j a_j δ_j (a_j the secant slopes). For a concave curve the slopes
+    fall, so any optimum fills the segments in order and the return is the secant interpolant,
+    never above the curve: return floors hold on the true curves. This is the same inner
+    approximation as the hypograph rows of :mod:`optimizer.build`, written with one row per
+    pair instead of one per segment: the segments are bounded columns, which the simplex
+    method handles without basis work, and that is what makes 13,000 pairs solve in a second.
+    """
+    C, T = L.x.shape
+    b = problem.budget
+    rows = _Rows()
+    alpha = np.array([c.alpha for c in problem.channels])
+    e0 = np.array([c.carryover for c in problem.channels], dtype=float)
+    xs = L.x.ravel()
+    pts, owner, family = grid
+    n_pairs = L.pair_e.size
+    v = family_values(family, pts, owner)
+    seg = np.nonzero(owner[1:] == owner[:-1])[0]
+    width = pts[seg + 1] - pts[seg]
+    slope = (v[seg + 1] - v[seg]) / width
+    seg_owner = owner[seg]
+    first = np.searchsorted(owner, np.arange(n_pairs))
+    base = v[first]
+    n_cols = L.n_cols + seg.size
+    seg_cols = L.n_cols + np.arange(seg.size)
+    base_total = float(base.sum())
+    col_lower = np.concatenate([L.col_lower, np.zeros(seg.size)])
+    col_upper = np.concatenate([L.col_upper, width])
+
+    # Money: every yuan is spent or kept in reserve.
+    rows.add_one("budget_total", b, b, np.concatenate([xs, [L.reserve]]), np.ones(xs.size + 1))
+    # Carryover recursion (equalities): e_t − x_t − α e_{t−1} = α e0 at t = 0, else 0.
+    carry = np.nonzero(alpha > 0)[0]
+    if carry.size:
+        first_idx = np.stack([L.e[carry, 0], L.x[carry, 0]], axis=1)
+        rhs = alpha[carry] * e0[carry]
+        rows.add(rhs, rhs, first_idx, np.tile([1.0, -1.0], (carry.size, 1)), 2)
+        if T > 1:
+            idx = np.stack([L.e[carry, 1:], L.x[carry, 1:], L.e[carry, :-1]], axis=2).reshape(-1, 3)
+            val = np.stack([np.ones((carry.size, T - 1)), -np.ones((carry.size, T - 1)),
+                            np.repeat(-alpha[carry][:, None], T - 1, axis=1)], axis=2).reshape(-1, 3)
+            rows.add(0.0, 0.0, idx, val, 3)
+    # Each pair: e − Σ δ = p_0 (one row with 1 + segments entries).
+    counts = np.bincount(seg_owner, minlength=n_pairs)
+    has = np.nonzero(counts > 0)[0]
+    pair_rows = np.full(n_pairs, -1)
+    if has.size:
+        lengths = counts[has] + 1
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        idx = np.empty(int(lengths.sum()), np.int64)
+        val = np.empty(idx.size)
+        idx[starts] = L.pair_e[has]
+        val[starts] = 1.0
+        row_of_pair = np.full(n_pairs, -1)
+        row_of_pair[has] = np.arange(has.size)
+        first_seg = np.searchsorted(seg_owner, seg_owner)
+        pos = starts[row_of_pair[seg_owner]] + 1 + (np.arange(seg.size) - first_seg)
+        idx[pos] = seg_cols
+        val[pos] = -1.0
+        pair_rows[has] = rows.add_csr(pts[first[has]], pts[first[has]], starts, idx, val)
+
+    named: list[str] = []
+
+    def add_named(name, lower, upper, idx, val):
+        rows.add_one(name, lower, upper, idx, val)
+        named.append(name)
+
+    for i, ch in enumerate(problem.channels):
+        if ch.min_total is not None or ch.max_total is not None:
+            add_named(f"total[{ch.name}]", ch.min_total if ch.min_total is not None else -_INF,
+                      ch.max_total if ch.max_total is not None else _INF, L.x[i], np.ones(T))
+    p_lo, p_hi = problem.period_limits()
+    for t, label in enumerate(problem.periods):
+        if p_lo[t] > 0 or math.isfinite(p_hi[t]):
+            add_named(f"period[{label}]", p_lo[t], p_hi[t], L.x[:, t], np.ones(C))
+    for g in problem.group_names:
+        spec = problem.group(g)
+        if spec.min_share is None and spec.max_share is None:
+            continue
+        members = np.array([i for i, c in enumerate(problem.channels) if c.group == g], dtype=int)
+        add_named(f"group[{g}]", spec.min_share * b if spec.min_share is not None else -_INF,
+                  spec.max_share * b if spec.max_share is not None else _INF, L.x[members].ravel(), np.ones(members.size * T))
+    frac, absolute = problem.change_limits()
+    if T > 1:
+        for kind, chans in (("frac", np.nonzero(np.isfinite(frac))[0]), ("abs", np.nonzero(np.isfinite(absolute))[0])):
+            if not chans.size:
+                continue
+            idx = np.stack([L.x[chans, 1:], L.x[chans, :-1]], axis=2).reshape(-1, 2)
+            names = [f"max_change[{problem.channels[i].name},{problem.periods[t]}]" for i in chans for t in range(1, T)]
+            if kind == "frac":
+                f = np.repeat(frac[chans], T - 1)
+                # x_t − (1+f) x_{t−1} ≤ 0  and  x_t − (1−f) x_{t−1} ≥ 0
+                up = [n + "+" for n in names]
+                down = [n + "-" for n in names]
+                rows.add(-_INF, 0.0, idx, np.stack([np.ones_like(f), -(1 + f)], axis=1), 2, up)
+                rows.add(0.0, _INF, idx, np.stack([np.ones_like(f), -(1 - f)], axis=1), 2, down)
+                named += up + down
+            else:
+                a = np.repeat(absolute[chans], T - 1)
+                rows.add(-a, a, idx, np.tile([1.0, -1.0], (idx.shape[0], 1)), 2, names)
+                named += names
+    if with_floors and problem.roi_min is not None:
+        rho = problem.roi_min
+        add_named("roi_min", carry_base - base_total, _INF, np.concatenate([seg_cols, xs]),
+                  np.concatenate([slope, -rho * np.ones(xs.size)]))
+    if with_floors and problem.objective == "min_spend" and problem.target_return is not None:
+        add_named("target_return", problem.target_return + carry_base - base_total, _INF, seg_cols, slope)
+    cost = np.zeros(n_cols)
+    built = _Built(rows=rows, n_cols=n_cols, cost=cost, col_lower=col_lower, col_upper=col_upper, maximise=True,
+                   seg_cols=seg_cols, seg_owner=seg_owner, seg_slope=slope, seg_width=width,
+                   pair_rows=pair_rows, pair_base=base, points=pts, values=v, owner=owner)
+    if elastic:
+        # Entry bounds and the reserve become rows so their slack can be reported.
+        lo, hi = col_lower[xs].copy(), col_upper[xs].copy()
+        col_lower[xs], col_upper[xs] = 0.0, _INF
+        for i, ch in enumerate(problem.channels):
+            for t, label in enumerate(problem.periods):
+                j = L.x[i, t]
+                if lo[j] > 0 or hi[j] < b - problem.reserve_min:
+                    add_named(f"bounds[{ch.name},{label}]", lo[j], hi[j], [j], [1.0])
+        r_lo, r_hi = col_lower[L.reserve], col_upper[L.reserve]
+        col_lower[L.reserve], col_upper[L.reserve] = 0.0, _INF
+        add_named("reserve", r_lo, r_hi, [L.reserve], [1.0])
+        # e columns and segments: their ranges follow from x; free them so only named rows conflict.
+        ecols = L.e[alpha > 0].ravel()
+        col_lower[ecols], col_upper[ecols] = -_INF, _INF
+        col_upper[seg_cols[counts[seg_owner] > 0]] = _INF  # the last segment absorbs any excess
+        built.maximise = False
+        built.slacks = {name: rows.names[name] for name in named}
+        return built
+    obj = objective or Objective.for_problem(problem)
+    cost[seg_cols] = obj.return_weight * slope
+    cost[xs] = obj.spend_weight
+    built.maximise = obj.sense == -1  # pulp.LpMaximize
+    return built
+
+
+def family_values(family: _Family, pts: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Each breakpoint's value on its pair's curve."""
+    out = np.empty(pts.size)
+    # Evaluate column by column of equal rank within each pair, so every call is one CurveSet pass.
+    rank = np.arange(pts.size) - np.searchsorted(owner, owner)
+    for r in range(int(rank.max()) + 1 if rank.size else 0):
+        sel = np.nonzero(rank == r)[0]
+        x = np.zeros(family.n)
+        x[owner[sel]] = pts[sel]
+        out[sel] = family.response(x)[owner[sel]]
+    return out
+
+
+def _solve(built: _Built, lp_path: str | None = None):
+    """Solve with HiGHS (highspy). Returns (status, col values, row duals, seconds, slack columns)."""
+    _silence_highs_banner()
+    try:
+        import highspy
+    except ImportError as exc:  # pragma: no cover - highspy is a dependency
+        raise SolverError("multi-period planning needs HiGHS (pip install highspy)") from exc
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    lower, upper, starts, idx, val = built.rows.arrays()
+    cost, col_lower, col_upper = built.cost, built.col_lower, built.col_upper
+    n0 = n = built.n_cols
+    slack_cols = {}
+    if built.slacks:
+        # Elastic: two slacks per named row (relax its lower / its upper side), minimise their total.
+        extra_rows, extra_idx, extra_val = [], [], []
+        for name, r in built.slacks.items():
+            for sign, side in ((1.0, "lo"), (-1.0, "hi")):
+                slack_cols[(name, side)] = n
+                extra_rows.append(r)
+                extra_idx.append(n)
+                extra_val.append(sign)
+                n += 1
+        row_of_entry = np.repeat(np.arange(lower.size), np.diff(np.append(starts, idx.size)))
+        all_rows = np.concatenate([row_of_entry, np.array(extra_rows, int)])
+        order = np.argsort(all_rows, kind="stable")
+        idx = np.concatenate([idx, np.array(extra_idx, np.int32)])[order].astype(np.int32)
+        val = np.concatenate([val, np.array(extra_val)])[order]
+        starts = np.searchsorted(all_rows[order], np.arange(lower.size)).astype(np.int32)
+        cost = np.concatenate([np.zeros(n0), np.full(n - n0, 1.0)])
+        col_lower = np.concatenate([col_lower, np.zeros(n - n0)])
+        col_upper = np.concatenate([col_upper, np.full(n - n0, _INF)])
+    inf = highspy.kHighsInf
+    clip = lambda a: np.nan_to_num(np.asarray(a, float), posinf=inf, neginf=-inf)  # noqa: E731
+    h.addCols(n, np.asarray(cost, float), clip(col_lower), clip(col_upper), 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    h.addRows(lower.size, clip(lower), clip(upper), idx.size, starts, idx, val)
+    h.changeObjectiveSense(highspy.ObjSense.kMaximize if built.maximise else highspy.ObjSense.kMinimize)
+    # Presolve spends seconds on the thousands of one-row segment columns and removes nothing.
+    h.setOptionValue("presolve", "off")
+    if lp_path:
+        h.writeModel(lp_path)
+    t0 = time.perf_counter()
+    h.run()
+    seconds = time.perf_counter() - t0
+    status = h.getModelStatus()
+    S = highspy.HighsModelStatus
+    if status == S.kOptimal:
+        sol = h.getSolution()
+        return "optimal", np.asarray(sol.col_value), np.asarray(sol.row_dual), seconds, slack_cols
+    if status == S.kInfeasible or status == S.kUnboundedOrInfeasible:
+        return "infeasible", None, None, seconds, slack_cols
+    if status == S.kUnbounded:
+        return "unbounded", None, None, seconds, slack_cols
+    raise SolverError(f"HiGHS returned status {h.modelStatusToString(status)!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Breakpoints for all pairs at once (the refinement of optimizer.solve, vectorised)
+
+
+def _grid(lo: np.ndarray, hi: np.ndarray, target: np.ndarray | None, h: np.ndarray | None, extra: np.ndarray | None):
+    """Sorted distinct breakpoints per pair, flattened: (points, owner).
+
+    Coarse points over [lo, hi] (those of :mod:`optimizer.solve`), plus, when ``target`` is
+    given, a window around it: spacing ``h`` next to it, widening ×4 per step away from it
+    (the window of ``optimizer.solve._zoom``); coarse points inside the window are dropped.
+    """
+    n = lo.size
+    span = hi - lo
+    cols = [lo[:, None] + span[:, None] * _COARSE[None, :]]
+    if target is not None:
+        target = np.clip(target, lo, hi)
+        steps = np.concatenate([[0.0, 1.0, 2.0], _WIDEN ** np.arange(1, 21)])
+        k = np.clip(np.ceil(np.log(np.maximum(span / (8 * h), 1.0)) / np.log(_WIDEN)), 0, 20).astype(int)
+        reach = h * _WIDEN ** k
+        s = h[:, None] * steps[None, :]
+        s = np.where(steps[None, :] <= _WIDEN ** k[:, None], s, np.nan)
+        inside = np.abs(cols[0] - target[:, None]) <= reach[:, None]
+        inside[:, [0, -1]] = False
+        cols[0] = np.where(inside, np.nan, cols[0])
+        cols += [target[:, None] + s, target[:, None] - s]
+    if extra is not None:
+        cols.append(extra)
+    P = np.concatenate(cols, axis=1)
+    P = np.where(np.isnan(P), np.nan, np.clip(P, lo[:, None], hi[:, None]))
+    P.sort(axis=1)
+    gap = 1e-9 * np.maximum(np.abs(hi), 1.0)
+    dup = np.zeros_like(P, dtype=bool)
+    dup[:, 1:] = ~(np.diff(P, axis=1) > gap[:, None])
+    # A kept point just below hi would make a segment whose slope is noise; the end wins.
+    P = np.where(dup, np.nan, P)
+    P.sort(axis=1)
+    keep = ~np.isnan(P)
+    owner = np.repeat(np.arange(n), keep.sum(axis=1))
+    return P[keep], owner, P
+
+
+def _spacing(family: _Family, lo, hi, target, allowed: float) -> np.ndarray:
+    """Window spacing h next to ``target``: chord error h²|r''|/8 a small share of ``allowed``."""
+    target = np.clip(target, lo, hi)
+    eps = np.maximum(1e-6 * np.maximum(target, 1.0), 1e-9)
+    curvature = np.abs(family.marginal(np.maximum(target - eps, 0.0)) - family.marginal(target + eps)) / (2 * eps)
+    per_pair = allowed / (4.0 * max(family.n, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = np.sqrt(8.0 * per_pair / np.maximum(curvature, 1e-300))
+    return np.clip(np.nan_to_num(h, nan=0.0, posinf=0.0), 1e-9 * np.maximum(hi, 1.0), np.maximum((hi - lo) / 16.0, 1e-12))
+
+
+def _local_errors(family: _Family, P: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Per pair, the midpoint gap between curve and chord on the segment(s) holding ``z``."""
+    n = P.shape[0]
+    valid = (~np.isnan(P)).sum(axis=1)
+    j = np.clip((np.nan_to_num(P, nan=np.inf) <= z[:, None]).sum(axis=1) - 1, 0, np.maximum(valid - 2, 0))
+    rows = np.arange(n)
+    err = np.zeros(n)
+    ok = valid >= 2
+    for shift in (0, -1):
+        jj = np.clip(j + shift, 0, np.maximum(valid - 2, 0))
+        a, b = P[rows, jj], P[rows, np.minimum(jj + 1, P.shape[1] - 1)]
+        a, b = np.where(ok, a, 0.0), np.where(ok, b, 0.0)
+        if shift == -1:
+            at_knot = np.abs(z - P[rows, j]) <= 1e-9 * np.maximum(np.abs(z), 1.0)
+            use = ok & at_knot & (j > 0)
+        else:
+            use = ok
+        mid = family.response(0.5 * (a + b)) - 0.5 * (family.response(a) + family.response(b))
+        err = np.where(use, np.maximum(err, mid), err)
+    return np.maximum(err, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Solve
+
+
+def optimize_periods(problem: PeriodProblem, *, tol: float = DEFAULT_TOL, max_rounds: int = 10,
+                     lp_path: str | None = None, curves: Sequence[ResponseCurve] | None = None) -> PeriodAllocation:
+    """Find the per-period plan with the best objective under every constraint of ``problem``.
+
+    Parameters
+    ----------
+    problem
+        The horizon to plan.
+    tol
+        Relative accuracy of the piecewise-linear model next to the solution.
+    max_rounds
+        Refinement rounds at most.
+    lp_path
+        Write the last LP to this file (debugging).
+    curves
+        Plan on these per-period curves instead of the channels' own (one per channel; used by
+        :mod:`optimizer.risk` for the mean curves).
+
+    Returns
+    -------
+    PeriodAllocation
+        ``status == "infeasible"`` with a diagnosis in money terms when the constraints conflict.
+
+    Raises
+    ------
+    SolverError
+        When HiGHS fails in a way that is not infeasibility.
+    """
+    t_start = time.perf_counter()
+    curves = [c.curve for c in problem.channels] if curves is None else list(curves)
+    mode = "concave" if all(c.is_concave for c in curves) else "envelope"
+    lp_curves = [c if c.is_concave else c.envelope() for c in curves]
+    alloc = _empty(problem, mode)
+    lo, hi = problem.entry_bounds()
+    conflicts = bound_conflicts(problem, lo, hi)
+    if conflicts:
+        alloc.diagnosis = conflicts
+        alloc.current = _summarise_current(problem)
+        return alloc
+    L = _layout(problem, lo, hi, lp_curves)
+    family = _Family(L.curves, L.tails)
+    carry_base = plan_returns(problem, np.zeros_like(lo), lp_curves)["carryover_return"]
+    cur = problem.current()
+    extra = None
+    if cur is not None:
+        # The current plan sits exactly on the model, so the plan found is never worse than it.
+        ce = effective_spend(problem, cur)
+        extra = np.concatenate([ce.ravel(), ce[L.tail_channels, -1]])[:, None]
+    start_extra = extra
+    # First targets: the common-marginal split of the budget over (channel, period) pairs.
+    head = slice(0, L.n_head)
+
+    class _Head:  # the pieces interface _first_targets reads
+        def __init__(self, s, e):
+            self.start, self.hi = s, e
+
+    heads = [_Head(a, z) for a, z in zip(L.pair_lo[head], L.pair_hi[head])]
+    first = _first_targets(problem, heads, family.head)
+    if L.tails:
+        first = np.concatenate([first, first.reshape(lo.shape)[L.tail_channels, -1]])
+    target = first
+    allowed = tol * max(float(family.response(np.clip(first, L.pair_lo, L.pair_hi)).sum()), 1e-12)
+    solver_seconds, rounds = 0.0, 0
+    sol = None
+    for rounds in range(1, max_rounds + 1):
+        h = _spacing(family, L.pair_lo, L.pair_hi, target, allowed)
+        pts, owner, P = _grid(L.pair_lo, L.pair_hi, target, h, extra)
+        built = _build(problem, L, (pts, owner, family), carry_base)
+        status, sol, duals, secs, _ = _solve(built, lp_path if rounds == max_rounds else None)
+        solver_seconds += secs
+        if status != "optimal":
+            alloc.diagnosis = explain(problem, L, (pts, owner, family), carry_base, status)
+            alloc.solver_name = "HiGHS"
+            alloc.solver_seconds = time.perf_counter() - t_start
+            alloc.current = _summarise_current(problem)
+            return alloc
+        z = np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi)
+        total = float(family.response(z).sum())
+        implied, kappa, pi = _implied_marginals(built, sol, duals, family, z)
+        objective_scale = max(abs(float(built.cost @ sol)), abs(total) * 1e-3, 1e-9 * problem.budget, 1e-12)
+        if kappa:
+            gap = _duality_gap(built, family, L.pair_lo, L.pair_hi, kappa, pi)
+            done = gap <= tol * objective_scale
+        else:  # no price to certify with: the model error next to the solution instead
+            gap = float(_local_errors(family, P, z).sum())
+            done = gap <= tol * max(abs(total), 1e-12)
+        alloc.gap_bound = gap / objective_scale
+        allowed = tol * max(abs(total), 1e-9 * problem.budget, 1e-12)
+        logger.debug("period round %d: gap bound %.3g (allowed %.3g), %d rows, %d columns, LP %.3fs",
+                     rounds, gap, tol * objective_scale, built.rows.count, built.n_cols, secs)
+        if done:
+            break
+        # Next window at the prices' optimum; keep the model fine where each pair is now and where
+        # its last window was, since with carryover the prices of pairs that other decisions pin
+        # are not unique and may swing between rounds.
+        h_now = _spacing(family, L.pair_lo, L.pair_hi, z, allowed)[:, None]
+        keep = [z[:, None] + h_now * np.array([-2.0, -1.0, 0.0, 1.0, 2.0]),
+                target[:, None] + h[:, None] * np.array([-1.0, 0.0, 1.0])]
+        extra = np.concatenate(([start_extra] if start_extra is not None else []) + keep, axis=1)
+        target = family.spend_at_marginal(implied, L.pair_lo, L.pair_hi)
+    if lp_path and rounds < max_rounds:
+        _solve(built, lp_path)
+    x = sol[L.x]
+    alloc = _report(problem, alloc, lo, hi, x, curves, sol, built, duals)
+    alloc.lp_return = built.returns(sol) - carry_base
+    alloc.solver_name = "HiGHS"
+    alloc.iterations = rounds
+    alloc.solver_seconds = time.perf_counter() - t_start
+    if mode == "envelope":
+        alloc.warnings.insert(0, "some curves are S-shaped; the plan was made on their concave envelope, which "
+                              "overstates their return at low spend (multi-period planning has no exact mode)")
+    return alloc
+
+
+def _implied_marginals(built: _Built, sol, duals, family: _Family, z: np.ndarray) -> np.ndarray:
+    """Each pair's marginal return as the LP prices it.
+
+    The dual π_p of pair p's row prices its effective spend; a segment strictly between its
+    bounds has zero reduced cost, so π_p = κ a_j with κ the price of one unit of return
+    (the objective weight plus the duals of the return floors), the same for every pair. κ is
+    read off such segments; π_p / κ is then the implied marginal of every pair, including
+    those sitting at a breakpoint, where it lies between the slopes on either side.
+    """
+    n = family.n
+    pi = np.zeros(n)
+    has = built.pair_rows >= 0
+    pi[has] = np.abs(duals[built.pair_rows[has]])
+    d = sol[built.seg_cols]
+    inner = (d > 1e-9 * np.maximum(built.seg_width, 1.0)) & (d < built.seg_width * (1 - 1e-9)) & (np.abs(built.seg_slope) > 0)
+    kappa = np.abs(pi[built.seg_owner[inner]]) / np.abs(built.seg_slope[inner])
+    kappa = kappa[np.isfinite(kappa) & (kappa > 0)]
+    kappa = float(np.median(kappa)) if kappa.size else None
+    implied = pi / kappa if kappa else np.full(n, np.nan)
+    implied = np.where(has & np.isfinite(implied), implied, family.marginal(z))
+    return implied, kappa, pi
+
+
+def _duality_gap(built: _Built, family: _Family, lo, hi, kappa: float, pi: np.ndarray) -> float:
+    """How much better than the LP the true optimum can be at most (objective units).
+
+    With the LP's prices on every linear row, the Lagrangian separates by pair; on the true
+    curves each pair contributes max_e κ r(e) − π e, on the LP's interpolant max over its
+    breakpoints of κ r(p_j) − π p_j. The LP's value plus Σ of the differences bounds the true
+    optimum from above (weak duality), and the plan's true value is at least the LP's (inner
+    approximation): the sum is a certificate of the gap. It is small when every pair's grid
+    is fine where its price puts its optimum, however degenerate the LP's own solution is.
+    """
+    n = family.n
+    e_star = family.spend_at_marginal(pi / kappa, lo, hi)
+    best_true = kappa * family.response(e_star) - pi * e_star
+    vals = kappa * built.values - pi[built.owner] * built.points
+    best_lp = np.full(n, -np.inf)
+    np.maximum.at(best_lp, built.owner, vals)
+    best_lp = np.where(np.isfinite(best_lp), best_lp, best_true)
+    return float(np.maximum(best_true - best_lp, 0.0).sum())
+
+
+def _empty(problem: PeriodProblem, mode: str) -> PeriodAllocation:
+    return PeriodAllocation(
+        scenario=problem.name, status="infeasible", objective=problem.objective, budget=problem.budget,
+        currency=problem.currency, mode=mode, periods=tuple(problem.periods),
+        count_after_horizon=problem.count_after_horizon,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Money to the cent
+
+
+def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Round a plan (channels × periods) to whole cents; spend + reserve = budget exactly.
+
+    Every entry is first rounded down (so every upper limit the LP respected still holds), then
+    the cents lost are handed back one at a time, largest remainder first, to entries where a
+    cent breaks no upper limit (entry, channel total, period, group, reserve, change between
+    periods); last, lower limits that rounding left short get cents the same way.
+    """
+    C, T = x.shape
+    b = problem.budget
+    lo_c = np.ceil(lo * 100 - 1e-6).astype(np.int64)
+    hi_c = np.maximum(np.floor(hi * 100 + 1e-6).astype(np.int64), lo_c)
+    raw = x * 100
+    cents = np.clip(np.floor(raw + 1e-6).astype(np.int64), lo_c, hi_c)
+    budget_c = int(round(b * 100))
+    total_hi = budget_c - math.ceil(problem.reserve_min * 100 - 1e-6)
+    total_lo = 0 if problem.reserve_max_share is None else budget_c - math.floor(problem.reserve_max_share * b * 100 + 1e-6)
+    big = 2**62  # "no limit" in cents
+    row_hi = np.array([math.floor(c.max_total * 100 + 1e-6) if c.max_total is not None else big for c in problem.channels], dtype=np.int64)
+    row_lo = np.array([math.ceil(c.min_total * 100 - 1e-6) if c.min_total is not None else 0 for c in problem.channels])
+    p_lo, p_hi = problem.period_limits()
+    col_hi = np.array([math.floor(v * 100 + 1e-6) if math.isfinite(v) else big for v in p_hi], dtype=np.int64)
+    col_lo = np.ceil(p_lo * 100 - 1e-6).astype(np.int64)
+    names = problem.group_names
+    gidx = np.array([names.index(c.group) for c in problem.channels])
+    g_hi = np.array([math.floor(problem.group(g).max_share * b * 100 + 1e-6) if problem.group(g).max_share is not None else big for g in names], dtype=np.int64)
+    g_lo = np.array([math.ceil(problem.group(g).min_share * b * 100 - 1e-6) if problem.group(g).min_share is not None else 0 for g in names])
+    frac, absolute = problem.change_limits()
+    row, col = cents.sum(axis=1), cents.sum(axis=0)
+    grp = np.bincount(gidx, row, minlength=len(names)).astype(np.int64)
+    total = int(cents.sum())
+
+    def change_ok(i, t, v):
+        """Would entry (i, t) at v cents keep the change limits with both neighbours?"""
+        for a, c in ((t - 1, t), (t, t + 1)):
+            if a < 0 or c >= T:
+                continue
+            va = v if a == t else cents[i, a]
+            vc = v if c == t else cents[i, c]
+            if math.isfinite(frac[i]) and abs(vc - va) > frac[i] * va + 1e-6:
+                old = abs(cents[i, c] - cents[i, a]) > frac[i] * cents[i, a] + 1e-6
+                if not old:
+                    return False
+            if math.isfinite(absolute[i]) and abs(vc - va) > absolute[i] * 100 + 1e-6:
+                return False
+        return True
+
+    def can_add(i, t):
+        g = gidx[i]
+        return (cents[i, t] < hi_c[i, t] and row[i] < row_hi[i] and col[t] < col_hi[t] and grp[g] < g_hi[g]
+                and total < total_hi and change_ok(i, t, cents[i, t] + 1))
+
+    def add(i, t):
+        nonlocal total
+        cents[i, t] += 1
+        row[i] += 1
+        col[t] += 1
+        grp[gidx[i]] += 1
+        total += 1
+
+    order = np.argsort(-(raw - cents).ravel(), kind="stable")
+    want = min(max(int(round(raw.sum())), total_lo), total_hi)
+    for _ in range(3):
+        if total >= want:
+            break
+        for k in order.tolist():
+            if total >= want:
+                break
+            i, t = divmod(k, T)
+            if can_add(i, t):
+                add(i, t)
+    def can_take(i, t):
+        g = gidx[i]
+        return cents[i, t] > lo_c[i, t] and row[i] > row_lo[i] and col[t] > col_lo[t] and grp[g] > g_lo[g] and total > total_lo
+
+    def take(i, t):
+        nonlocal total
+        cents[i, t] -= 1
+        row[i] -= 1
+        col[t] -= 1
+        grp[gidx[i]] -= 1
+        total -= 1
+
+    # Ratio limits between periods: rounding both ends down can break them by a cent or two.
+    for i in np.nonzero(np.isfinite(frac))[0].tolist():
+        f = frac[i]
+        for t in range(1, T):
+            for _ in range(4):
+                a, c = cents[i, t - 1], cents[i, t]
+                if c > (1 + f) * a + 1e-6:  # rose too much: lower this period or raise the previous
+                    if can_take(i, t):
+                        take(i, t)
+                    elif can_add(i, t - 1):
+                        add(i, t - 1)
+                    else:
+                        break
+                elif c < (1 - f) * a - 1e-6:  # fell too much
+                    if can_add(i, t):
+                        add(i, t)
+                    elif can_take(i, t - 1):
+                        take(i, t - 1)
+                    else:
+                        break
+                else:
+                    break
+    # Lower limits left short by rounding down.
+    for mask_fn, short_fn in (
+        (lambda i, t: row[i] < row_lo[i], None),
+        (lambda i, t: col[t] < col_lo[t], None),
+        (lambda i, t: grp[gidx[i]] < g_lo[gidx[i]], None),
+        (lambda i, t: total < total_lo, None),
+    ):
+        for k in order.tolist():
+            i, t = divmod(k, T)
+            while mask_fn(i, t) and can_add(i, t):
+                add(i, t)
+    return cents
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+def _summarise_current(problem: PeriodProblem) -> PlanSummary | None:
+    cur = problem.current()
+    if cur is None:
+        return None
+    ev = plan_returns(problem, cur)
+    spend = float(cur.sum())
+    violations = plan_violations(problem, cur, ev["total"], tol=0.5)
+    return PlanSummary(spend=spend, reserve=problem.budget - spend, expected_return=ev["total"],
+                       roi=ev["total"] / spend if spend > 0 else None, feasible=not violations,
+                       violations=tuple(violations))
+
+
+def _report(problem, alloc: PeriodAllocation, lo, hi, x, curves, sol, built: _Built, duals) -> PeriodAllocation:
+    C, T = lo.shape
+    b = problem.budget
+    cents = to_cents(problem, lo, hi, x)
+    spends = cents / 100.0
+    ev = plan_returns(problem, spends, curves)
+    current = _summarise_current(problem)
+    if current is not None and current.feasible:
+        cur = problem.current()
+        if objective_value(problem, float(spends.sum()), ev["total"]) < objective_value(
+            problem, current.spend, current.expected_return
+        ) - 1e-9 * max(1.0, abs(current.expected_return)):
+            alloc.warnings.append("the plan scored below the current plan on the true curves; keeping the current plan")
+            cents = np.rint(cur * 100).astype(np.int64)
+            spends = cents / 100.0
+            ev = plan_returns(problem, spends, curves)
+    alloc.status = "optimal"
+    alloc.period_spend = spends
+    alloc.period_effective = ev["effective"]
+    alloc.period_return = ev["returns"]
+    alloc.after_horizon = ev["after_horizon"]
+    alloc.after_horizon_return = float(ev["after_horizon"].sum())
+    alloc.carryover_return = ev["carryover_return"]
+    reserve_c = int(round(b * 100)) - int(cents.sum())
+    spend_total = int(cents.sum()) / 100.0
+    ret_total = ev["total"]
+    margins = _marginals(problem, ev["effective"], curves)
+    cur = problem.current()
+    per_channel_return = ev["returns"].sum(axis=1) + (ev["after_horizon"] if problem.count_after_horizon else 0.0)
+    for i, ch in enumerate(problem.channels):
+        s = float(cents[i].sum()) / 100.0
+        cs = float(cur[i].sum()) if cur is not None else 0.0
+        r = float(per_channel_return[i])
+        alloc.channels.append(ChannelResult(
+            channel=ch.name, group=ch.group, spend=s, share=s / b if b else 0.0, current_spend=cs,
+            change=s - cs, expected_return=r, roi=r / s if s > 0 else None,
+            marginal_roi=float(margins[i]), label=ch.label,
+        ))
+    for g in problem.group_names:
+        mask = np.array([c.group == g for c in problem.channels])
+        gs = float(cents[mask].sum()) / 100.0
+        gc = float(cur[mask].sum()) if cur is not None else 0.0
+        alloc.groups.append(GroupResult(group=g, spend=gs, share=gs / b if b else 0.0, current_spend=gc))
+    alloc.spend = spend_total
+    alloc.reserve = reserve_c / 100.0
+    alloc.expected_return = ret_total
+    alloc.roi = ret_total / spend_total if spend_total > 0 else None
+    alloc.current = current
+    if current is not None and current.expected_return > 0:
+        alloc.uplift = ret_total / current.expected_return - 1.0
+    alloc.binding = _binding(problem, lo, hi, spends, alloc, built, duals)
+    alloc.warnings.extend(_warnings(problem, spends, alloc))
+    return alloc
+
+
+def _marginals(problem: PeriodProblem, e: np.ndarray, curves) -> np.ndarray:
+    """Per channel, the return of one more yuan in its best period (carryover and tail included)."""
+    eff = problem.efficiency()
+    out = np.zeros(len(curves))
+    for i, (ch, r) in enumerate(zip(problem.channels, curves)):
+        m = eff[i] * r.marginal(e[i])  # d return_t / d e_t
+        if problem.count_after_horizon and ch.alpha > 0:
+            tail = float(AfterHorizonCurve(r, ch.alpha, ch.tail_efficiency).marginal(e[i, -1]))
+        else:
+            tail = 0.0
+        # d total / d x_t = Σ_{τ ≥ t} α^{τ−t} m_τ + α^{T−t}·(tail / α)… computed backwards.
+        acc = tail
+        best = -np.inf
+        for t in range(problem.T - 1, -1, -1):
+            if t == problem.T - 1:
+                acc = m[t] + acc
+            else:
+                acc = m[t] + (ch.alpha * acc if ch.alpha > 0 else 0.0)
+            best = max(best, acc)
+        out[i] = best if math.isfinite(best) else float("inf")
+    return out
+
+
+def _binding(problem, lo, hi, spends, alloc, built: _Built, duals) -> list[Binding]:
+    out: list[Binding] = []
+    b = problem.budget
+    tol = 0.011 + 1e-7 * b
+    names = built.rows.names
+
+    def price(name):
+        r = names.get(name)
+        return None if r is None or duals is None else abs(float(duals[r]))
+
+    if alloc.reserve <= problem.reserve_min + tol:
+        out.append(Binding("reserve_min", f"reserve held at its minimum {money(problem.reserve_min)} "
+                           f"({pct(problem.reserve_min_share)} of budget)", price("budget_total")))
+    if problem.reserve_max_share is not None and alloc.reserve >= problem.reserve_max_share * b - tol:
+        out.append(Binding("reserve_max", f"reserve at its maximum {pct(problem.reserve_max_share)}"))
+    for g in problem.group_names:
+        spec = problem.group(g)
+        s = float(sum(spends[i].sum() for i, c in enumerate(problem.channels) if c.group == g))
+        if spec.min_share is not None and s <= spec.min_share * b + tol:
+            out.append(Binding(f"group_min[{g}]", f"group {g} at its minimum {pct(spec.min_share)} ({money(s)})", price(f"group[{g}]")))
+        if spec.max_share is not None and s >= spec.max_share * b - tol:
+            out.append(Binding(f"group_max[{g}]", f"group {g} at its maximum {pct(spec.max_share)} ({money(s)})", price(f"group[{g}]")))
+    p_lo, p_hi = problem.period_limits()
+    col = spends.sum(axis=0)
+    caps = _per_period(problem.pacing.cap, problem.T, _INF)
+    for t, label in enumerate(problem.periods):
+        if p_lo[t] > 0 and col[t] <= p_lo[t] + tol:
+            out.append(Binding(f"period_min[{label}]", f"period {label} at its minimum {money(p_lo[t])}", price(f"period[{label}]")))
+        if math.isfinite(p_hi[t]) and col[t] >= p_hi[t] - tol:
+            kind = "period_cap" if caps[t] <= p_hi[t] + 1e-9 else "period_max"
+            out.append(Binding(f"{kind}[{label}]", f"period {label} at its maximum {money(p_hi[t])}", price(f"period[{label}]")))
+    for i, ch in enumerate(problem.channels):
+        s = float(spends[i].sum())
+        if ch.min_total is not None and s <= ch.min_total + tol:
+            out.append(Binding(f"min_total[{ch.name}]", f"{ch.name} at its minimum {money(ch.min_total)}", price(f"total[{ch.name}]")))
+        if ch.max_total is not None and s >= ch.max_total - tol:
+            out.append(Binding(f"max_total[{ch.name}]", f"{ch.name} at its maximum {money(ch.max_total)}", price(f"total[{ch.name}]")))
+    frac, absolute = problem.change_limits()
+    for i, ch in enumerate(problem.channels):
+        for t in range(1, problem.T):
+            d, prev = spends[i, t] - spends[i, t - 1], spends[i, t - 1]
+            limit = min(frac[i] * prev if math.isfinite(frac[i]) else _INF, absolute[i])
+            if math.isfinite(limit) and abs(d) >= limit - tol and (limit > 0 or prev > 0):
+                out.append(Binding(f"max_change[{ch.name},{problem.periods[t]}]",
+                                   f"{ch.name} changes by {money(d)} into {problem.periods[t]}, its limit"))
+    if problem.roi_min is not None and alloc.spend > 0 and alloc.roi is not None and alloc.roi <= problem.roi_min * (1 + 1e-4):
+        out.append(Binding("roi_min", f"overall ROI {alloc.roi:.3f} at the floor {problem.roi_min:g}", price("roi_min")))
+    if problem.objective == "min_spend" and problem.target_return is not None:
+        out.append(Binding("target_return", f"return reaches the target {money(problem.target_return)}", price("target_return")))
+    return out
+
+
+def _warnings(problem, spends, alloc) -> list[str]:
+    out = []
+    unspent = alloc.reserve - problem.reserve_min
+    if unspent > 1.0 and problem.objective == "max_return":
+        reasons = sorted({bd.name.split("[")[0] for bd in alloc.binding if bd.name != "reserve_min"})
+        out.append(f"{money(unspent)} above the minimum reserve is left unspent and kept in reserve"
+                   + (f" (limits that bind: {', '.join(reasons)})" if reasons else ""))
+    if not problem.count_after_horizon and any(c.alpha > 0 for c in problem.channels) and alloc.after_horizon_return > 0:
+        out.append(f"{money(alloc.after_horizon_return)} of return from this plan arrives after the horizon "
+                   "(carryover) and is not counted; set count_after_horizon to count it")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Diagnosis
+
+
+def bound_conflicts(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray) -> list[str]:
+    """Conflicts visible from the limits alone, in money; empty when none."""
+    out = []
+    b = problem.budget
+    eps = 0.005 + 1e-9 * b
+    available = b - problem.reserve_min
+    for i, ch in enumerate(problem.channels):
+        for t, label in enumerate(problem.periods):
+            if lo[i, t] > hi[i, t] + eps:
+                out.append(f"channel {ch.name} in {label}: its minimum {money(lo[i, t])} is above its maximum "
+                           f"{money(hi[i, t])} (per-period, total, group and period limits) [bounds[{ch.name},{label}]]")
+        if ch.min_total is not None and hi[i].sum() < ch.min_total - eps:
+            out.append(f"channel {ch.name}: its minimum total {money(ch.min_total)} cannot be reached: its periods "
+                       f"can take at most {money(hi[i].sum())} [min_total[{ch.name}]]")
+        if ch.max_total is not None and lo[i].sum() > ch.max_total + eps:
+            out.append(f"channel {ch.name}: its per-period minimums sum to {money(lo[i].sum())}, above its maximum "
+                       f"total {money(ch.max_total)} [max_total[{ch.name}]]")
+    if out:
+        return out
+    ch_min = np.array([max(lo[i].sum(), ch.min_total or 0.0) for i, ch in enumerate(problem.channels)])
+    if ch_min.sum() > available + eps:
+        out.append(f"channel minimums sum to {money(ch_min.sum())} but only {money(available)} is left after the "
+                   f"{pct(problem.reserve_min_share)} reserve ({money(problem.reserve_min)}) [min_total, reserve_min]")
+    p_lo, p_hi = problem.period_limits()
+    col_min = lo.sum(axis=0)
+    for t, label in enumerate(problem.periods):
+        if p_lo[t] > p_hi[t] + eps:
+            out.append(f"period {label}: its minimum {money(p_lo[t])} is above its maximum {money(p_hi[t])} [period[{label}]]")
+        elif col_min[t] > p_hi[t] + eps:
+            out.append(f"period {label}: channel minimums need {money(col_min[t])} but the period may spend at most "
+                       f"{money(p_hi[t])} (cap or max share) [period[{label}]]")
+        elif hi[:, t].sum() < p_lo[t] - eps:
+            out.append(f"period {label}: its minimum {money(p_lo[t])} cannot be reached: its channels can take at most "
+                       f"{money(hi[:, t].sum())} [period[{label}]]")
+    if p_lo.sum() > available + eps:
+        out.append(f"per-period minimums sum to {money(p_lo.sum())} but only {money(available)} is left after the "
+                   f"{pct(problem.reserve_min_share)} reserve [period_min, reserve_min]")
+    if problem.reserve_max_share is not None:
+        needed = b - problem.reserve_max_share * b
+        room = min(float(np.minimum(p_hi, hi.sum(axis=0)).sum()), float(sum(min(hi[i].sum(), c.max_total if c.max_total is not None else _INF) for i, c in enumerate(problem.channels))))
+        if room < needed - eps:
+            out.append(f"at most {money(room)} can be spent (period caps and channel maximums) but at least {money(needed)} "
+                       f"must be, because the reserve may hold at most {pct(problem.reserve_max_share)} [reserve_max]")
+    group_min_total = 0.0
+    for g in problem.group_names:
+        spec = problem.group(g)
+        mask = np.array([c.group == g for c in problem.channels])
+        g_lo, g_hi = float(ch_min[mask].sum()), float(hi[mask].sum())
+        if spec.max_share is not None and g_lo > spec.max_share * b + eps:
+            out.append(f"group {g}: its channel minimums sum to {money(g_lo)}, above the group maximum "
+                       f"{pct(spec.max_share)} ({money(spec.max_share * b)}) [group_max[{g}]]")
+        if spec.min_share is not None:
+            group_min_total += spec.min_share * b
+            if g_hi < spec.min_share * b - eps:
+                out.append(f"group {g}: its minimum {pct(spec.min_share)} ({money(spec.min_share * b)}) cannot be reached: "
+                           f"its channels can take at most {money(g_hi)} [group_min[{g}]]")
+    if group_min_total > available + eps:
+        out.append(f"group minimums sum to {money(group_min_total)} but only {money(available)} is left after the "
+                   f"{pct(problem.reserve_min_share)} reserve [group_min, reserve_min]")
+    return out
+
+
+def explain(problem: PeriodProblem, L: _Layout, grid, carry_base: float, status: str) -> list[str]:
+    """Why the period LP has no solution: return floors first, then an elastic model."""
+    if status == "unbounded":
+        return ["the model is unbounded: a channel curve grows without limit and nothing caps its spend"]
+    out: list[str] = []
+    max_ret = Objective(-1, 1.0, 0.0)
+    built = _build(problem, L, grid, carry_base, objective=max_ret, with_floors=False)
+    st, sol, *_ = _solve(built)
+    if st == "optimal":
+        best_return = built.returns(sol) - carry_base
+        spend = float(sol[L.x].sum())
+        if problem.roi_min is not None:
+            # Best ROI by Dinkelbach: maximise Σy − ρΣx, update ρ = Σy/Σx until it stops rising.
+            rho = best_return / spend if spend > 0 else None
+            spend_at = spend
+            for _ in range(30):
+                if rho is None:
+                    break
+                built = _build(problem, L, grid, carry_base, objective=Objective(-1, 1.0, -rho), with_floors=False)
+                st2, s2, *_ = _solve(built)
+                if st2 != "optimal":
+                    break
+                sx, sy = float(s2[L.x].sum()), built.returns(s2) - carry_base
+                if sx <= 0 or sy / sx <= rho * (1 + 1e-9):
+                    break
+                rho, spend_at = sy / sx, sx
+            if rho is None or rho < problem.roi_min:
+                out.append(f"overall ROI ≥ {problem.roi_min:g} is unreachable: the best ROI the other constraints allow is "
+                           f"{(rho or 0.0):.2f} (spending {money(spend_at)}) [roi_min]")
+        if problem.objective == "min_spend" and problem.target_return is not None and best_return < problem.target_return:
+            out.append(f"target return {money(problem.target_return)} is unreachable: the most the constraints allow is "
+                       f"{money(best_return)} [target_return]")
+        if out:
+            return out
+    built = _build(problem, L, grid, carry_base, elastic=True)
+    st, sol, _, _, slack_cols = _solve(built)
+    if st != "optimal":
+        return [f"the constraints conflict (the elastic model is {st})"]
+    for (name, side), j in slack_cols.items():
+        v = float(sol[j])
+        if v > 0.005 + 1e-9 * problem.budget:
+            what = "ROI" if name == "roi_min" else "money"
+            direction = "its minimum" if side == "lo" else "its maximum"
+            out.append(f"{name} must give way by {money(v)} ({what}, {direction}) for the rest to hold")
+    return out or ["the constraints conflict (the solver found no plan, and no single limit explains it)"]
