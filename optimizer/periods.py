@@ -23,9 +23,11 @@ target use the same definition, so they are not flattered by spend made before t
 Accuracy and speed: like :func:`optimizer.solve.optimize`, the LP is an inner (secant)
 approximation, refined around the solution (a fine window where the LP's implied marginal
 return says the optimum is, widening geometrically) until the model error next to the solution
-is below ``tol`` of the total return. Every row goes to HiGHS in one ``addRows`` call from
-numpy arrays (1000 channels × 13 periods is 39,000 columns and ~300,000 rows), and the
-breakpoint windows are built for all (channel, period) pairs at once.
+is below ``tol`` of the total return. Rounds stop when a duality bound (the LP's prices applied
+to the true curves) certifies that the plan is within ``tol`` of the true optimum. Every row
+and column goes to HiGHS in one ``addRows`` / ``addCols`` call from numpy arrays, and the
+breakpoint windows are built for all (channel, period) pairs at once (the per-piece loops of
+optimizer.solve cost about a second per round at 13,000 pairs).
 
 Money is rounded to the cent afterwards so that spend + reserve = budget exactly.
 """
@@ -619,7 +621,8 @@ def _build(problem: PeriodProblem, L: _Layout, grid, carry_base: float, *, objec
     never above the curve: return floors hold on the true curves. This is the same inner
     approximation as the hypograph rows of :mod:`optimizer.build`, written with one row per
     pair instead of one per segment: the segments are bounded columns, which the simplex
-    method handles without basis work, and that is what makes 13,000 pairs solve in a second.
+    method handles cheaply (10 channels × 52 weeks: ~0.05 s per LP instead of ~0.4 s with
+    hypograph rows).
     """
     C, T = L.x.shape
     b = problem.budget
