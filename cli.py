@@ -289,11 +289,30 @@ def allocation_csv(alloc) -> str:
     return buf.getvalue()
 
 
-def allocation_json(alloc, scenario=None) -> str:
+def allocation_json(alloc, scenario=None, extra: dict | None = None) -> str:
     d = alloc.to_dict()
     if scenario is not None:
         d["horizon"] = scenario.horizon
+    d.update(extra or {})
     return json.dumps(_json_safe(d), ensure_ascii=False, indent=2) + "\n"
+
+
+def risk_table(extra: dict) -> str:
+    """The spread of the plan's return over curve samples (and the risk trade-off with --risk)."""
+    lines = []
+    if "return_interval" in extra:
+        r = extra["return_interval"]
+        lines += ["", f"expected return over {r['samples']} bootstrap curve samples: P10 {_num(r['p10'])}, "
+                      f"P50 {_num(r['p50'])}, P90 {_num(r['p90'])} (mean {_num(r['mean'])})"]
+    if "risk" in extra:
+        rk = extra["risk"]
+        rows = [[name, _num(st["mean"]), _num(st["p10"]), _num(st["p50"]), _num(st["p90"]), _num(st["cvar"])]
+                for name, st in (("risk-neutral (best mean)", rk["neutral"]), (f"risk-averse (best CVaR {rk['alpha']:g})", rk["averse"]))]
+        lines += ["", f"Return over {rk['samples']} bootstrap curve samples (the plan above is the risk-averse one):",
+                  render_table(["plan", "mean", "P10", "P50", "P90", f"CVaR {rk['alpha']:g}"], rows, right={1, 2, 3, 4, 5})]
+        neutral = extra["risk_neutral"]["channels"]
+        lines += ["", "risk-neutral spends: " + ", ".join(f"{c['channel']} {_num(c['spend'])}" for c in neutral)]
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def period_table(alloc) -> str:
@@ -352,8 +371,11 @@ OUTPUT = click.option("--output", "-o", type=click.Path(dir_okay=False), help="W
 @OUTPUT
 @click.option("--exact", is_flag=True, help="Solve S-shaped curves exactly (MILP) instead of on their concave envelope.")
 @click.option("--lp-file", type=click.Path(dir_okay=False), help="Write the final LP model to FILE (debugging).")
+@click.option("--risk", "risk", metavar="cvar:ALPHA",
+              help="Plan for the bad case: maximise the mean of the worst ALPHA share of outcomes over the "
+                   "bootstrap curve samples (e.g. cvar:0.1), and compare with the risk-neutral plan.")
 @click.pass_context
-def allocate(ctx, scenario, budget, fmt, output, exact, lp_file):
+def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk):
     """Recommend how to split the budget of SCENARIO across its channels (and periods).
 
     Finds the global optimum of the scenario's objective under every constraint it states
@@ -368,28 +390,99 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file):
       budget allocate plan.toml --budget 12000000 --format json -o plan.json
       budget allocate plan.toml --format csv > plan.csv
       budget allocate scenarios/examples/weekly.toml
+      budget allocate scenarios/examples/quarterly.toml --risk cvar:0.1
     """
     from optimizer import optimize
 
     if budget is not None and (not math.isfinite(budget) or budget <= 0):
         raise click.BadParameter(f"must be a positive number, got {budget:g}", param_hint="--budget")
+    risk_spec = None
+    if risk:
+        from scenarios.horizon import parse_risk
+
+        try:
+            risk_spec = parse_risk(risk)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--risk") from None
     sc = _run(ctx, _load_scenario, scenario, budget=budget)
-    if sc.horizon_spec is not None:
+    periodic = sc.horizon_spec is not None
+    extra = {}
+    if risk_spec is not None:
+        if periodic:
+            raise Failure("Error: --risk plans a single horizon; this scenario has a [horizon] (plan it without "
+                          "--risk, its return interval is reported)", EXIT_USAGE)
+        plans = _run(ctx, _risk_plans, sc, risk_spec.alpha)
+        alloc = plans.averse
+        extra = {"risk": plans.risk, "risk_neutral": plans.neutral.to_dict()}
+    elif periodic:
         alloc = _run(ctx, _plan_periods, sc, lp_file)
     else:
         alloc = _run(ctx, optimize, sc.problem, exact=exact, lp_path=lp_file)
     alloc.notes[:0] = sc.notes
-    periodic = sc.horizon_spec is not None
+    if alloc.feasible and "risk" not in extra:
+        interval = _run(ctx, _return_interval, sc, alloc)
+        if interval is not None:
+            extra["return_interval"] = interval
     if fmt == "json":
-        _emit(allocation_json(alloc, sc), output)
+        _emit(allocation_json(alloc, sc, extra), output)
     elif not alloc.feasible:
         pass
     elif fmt == "csv":
         _emit(period_csv(alloc) if periodic else allocation_csv(alloc), output)
     else:
-        _emit(allocation_table(alloc, sc.horizon) + (period_table(alloc) if periodic else ""), output)
+        text = allocation_table(alloc, sc.horizon) + (period_table(alloc) if periodic else "")
+        _emit(text + risk_table(extra), output)
     if not alloc.feasible:
         raise Failure(_infeasible_message(alloc), EXIT_INFEASIBLE)
+
+
+def _curve_samples(sc, per_period: bool = False) -> dict | None:
+    """Bootstrap curve samples per channel; channels with written curves repeat their curve."""
+    model = sc.model
+    boot = getattr(model, "bootstrap_", None) if model is not None else None
+    if not boot or not any(len(v) for v in boot.values()):
+        return None
+    from models.curves import HillCurve
+
+    S = max(len(v) for v in boot.values())
+    out = {}
+    for c in sc.problem.channels:
+        if c.name in sc.fitted_channels and len(boot.get(c.name, ())) == S:
+            if per_period:
+                out[c.name] = [HillCurve(beta=float(b), k=float(k), s=float(sh)) for b, k, sh, _a in boot[c.name]]
+            else:
+                out[c.name] = model.planning_curve_samples(c.name, sc.periods)
+        else:
+            out[c.name] = [c.curve] * S
+    return out
+
+
+def _risk_plans(sc, alpha: float):
+    from optimizer.risk import optimize_cvar
+
+    samples = _curve_samples(sc)
+    if samples is None:
+        raise Failure("Error: --risk needs curve samples: fit the curves from history ([history] or [model]) "
+                      "with bootstrap > 0", EXIT_INPUT)
+    return optimize_cvar(sc.problem, samples, alpha)
+
+
+def _return_interval(sc, alloc) -> dict | None:
+    """P10/P50/P90 of the plan's return over the bootstrap curve samples (None without samples)."""
+    from optimizer.risk import return_distribution
+
+    periodic = sc.horizon_spec is not None
+    if periodic and getattr(alloc, "period_problem", None) is None:
+        return None
+    samples = _curve_samples(sc, per_period=periodic)
+    if samples is None:
+        return None
+    if periodic:
+        per = {c.name: [c.curve] * len(next(iter(samples.values()))) for c in alloc.period_problem.channels
+               if c.name not in sc.fitted_channels}
+        samples = {**samples, **per}
+        return return_distribution(alloc, samples, problem=alloc.period_problem)
+    return return_distribution(alloc, samples)
 
 
 def _plan_periods(sc, lp_file):
@@ -400,6 +493,7 @@ def _plan_periods(sc, lp_file):
     problem = period_problem(sc, sc.horizon_spec)
     alloc = optimize_periods(problem, lp_path=lp_file)
     alloc.notes.extend(problem.notes)
+    alloc.period_problem = problem  # for the return interval over curve samples
     return alloc
 
 
