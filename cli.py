@@ -699,7 +699,8 @@ def forecast_table(fc: dict, scenario_name: str) -> str:
     lines.append("")
     lines.append("Baseline: Prophet (trend, yearly seasonality, China's holidays, 618, Double 11, member day); "
                  "its interval from the model's out-of-sample error. Media: curves with carryover from "
-                 "history; interval from the bootstrap curve samples. Spend is spread evenly over the periods.")
+                 "history; interval from the bootstrap curve samples. The current plan is spread evenly over the "
+                 "periods; the recommended one is the period plan when the scenario has a [horizon], else even.")
     return "\n".join(lines) + "\n"
 
 
@@ -783,22 +784,34 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed):
             raise click.BadParameter(str(exc), param_hint="--horizon") from None
         if periods != sc.periods:
             sc = _run(ctx, _load_scenario, scenario, periods=periods)
-    alloc = _run(ctx, optimize, sc.problem)
+    periodic = sc.horizon_spec is not None
+    alloc = _run(ctx, _plan_periods, sc, None) if periodic else _run(ctx, optimize, sc.problem)
     if not alloc.feasible:
         raise Failure(_infeasible_message(alloc), EXIT_INFEASIBLE)
     fitted = set(sc.model.channels_)
+    if periodic:
+        periods = len(alloc.periods)
+        recommended = {c.channel: alloc.period_spend[i] for i, c in enumerate(alloc.channels) if c.channel in fitted}
+    else:
+        recommended = {c.channel: _even(c.spend, periods) for c in alloc.channels if c.channel in fitted}
     plans = {
         "current": {c.name: _even(c.current, periods) for c in sc.problem.channels if c.name in fitted},
-        "recommended": {c.channel: _even(c.spend, periods) for c in alloc.channels if c.channel in fitted},
+        "recommended": recommended,
     }
     fc = _run(ctx, run_forecast, sc.model, plans, periods, seed=seed)
     fc["scenario"] = sc.name
+    fc["notes"] = []
+    if periodic and alloc.count_after_horizon:
+        fc["notes"].append(
+            f"the recommended period plan also earns {_num(alloc.after_horizon_return)} after the horizon through "
+            "carryover (its scenario counts it); this forecast shows the horizon only"
+        )
     if fmt == "json":
         _emit(json.dumps(_json_safe(fc), ensure_ascii=False, indent=2) + "\n", output)
     elif fmt == "csv":
         _emit(forecast_csv(fc), output)
     else:
-        _emit(forecast_table(fc, sc.name), output)
+        _emit(forecast_table(fc, sc.name) + "".join(f"note: {n}\n" for n in fc["notes"]), output)
     if plot:
         try:
             forecast_plot(fc, plot, f"{sc.name}: forecast")

@@ -70,3 +70,14 @@ def test_forecast_needs_history(runner):
 def test_bad_horizon_is_a_usage_error(runner):
     r = runner.invoke(main, ["forecast", QUARTERLY, "--horizon", "soon"])
     assert r.exit_code == 2 and "--horizon" in r.stderr
+
+
+@pytest.mark.slow
+def test_forecast_of_a_period_plan_uses_its_weekly_spends(runner):
+    r = runner.invoke(main, ["forecast", str(example_path("weekly.toml")), "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    fc = json.loads(r.stdout)
+    plan = json.loads(runner.invoke(main, ["allocate", str(example_path("weekly.toml")), "--format", "json"]).stdout)
+    assert len(fc["periods"]) == len(plan["periods"]) == 13
+    assert fc["plans"]["recommended"]["spend"] == pytest.approx(plan["spend"], abs=0.05)
+    assert fc["notes"] and "after the horizon" in fc["notes"][0]
