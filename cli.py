@@ -36,8 +36,11 @@ class _DropExact(logging.Filter):
 logging.getLogger("cmdstanpy").disabled = True
 logging.getLogger("prophet.plot").addFilter(_DropExact(PLOTLY_NOTICE))
 warnings.filterwarnings("ignore", message="Importing plotly failed", module="prophet")
-warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulp")
-warnings.filterwarnings("ignore", category=FutureWarning, module="prophet")
+# PuLP 3.x announces its 4.0 API; the optimizer already uses it where it exists.
+warnings.filterwarnings("ignore", message=r"Constructing LpVariable\(name, \.\.\.\) directly is deprecated",
+                        category=DeprecationWarning)
+warnings.filterwarnings("ignore", message="Using LpProblem.constraints as a dict mapping is deprecated",
+                        category=DeprecationWarning)
 
 import click  # noqa: E402
 
