@@ -136,7 +136,7 @@ def seasonal_efficiency(model, dates) -> np.ndarray:
 def period_problem(scenario, spec: HorizonSpec):
     """The scenario's plan as a :class:`optimizer.periods.PeriodProblem` (one decision per channel
     per period); single-horizon limits (bounds, change limits, caps) apply to channel totals."""
-    from models.curves import HillCurve, PointsCurve
+    from models.curves import HillCurve
     from optimizer.periods import Pacing, PeriodChannel, PeriodProblem
     from optimizer.problem import channel_bounds
 
