@@ -9,7 +9,7 @@ What is measured
 Random concave problems, seeded: about 70% Hill curves ``beta·x^s/(x^s+k^s)`` with s in
 [0.4, 1] and 30% exponential curves ``beta·(1−exp(−x/k))``, beta in ¥100k–1M, k in ¥10k–300k,
 a budget of ¥100k per channel and a 5% minimum reserve (the same family as
-``tests/conftest.random_problem``). The "plain" scenario has no other limits; the "bounds"
+:func:`optimizer.exact.random_problem`, shared with the tests). The "plain" scenario has no other limits; the "bounds"
 scenario adds a random min and max spend per channel. For every problem and method:
 
 * **seconds**: wall time, the median of ``--repeat`` runs on the same problem. For
@@ -60,9 +60,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
-from models.curves import CurveSet, ExponentialCurve, HillCurve  # noqa: E402
-from optimizer import Channel, Problem, channel_bounds, optimize  # noqa: E402
+from models.curves import CurveSet  # noqa: E402
+from optimizer import Problem, channel_bounds, optimize  # noqa: E402
 from optimizer.exact import bisection_optimum  # noqa: E402
+from optimizer.exact import random_problem as shared_random_problem  # noqa: E402
 
 #: Largest acceptable relative gap to the exact optimum (0.01%).
 TARGET_GAP = 1e-4
@@ -76,40 +77,9 @@ SCENARIOS = ("plain", "bounds")
 
 
 def random_problem(seed: int, n: int, *, with_bounds: bool = False) -> Problem:
-    """A random concave problem with ``n`` channels.
-
-    Parameters
-    ----------
-    seed
-        Seed of the random generator: the same seed and size give the same problem.
-    n
-        Number of channels.
-    with_bounds
-        Give each channel a random minimum (0–30% of the budget per channel) and maximum
-        (0.5–3 budgets per channel above its minimum).
-
-    Returns
-    -------
-    Problem
-        ``max_return`` over a budget of ¥100k per channel with a 5% minimum reserve; the
-        current plan is a random split of the budget less the reserve.
-    """
-    rng = np.random.default_rng(seed)
-    budget = BUDGET_PER_CHANNEL * n
-    current = rng.dirichlet(np.ones(n)) * budget * (1 - RESERVE_SHARE)
-    channels = []
-    for i in range(n):
-        if rng.random() < EXPONENTIAL_SHARE:
-            curve = ExponentialCurve(beta=float(rng.uniform(1e5, 1e6)), k=float(rng.uniform(2e4, 3e5)))
-        else:
-            curve = HillCurve(beta=float(rng.uniform(1e5, 1e6)), k=float(rng.uniform(1e4, 2e5)),
-                              s=float(rng.uniform(0.4, 1.0)))
-        lo = hi = None
-        if with_bounds:
-            lo = float(rng.uniform(0, 0.3) * BUDGET_PER_CHANNEL)
-            hi = float(lo + rng.uniform(0.5, 3.0) * BUDGET_PER_CHANNEL)
-        channels.append(Channel(name=f"ch{i}", curve=curve, current=float(current[i]), min_spend=lo, max_spend=hi))
-    return Problem(channels=tuple(channels), budget=budget, reserve_min_share=RESERVE_SHARE)
+    """The shared random concave problem (:func:`optimizer.exact.random_problem`) at this script's sizes."""
+    return shared_random_problem(seed, n, budget_per_channel=BUDGET_PER_CHANNEL, reserve=RESERVE_SHARE,
+                                 with_bounds=with_bounds, exponential_share=EXPONENTIAL_SHARE)
 
 
 def spend_limits(problem: Problem) -> tuple[np.ndarray, np.ndarray, float]:

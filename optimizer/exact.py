@@ -4,13 +4,16 @@
   every channel strictly inside its bounds has the same marginal return λ; each channel's spend
   is a decreasing function of λ, so bisection on λ finds the optimum to machine precision.
 * :func:`grid_optimum`: any curves (S-shaped too), by dynamic programming over a fine spend grid.
+* :func:`random_problem`: seeded random concave problems, the shared input of the property tests
+  and the benchmarks.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from models.curves import CurveSet, ResponseCurve
+from models.curves import CurveSet, ExponentialCurve, HillCurve, ResponseCurve
+from optimizer.problem import Channel, Problem
 
 
 def bisection_optimum(curves: list[ResponseCurve], lo, hi, available: float) -> tuple[np.ndarray, float]:
@@ -78,3 +81,28 @@ def grid_optimum(curves: list[ResponseCurve], available: float, lo=None, hi=None
         x[i] = grid[j]
         b -= j
     return x, total
+
+
+def random_problem(seed: int, n: int, *, budget_per_channel: float = 100_000.0, reserve: float = 0.05,
+                   with_bounds: bool = False, exponential_share: float = 0.3) -> Problem:
+    """Seeded random concave channels (Hill s ∈ [0.4, 1] and exponential curves).
+
+    The current plan is a random split of the budget less the reserve; ``with_bounds`` adds a
+    random min and max spend per channel.
+    """
+    rng = np.random.default_rng(seed)
+    budget = budget_per_channel * n
+    current = rng.dirichlet(np.ones(n)) * budget * (1 - reserve)
+    channels = []
+    for i in range(n):
+        if rng.random() < exponential_share:
+            curve = ExponentialCurve(beta=float(rng.uniform(1e5, 1e6)), k=float(rng.uniform(2e4, 3e5)))
+        else:
+            curve = HillCurve(beta=float(rng.uniform(1e5, 1e6)), k=float(rng.uniform(1e4, 2e5)),
+                              s=float(rng.uniform(0.4, 1.0)))
+        lo = hi = None
+        if with_bounds:
+            lo = float(rng.uniform(0, 0.3) * budget_per_channel)
+            hi = float(lo + rng.uniform(0.5, 3.0) * budget_per_channel)
+        channels.append(Channel(name=f"ch{i}", curve=curve, current=float(current[i]), min_spend=lo, max_spend=hi))
+    return Problem(channels=tuple(channels), budget=budget, reserve_min_share=reserve)
