@@ -33,6 +33,24 @@ def _as_array(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
+def _hill_response(beta, k, s, x: np.ndarray) -> np.ndarray:
+    """β x^s/(x^s+k^s) written as β/(1+(k/x)^s) to stay finite for large and tiny x (x ≥ 0)."""
+    safe = np.where(x > 0, x, 1.0)
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.where(x > 0, beta / (1.0 + np.power(k / safe, s)), 0.0)
+
+
+def _hill_marginal(beta, k, s, x: np.ndarray) -> np.ndarray:
+    """d/dx of :func:`_hill_response`; at 0 it is ∞ (s < 1), β/k (s = 1) or 0 (s > 1)."""
+    safe = np.where(x > 0, x, 1.0)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        t = np.power(safe / k, s)  # (x/k)^s
+        out = beta * s * t / (safe * (1.0 + t) ** 2)
+        out = np.where(np.isfinite(out), out, 0.0)
+    at_zero = np.where(np.asarray(s) < 1, math.inf, np.where(np.asarray(s) == 1, beta / k, 0.0))
+    return np.where(x > 0, out, at_zero)
+
+
 class ResponseCurve(ABC):
     """Return as a function of spend over the planning horizon."""
 
@@ -117,23 +135,10 @@ class HillCurve(ResponseCurve):
     kind = "hill"
 
     def response(self, x) -> np.ndarray:
-        x = np.maximum(_as_array(x), 0.0)
-        # x^s/(x^s+k^s) = 1/(1+(k/x)^s), written to stay finite for large and tiny x.
-        with np.errstate(divide="ignore", over="ignore"):
-            ratio = np.power(self.k / np.where(x > 0, x, 1.0), self.s)
-        out = self.beta / (1.0 + ratio)
-        return np.where(x > 0, out, 0.0)
+        return _hill_response(self.beta, self.k, self.s, np.maximum(_as_array(x), 0.0))
 
     def marginal(self, x) -> np.ndarray:
-        x = np.maximum(_as_array(x), 0.0)
-        s, k = self.s, self.k
-        safe = np.where(x > 0, x, 1.0)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            t = np.power(safe / k, s)  # (x/k)^s
-            out = self.beta * s * t / (safe * (1.0 + t) ** 2)
-            out = np.where(np.isfinite(out), out, 0.0)
-        at_zero = math.inf if s < 1 else (self.beta / k if s == 1 else 0.0)
-        return np.where(x > 0, out, at_zero)
+        return _hill_marginal(self.beta, self.k, self.s, np.maximum(_as_array(x), 0.0))
 
     @property
     def is_concave(self) -> bool:
@@ -427,14 +432,7 @@ class CurveSet:
         for cls, idx, params, sub in self._groups:
             xi = x[idx]
             if cls is HillCurve:
-                beta, k, s = params
-                safe = np.where(xi > 0, xi, 1.0)
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    t = np.power(safe / k, s)
-                    val = beta * s * t / (safe * (1.0 + t) ** 2)
-                    val = np.where(np.isfinite(val), val, 0.0)
-                zero = np.where(s < 1, np.inf, np.where(s == 1, beta / k, 0.0))
-                out[idx] = np.where(xi > 0, val, zero)
+                out[idx] = _hill_marginal(*params, xi)
             elif cls is ExponentialCurve:
                 beta, k = params
                 out[idx] = beta / k * np.exp(-xi / k)
@@ -448,10 +446,7 @@ class CurveSet:
         for cls, idx, params, sub in self._groups:
             xi = x[idx]
             if cls is HillCurve:
-                beta, k, s = params
-                safe = np.where(xi > 0, xi, 1.0)
-                with np.errstate(over="ignore", divide="ignore"):
-                    out[idx] = np.where(xi > 0, beta / (1.0 + np.power(k / safe, s)), 0.0)
+                out[idx] = _hill_response(*params, xi)
             elif cls is ExponentialCurve:
                 beta, k = params
                 out[idx] = beta * -np.expm1(-xi / k)

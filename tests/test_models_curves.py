@@ -1,0 +1,83 @@
+"""Response curves: derivatives, envelopes, the marginal-ROI cap, plain-data round trips."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.curves import CurveSet, ExponentialCurve, HillCurve, PointsCurve, curve_from_dict, curve_problems
+
+CURVES = [
+    HillCurve(3e6, 1e6, 0.8),
+    HillCurve(2e6, 5e5, 1.0),
+    HillCurve(5e6, 1.4e6, 2.5),
+    ExponentialCurve(2e6, 8e5),
+    PointsCurve([2e5, 5e5, 1e6, 2e6], [6e5, 1.1e6, 1.5e6, 1.7e6]),
+]
+
+
+@pytest.mark.parametrize("curve", CURVES[:4])
+def test_marginal_is_the_derivative(curve):
+    x = np.linspace(1e4, 4e6, 50)
+    h = 1e-3 * x
+    numeric = (curve.response(x + h) - curve.response(x - h)) / (2 * h)
+    assert curve.marginal(x) == pytest.approx(numeric, rel=1e-5)
+
+
+@pytest.mark.parametrize("curve", CURVES)
+def test_envelope_is_concave_and_above(curve):
+    env = curve.envelope()
+    x = np.linspace(0, 5e6, 2001)
+    assert env.is_concave
+    assert (env.response(x) >= curve.response(x) - 1e-6).all()
+    slopes = np.diff(env.response(x)) / np.diff(x)
+    assert (np.diff(slopes) <= 1e-9 * np.abs(slopes[1:]).max()).all()
+    if curve.is_concave:
+        assert env is curve
+
+
+def test_s_curve_envelope_touches_at_the_tangent_point():
+    c = HillCurve(5e6, 1.4e6, 2.5)
+    xt = c.tangent_point
+    assert c.envelope().response(xt) == pytest.approx(c.response(xt))
+    assert c.marginal(xt) == pytest.approx(c.response(xt) / xt, rel=1e-9)
+    assert 0 < c.concave_from < xt
+
+
+@pytest.mark.parametrize("curve", CURVES)
+def test_spend_at_marginal_is_the_last_spend_worth_mu(curve):
+    mu = 0.9
+    cap = curve.spend_at_marginal(mu, 5e6)
+    assert float(curve.marginal(cap * (1 - 1e-6))) >= mu - 1e-6 or cap == 0
+    beyond = np.linspace(cap * 1.001 + 1, 5e6, 50)
+    assert (curve.marginal(beyond) < mu + 1e-9).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(beta=st.floats(1e3, 1e8), k=st.floats(1e2, 1e7), s=st.floats(0.2, 3.0), x=st.floats(0, 1e8))
+def test_curve_set_matches_each_curve(beta, k, s, x):
+    curves = [HillCurve(beta, k, s), ExponentialCurve(beta, k), PointsCurve([k, 2 * k], [beta / 2, beta])]
+    fam = CurveSet(curves)
+    xs = np.full(3, x)
+    assert fam.response(xs) == pytest.approx([float(c.response(x)) for c in curves], rel=1e-12, abs=1e-9)
+    assert fam.marginal(xs) == pytest.approx([float(c.marginal(x)) for c in curves], rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("curve", CURVES)
+def test_plain_data_round_trip(curve):
+    again = curve_from_dict(curve.to_dict())
+    x = np.linspace(0, 3e6, 17)
+    assert again.response(x) == pytest.approx(curve.response(x))
+
+
+def test_points_validation_messages():
+    assert curve_problems({"kind": "points", "points": [[0, 0], [1, 2], [1, 3]]}, "c") == [
+        "c.points: point spends must be strictly increasing"
+    ]
+    assert curve_problems({"kind": "hill", "beta": -1, "k": 1, "shape": 2}, "c") == [
+        "c.shape: unknown key for a hill curve",
+        "c.beta: must be ≥ 0, got -1",
+    ]
+    assert curve_problems({"kind": "points", "points": [[0, "x"]]}, "c") == [
+        "c.points[0]: must be [spend, return] numbers, got [0, 'x']"
+    ]
