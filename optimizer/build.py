@@ -136,6 +136,11 @@ class CurveRows:
     def all_slopes(self) -> np.ndarray:
         return np.concatenate([e[3] for e in self.entries]) if self.entries else np.zeros(0)
 
+    def highs_arrays(self):
+        """(lower, upper, starts, index, value) for :class:`optimizer.solve.BulkHiGHS`."""
+        upper, starts, idx, val = self.arrays()
+        return np.full(upper.size, -np.inf), upper, starts, idx, val
+
     def arrays(self):
         """(upper, starts, index, value) in HiGHS's row-wise form; columns by ``var.index``."""
         m = len(self)
@@ -168,6 +173,95 @@ class CurveRows:
         """Collect duals from materialised constraints (after a solve through PuLP)."""
         if self.constraints is not None:
             self.duals = np.array([c.pi if c.pi is not None else np.nan for c in self.constraints])
+
+
+class SparseRows:
+    """General rows ``lower ≤ Σ a·col ≤ upper`` kept as arrays, like :class:`CurveRows`.
+
+    Columns are positions in ``cols`` (a list of PuLP variables); rows come in blocks of
+    ``k`` entries each (or in CSR form), and travel to HiGHS in one ``addRows`` call through
+    :class:`optimizer.solve.BulkHiGHS`. The multi-period planner keeps its carryover
+    recursion, hypograph and pacing-change rows here. Rows with a ``lower == upper`` are
+    equalities; a row is never finite on both sides otherwise (write two rows).
+    """
+
+    def __init__(self, cols: list):
+        self.cols = cols
+        self.blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.count = 0
+        self.duals: np.ndarray | None = None
+        self.col_values: np.ndarray | None = None
+        self.constraints: list | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, lower, upper, idx, val, k: int) -> np.ndarray:
+        """Rows of ``k`` entries each (``idx``/``val`` shaped (rows, k)); returns their positions."""
+        idx = np.asarray(idx, np.int64).reshape(-1, k)
+        val = np.asarray(val, float).reshape(-1, k)
+        m = idx.shape[0]
+        starts = k * np.arange(m, dtype=np.int64)
+        return self.add_csr(np.broadcast_to(np.asarray(lower, float), (m,)),
+                            np.broadcast_to(np.asarray(upper, float), (m,)), starts, idx.ravel(), val.ravel())
+
+    def add_csr(self, lower, upper, starts, idx, val) -> np.ndarray:
+        """Rows of varying length (``starts`` into ``idx``/``val``)."""
+        m = len(starts)
+        self.blocks.append((np.asarray(lower, float), np.asarray(upper, float), np.asarray(starts, np.int64),
+                            np.asarray(idx, np.int64), np.asarray(val, float)))
+        rows = self.count + np.arange(m)
+        self.count += m
+        return rows
+
+    def extend(self, other: "SparseRows") -> None:
+        """Append every block of ``other`` (same ``cols``)."""
+        for blk in other.blocks:
+            self.blocks.append(blk)
+            self.count += len(blk[2])
+
+    def _concat(self):
+        if not self.blocks:
+            z = np.zeros(0)
+            return z, z, np.zeros(0, np.int64), np.zeros(0, np.int64), z
+        lower = np.concatenate([b[0] for b in self.blocks])
+        upper = np.concatenate([b[1] for b in self.blocks])
+        offs = np.cumsum([0] + [b[3].size for b in self.blocks[:-1]])
+        starts = np.concatenate([b[2] + o for b, o in zip(self.blocks, offs)])
+        idx = np.concatenate([b[3] for b in self.blocks])
+        val = np.concatenate([b[4] for b in self.blocks])
+        return lower, upper, starts, idx, val
+
+    def highs_arrays(self):
+        """(lower, upper, starts, index, value), columns by ``var.index`` (set by the solver)."""
+        lower, upper, starts, idx, val = self._concat()
+        colmap = np.fromiter((v.index for v in self.cols), np.int64, len(self.cols))
+        return lower, upper, starts.astype(np.int32), colmap[idx].astype(np.int32), val
+
+    def materialise(self, lp: pulp.LpProblem) -> None:
+        """Add the rows to the PuLP model as constraints (slow; other solvers, LP files)."""
+        if self.constraints is not None:
+            return
+        self.constraints = []
+        lower, upper, starts, idx, val = self._concat()
+        ends = np.append(starts[1:], idx.size)
+        for r in range(lower.size):
+            expr = _expr([(self.cols[j], a) for j, a in zip(idx[starts[r]:ends[r]].tolist(), val[starts[r]:ends[r]].tolist())])
+            lo, up = float(lower[r]), float(upper[r])
+            if lo == up:
+                con = pulp.LpConstraint(expr, pulp.LpConstraintEQ, f"r{r}", lo)
+            elif np.isfinite(up):
+                con = pulp.LpConstraint(expr, pulp.LpConstraintLE, f"r{r}", up)
+            else:
+                con = pulp.LpConstraint(expr, pulp.LpConstraintGE, f"r{r}", lo)
+            lp.addConstraint(con)
+            self.constraints.append(con)
+
+    def read_solution(self) -> None:
+        """Duals and column values from a solve through PuLP (materialised rows)."""
+        if self.constraints is not None:
+            self.duals = np.array([c.pi if c.pi is not None else np.nan for c in self.constraints])
+        self.col_values = np.array([float(v.varValue) if v.varValue is not None else np.nan for v in self.cols])
 
 
 def _var(lp: pulp.LpProblem, name: str, low=None, up=None, cat=pulp.LpContinuous) -> pulp.LpVariable:

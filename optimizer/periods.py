@@ -40,14 +40,21 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
+import re
+import warnings
+
 import numpy as np
 
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import pulp
+
 from models.curves import CurveSet, ExponentialCurve, HillCurve, ResponseCurve
-from optimizer.build import Objective
+from optimizer.build import Objective, SparseRows, _var
 from optimizer.errors import ProblemError, SolverError
 from optimizer.problem import OBJECTIVES, Group, Problem, channel_bounds
 from optimizer.result import Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary
-from optimizer.solve import DEFAULT_TOL, _COARSE, _first_targets, _silence_highs_banner, money, objective_value, pct
+from optimizer.solve import DEFAULT_TOL, _COARSE, BulkHiGHS, _first_targets, _silence_highs_banner, money, objective_value, pct
 
 logger = logging.getLogger(__name__)
 
@@ -611,146 +618,287 @@ class _Built:
         return float(self.pair_base.sum() + self.seg_slope @ sol[self.seg_cols])
 
 
-def _build(problem: PeriodProblem, L: _Layout, grid, carry_base: float, *, objective: Objective | None = None,
-           with_floors: bool = True, elastic: bool = False) -> _Built:
-    """All rows of the period LP. ``grid`` = (points, owner, family) of every pair's breakpoints.
+@dataclass
+class _Model:
+    """The period LP as a PuLP model: variables, named constraints and the array rows.
 
-    Each pair's curve enters by segments: e = p_0 + Σ_j δ_j with 0 ≤ δ_j ≤ p_{j+1} − p_j, and
-    its return is r(p_0) + Σ_j a_j δ_j (a_j the secant slopes). For a concave curve the slopes
-    fall, so any optimum fills the segments in order and the return is the secant interpolant,
-    never above the curve: return floors hold on the true curves. This is the same inner
-    approximation as the hypograph rows of :mod:`optimizer.build`, written with one row per
-    pair instead of one per segment: the segments are bounded columns, which the simplex
-    method handles cheaply (10 channels × 52 weeks: ~0.05 s per LP instead of ~0.4 s with
-    hypograph rows).
+    ``cols`` lists the PuLP variables in column order: the layout's columns (x, e, reserve),
+    then one return column y per pair. The carryover recursion and the pacing-change rows are
+    fixed (``fixed``); the hypograph rows change with the breakpoints every round and are
+    added by :func:`_solve_model`.
+    """
+
+    lp: pulp.LpProblem
+    cols: list
+    y: np.ndarray  # column of each pair's return
+    fixed: SparseRows
+    named: dict[str, pulp.LpConstraint] = field(default_factory=dict)
+    slacks: dict[str, tuple] = field(default_factory=dict)  # key -> (slack variable, display name, side)
+    return_weight: float = 1.0
+    spend_weight: float = 0.0
+
+
+@dataclass
+class _Round:
+    """One solved round: the breakpoints and what the solution says about them."""
+
+    points: np.ndarray  # every pair's breakpoints, flattened, with their values and owners
+    values: np.ndarray
+    owner: np.ndarray
+    row_owner: np.ndarray = None  # pair of each hypograph row
+    row_slope: np.ndarray = None
+    rows: SparseRows = None
+    first_row: int = 0
+
+    def interpolant(self, z: np.ndarray) -> np.ndarray:
+        """Each pair's secant interpolant at ``z`` (the minimum of its segment lines)."""
+        out = np.full(z.size, np.inf)
+        seg = np.nonzero(self.owner[1:] == self.owner[:-1])[0]
+        o = self.owner[seg]
+        slope = (self.values[seg + 1] - self.values[seg]) / (self.points[seg + 1] - self.points[seg])
+        np.minimum.at(out, o, self.values[seg] + slope * (z[o] - self.points[seg]))
+        single = ~np.isfinite(out)
+        first = np.searchsorted(self.owner, np.arange(z.size))
+        out[single] = self.values[np.minimum(first[single], self.values.size - 1)]
+        return out
+
+
+def _model(problem: PeriodProblem, L: _Layout, carry_base: float, *, objective: Objective | None = None,
+           with_floors: bool = True, elastic: bool = False) -> _Model:
+    """Variables, named constraints and the fixed array rows of the period LP (hypograph form).
+
+    ``y_p`` is the return of pair p (a (channel, period) entry or a channel's after-horizon
+    tail); the hypograph rows ``y_p − a_j e_p ≤ v_j − a_j p_j`` of :func:`_hypograph` keep it at
+    most the secant interpolant of the pair's curve. Returns are incremental, so the return
+    floors read Σ y − carryover return ≥ ….
     """
     C, T = L.x.shape
     b = problem.budget
-    rows = _Rows()
-    alpha = np.array([c.alpha for c in problem.channels])
-    e0 = np.array([c.carryover for c in problem.channels], dtype=float)
-    xs = L.x.ravel()
-    pts, owner, family = grid
     n_pairs = L.pair_e.size
-    v = family_values(family, pts, owner)
-    seg = np.nonzero(owner[1:] == owner[:-1])[0]
-    width = pts[seg + 1] - pts[seg]
-    slope = (v[seg + 1] - v[seg]) / width
-    seg_owner = owner[seg]
-    first = np.searchsorted(owner, np.arange(n_pairs))
-    base = v[first]
-    n_cols = L.n_cols + seg.size
-    seg_cols = L.n_cols + np.arange(seg.size)
-    base_total = float(base.sum())
-    col_lower = np.concatenate([L.col_lower, np.zeros(seg.size)])
-    col_upper = np.concatenate([L.col_upper, width])
-
-    # Money: every yuan is spent or kept in reserve.
-    rows.add_one("budget_total", b, b, np.concatenate([xs, [L.reserve]]), np.ones(xs.size + 1))
-    # Carryover recursion (equalities): e_t − x_t − α e_{t−1} = α e0 at t = 0, else 0.
+    obj = objective or Objective.for_problem(problem)
+    lp = pulp.LpProblem("periods", pulp.LpMinimize if elastic else obj.sense)
+    names = np.empty(L.n_cols, dtype=object)
+    names[L.x.ravel()] = [f"x_{i}_{t}" for i in range(C) for t in range(T)]
+    alpha = np.array([c.alpha for c in problem.channels])
     carry = np.nonzero(alpha > 0)[0]
     if carry.size:
-        first_idx = np.stack([L.e[carry, 0], L.x[carry, 0]], axis=1)
+        names[L.e[carry].ravel()] = [f"e_{i}_{t}" for i in carry.tolist() for t in range(T)]
+    names[L.reserve] = "reserve"
+    lower, upper = L.col_lower.copy(), L.col_upper.copy()
+    xs = L.x.ravel()
+    if elastic:
+        # Entry bounds and the reserve become rows so their slack can be reported; e follows x.
+        ent_lo, ent_hi = lower[xs].copy(), upper[xs].copy()
+        lower[xs], upper[xs] = 0.0, _INF
+        r_lo, r_hi = lower[L.reserve], upper[L.reserve]
+        lower[L.reserve], upper[L.reserve] = 0.0, _INF
+        ecols = L.e[carry].ravel()
+        lower[ecols], upper[ecols] = -_INF, _INF
+    cols = [_var(lp, nm, None if not math.isfinite(lo) else float(lo), None if not math.isfinite(up) else float(up))
+            for nm, lo, up in zip(names.tolist(), lower.tolist(), upper.tolist())]
+    ycols = [_var(lp, f"y_{p}") for p in range(n_pairs)]
+    y = L.n_cols + np.arange(n_pairs)
+    cols += ycols
+    _register(lp, cols)  # columns that only appear in array rows must be known to PuLP
+    model = _Model(lp=lp, cols=cols, y=y, fixed=SparseRows(cols),
+                   return_weight=obj.return_weight, spend_weight=obj.spend_weight)
+    X = [cols[j] for j in xs]
+
+    def add(name: str, pairs, sense: int, rhs: float, key: str | None = None) -> None:
+        key = key or name
+        pairs = list(pairs)
+        if elastic:
+            s = _var(lp, f"s{len(model.slacks)}", 0)
+            side = "lo" if sense == pulp.LpConstraintGE else "hi"
+            model.slacks[key] = (s, name, side)
+            pairs.append((s, 1.0 if sense == pulp.LpConstraintGE else -1.0))
+        safe = re.sub(r"[^A-Za-z0-9_]", "_", key).strip("_")
+        con = pulp.LpConstraint(pulp.LpAffineExpression(pairs), sense, f"{safe}_{len(model.named)}", rhs)
+        lp.addConstraint(con)
+        model.named[key] = con
+
+    GE, LE = pulp.LpConstraintGE, pulp.LpConstraintLE
+    # Money: every yuan is spent or kept in reserve.
+    budget = [(v, 1.0) for v in X] + [(cols[L.reserve], 1.0)]
+    con = pulp.LpConstraint(pulp.LpAffineExpression(budget), pulp.LpConstraintEQ, "budget_total", b)
+    lp.addConstraint(con)
+    model.named["budget_total"] = con
+    if elastic:
+        add("reserve_min", [(cols[L.reserve], 1.0)], GE, r_lo)
+        if math.isfinite(r_hi):
+            add("reserve_max", [(cols[L.reserve], 1.0)], LE, r_hi)
+        for i, ch in enumerate(problem.channels):
+            for t, label in enumerate(problem.periods):
+                j = L.x[i, t]
+                if ent_lo[j] > 0:
+                    add(f"bounds[{ch.name},{label}]", [(cols[j], 1.0)], GE, ent_lo[j], f"bounds[{ch.name},{label}]#lo")
+                if ent_hi[j] < b - problem.reserve_min:
+                    add(f"bounds[{ch.name},{label}]", [(cols[j], 1.0)], LE, ent_hi[j], f"bounds[{ch.name},{label}]#hi")
+    for i, ch in enumerate(problem.channels):
+        row = [(cols[j], 1.0) for j in L.x[i].tolist()]
+        if ch.min_total is not None:
+            add(f"min_total[{ch.name}]", row, GE, ch.min_total)
+        if ch.max_total is not None:
+            add(f"max_total[{ch.name}]", row, LE, ch.max_total)
+    p_lo, p_hi = problem.period_limits()
+    caps = _per_period(problem.pacing.cap, T, _INF)
+    for t, label in enumerate(problem.periods):
+        col = [(cols[j], 1.0) for j in L.x[:, t].tolist()]
+        if p_lo[t] > 0:
+            add(f"period_min[{label}]", col, GE, p_lo[t])
+        if math.isfinite(p_hi[t]):
+            add(f"{_period_max_name(caps[t], p_hi[t])}[{label}]", col, LE, p_hi[t])
+    for g in problem.group_names:
+        spec = problem.group(g)
+        members = [(cols[j], 1.0) for i, c in enumerate(problem.channels) if c.group == g for j in L.x[i].tolist()]
+        if spec.min_share is not None:
+            add(f"group_min[{g}]", members, GE, spec.min_share * b)
+        if spec.max_share is not None:
+            add(f"group_max[{g}]", members, LE, spec.max_share * b)
+    # Carryover recursion (equalities): e_t − x_t − α e_{t−1} = α e0 at t = 0, else 0.
+    e0 = np.array([c.carryover for c in problem.channels], dtype=float)
+    if carry.size:
         rhs = alpha[carry] * e0[carry]
-        rows.add(rhs, rhs, first_idx, np.tile([1.0, -1.0], (carry.size, 1)), 2)
+        model.fixed.add(rhs, rhs, np.stack([L.e[carry, 0], L.x[carry, 0]], axis=1),
+                        np.tile([1.0, -1.0], (carry.size, 1)), 2)
         if T > 1:
             idx = np.stack([L.e[carry, 1:], L.x[carry, 1:], L.e[carry, :-1]], axis=2).reshape(-1, 3)
             val = np.stack([np.ones((carry.size, T - 1)), -np.ones((carry.size, T - 1)),
                             np.repeat(-alpha[carry][:, None], T - 1, axis=1)], axis=2).reshape(-1, 3)
-            rows.add(0.0, 0.0, idx, val, 3)
-    # Each pair: e − Σ δ = p_0 (one row with 1 + segments entries).
-    counts = np.bincount(seg_owner, minlength=n_pairs)
-    has = np.nonzero(counts > 0)[0]
-    pair_rows = np.full(n_pairs, -1)
-    if has.size:
-        lengths = counts[has] + 1
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        idx = np.empty(int(lengths.sum()), np.int64)
-        val = np.empty(idx.size)
-        idx[starts] = L.pair_e[has]
-        val[starts] = 1.0
-        row_of_pair = np.full(n_pairs, -1)
-        row_of_pair[has] = np.arange(has.size)
-        first_seg = np.searchsorted(seg_owner, seg_owner)
-        pos = starts[row_of_pair[seg_owner]] + 1 + (np.arange(seg.size) - first_seg)
-        idx[pos] = seg_cols
-        val[pos] = -1.0
-        pair_rows[has] = rows.add_csr(pts[first[has]], pts[first[has]], starts, idx, val)
-
-    named: list[str] = []
-
-    def add_named(name, lower, upper, idx, val):
-        rows.add_one(name, lower, upper, idx, val)
-        named.append(name)
-
-    for i, ch in enumerate(problem.channels):
-        if ch.min_total is not None or ch.max_total is not None:
-            add_named(f"total[{ch.name}]", ch.min_total if ch.min_total is not None else -_INF,
-                      ch.max_total if ch.max_total is not None else _INF, L.x[i], np.ones(T))
-    p_lo, p_hi = problem.period_limits()
-    for t, label in enumerate(problem.periods):
-        if p_lo[t] > 0 or math.isfinite(p_hi[t]):
-            add_named(f"period[{label}]", p_lo[t], p_hi[t], L.x[:, t], np.ones(C))
-    for g in problem.group_names:
-        spec = problem.group(g)
-        if spec.min_share is None and spec.max_share is None:
-            continue
-        members = np.array([i for i, c in enumerate(problem.channels) if c.group == g], dtype=int)
-        add_named(f"group[{g}]", spec.min_share * b if spec.min_share is not None else -_INF,
-                  spec.max_share * b if spec.max_share is not None else _INF, L.x[members].ravel(), np.ones(members.size * T))
+            model.fixed.add(0.0, 0.0, idx, val, 3)
+    # Pacing: change between consecutive periods.
     frac, absolute = problem.change_limits()
     if T > 1:
         for kind, chans in (("frac", np.nonzero(np.isfinite(frac))[0]), ("abs", np.nonzero(np.isfinite(absolute))[0])):
             if not chans.size:
                 continue
             idx = np.stack([L.x[chans, 1:], L.x[chans, :-1]], axis=2).reshape(-1, 2)
-            names = [f"max_change[{problem.channels[i].name},{problem.periods[t]}]" for i in chans for t in range(1, T)]
-            if kind == "frac":
-                f = np.repeat(frac[chans], T - 1)
-                # x_t − (1+f) x_{t−1} ≤ 0  and  x_t − (1−f) x_{t−1} ≥ 0
-                up = [n + "+" for n in names]
-                down = [n + "-" for n in names]
-                rows.add(-_INF, 0.0, idx, np.stack([np.ones_like(f), -(1 + f)], axis=1), 2, up)
-                rows.add(0.0, _INF, idx, np.stack([np.ones_like(f), -(1 - f)], axis=1), 2, down)
-                named += up + down
+            lim = np.repeat((frac if kind == "frac" else absolute)[chans], T - 1)
+            if kind == "frac":  # x_t − (1+f) x_{t−1} ≤ 0  and  x_t − (1−f) x_{t−1} ≥ 0
+                up = (-_INF, 0.0, np.stack([np.ones_like(lim), -(1 + lim)], axis=1))
+                down = (0.0, _INF, np.stack([np.ones_like(lim), -(1 - lim)], axis=1))
+            else:  # −a ≤ x_t − x_{t−1} ≤ a, as two rows
+                ones = np.tile([1.0, -1.0], (idx.shape[0], 1))
+                up, down = (-_INF, lim, ones), (-lim, _INF, ones)
+            if elastic:  # named, so the elastic model can say which change limit gives way
+                labels = [f"max_change[{problem.channels[i].name},{problem.periods[t]}]" for i in chans.tolist() for t in range(1, T)]
+                for (lo_, up_, val), sense, tag in ((up, LE, "+"), (down, GE, "-")):
+                    rhs = np.broadcast_to(np.asarray(up_ if sense == LE else lo_, float), (idx.shape[0],))
+                    for r, name in enumerate(labels):
+                        add(name, [(cols[idx[r, 0]], val[r, 0]), (cols[idx[r, 1]], val[r, 1])], sense, float(rhs[r]),
+                            f"{name}{tag}{kind}")
             else:
-                a = np.repeat(absolute[chans], T - 1)
-                rows.add(-a, a, idx, np.tile([1.0, -1.0], (idx.shape[0], 1)), 2, names)
-                named += names
+                for lo_, up_, val in (up, down):
+                    model.fixed.add(lo_, up_, idx, val, 2)
+    Y = [(v, 1.0) for v in ycols]
     if with_floors and problem.roi_min is not None:
-        rho = problem.roi_min
-        add_named("roi_min", carry_base - base_total, _INF, np.concatenate([seg_cols, xs]),
-                  np.concatenate([slope, -rho * np.ones(xs.size)]))
+        add("roi_min", Y + [(v, -problem.roi_min) for v in X], GE, carry_base)
     if with_floors and problem.objective == "min_spend" and problem.target_return is not None:
-        add_named("target_return", problem.target_return + carry_base - base_total, _INF, seg_cols, slope)
-    cost = np.zeros(n_cols)
-    built = _Built(rows=rows, n_cols=n_cols, cost=cost, col_lower=col_lower, col_upper=col_upper, maximise=True,
-                   seg_cols=seg_cols, seg_owner=seg_owner, seg_slope=slope, seg_width=width,
-                   pair_rows=pair_rows, pair_base=base, points=pts, values=v, owner=owner)
+        add("target_return", Y, GE, problem.target_return + carry_base)
     if elastic:
-        # Entry bounds and the reserve become rows so their slack can be reported.
-        lo, hi = col_lower[xs].copy(), col_upper[xs].copy()
-        col_lower[xs], col_upper[xs] = 0.0, _INF
-        for i, ch in enumerate(problem.channels):
-            for t, label in enumerate(problem.periods):
-                j = L.x[i, t]
-                if lo[j] > 0 or hi[j] < b - problem.reserve_min:
-                    add_named(f"bounds[{ch.name},{label}]", lo[j], hi[j], [j], [1.0])
-        r_lo, r_hi = col_lower[L.reserve], col_upper[L.reserve]
-        col_lower[L.reserve], col_upper[L.reserve] = 0.0, _INF
-        add_named("reserve", r_lo, r_hi, [L.reserve], [1.0])
-        # e columns and segments: their ranges follow from x; free them so only named rows conflict.
-        ecols = L.e[alpha > 0].ravel()
-        col_lower[ecols], col_upper[ecols] = -_INF, _INF
-        col_upper[seg_cols[counts[seg_owner] > 0]] = _INF  # the last segment absorbs any excess
-        built.maximise = False
-        built.slacks = {name: rows.names[name] for name in named}
-        return built
-    obj = objective or Objective.for_problem(problem)
-    cost[seg_cols] = obj.return_weight * slope
-    cost[xs] = obj.spend_weight
-    built.maximise = obj.sense == -1  # pulp.LpMaximize
-    return built
+        # Where several limits could give way by the same amount, name the change limit: pacing
+        # smooths a plan, the other limits are money the planner has or must spend.
+        lp.setObjective(pulp.LpAffineExpression([(s, 0.999 if name.startswith("max_change[") else 1.0)
+                                                 for s, name, _ in model.slacks.values()]))
+    else:
+        terms = []
+        if obj.return_weight:
+            terms += [(v, obj.return_weight) for v in ycols]
+        if obj.spend_weight:
+            terms += [(v, obj.spend_weight) for v in X]
+        lp.setObjective(pulp.LpAffineExpression(terms))
+    return model
+
+
+def _period_max_name(cap: float, high: float) -> str:
+    """``period_cap`` when the cash cap sets a period's maximum, else ``period_max`` (its share)."""
+    return "period_cap" if cap <= high + 1e-9 else "period_max"
+
+
+def _hypograph(model: _Model, L: _Layout, grid) -> _Round:
+    """The hypograph rows of every pair on breakpoints ``grid`` = (points, owner, family)."""
+    pts, owner, family = grid
+    v = family_values(family, pts, owner)
+    rnd = _Round(points=pts, values=v, owner=owner, rows=SparseRows(model.cols))
+    rnd.rows.extend(model.fixed)
+    seg = np.nonzero(owner[1:] == owner[:-1])[0]
+    o = owner[seg]
+    slope = (v[seg + 1] - v[seg]) / (pts[seg + 1] - pts[seg])
+    # y_p − a_j e_p ≤ v_j − a_j p_j
+    first_row = len(rnd.rows)
+    rnd.rows.add(-_INF, v[seg] - slope * pts[seg], np.stack([model.y[o], L.pair_e[o]], axis=1),
+                 np.stack([np.ones_like(slope), -slope], axis=1), 2)
+    # A pair fixed at one point: y_p ≤ r(p_0).
+    n_pairs = L.pair_e.size
+    single = np.nonzero(np.bincount(owner, minlength=n_pairs) == 1)[0]
+    first = np.searchsorted(owner, single)
+    if single.size:
+        rnd.rows.add(-_INF, v[first], model.y[single][:, None], np.ones((single.size, 1)), 1)
+    rnd.row_owner = np.concatenate([o, single])
+    rnd.row_slope = np.concatenate([slope, np.zeros(single.size)])
+    rnd.first_row = first_row
+    return rnd
+
+
+#: HiGHS options for the period LP (measured on benchmarks/periods.py).
+_HIGHS_OPTIONS = {"solver": "ipm"}
+
+
+def _solve_model(model: _Model, rnd: _Round, lp_path: str | None = None, options: dict | None = None):
+    """Solve with HiGHS through PuLP (array rows in bulk), or CBC when HiGHS is missing.
+
+    Returns (status, column values, duals of the hypograph rows, seconds, solver name).
+    """
+    _silence_highs_banner()
+    rows = rnd.rows
+    if lp_path:  # the full LP, written by PuLP
+        rows.materialise(model.lp)
+        model.lp.writeLP(lp_path)
+        _drop(model.lp, rows)
+    if pulp.HiGHS().available():
+        solver = BulkHiGHS(rows, msg=False, **(_HIGHS_OPTIONS if options is None else options))
+    else:
+        logger.warning("HiGHS (highspy) is not available; falling back to CBC")
+        rows.materialise(model.lp)
+        solver = pulp.PULP_CBC_CMD(msg=False)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            code = model.lp.solve(solver)
+        except pulp.PulpSolverError as exc:  # pragma: no cover - solver crash
+            raise SolverError(f"{solver.name} failed: {exc}") from exc
+    seconds = time.perf_counter() - t0
+    if rows.constraints is not None:
+        rows.read_solution()
+        _drop(model.lp, rows)
+    status = pulp.LpStatus.get(code, str(code))
+    mapping = {"Optimal": "optimal", "Infeasible": "infeasible", "Unbounded": "unbounded"}
+    if status not in mapping:
+        raise SolverError(f"{solver.name} returned status {status!r}")
+    if mapping[status] != "optimal":
+        return mapping[status], None, None, seconds, solver.name
+    duals = None
+    if rows.duals is not None:
+        duals = rows.duals[rnd.first_row: rnd.first_row + rnd.row_owner.size]
+    return "optimal", rows.col_values, duals, seconds, solver.name
+
+
+def _drop(lp: pulp.LpProblem, rows: SparseRows) -> None:
+    """Take materialised array rows out of the PuLP model again (the next round has others)."""
+    for con in rows.constraints or []:
+        lp._constraints.pop(con.name, None)
+    rows.constraints = None
+
+
+def _register(lp: pulp.LpProblem, variables: list) -> None:
+    """Make PuLP know columns that only appear in array rows."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if hasattr(lp, "_add_variables"):
+            lp._add_variables(variables)
+        else:
+            lp.addVariables(variables)
 
 
 def family_values(family: _Family, pts: np.ndarray, owner: np.ndarray) -> np.ndarray:
@@ -767,7 +915,7 @@ def family_values(family: _Family, pts: np.ndarray, owner: np.ndarray) -> np.nda
 
 
 def _solve(built: _Built, lp_path: str | None = None):
-    """Solve with HiGHS (highspy). Returns (status, col values, row duals, seconds, slack columns)."""
+    """Solve an array LP (:class:`_Rows`, segment columns) with highspy: used by :mod:`optimizer.risk`. Returns (status, col values, row duals, seconds, slack columns)."""
     _silence_highs_banner()
     try:
         import highspy
@@ -964,32 +1112,34 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = DEFAULT_TOL, max_ro
     allowed = tol * max(float(family.response(np.clip(first, L.pair_lo, L.pair_hi)).sum()), 1e-12)
     solver_seconds, rounds = 0.0, 0
     sol = None
+    model = _model(problem, L, carry_base)
     for rounds in range(1, max_rounds + 1):
         h = _spacing(family, L.pair_lo, L.pair_hi, target, allowed)
         pts, owner, P = _grid(L.pair_lo, L.pair_hi, target, h, extra)
-        built = _build(problem, L, (pts, owner, family), carry_base)
-        status, sol, duals, secs, _ = _solve(built, lp_path if rounds == max_rounds else None)
+        rnd = _hypograph(model, L, (pts, owner, family))
+        status, sol, duals, secs, solver_name = _solve_model(model, rnd, lp_path if rounds == max_rounds else None)
         solver_seconds += secs
         if status != "optimal":
             alloc.diagnosis = explain(problem, L, (pts, owner, family), carry_base, status)
-            alloc.solver_name = "HiGHS"
+            alloc.solver_name = solver_name
             alloc.solver_seconds = time.perf_counter() - t_start
             alloc.current = _summarise_current(problem)
             return alloc
         z = np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi)
         total = float(family.response(z).sum())
-        implied, kappa, pi = _implied_marginals(built, sol, duals, family, z)
-        objective_scale = max(abs(float(built.cost @ sol)), abs(total) * 1e-3, 1e-9 * problem.budget, 1e-12)
+        implied, kappa, pi = _implied_marginals(rnd, duals, family, z)
+        lp_value = model.return_weight * float(sol[model.y].sum()) + model.spend_weight * float(sol[L.x].sum())
+        objective_scale = max(abs(lp_value), abs(total) * 1e-3, 1e-9 * problem.budget, 1e-12)
         if kappa:
-            gap = _duality_gap(built, family, L.pair_lo, L.pair_hi, kappa, pi)
+            gap = _duality_gap(rnd, family, L.pair_lo, L.pair_hi, kappa, pi)
             done = gap <= tol * objective_scale
         else:  # no price to certify with: the model error next to the solution instead
             gap = float(_local_errors(family, P, z).sum())
             done = gap <= tol * max(abs(total), 1e-12)
         alloc.gap_bound = gap / objective_scale
         allowed = tol * max(abs(total), 1e-9 * problem.budget, 1e-12)
-        logger.debug("period round %d: gap bound %.3g (allowed %.3g), %d rows, %d columns, LP %.3fs",
-                     rounds, gap, tol * objective_scale, built.rows.count, built.n_cols, secs)
+        logger.debug("period round %d: gap bound %.3g (allowed %.3g), %d array rows, %d columns, LP %.3fs",
+                     rounds, gap, tol * objective_scale, len(rnd.rows), len(model.cols), secs)
         if done:
             break
         # Next window at the prices' optimum; keep the model fine where each pair is now and where
@@ -1001,11 +1151,13 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = DEFAULT_TOL, max_ro
         extra = np.concatenate(([start_extra] if start_extra is not None else []) + keep, axis=1)
         target = family.spend_at_marginal(implied, L.pair_lo, L.pair_hi)
     if lp_path and rounds < max_rounds:
-        _solve(built, lp_path)
+        rnd.rows.materialise(model.lp)
+        model.lp.writeLP(lp_path)
+        _drop(model.lp, rnd.rows)
     x = sol[L.x]
-    alloc = _report(problem, alloc, lo, hi, x, curves, sol, built, duals)
-    alloc.lp_return = built.returns(sol) - carry_base
-    alloc.solver_name = "HiGHS"
+    alloc = _report(problem, alloc, lo, hi, x, curves, sol, model, duals)
+    alloc.lp_return = float(rnd.interpolant(np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi)).sum()) - carry_base
+    alloc.solver_name = solver_name
     alloc.iterations = rounds
     alloc.solver_seconds = time.perf_counter() - t_start
     if mode == "envelope":
@@ -1014,45 +1166,46 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = DEFAULT_TOL, max_ro
     return alloc
 
 
-def _implied_marginals(built: _Built, sol, duals, family: _Family, z: np.ndarray) -> np.ndarray:
-    """Each pair's marginal return as the LP prices it.
+def _implied_marginals(rnd: _Round, duals, family: _Family, z: np.ndarray):
+    """Each pair's marginal return as the LP prices it, the price κ of return, and the prices π of e.
 
-    The dual π_p of pair p's row prices its effective spend; a segment strictly between its
-    bounds has zero reduced cost, so π_p = κ a_j with κ the price of one unit of return
-    (the objective weight plus the duals of the return floors), the same for every pair. κ is
-    read off such segments; π_p / κ is then the implied marginal of every pair, including
-    those sitting at a breakpoint, where it lies between the slopes on either side.
+    Stationarity in the free column y_p makes the duals μ of pair p's hypograph rows sum to
+    κ, the price of one unit of return (objective weight plus the return floors' duals), the
+    same for every pair; in e_p their slope-weighted sum π_p = Σ μ_j a_j is the price of its
+    effective spend. π_p / κ, a convex combination of the active slopes, is the implied
+    marginal (as :meth:`optimizer.build.Model.implied_marginals`).
     """
     n = family.n
-    pi = np.zeros(n)
-    has = built.pair_rows >= 0
-    pi[has] = np.abs(duals[built.pair_rows[has]])
-    d = sol[built.seg_cols]
-    inner = (d > 1e-9 * np.maximum(built.seg_width, 1.0)) & (d < built.seg_width * (1 - 1e-9)) & (np.abs(built.seg_slope) > 0)
-    kappa = np.abs(pi[built.seg_owner[inner]]) / np.abs(built.seg_slope[inner])
-    kappa = kappa[np.isfinite(kappa) & (kappa > 0)]
-    kappa = float(np.median(kappa)) if kappa.size else None
-    implied = pi / kappa if kappa else np.full(n, np.nan)
-    implied = np.where(has & np.isfinite(implied), implied, family.marginal(z))
+    if duals is None or duals.size != rnd.row_owner.size:
+        return family.marginal(z), None, np.zeros(n)
+    w = np.abs(np.nan_to_num(duals))
+    kappa_p = np.bincount(rnd.row_owner, weights=w, minlength=n)
+    pi = np.bincount(rnd.row_owner, weights=w * rnd.row_slope, minlength=n)
+    k = kappa_p[kappa_p > 0]
+    kappa = float(np.median(k)) if k.size else None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        implied = np.where(kappa_p > 0, pi / kappa_p, np.nan)
+    implied = np.where(np.isfinite(implied), implied, family.marginal(z))
     return implied, kappa, pi
 
 
-def _duality_gap(built: _Built, family: _Family, lo, hi, kappa: float, pi: np.ndarray) -> float:
+def _duality_gap(rnd: _Round, family: _Family, lo, hi, kappa: float, pi: np.ndarray) -> float:
     """How much better than the LP the true optimum can be at most (objective units).
 
-    With the LP's prices on every linear row, the Lagrangian separates by pair; on the true
-    curves each pair contributes max_e κ r(e) − π e, on the LP's interpolant max over its
-    breakpoints of κ r(p_j) − π p_j. The LP's value plus Σ of the differences bounds the true
-    optimum from above (weak duality), and the plan's true value is at least the LP's (inner
-    approximation): the sum is a certificate of the gap. It is small when every pair's grid
-    is fine where its price puts its optimum, however degenerate the LP's own solution is.
+    With the LP's prices on every row but the hypograph rows, the Lagrangian separates by
+    pair; on the true curves each pair contributes max_e κ r(e) − π e, on the LP's interpolant
+    max over its breakpoints of κ r(p_j) − π p_j. The LP's value plus Σ of the differences
+    bounds the true optimum from above (weak duality), and the plan's true value is at least
+    the LP's (inner approximation): the sum is a certificate of the gap. It is small when
+    every pair's grid is fine where its price puts its optimum, however degenerate the LP's
+    own solution is.
     """
     n = family.n
     e_star = family.spend_at_marginal(pi / kappa, lo, hi)
     best_true = kappa * family.response(e_star) - pi * e_star
-    vals = kappa * built.values - pi[built.owner] * built.points
+    vals = kappa * rnd.values - pi[rnd.owner] * rnd.points
     best_lp = np.full(n, -np.inf)
-    np.maximum.at(best_lp, built.owner, vals)
+    np.maximum.at(best_lp, rnd.owner, vals)
     best_lp = np.where(np.isfinite(best_lp), best_lp, best_true)
     return float(np.maximum(best_true - best_lp, 0.0).sum())
 
@@ -1204,7 +1357,7 @@ def _summarise_current(problem: PeriodProblem) -> PlanSummary | None:
                        violations=tuple(violations))
 
 
-def _report(problem, alloc: PeriodAllocation, lo, hi, x, curves, sol, built: _Built, duals) -> PeriodAllocation:
+def _report(problem, alloc: PeriodAllocation, lo, hi, x, curves, sol, model: _Model, duals) -> PeriodAllocation:
     C, T = lo.shape
     b = problem.budget
     cents = to_cents(problem, lo, hi, x)
@@ -1254,7 +1407,7 @@ def _report(problem, alloc: PeriodAllocation, lo, hi, x, curves, sol, built: _Bu
     alloc.current = current
     if current is not None and current.expected_return > 0:
         alloc.uplift = ret_total / current.expected_return - 1.0
-    alloc.binding = _binding(problem, lo, hi, spends, alloc, built, duals)
+    alloc.binding = _binding(problem, lo, hi, spends, alloc, model)
     alloc.warnings.extend(_warnings(problem, spends, alloc))
     return alloc
 
@@ -1282,15 +1435,15 @@ def _marginals(problem: PeriodProblem, e: np.ndarray, curves) -> np.ndarray:
     return out
 
 
-def _binding(problem, lo, hi, spends, alloc, built: _Built, duals) -> list[Binding]:
+def _binding(problem, lo, hi, spends, alloc, model: _Model) -> list[Binding]:
+    """The limits the plan sits at, under the names of the LP's constraints, with their prices."""
     out: list[Binding] = []
     b = problem.budget
     tol = 0.011 + 1e-7 * b
-    names = built.rows.names
 
     def price(name):
-        r = names.get(name)
-        return None if r is None or duals is None else abs(float(duals[r]))
+        pi = getattr(model.named.get(name), "pi", None)
+        return None if pi is None else abs(float(pi))
 
     if alloc.reserve <= problem.reserve_min + tol:
         out.append(Binding("reserve_min", f"reserve held at its minimum {money(problem.reserve_min)} "
@@ -1301,24 +1454,24 @@ def _binding(problem, lo, hi, spends, alloc, built: _Built, duals) -> list[Bindi
         spec = problem.group(g)
         s = float(sum(spends[i].sum() for i, c in enumerate(problem.channels) if c.group == g))
         if spec.min_share is not None and s <= spec.min_share * b + tol:
-            out.append(Binding(f"group_min[{g}]", f"group {g} at its minimum {pct(spec.min_share)} ({money(s)})", price(f"group[{g}]")))
+            out.append(Binding(f"group_min[{g}]", f"group {g} at its minimum {pct(spec.min_share)} ({money(s)})", price(f"group_min[{g}]")))
         if spec.max_share is not None and s >= spec.max_share * b - tol:
-            out.append(Binding(f"group_max[{g}]", f"group {g} at its maximum {pct(spec.max_share)} ({money(s)})", price(f"group[{g}]")))
+            out.append(Binding(f"group_max[{g}]", f"group {g} at its maximum {pct(spec.max_share)} ({money(s)})", price(f"group_max[{g}]")))
     p_lo, p_hi = problem.period_limits()
     col = spends.sum(axis=0)
     caps = _per_period(problem.pacing.cap, problem.T, _INF)
     for t, label in enumerate(problem.periods):
         if p_lo[t] > 0 and col[t] <= p_lo[t] + tol:
-            out.append(Binding(f"period_min[{label}]", f"period {label} at its minimum {money(p_lo[t])}", price(f"period[{label}]")))
+            out.append(Binding(f"period_min[{label}]", f"period {label} at its minimum {money(p_lo[t])}", price(f"period_min[{label}]")))
         if math.isfinite(p_hi[t]) and col[t] >= p_hi[t] - tol:
-            kind = "period_cap" if caps[t] <= p_hi[t] + 1e-9 else "period_max"
-            out.append(Binding(f"{kind}[{label}]", f"period {label} at its maximum {money(p_hi[t])}", price(f"period[{label}]")))
+            name = f"{_period_max_name(caps[t], p_hi[t])}[{label}]"
+            out.append(Binding(name, f"period {label} at its maximum {money(p_hi[t])}", price(name)))
     for i, ch in enumerate(problem.channels):
         s = float(spends[i].sum())
         if ch.min_total is not None and s <= ch.min_total + tol:
-            out.append(Binding(f"min_total[{ch.name}]", f"{ch.name} at its minimum {money(ch.min_total)}", price(f"total[{ch.name}]")))
+            out.append(Binding(f"min_total[{ch.name}]", f"{ch.name} at its minimum {money(ch.min_total)}", price(f"min_total[{ch.name}]")))
         if ch.max_total is not None and s >= ch.max_total - tol:
-            out.append(Binding(f"max_total[{ch.name}]", f"{ch.name} at its maximum {money(ch.max_total)}", price(f"total[{ch.name}]")))
+            out.append(Binding(f"max_total[{ch.name}]", f"{ch.name} at its maximum {money(ch.max_total)}", price(f"max_total[{ch.name}]")))
     frac, absolute = problem.change_limits()
     for i, ch in enumerate(problem.channels):
         for t in range(1, problem.T):
@@ -1375,16 +1528,18 @@ def bound_conflicts(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray) -> l
         out.append(f"channel minimums sum to {money(ch_min.sum())} but only {money(available)} is left after the "
                    f"{pct(problem.reserve_min_share)} reserve ({money(problem.reserve_min)}) [min_total, reserve_min]")
     p_lo, p_hi = problem.period_limits()
+    caps = _per_period(problem.pacing.cap, problem.T, _INF)
     col_min = lo.sum(axis=0)
     for t, label in enumerate(problem.periods):
         if p_lo[t] > p_hi[t] + eps:
-            out.append(f"period {label}: its minimum {money(p_lo[t])} is above its maximum {money(p_hi[t])} [period[{label}]]")
+            out.append(f"period {label}: its minimum {money(p_lo[t])} is above its maximum {money(p_hi[t])} "
+                       f"[period_min[{label}], {_period_max_name(caps[t], p_hi[t])}[{label}]]")
         elif col_min[t] > p_hi[t] + eps:
             out.append(f"period {label}: channel minimums need {money(col_min[t])} but the period may spend at most "
-                       f"{money(p_hi[t])} (cap or max share) [period[{label}]]")
+                       f"{money(p_hi[t])} (cap or max share) [{_period_max_name(caps[t], p_hi[t])}[{label}]]")
         elif hi[:, t].sum() < p_lo[t] - eps:
             out.append(f"period {label}: its minimum {money(p_lo[t])} cannot be reached: its channels can take at most "
-                       f"{money(hi[:, t].sum())} [period[{label}]]")
+                       f"{money(hi[:, t].sum())} [period_min[{label}]]")
     if p_lo.sum() > available + eps:
         out.append(f"per-period minimums sum to {money(p_lo.sum())} but only {money(available)} is left after the "
                    f"{pct(problem.reserve_min_share)} reserve [period_min, reserve_min]")
@@ -1418,11 +1573,20 @@ def explain(problem: PeriodProblem, L: _Layout, grid, carry_base: float, status:
     if status == "unbounded":
         return ["the model is unbounded: a channel curve grows without limit and nothing caps its spend"]
     out: list[str] = []
-    max_ret = Objective(-1, 1.0, 0.0)
-    built = _build(problem, L, grid, carry_base, objective=max_ret, with_floors=False)
-    st, sol, *_ = _solve(built)
+
+    def solve(**kw):
+        model = _model(problem, L, carry_base, **kw)
+        rnd = _hypograph(model, L, grid)
+        # Small diagnostic LPs: dual simplex, whose vertex solutions name one limit of a tie.
+        st, sol, *_ = _solve_model(model, rnd, options={"solver": "simplex", "presolve": "off"})
+        return model, rnd, st, sol
+
+    def incremental(rnd, sol):
+        return float(rnd.interpolant(np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi)).sum()) - carry_base
+
+    _, rnd, st, sol = solve(objective=Objective(pulp.LpMaximize, 1.0, 0.0), with_floors=False)
     if st == "optimal":
-        best_return = built.returns(sol) - carry_base
+        best_return = incremental(rnd, sol)
         spend = float(sol[L.x].sum())
         if problem.roi_min is not None:
             # Best ROI by Dinkelbach: maximise Σy − ρΣx, update ρ = Σy/Σx until it stops rising.
@@ -1431,11 +1595,10 @@ def explain(problem: PeriodProblem, L: _Layout, grid, carry_base: float, status:
             for _ in range(30):
                 if rho is None:
                     break
-                built = _build(problem, L, grid, carry_base, objective=Objective(-1, 1.0, -rho), with_floors=False)
-                st2, s2, *_ = _solve(built)
+                _, rnd2, st2, s2 = solve(objective=Objective(pulp.LpMaximize, 1.0, -rho), with_floors=False)
                 if st2 != "optimal":
                     break
-                sx, sy = float(s2[L.x].sum()), built.returns(s2) - carry_base
+                sx, sy = float(s2[L.x].sum()), incremental(rnd2, s2)
                 if sx <= 0 or sy / sx <= rho * (1 + 1e-9):
                     break
                 rho, spend_at = sy / sx, sx
@@ -1447,12 +1610,11 @@ def explain(problem: PeriodProblem, L: _Layout, grid, carry_base: float, status:
                        f"{money(best_return)} [target_return]")
         if out:
             return out
-    built = _build(problem, L, grid, carry_base, elastic=True)
-    st, sol, _, _, slack_cols = _solve(built)
+    model, _, st, sol = solve(elastic=True)
     if st != "optimal":
         return [f"the constraints conflict (the elastic model is {st})"]
-    for (name, side), j in slack_cols.items():
-        v = float(sol[j])
+    for key, (var, name, side) in model.slacks.items():
+        v = float(var.varValue or 0.0)
         if v > 0.005 + 1e-9 * problem.budget:
             what = "ROI" if name == "roi_min" else "money"
             direction = "its minimum" if side == "lo" else "its maximum"

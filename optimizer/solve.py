@@ -77,10 +77,14 @@ def _silence_highs_banner() -> None:
 
 
 class BulkHiGHS(pulp.HiGHS):
-    """PuLP's HiGHS interface, plus the model's curve rows passed in one ``addRows`` call.
+    """PuLP's HiGHS interface, with the columns and the model's array rows passed in bulk.
 
-    PuLP hands HiGHS one row at a time; for the thousands of hypograph rows that is most of
-    the run time, so they travel as arrays (see :class:`optimizer.build.CurveRows`).
+    PuLP hands HiGHS one column and one row at a time; for the thousands of hypograph rows
+    (and the tens of thousands of columns of a multi-period plan) that is most of the run
+    time. Here the columns go in one ``addCols`` call, PuLP's own (named) constraints row by
+    row as PuLP does, and the array rows (:class:`optimizer.build.CurveRows` or
+    :class:`optimizer.build.SparseRows`) in one ``addRows`` call. After the solve ``rows.duals``
+    holds the array rows' duals and ``rows.col_values`` (SparseRows) the values of its columns.
     """
 
     def __init__(self, rows, **kwargs):
@@ -89,20 +93,46 @@ class BulkHiGHS(pulp.HiGHS):
         self._first_row = 0
 
     def buildSolverModel(self, lp):
-        super().buildSolverModel(lp)
+        import highspy
+
         h = lp.solverModel
+        inf = highspy.kHighsInf
+        obj_mult = -1.0 if lp.sense == pulp.LpMaximize else 1.0
+        variables = lp.variables()
+        n = len(variables)
+        objective = lp.objective or {}
+        cost = np.fromiter((objective.get(v, 0.0) for v in variables), float, n) * obj_mult
+        lower = np.fromiter((-inf if v.lowBound is None else v.lowBound for v in variables), float, n)
+        upper = np.fromiter((inf if v.upBound is None else v.upBound for v in variables), float, n)
+        h.addCols(n, cost, lower, upper, 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+        for i, var in enumerate(variables):
+            var.index = i
+            if var.cat == pulp.LpInteger and self.mip:
+                h.changeColIntegrality(i, highspy.HighsVarType.kInteger)
+        for i, constraint in enumerate(lp._constraints.values()):
+            items = [(var.index, a) for var, a in constraint.items() if a != 0]
+            indices, coefficients = zip(*items) if items else ((), ())
+            constraint.index = i
+            lb, ub = constraint.getLb(), constraint.getUb()
+            h.addRow(-inf if lb is None else lb, inf if ub is None else ub, len(indices), indices, coefficients)
         self._first_row = h.getNumRow()
         if len(self.rows):
-            upper, starts, idx, val = self.rows.arrays()
-            lower = np.full(upper.size, -highspy_inf())
-            h.addRows(upper.size, lower, upper, idx.size, starts, idx, val)
+            lower, upper, starts, idx, val = self.rows.highs_arrays()
+            clip = lambda a: np.nan_to_num(np.asarray(a, float), posinf=inf, neginf=-inf)  # noqa: E731
+            h.addRows(upper.size, clip(lower), clip(upper), idx.size, starts, idx, val)
 
     def findSolutionValues(self, lp):
         status = super().findSolutionValues(lp)
+        sol = lp.solverModel.getSolution()
         if len(self.rows):
-            duals = np.asarray(lp.solverModel.getSolution().row_dual, dtype=float)
+            duals = np.asarray(sol.row_dual, dtype=float)
             if duals.size >= self._first_row + len(self.rows):
                 self.rows.duals = duals[self._first_row : self._first_row + len(self.rows)]
+        cols = getattr(self.rows, "cols", None)
+        if cols is not None:
+            values = np.asarray(sol.col_value, dtype=float)
+            if values.size:
+                self.rows.col_values = values[np.fromiter((v.index for v in cols), np.int64, len(cols))]
         return status
 
 
