@@ -318,8 +318,10 @@ def build_model(
         None if (elastic or problem.reserve_max_share is None) else problem.reserve_max_share * b,
     )
     model = Model(lp=lp, x=xs, y=ys, reserve=reserve, rows=CurveRows())
-    if not hasattr(lp, "add_variable"):
-        # Older PuLP: every column must be registered even if it only appears in bulk rows.
+    with warnings.catch_warnings():
+        # Every column must reach HiGHS even when it appears only in the bulk rows (y in the
+        # elastic model, whose objective is the slacks); PuLP 3.3 calls addVariables deprecated.
+        warnings.simplefilter("ignore", DeprecationWarning)
         lp.addVariables(xs + ys + [reserve])
 
     def add(name: str, pairs, sense: int, rhs: float, soft: bool = True) -> None:

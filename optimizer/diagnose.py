@@ -161,13 +161,46 @@ def explain(problem: Problem, pieces, status: str) -> list[str]:
     status, _, _ = solve_model(model)
     if status != "optimal":
         return [f"the constraints conflict (the elastic model is {status})"]
+    gives: dict[str, float] = {}
     for name, s in model.slacks.items():
         v = float(s.varValue or 0.0)
         if v > 0.005 + 1e-9 * problem.budget:
-            name = name.replace("#neg", "")
-            unit = "" if name == "roi_min" else " (money)"
-            out.append(f"{name} must give way by {_money(v)}{unit} for the rest to hold")
-    return out or ["the constraints conflict (the solver found no plan, and no single limit explains it)"]
+            key = name.replace("#neg", "")
+            gives[key] = gives.get(key, 0.0) + v
+    if len(gives) == 1:
+        (name, v), = gives.items()
+        return [f"{_limit_text(problem, name)} must give way by {_money(v)} for the rest to hold [{name}]"]
+    if gives:
+        # The elastic optimum spreads the shortfall over the conflicting limits in no meaningful
+        # proportion; the set of limits and the total are what matter.
+        limits = "; ".join(_limit_text(problem, n) for n in gives)
+        return [
+            f"these limits cannot all hold: {limits}; together they are {_money(sum(gives.values()))} apart "
+            f"[{', '.join(gives)}]"
+        ]
+    return ["the constraints conflict (the solver found no plan, and no single limit explains it)"]
+
+
+def _limit_text(problem: Problem, name: str) -> str:
+    """A named constraint in words, with its number."""
+    b = problem.budget
+    kind, _, arg = name.partition("[")
+    arg = arg.rstrip("]")
+    if kind == "reserve_min":
+        return f"reserve ≥ {_pct(problem.reserve_min_share)} ({_money(problem.reserve_min)})"
+    if kind == "reserve_max" and problem.reserve_max_share is not None:
+        return f"reserve ≤ {_pct(problem.reserve_max_share)} ({_money(problem.reserve_max_share * b)})"
+    if kind in ("group_min", "group_max"):
+        spec = problem.group(arg)
+        share = spec.min_share if kind == "group_min" else spec.max_share
+        return f"group {arg} {'≥' if kind == 'group_min' else '≤'} {_pct(share)} ({_money(share * b)})"
+    if kind in ("min", "max"):
+        return f"{arg} {'minimum' if kind == 'min' else 'maximum'}"
+    if kind == "roi_min":
+        return f"overall ROI ≥ {problem.roi_min:g}"
+    if kind == "target_return":
+        return f"return ≥ {_money(problem.target_return)}"
+    return name
 
 
 def _best_without_floors(problem: Problem, pieces):

@@ -107,3 +107,19 @@ def test_infeasible_result_keeps_the_current_plan_summary():
     a = optimize(p)
     assert a.status == "infeasible" and a.channels == []
     assert a.current is not None and a.current.spend == 900_000
+
+
+def test_elastic_model_names_conflicts_arithmetic_cannot_see():
+    # Group caps hold spend to 60% while the reserve may keep at most 10%: only the LP sees it.
+    p = replace(problem(reserve_min_share=0.0, reserve_max_share=0.1),
+                groups=(Group("content", max_share=0.4), Group("tools", max_share=0.2)))
+    a = optimize(p)
+    assert a.status == "infeasible"
+    assert len(a.diagnosis) == 1
+    msg = a.diagnosis[0]
+    # Which limits carry the slack is the solver's choice among equal optima; the conflict and its
+    # size are not.
+    names = set(msg[msg.rindex(" [") + 2 : -1].split(", "))
+    assert names <= {"reserve_max", "group_max[content]", "group_max[tools]"}
+    assert "¥300,000" in msg
+    assert "reserve ≤ 10% (¥100,000)" in msg or "group" in msg
