@@ -51,13 +51,21 @@ class _DropMessage(logging.Filter):
         return record.getMessage() != self.text
 
 
+def _drop_plotly_notice() -> None:
+    """Prophet logs the plotly notice when it is first imported, wherever that happens."""
+    plot_logger = logging.getLogger("prophet.plot")
+    if not any(isinstance(f, _DropMessage) for f in plot_logger.filters):
+        plot_logger.addFilter(_DropMessage(_PLOTLY_NOTICE))
+
+
+_drop_plotly_notice()
+
+
 @contextmanager
 def _quiet_prophet():
     """Silence cmdstanpy, prophet's plotly notice and pandas deprecations raised inside prophet."""
     logging.getLogger("cmdstanpy").disabled = True
-    plot_logger = logging.getLogger("prophet.plot")
-    if not any(isinstance(f, _DropMessage) for f in plot_logger.filters):
-        plot_logger.addFilter(_DropMessage(_PLOTLY_NOTICE))
+    _drop_plotly_notice()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_PANDAS_INPLACE, module=r"prophet(\..*)?")
         warnings.filterwarnings("ignore", message=_PANDAS_READ_JSON, module=r"prophet(\..*)?")
