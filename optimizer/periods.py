@@ -51,7 +51,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import re
@@ -66,9 +66,19 @@ with warnings.catch_warnings():
 from models.curves import CurveSet, ExponentialCurve, HillCurve, ResponseCurve
 from optimizer.build import Objective, SparseRows, _var
 from optimizer.errors import ProblemError, SolverError
-from optimizer.problem import OBJECTIVES, Group, Problem, channel_bounds
+from optimizer.problem import OBJECTIVES, BudgetMixin, Group, Problem, channel_bounds
 from optimizer.result import Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary
-from optimizer.solve import DEFAULT_TOL, _COARSE, BulkHiGHS, _first_targets, _silence_highs_banner, money, objective_value, pct
+from optimizer.solve import (
+    _COARSE,
+    DEFAULT_TOL,
+    BulkHiGHS,
+    _first_targets,
+    _silence_highs_banner,
+    money,
+    objective_value,
+    pct,
+    shared_violations,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +165,7 @@ class Pacing:
 
 
 @dataclass(frozen=True)
-class PeriodProblem:
+class PeriodProblem(BudgetMixin):
     """A horizon of ``periods`` to plan; fields as in :class:`optimizer.problem.Problem`.
 
     ``budget`` is the total over the horizon; the reserve and group shares are shares of it.
@@ -189,27 +199,6 @@ class PeriodProblem:
     @property
     def T(self) -> int:
         return len(self.periods)
-
-    def with_budget(self, budget: float) -> "PeriodProblem":
-        return replace(self, budget=float(budget))
-
-    @property
-    def reserve_min(self) -> float:
-        return self.reserve_min_share * self.budget
-
-    @property
-    def group_names(self) -> list[str]:
-        names = [g.name for g in self.groups]
-        for c in self.channels:
-            if c.group not in names:
-                names.append(c.group)
-        return names
-
-    def group(self, name: str) -> Group:
-        for g in self.groups:
-            if g.name == name:
-                return g
-        return Group(name=name)
 
     # Per-period arrays (channels × periods).
 
@@ -469,26 +458,9 @@ def plan_violations(problem: PeriodProblem, spends, returns_total: float | None 
             out.append(f"period {label}: spend {money(col[t])} is below its minimum {money(p_lo[t])}")
         if col[t] > p_hi[t] + tol:
             out.append(f"period {label}: spend {money(col[t])} is above its maximum {money(p_hi[t])}")
-    reserve = b - float(x.sum())
-    if reserve < problem.reserve_min - tol:
-        out.append(f"reserve {money(reserve)} is below the minimum {money(problem.reserve_min)}")
-    if problem.reserve_max_share is not None and reserve > problem.reserve_max_share * b + tol:
-        out.append(f"reserve {money(reserve)} is above the maximum {money(problem.reserve_max_share * b)}")
-    for g in problem.group_names:
-        spec = problem.group(g)
-        s = float(sum(x[i].sum() for i, c in enumerate(problem.channels) if c.group == g))
-        if spec.min_share is not None and s < spec.min_share * b - tol:
-            out.append(f"group {g}: {money(s)} is below its minimum {pct(spec.min_share)}")
-        if spec.max_share is not None and s > spec.max_share * b + tol:
-            out.append(f"group {g}: {money(s)} is above its maximum {pct(spec.max_share)}")
     if returns_total is None:
         returns_total = plan_returns(problem, x)["total"]
-    spend = float(x.sum())
-    if problem.roi_min is not None and spend > 0 and returns_total < problem.roi_min * spend * (1 - 1e-9):
-        out.append(f"ROI {returns_total / spend:.2f} is below the floor {problem.roi_min:g}")
-    if problem.objective == "min_spend" and problem.target_return is not None and returns_total < problem.target_return * (1 - 1e-9):
-        out.append(f"return {money(returns_total)} is below the target {money(problem.target_return)}")
-    return out
+    return out + shared_violations(problem, x.sum(axis=1), returns_total, tol)
 
 
 # --------------------------------------------------------------------------------------------

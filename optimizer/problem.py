@@ -47,8 +47,38 @@ class Group:
     label: str | None = None
 
 
+class BudgetMixin:
+    """What every plan over a budget shares: the budget override, the reserve and the groups.
+
+    Needs ``budget``, ``reserve_min_share``, ``groups`` and ``channels`` (each with ``group``).
+    """
+
+    def with_budget(self, budget: float):
+        """The same problem with another total budget (shares keep their meaning)."""
+        return replace(self, budget=float(budget))
+
+    @property
+    def reserve_min(self) -> float:
+        return self.reserve_min_share * self.budget
+
+    @property
+    def group_names(self) -> list[str]:
+        """Declared groups first, then any group a channel names without declaring it."""
+        names = [g.name for g in self.groups]
+        for c in self.channels:
+            if c.group not in names:
+                names.append(c.group)
+        return names
+
+    def group(self, name: str) -> "Group":
+        for g in self.groups:
+            if g.name == name:
+                return g
+        return Group(name=name)
+
+
 @dataclass(frozen=True)
-class Problem:
+class Problem(BudgetMixin):
     """A single-horizon allocation problem."""
 
     channels: tuple[Channel, ...]
@@ -66,27 +96,6 @@ class Problem:
     current_reserve: float | None = None
     notes: tuple[str, ...] = field(default=())
 
-    def with_budget(self, budget: float) -> "Problem":
-        """The same problem with another total budget (shares keep their meaning)."""
-        return replace(self, budget=float(budget))
-
-    @property
-    def reserve_min(self) -> float:
-        return self.reserve_min_share * self.budget
-
-    @property
-    def group_names(self) -> list[str]:
-        names = [g.name for g in self.groups]
-        for c in self.channels:
-            if c.group not in names:
-                names.append(c.group)
-        return names
-
-    def group(self, name: str) -> Group:
-        for g in self.groups:
-            if g.name == name:
-                return g
-        return Group(name=name)
 
 
 @dataclass(frozen=True)

@@ -517,19 +517,27 @@ def _plan_violations(problem: Problem, spends: np.ndarray, returns: np.ndarray) 
             out.append(f"{ch.name}: spend {money(x)} is below its minimum {money(lo.value)}")
         if x > hi.value + tol and not all(s.startswith(("locked", "max_change")) for s in hi.sources):
             out.append(f"{ch.name}: spend {money(x)} is above its maximum {money(hi.value)} ({', '.join(hi.sources)})")
-    reserve = b - float(spends.sum())
+    return out + shared_violations(problem, spends, float(returns.sum()), tol)
+
+
+def shared_violations(problem, channel_totals: np.ndarray, ret: float, tol: float) -> list[str]:
+    """Limits every plan shares (reserve, groups, ROI floor, return target), given each channel's
+    total spend and the plan's total return; used for single-horizon and period plans alike."""
+    out = []
+    b = problem.budget
+    reserve = b - float(channel_totals.sum())
     if reserve < problem.reserve_min - tol:
         out.append(f"reserve {money(reserve)} is below the minimum {money(problem.reserve_min)}")
     if problem.reserve_max_share is not None and reserve > problem.reserve_max_share * b + tol:
         out.append(f"reserve {money(reserve)} is above the maximum {money(problem.reserve_max_share * b)}")
     for g in problem.group_names:
         spec = problem.group(g)
-        s = float(sum(x for ch, x in zip(problem.channels, spends) if ch.group == g))
+        s = float(sum(x for ch, x in zip(problem.channels, channel_totals) if ch.group == g))
         if spec.min_share is not None and s < spec.min_share * b - tol:
             out.append(f"group {g}: {money(s)} is below its minimum {pct(spec.min_share)}")
         if spec.max_share is not None and s > spec.max_share * b + tol:
             out.append(f"group {g}: {money(s)} is above its maximum {pct(spec.max_share)}")
-    spend, ret = float(spends.sum()), float(returns.sum())
+    spend = float(channel_totals.sum())
     if problem.roi_min is not None and spend > 0 and ret < problem.roi_min * spend * (1 - 1e-9):
         out.append(f"ROI {ret / spend:.2f} is below the floor {problem.roi_min:g}")
     if problem.objective == "min_spend" and problem.target_return is not None and ret < problem.target_return * (1 - 1e-9):
