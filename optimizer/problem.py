@@ -8,7 +8,7 @@ and diagnoses can say what conflicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from models.curves import ResponseCurve
 
@@ -93,8 +93,6 @@ class Problem(BudgetMixin):
     target_return: float | None = None
     name: str = "plan"
     currency: str = "CNY"
-    current_reserve: float | None = None
-    notes: tuple[str, ...] = field(default=())
 
 
 

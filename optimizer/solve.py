@@ -136,12 +136,6 @@ class BulkHiGHS(pulp.HiGHS):
         return status
 
 
-def highspy_inf() -> float:
-    import highspy
-
-    return highspy.kHighsInf
-
-
 def make_solver(model: Model | None = None, time_limit: float | None = None):
     """HiGHS through highspy when installed (curve rows in bulk), else PuLP's bundled CBC."""
     _silence_highs_banner()

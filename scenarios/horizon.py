@@ -14,7 +14,6 @@ import numpy as np
 
 HORIZON_KEYS = {"periods", "count_after_horizon", "efficiency"}
 PACING_KEYS = {"min_share", "max_share", "cap", "max_change", "max_change_abs"}
-RISK_KEYS = {"measure", "alpha"}
 #: Per-channel keys that only make sense with a [horizon].
 CHANNEL_PERIOD_KEYS = {"efficiency", "min_per_period", "max_per_period"}
 
