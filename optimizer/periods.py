@@ -284,6 +284,18 @@ def from_problem(problem: Problem, periods: int | Sequence[str]) -> PeriodProble
     )
 
 
+def _in_spend_units(curve: ResponseCurve, keep: float) -> ResponseCurve:
+    """``r(x / keep)`` as a curve of x (a constant spend x builds a steady effective spend of
+    x / (1 − α)); the curve itself where that cannot be written in the same family."""
+    if keep == 1.0:
+        return curve
+    if isinstance(curve, HillCurve):
+        return HillCurve(beta=curve.beta, k=curve.k * keep, s=curve.s)
+    if isinstance(curve, ExponentialCurve):
+        return ExponentialCurve(beta=curve.beta, k=curve.k * keep)
+    return curve
+
+
 def _spread(curve: ResponseCurve, T: int) -> ResponseCurve:
     """r(T·x)/T as a curve of the same family where possible."""
     if isinstance(curve, HillCurve):
@@ -1090,8 +1102,12 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = DEFAULT_TOL, max_ro
         def __init__(self, s, e):
             self.start, self.hi = s, e
 
-    heads = [_Head(a, z) for a, z in zip(L.pair_lo[head], L.pair_hi[head])]
-    first = _first_targets(problem, heads, family.head)
+    # The budget is in spend, the pair curves in effective spend; at steady state e = x / (1 − α),
+    # so seed the split on each curve seen in spend units, r(x / (1 − α)), and map back.
+    keep = np.repeat(1.0 - np.array([c.alpha for c in problem.channels]), problem.T)
+    heads = [_Head(a * f, z * f) for a, z, f in zip(L.pair_lo[head], L.pair_hi[head], keep)]
+    spend_curves = CurveSet([_in_spend_units(c, f) for c, f in zip(L.curves, keep)])
+    first = _first_targets(problem, heads, spend_curves) / keep
     if L.tails:
         first = np.concatenate([first, first.reshape(lo.shape)[L.tail_channels, -1]])
     target = first
@@ -1291,20 +1307,24 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
         grp[gidx[i]] -= 1
         total -= 1
 
-    # Ratio limits between periods: rounding both ends down can break them by a cent or two.
-    for i in np.nonzero(np.isfinite(frac))[0].tolist():
-        f = frac[i]
+    # Change limits between periods (ratio and absolute): rounding both ends down can break them
+    # by a cent or two.
+    for i in np.nonzero(np.isfinite(frac) | np.isfinite(absolute))[0].tolist():
+        f = frac[i] if math.isfinite(frac[i]) else math.inf
+        step = absolute[i] * 100 if math.isfinite(absolute[i]) else math.inf
         for t in range(1, T):
             for _ in range(4):
                 a, c = cents[i, t - 1], cents[i, t]
-                if c > (1 + f) * a + 1e-6:  # rose too much: lower this period or raise the previous
+                up = min((1 + f) * a, a + step)
+                down = max((1 - f) * a, a - step)
+                if c > up + 1e-6:  # rose too much: lower this period or raise the previous
                     if can_take(i, t):
                         take(i, t)
                     elif can_add(i, t - 1):
                         add(i, t - 1)
                     else:
                         break
-                elif c < (1 - f) * a - 1e-6:  # fell too much
+                elif c < down - 1e-6:  # fell too much
                     if can_add(i, t):
                         add(i, t)
                     elif can_take(i, t - 1):
