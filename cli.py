@@ -395,109 +395,35 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk):
       budget allocate scenarios/examples/weekly.toml
       budget allocate scenarios/examples/quarterly.toml --risk cvar:0.1
     """
-    from optimizer import optimize
+    from scenarios.plan import plan_scenario
 
     if budget is not None and (not math.isfinite(budget) or budget <= 0):
         raise click.BadParameter(f"must be a positive number, got {budget:g}", param_hint="--budget")
-    risk_spec = None
+    risk_alpha = None
     if risk:
         from scenarios.horizon import parse_risk
 
         try:
-            risk_spec = parse_risk(risk)
+            risk_alpha = parse_risk(risk).alpha
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--risk") from None
     sc = _run(ctx, _load_scenario, scenario, budget=budget)
-    periodic = sc.horizon_spec is not None
-    extra = {}
-    if risk_spec is not None:
-        if periodic:
-            raise Failure("Error: --risk plans a single horizon; this scenario has a [horizon] (plan it without "
-                          "--risk, its return interval is reported)", EXIT_USAGE)
-        plans = _run(ctx, _risk_plans, sc, risk_spec.alpha)
-        alloc = plans.averse
-        extra = {"risk": plans.risk, "risk_neutral": plans.neutral.to_dict()}
-    elif periodic:
-        alloc = _run(ctx, _plan_periods, sc, lp_file)
-    else:
-        alloc = _run(ctx, optimize, sc.problem, exact=exact, lp_path=lp_file)
-    alloc.notes[:0] = sc.notes
-    if alloc.feasible and "risk" not in extra:
-        interval = _run(ctx, _return_interval, sc, alloc)
-        if interval is not None:
-            extra["return_interval"] = interval
+    if risk_alpha is not None and sc.horizon_spec is not None:
+        raise Failure("Error: --risk plans a single horizon; this scenario has a [horizon] (plan it without "
+                      "--risk: its return interval is reported)", EXIT_USAGE)
+    plan = _run(ctx, plan_scenario, sc, exact=exact, lp_path=lp_file, risk_alpha=risk_alpha)
+    alloc, extra = plan.allocation, plan.extra
     if fmt == "json":
         _emit(allocation_json(alloc, sc, extra), output)
     elif not alloc.feasible:
         pass
     elif fmt == "csv":
-        _emit(period_csv(alloc) if periodic else allocation_csv(alloc), output)
+        _emit(period_csv(alloc) if plan.periodic else allocation_csv(alloc), output)
     else:
-        text = allocation_table(alloc, sc.horizon) + (period_table(alloc) if periodic else "")
+        text = allocation_table(alloc, sc.horizon) + (period_table(alloc) if plan.periodic else "")
         _emit(text + risk_table(extra), output)
     if not alloc.feasible:
         raise Failure(_infeasible_message(alloc), EXIT_INFEASIBLE)
-
-
-def _curve_samples(sc, per_period: bool = False) -> dict | None:
-    """Bootstrap curve samples per channel; channels with written curves repeat their curve."""
-    model = sc.model
-    boot = getattr(model, "bootstrap_", None) if model is not None else None
-    if not boot or not any(len(v) for v in boot.values()):
-        return None
-    from models.curves import HillCurve
-
-    S = max(len(v) for v in boot.values())
-    out = {}
-    for c in sc.problem.channels:
-        if c.name in sc.fitted_channels and len(boot.get(c.name, ())) == S:
-            if per_period:
-                out[c.name] = [HillCurve(beta=float(b), k=float(k), s=float(sh)) for b, k, sh, _a in boot[c.name]]
-            else:
-                out[c.name] = model.planning_curve_samples(c.name, sc.periods)
-        else:
-            out[c.name] = [c.curve] * S
-    return out
-
-
-def _risk_plans(sc, alpha: float):
-    from optimizer.risk import optimize_cvar
-
-    samples = _curve_samples(sc)
-    if samples is None:
-        raise Failure("Error: --risk needs curve samples: fit the curves from history ([history] or [model]) "
-                      "with bootstrap > 0", EXIT_INPUT)
-    return optimize_cvar(sc.problem, samples, alpha)
-
-
-def _return_interval(sc, alloc) -> dict | None:
-    """P10/P50/P90 of the plan's return over the bootstrap curve samples (None without samples)."""
-    from optimizer.risk import return_distribution
-
-    periodic = sc.horizon_spec is not None
-    if periodic and getattr(alloc, "period_problem", None) is None:
-        return None
-    samples = _curve_samples(sc, per_period=periodic)
-    if samples is None:
-        return None
-    if periodic:
-        per = {c.name: [c.curve] * len(next(iter(samples.values()))) for c in alloc.period_problem.channels
-               if c.name not in sc.fitted_channels}
-        samples = {**samples, **per}
-        return return_distribution(alloc, samples, problem=alloc.period_problem)
-    return return_distribution(alloc, samples)
-
-
-def _plan_periods(sc, lp_file):
-    """Plan a scenario with a [horizon] period by period."""
-    from optimizer.periods import optimize_periods
-    from scenarios.horizon import period_problem
-
-    problem = period_problem(sc, sc.horizon_spec)
-    alloc = optimize_periods(problem, lp_path=lp_file)
-    alloc.notes.extend(problem.notes)
-    alloc.period_problem = problem  # for the return interval over curve samples
-    return alloc
 
 
 def _load_scenario(path, **kwargs):
@@ -673,12 +599,6 @@ def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, ch
 # forecast
 
 
-def _even(total: float, periods: int):
-    import numpy as np
-
-    return np.full(periods, total / periods)
-
-
 def _band_text(block: dict, i: int | None = None) -> str:
     if i is None:
         b = block["horizon"]
@@ -771,44 +691,20 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed):
       budget forecast scenarios/examples/quarterly.toml --horizon 3m --format csv
       budget forecast plan.toml --plot forecast.png --format json -o forecast.json
     """
-    from models.forecast import forecast as run_forecast
     from models.forecast import parse_horizon
-    from optimizer import optimize
+    from scenarios.plan import forecast_scenario
 
     sc = _run(ctx, _load_scenario, scenario)
-    if sc.model is None:
-        raise Failure(f"Error: {scenario}: forecasting needs curves fitted from history: add a [history] or "
-                      "[model] table", EXIT_INPUT)
-    periods = sc.periods
-    if horizon:
+    if horizon and sc.model is not None:
         try:
             periods = parse_horizon(horizon, sc.model.frequency_)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--horizon") from None
         if periods != sc.periods:
             sc = _run(ctx, _load_scenario, scenario, periods=periods)
-    periodic = sc.horizon_spec is not None
-    alloc = _run(ctx, _plan_periods, sc, None) if periodic else _run(ctx, optimize, sc.problem)
-    if not alloc.feasible:
-        raise Failure(_infeasible_message(alloc), EXIT_INFEASIBLE)
-    fitted = set(sc.model.channels_)
-    if periodic:
-        periods = len(alloc.periods)
-        recommended = {c.channel: alloc.period_spend[i] for i, c in enumerate(alloc.channels) if c.channel in fitted}
-    else:
-        recommended = {c.channel: _even(c.spend, periods) for c in alloc.channels if c.channel in fitted}
-    plans = {
-        "current": {c.name: _even(c.current, periods) for c in sc.problem.channels if c.name in fitted},
-        "recommended": recommended,
-    }
-    fc = _run(ctx, run_forecast, sc.model, plans, periods, seed=seed)
-    fc["scenario"] = sc.name
-    fc["notes"] = []
-    if periodic and alloc.count_after_horizon:
-        fc["notes"].append(
-            f"the recommended period plan also earns {_num(alloc.after_horizon_return)} after the horizon through "
-            "carryover (its scenario counts it); this forecast shows the horizon only"
-        )
+    fc, plan = _run(ctx, forecast_scenario, sc, seed=seed)
+    if not plan.allocation.feasible:
+        raise Failure(_infeasible_message(plan.allocation), EXIT_INFEASIBLE)
     if fmt == "json":
         _emit(json.dumps(_json_safe(fc), ensure_ascii=False, indent=2) + "\n", output)
     elif fmt == "csv":

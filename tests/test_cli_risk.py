@@ -43,6 +43,6 @@ def test_plain_allocate_reports_the_return_interval(runner):
 
 def test_risk_needs_samples_and_a_valid_spec(runner):
     r = runner.invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--risk", "cvar:0.1"])
-    assert r.exit_code == 3 and "--risk needs curve samples" in r.stderr
+    assert r.exit_code == 3 and "risk: needs curve samples" in r.stderr
     r = runner.invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--risk", "var:2"])
     assert r.exit_code == 2 and "cvar:0.1" in r.stderr
