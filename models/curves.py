@@ -51,6 +51,15 @@ def _hill_marginal(beta, k, s, x: np.ndarray) -> np.ndarray:
     return np.where(x > 0, out, at_zero)
 
 
+def _exp_response(beta, k, x: np.ndarray) -> np.ndarray:
+    """β (1 − e^(−x/k))."""
+    return beta * -np.expm1(-x / k)
+
+
+def _exp_marginal(beta, k, x: np.ndarray) -> np.ndarray:
+    return beta / k * np.exp(-x / k)
+
+
 class ResponseCurve(ABC):
     """Return as a function of spend over the planning horizon."""
 
@@ -179,12 +188,10 @@ class ExponentialCurve(ResponseCurve):
     kind = "exponential"
 
     def response(self, x) -> np.ndarray:
-        x = np.maximum(_as_array(x), 0.0)
-        return self.beta * -np.expm1(-x / self.k)
+        return _exp_response(self.beta, self.k, np.maximum(_as_array(x), 0.0))
 
     def marginal(self, x) -> np.ndarray:
-        x = np.maximum(_as_array(x), 0.0)
-        return (self.beta / self.k) * np.exp(-x / self.k)
+        return _exp_marginal(self.beta, self.k, np.maximum(_as_array(x), 0.0))
 
     @property
     def is_concave(self) -> bool:
@@ -427,31 +434,23 @@ class CurveSet:
             self._groups.append((cls, idx, params, sub))
 
     def marginal(self, x) -> np.ndarray:
-        x = np.maximum(np.broadcast_to(_as_array(x), (self.n,)), 0.0)
-        out = np.empty(self.n)
-        for cls, idx, params, sub in self._groups:
-            xi = x[idx]
-            if cls is HillCurve:
-                out[idx] = _hill_marginal(*params, xi)
-            elif cls is ExponentialCurve:
-                beta, k = params
-                out[idx] = beta / k * np.exp(-xi / k)
-            else:
-                out[idx] = [float(c.marginal(v)) for c, v in zip(sub, xi)]
-        return out
+        return self._evaluate(x, _hill_marginal, _exp_marginal, "marginal")
 
     def response(self, x) -> np.ndarray:
+        return self._evaluate(x, _hill_response, _exp_response, "response")
+
+    def _evaluate(self, x, hill, exponential, method: str) -> np.ndarray:
+        """One kernel call per stacked family; other kinds call ``method`` curve by curve."""
         x = np.maximum(np.broadcast_to(_as_array(x), (self.n,)), 0.0)
         out = np.empty(self.n)
         for cls, idx, params, sub in self._groups:
             xi = x[idx]
             if cls is HillCurve:
-                out[idx] = _hill_response(*params, xi)
+                out[idx] = hill(*params, xi)
             elif cls is ExponentialCurve:
-                beta, k = params
-                out[idx] = beta * -np.expm1(-xi / k)
+                out[idx] = exponential(*params, xi)
             else:
-                out[idx] = [float(c.response(v)) for c, v in zip(sub, xi)]
+                out[idx] = [float(getattr(c, method)(v)) for c, v in zip(sub, xi)]
         return out
 
     def spend_at_marginal(self, m, lo, hi, iterations: int = 80) -> np.ndarray:
