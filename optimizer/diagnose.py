@@ -14,20 +14,10 @@ import logging
 import numpy as np
 
 from optimizer.problem import Problem
+from optimizer.result import money as _money
+from optimizer.result import pct as _pct
 
 logger = logging.getLogger(__name__)
-
-
-def _money(v: float) -> str:
-    from optimizer.solve import money
-
-    return money(v)
-
-
-def _pct(v: float) -> str:
-    from optimizer.solve import pct
-
-    return pct(v)
 
 
 def _source_text(problem: Problem, source: str, channel) -> str:

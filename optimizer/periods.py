@@ -67,16 +67,14 @@ from models.curves import CurveSet, ExponentialCurve, HillCurve, ResponseCurve
 from optimizer.build import Objective, SparseRows, _var
 from optimizer.errors import ProblemError, SolverError
 from optimizer.problem import OBJECTIVES, BudgetMixin, Group, Problem, channel_bounds
-from optimizer.result import Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary
+from optimizer.result import Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary, money, pct
 from optimizer.solve import (
     _COARSE,
-    DEFAULT_TOL,
-    BulkHiGHS,
     _first_targets,
     _silence_highs_banner,
-    money,
+    bulk_solver,
     objective_value,
-    pct,
+    run_lp,
     shared_violations,
 )
 
@@ -851,35 +849,20 @@ def _solve_model(model: _Model, rnd: _Round, lp_path: str | None = None, options
 
     Returns (status, column values, duals of the hypograph rows, seconds, solver name).
     """
-    _silence_highs_banner()
     rows = rnd.rows
     if lp_path:  # the full LP, written by PuLP
         rows.materialise(model.lp)
         model.lp.writeLP(lp_path)
         _drop(model.lp, rows)
-    if pulp.HiGHS().available():
-        solver = BulkHiGHS(rows, msg=False, **(_HIGHS_OPTIONS if options is None else options))
-    else:
-        logger.warning("HiGHS (highspy) is not available; falling back to CBC")
-        rows.materialise(model.lp)
-        solver = pulp.PULP_CBC_CMD(msg=False)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            code = model.lp.solve(solver)
-        except pulp.PulpSolverError as exc:  # pragma: no cover - solver crash
-            raise SolverError(f"{solver.name} failed: {exc}") from exc
-    seconds = time.perf_counter() - t0
-    if rows.constraints is not None:
-        rows.read_solution()
-        _drop(model.lp, rows)
-    status = pulp.LpStatus.get(code, str(code))
-    mapping = {"Optimal": "optimal", "Infeasible": "infeasible", "Unbounded": "unbounded"}
-    if status not in mapping:
-        raise SolverError(f"{solver.name} returned status {status!r}")
-    if mapping[status] != "optimal":
-        return mapping[status], None, None, seconds, solver.name
+    solver = bulk_solver(model.lp, rows, _HIGHS_OPTIONS if options is None else options)
+    try:
+        status, seconds = run_lp(model.lp, solver)
+    finally:
+        if rows.constraints is not None:
+            rows.read_solution()
+            _drop(model.lp, rows)
+    if status != "optimal":
+        return status, None, None, seconds, solver.name
     duals = None
     if rows.duals is not None:
         duals = rows.duals[rnd.first_row: rnd.first_row + rnd.row_owner.size]

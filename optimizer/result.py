@@ -209,3 +209,15 @@ class PeriodAllocation(Allocation):
         for i, c in enumerate(out["channels"]):
             c["after_horizon_return"] = float(self.after_horizon[i]) if self.after_horizon is not None else 0.0
         return out
+
+
+def money(v: float, currency: str = "¥") -> str:
+    """``¥1,234,567`` (whole units; cents only below 100)."""
+    if abs(v) < 100 and v != round(v):
+        return f"{currency}{v:,.2f}"
+    return f"{'-' if v < 0 else ''}{currency}{abs(v):,.0f}"
+
+
+def pct(share: float) -> str:
+    """A share as a percentage, ``0.05`` → ``5%``."""
+    return f"{share * 100:.4g}%"

@@ -29,7 +29,7 @@ from optimizer import diagnose
 from optimizer.build import ConvexPart, Model, Objective, Pieces, build_model
 from optimizer.errors import SolverError
 from optimizer.problem import Problem, channel_bounds
-from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, PlanSummary
+from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, PlanSummary, money, pct
 
 logger = logging.getLogger(__name__)
 
@@ -136,47 +136,57 @@ class BulkHiGHS(pulp.HiGHS):
         return status
 
 
-def make_solver(model: Model | None = None, time_limit: float | None = None):
-    """HiGHS through highspy when installed (curve rows in bulk), else PuLP's bundled CBC."""
+def bulk_solver(lp: pulp.LpProblem, rows, options: dict | None = None, time_limit: float | None = None):
+    """HiGHS through highspy when installed, with ``rows`` (array rows) passed in bulk; else
+    PuLP's bundled CBC, with the rows materialised as PuLP constraints first."""
     _silence_highs_banner()
     if pulp.HiGHS().available():
-        options = {}
-        if model is not None and not model.lp.isMIP():
-            # These LPs have thousands of rows of which few bind; the interior-point method (with
-            # crossover, so duals and a basic solution come back) is 3-5x faster than simplex.
-            options["solver"] = "ipm"
-        if model is not None and model.rows.constraints is None:
-            return BulkHiGHS(model.rows, msg=False, timeLimit=time_limit, **options)
-        return pulp.HiGHS(msg=False, timeLimit=time_limit, **options)
+        if rows is not None and rows.constraints is None:
+            return BulkHiGHS(rows, msg=False, timeLimit=time_limit, **(options or {}))
+        return pulp.HiGHS(msg=False, timeLimit=time_limit, **(options or {}))
     logger.warning("HiGHS (highspy) is not available; falling back to CBC")
-    if model is not None:
-        model.rows.materialise(model.lp)
+    if rows is not None:
+        rows.materialise(lp)
     return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
 
 
-def solve_model(model: Model, lp_path: str | None = None) -> tuple[str, float, str]:
-    """Solve a built model; returns (status, seconds, solver name).
+def make_solver(model: Model, time_limit: float | None = None):
+    """The solver for a single-horizon model (see :func:`bulk_solver`)."""
+    # These LPs have thousands of rows of which few bind; the interior-point method (with
+    # crossover, so duals and a basic solution come back) is 3-5x faster than simplex.
+    options = {} if model.lp.isMIP() else {"solver": "ipm"}
+    return bulk_solver(model.lp, model.rows, options, time_limit)
 
-    Status is one of ``optimal``, ``infeasible``, ``unbounded``. Anything else raises.
-    """
-    if lp_path:
-        model.rows.materialise(model.lp)
-        model.lp.writeLP(lp_path)
-    solver = make_solver(model)
+
+def run_lp(lp: pulp.LpProblem, solver) -> tuple[str, float]:
+    """Solve ``lp``; returns (status, seconds) with status ``optimal``, ``infeasible`` or
+    ``unbounded``. Any other outcome raises :class:`SolverError`."""
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            code = model.lp.solve(solver)
+            code = lp.solve(solver)
         except pulp.PulpSolverError as exc:  # pragma: no cover - solver crash
             raise SolverError(f"{solver.name} failed: {exc}") from exc
     seconds = time.perf_counter() - t0
-    model.rows.read_duals()
     status = pulp.LpStatus.get(code, str(code))
     mapping = {"Optimal": "optimal", "Infeasible": "infeasible", "Unbounded": "unbounded"}
     if status not in mapping:
         raise SolverError(f"{solver.name} returned status {status!r}")
-    return mapping[status], seconds, solver.name
+    return mapping[status], seconds
+
+
+def solve_model(model: Model, lp_path: str | None = None) -> tuple[str, float, str]:
+    """Solve a built model; returns (status, seconds, solver name) as :func:`run_lp` does."""
+    if lp_path:
+        model.rows.materialise(model.lp)
+        model.lp.writeLP(lp_path)
+    solver = make_solver(model)
+    try:
+        status, seconds = run_lp(model.lp, solver)
+    finally:
+        model.rows.read_duals()
+    return status, seconds, solver.name
 
 
 def initial_pieces(problem: Problem, bounds, exact: bool) -> list[Pieces]:
@@ -688,14 +698,3 @@ def _warnings(problem: Problem, bounds, pieces, spends: np.ndarray, alloc: Alloc
         if bd.name.startswith("extrapolation_cap["):
             out.append(f"{bd.detail}: capped at 1.5× the largest spend seen in history (extrapolation cap)")
     return out
-
-
-def money(v: float, currency: str = "¥") -> str:
-    """``¥1,234,567`` (whole units; cents only below 100)."""
-    if abs(v) < 100 and v != round(v):
-        return f"{currency}{v:,.2f}"
-    return f"{'-' if v < 0 else ''}{currency}{abs(v):,.0f}"
-
-
-def pct(share: float) -> str:
-    return f"{share * 100:.4g}%"
