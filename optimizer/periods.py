@@ -69,8 +69,9 @@ from optimizer.errors import ProblemError, SolverError
 from optimizer.problem import OBJECTIVES, BudgetMixin, Group, Problem, channel_bounds
 from optimizer.result import Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary, money, pct
 from optimizer.solve import (
-    _COARSE,
     _first_targets,
+    SegmentHiGHS,
+    Substitution,
     _silence_highs_banner,
     bulk_solver,
     objective_value,
@@ -97,9 +98,12 @@ __all__ = [
 PERIOD_TOL = 5e-5
 #: After-horizon carryover is followed until α^K falls below this.
 TAIL_CUTOFF = 1e-3
-#: Window spacing grows by this factor per step away from the target (optimizer.solve uses 4;
-#: larger factors give fewer columns but more rounds when prices are degenerate).
-_WIDEN = 4.0
+#: Window spacing grows by this factor per step away from the target, and the coarse points
+#: outside the window (shares of each pair's interval) are few: the LP's size is the number
+#: of segments, and the duality bound only needs a fine point where the prices put each
+#: optimum (measured on benchmarks/periods.py; optimizer.solve uses 4 and ten coarse points).
+_WIDEN = 16.0
+_COARSE = np.array([0.0, 0.1, 0.35, 1.0])
 _INF = math.inf
 
 
@@ -286,16 +290,12 @@ def from_problem(problem: Problem, periods: int | Sequence[str]) -> PeriodProble
     )
 
 
-def _in_spend_units(curve: ResponseCurve, keep: float) -> ResponseCurve:
-    """``r(x / keep)`` as a curve of x (a constant spend x builds a steady effective spend of
-    x / (1 − α)); the curve itself where that cannot be written in the same family."""
-    if keep == 1.0:
-        return curve
-    if isinstance(curve, HillCurve):
-        return HillCurve(beta=curve.beta, k=curve.k * keep, s=curve.s)
-    if isinstance(curve, ExponentialCurve):
-        return ExponentialCurve(beta=curve.beta, k=curve.k * keep)
-    return curve
+@dataclass(frozen=True)
+class _Interval:
+    """Where a pair's spend can go (the interface :func:`optimizer.solve._first_targets` reads)."""
+
+    start: float
+    hi: float
 
 
 def _spread(curve: ResponseCurve, T: int) -> ResponseCurve:
@@ -346,48 +346,66 @@ class AfterHorizonCurve(ResponseCurve):
 
 
 class _Family:
-    """Many curves evaluated together (horizon pairs through CurveSet, after-horizon tails stacked).
+    """Many pair curves evaluated together (through CurveSet), with after-horizon tails.
 
-    Each tail is expanded into its K scaled copies of the base curve so that one CurveSet call
-    evaluates all of them; a bincount sums them back per tail.
+    A tail is a curve of the effective spend left at the end of the horizon, the same
+    variable as its channel's last period, so it is added onto that pair (``tail_pair``):
+    the pair's curve becomes eff·r(e) + R(e), still concave, and the LP needs no extra column
+    or row for it. Each tail is expanded into its K scaled copies of the base curve so that
+    one CurveSet call evaluates all of them; a bincount sums them back onto their pairs.
     """
 
-    def __init__(self, curves: list[ResponseCurve], tails: list[AfterHorizonCurve]):
+    def __init__(self, curves: list[ResponseCurve], tails: Sequence[AfterHorizonCurve] = (), tail_pair=()):
         self.head = CurveSet(curves)
-        self.n_head = len(curves)
-        self.n = self.n_head + len(tails)
+        self.n = len(curves)
         owner, mult, expanded = [], [], []
-        for j, tail in enumerate(tails):
+        for pair, tail in zip(np.asarray(tail_pair, int).tolist(), tails):
             k = tail.factors.size
-            owner.append(np.full(k, j))
+            owner.append(np.full(k, pair))
             mult.append(tail.factors)
             expanded.extend([tail.base.scaled(tail.weight)] * k)
         self.tail_owner = np.concatenate(owner) if owner else np.zeros(0, int)
         self.tail_mult = np.concatenate(mult) if mult else np.zeros(0)
-        self.tail_set = CurveSet(expanded)
-        self.n_tail = len(tails)
-
-    def _split(self, x):
-        x = np.broadcast_to(np.asarray(x, float), (self.n,))
-        return x[: self.n_head], x[self.n_head:]
+        self.tail_set = CurveSet(expanded) if expanded else None
 
     def response(self, x) -> np.ndarray:
-        h, t = self._split(x)
-        out = self.head.response(h)
-        if self.n_tail:
-            v = self.tail_set.response(t[self.tail_owner] * self.tail_mult)
-            out = np.concatenate([out, np.bincount(self.tail_owner, v, minlength=self.n_tail)])
+        x = np.broadcast_to(np.asarray(x, float), (self.n,))
+        out = self.head.response(x)
+        if self.tail_set is not None:
+            v = self.tail_set.response(x[self.tail_owner] * self.tail_mult)
+            out = out + np.bincount(self.tail_owner, v, minlength=self.n)
         return out
 
     def marginal(self, x) -> np.ndarray:
-        h, t = self._split(x)
-        out = self.head.marginal(h)
-        if self.n_tail:
-            v = self.tail_mult * self.tail_set.marginal(t[self.tail_owner] * self.tail_mult)
-            out = np.concatenate([out, np.bincount(self.tail_owner, v, minlength=self.n_tail)])
+        x = np.broadcast_to(np.asarray(x, float), (self.n,))
+        out = self.head.marginal(x)
+        if self.tail_set is not None:
+            v = self.tail_mult * self.tail_set.marginal(x[self.tail_owner] * self.tail_mult)
+            out = out + np.bincount(self.tail_owner, v, minlength=self.n)
         return out
 
     # The bisection of CurveSet only needs ``n`` and ``marginal``: reuse it as is.
+    spend_at_marginal = CurveSet.spend_at_marginal
+
+
+#: A curve that returns nothing (a pair that only carries a tail).
+_ZERO = HillCurve(beta=0.0, k=1.0, s=1.0)
+
+
+class _InSpend:
+    """A family seen as curves of spend, ``r(x / keep)``: a constant spend x builds a steady
+    effective spend x / (1 − α), so with keep = 1 − α the budget's common marginal return
+    (the first targets) is found in the money the budget is counted in."""
+
+    def __init__(self, family: _Family, keep: np.ndarray):
+        self.family, self.keep, self.n = family, keep, family.n
+
+    def response(self, x) -> np.ndarray:
+        return self.family.response(np.asarray(x, float) / self.keep)
+
+    def marginal(self, x) -> np.ndarray:
+        return self.family.marginal(np.asarray(x, float) / self.keep) / self.keep
+
     spend_at_marginal = CurveSet.spend_at_marginal
 
 
@@ -422,17 +440,17 @@ def plan_returns(problem: PeriodProblem, spends, curves=None) -> dict:
     eff = problem.efficiency()
     e = effective_spend(problem, x)
     e0 = effective_spend(problem, np.zeros_like(x))
-    ret = np.empty_like(x)
+    each = CurveSet(curves)
+    with_plan = np.stack([each.response(e[:, t]) for t in range(problem.T)], axis=1) * eff
+    alone = np.stack([each.response(e0[:, t]) for t in range(problem.T)], axis=1) * eff
+    ret = with_plan - alone
+    base_total = float(alone.sum())
+    carry = np.nonzero([ch.alpha > 0 for ch in problem.channels])[0]
     after = np.zeros(len(curves))
-    base_total = 0.0
-    for i, (ch, r) in enumerate(zip(problem.channels, curves)):
-        with_plan = eff[i] * r.response(e[i])
-        alone = eff[i] * r.response(e0[i])
-        ret[i] = with_plan - alone
-        base_total += float(alone.sum())
-        if ch.alpha > 0:
-            tail = AfterHorizonCurve(r, ch.alpha, ch.tail_efficiency)
-            after[i] = float(tail.response(e[i, -1]) - tail.response(e0[i, -1]))
+    if carry.size:
+        tails = _Family([_ZERO] * len(curves), [AfterHorizonCurve(curves[i], problem.channels[i].alpha,
+                                                                  problem.channels[i].tail_efficiency) for i in carry], carry)
+        after = tails.response(e[:, -1]) - tails.response(e0[:, -1])
     total = float(ret.sum()) + (float(after.sum()) if problem.count_after_horizon else 0.0)
     return {"effective": e, "returns": ret, "after_horizon": after, "carryover_return": base_total, "total": total}
 
@@ -539,14 +557,17 @@ class _Layout:
     e: np.ndarray  # channels × periods (== x where α = 0)
     reserve: int
     tail_channels: np.ndarray  # channels whose after-horizon return is in the model
+    tail_pair: np.ndarray  # the pair (each such channel's last period) that carries the tail
     col_lower: np.ndarray
     col_upper: np.ndarray
     pair_e: np.ndarray  # e column of each pair
     pair_lo: np.ndarray  # interval of e each pair can take
     pair_hi: np.ndarray
-    curves: list  # per pair, the curve the LP sees
+    curves: list  # per pair, the curve the LP sees (the tails come on top, see _Family)
     tails: list
-    n_head: int
+
+    def family(self) -> "_Family":
+        return _Family(self.curves, self.tails, self.tail_pair)
 
 
 def _layout(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, curves) -> _Layout:
@@ -581,14 +602,10 @@ def _layout(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, curves) -> _
     eff = problem.efficiency()
     pair_curves = [curves[i].scaled(float(eff[i, t])) for i in range(C) for t in range(T)]
     tails = [AfterHorizonCurve(curves[i], problem.channels[i].alpha, problem.channels[i].tail_efficiency) for i in tail_channels]
-    pair_lo = np.concatenate([elo.ravel(), elo[tail_channels, -1]])
     return _Layout(
-        n_cols=n, x=x, e=e, reserve=reserve, tail_channels=tail_channels,
-        col_lower=col_lower, col_upper=col_upper,
-        pair_e=np.concatenate([e.ravel(), e[tail_channels, -1]]),
-        pair_lo=pair_lo,
-        pair_hi=np.maximum(np.concatenate([ehi.ravel(), ehi[tail_channels, -1]]), pair_lo),
-        curves=pair_curves, tails=tails, n_head=C * T,
+        n_cols=n, x=x, e=e, reserve=reserve, tail_channels=tail_channels, tail_pair=tail_channels * T + T - 1,
+        col_lower=col_lower, col_upper=col_upper, pair_e=e.ravel(), pair_lo=elo.ravel(),
+        pair_hi=np.maximum(ehi.ravel(), elo.ravel()), curves=pair_curves, tails=tails,
     )
 
 
@@ -645,10 +662,15 @@ class _Round:
     points: np.ndarray  # every pair's breakpoints, flattened, with their values and owners
     values: np.ndarray
     owner: np.ndarray
-    row_owner: np.ndarray = None  # pair of each hypograph row
+    row_owner: np.ndarray = None  # pair of each hypograph row (hypograph form)
     row_slope: np.ndarray = None
     rows: SparseRows = None
     first_row: int = 0
+    sub: Substitution = None  # segment form
+    seg_owner: np.ndarray = None
+    seg_slope: np.ndarray = None
+    duals: np.ndarray = None  # after the solve: hypograph rows' duals, or
+    reduced: np.ndarray = None  # the segments' reduced costs
 
     def interpolant(self, z: np.ndarray) -> np.ndarray:
         """Each pair's secant interpolant at ``z`` (the minimum of its segment lines)."""
@@ -815,10 +837,11 @@ def _period_max_name(cap: float, high: float) -> str:
     return "period_cap" if cap <= high + 1e-9 else "period_max"
 
 
-def _hypograph(model: _Model, L: _Layout, grid) -> _Round:
-    """The hypograph rows of every pair on breakpoints ``grid`` = (points, owner, family)."""
+def _hypograph(model: _Model, L: _Layout, grid, values: np.ndarray | None = None) -> _Round:
+    """The hypograph rows of every pair on breakpoints ``grid`` = (points, owner, family)
+    (``values``: the curves at the points, when already known)."""
     pts, owner, family = grid
-    v = family_values(family, pts, owner)
+    v = family_values(family, pts, owner) if values is None else values
     rnd = _Round(points=pts, values=v, owner=owner, rows=SparseRows(model.cols))
     rnd.rows.extend(model.fixed)
     seg = np.nonzero(owner[1:] == owner[:-1])[0]
@@ -840,21 +863,89 @@ def _hypograph(model: _Model, L: _Layout, grid) -> _Round:
     return rnd
 
 
-#: HiGHS options for the period LP (measured on benchmarks/periods.py).
-_HIGHS_OPTIONS = {"solver": "ipm"}
+def _segments(problem: PeriodProblem, model: _Model, L: _Layout, grid) -> _Round:
+    """The curves in segment form: every pair's effective spend, return and (with carryover)
+    spend written in the lengths δ of its breakpoints' segments, for :class:`SegmentHiGHS`.
+
+    e_p = p_0 + Σ_j δ_j and y_p = r(p_0) + Σ_j a_j δ_j with 0 ≤ δ_j ≤ p_{j+1} − p_j, and for a
+    channel with carryover x_t = e_t − α e_{t−1}, whose bounds then become rows. Concavity
+    (falling slopes a_j) makes the LP fill a pair's segments in order, so y_p is the secant
+    interpolant at e_p, as in the hypograph form; the recursion rows vanish and no hypograph
+    row is needed, which leaves HiGHS an LP with the coupling rows only.
+    """
+    from scipy import sparse
+
+    pts, owner, family = grid
+    v = family_values(family, pts, owner)
+    n_pairs = L.pair_e.size
+    seg = np.nonzero(owner[1:] == owner[:-1])[0]
+    o = owner[seg]
+    width = pts[seg + 1] - pts[seg]
+    slope = (v[seg + 1] - v[seg]) / width
+    first = np.searchsorted(owner, np.arange(n_pairs))
+    q0, v0 = pts[first], v[first]
+    k = np.arange(seg.size)
+    n = len(model.cols)
+    rows_, cols_, vals_ = [L.pair_e[o], model.y[o]], [k, k], [np.ones(seg.size), slope]
+    offset = np.zeros(n)
+    offset[L.pair_e], offset[model.y] = q0, v0
+    replaced = np.zeros(n, bool)
+    replaced[L.pair_e] = replaced[model.y] = replaced[L.x.ravel()] = True
+    bound_rows = np.zeros(n, bool)
+    C, T = L.x.shape
+    alpha = np.array([c.alpha for c in problem.channels])
+    carry = alpha > 0
+    if carry.any():
+        c_of, t_of = np.divmod(o, T)
+        on = carry[c_of]
+        rows_.append(L.x[c_of[on], t_of[on]])  # x_t gets +δ of e_t …
+        cols_.append(k[on])
+        vals_.append(np.ones(int(on.sum())))
+        nxt = on & (t_of < T - 1)  # … and −α δ of e_t in x_{t+1}
+        rows_.append(L.x[c_of[nxt], t_of[nxt] + 1])
+        cols_.append(k[nxt])
+        vals_.append(-alpha[c_of[nxt]])
+        q = q0.reshape(C, T)
+        e0 = np.array([c.carryover for c in problem.channels])
+        prev = np.concatenate([e0[:, None], q[:, :-1]], axis=1)
+        offset[L.x[carry].ravel()] = (q - alpha[:, None] * prev)[carry].ravel()
+        bound_rows[L.x[carry].ravel()] = True
+    M = sparse.csr_matrix((np.concatenate(vals_), (np.concatenate(rows_), np.concatenate(cols_))), shape=(n, seg.size))
+    sub = Substitution(cols=model.cols, M=M, offset=offset, replaced=replaced, bound_rows=bound_rows, width=width)
+    return _Round(points=pts, values=v, owner=owner, rows=model.fixed, sub=sub, seg_owner=o, seg_slope=slope)
 
 
-def _solve_model(model: _Model, rnd: _Round, lp_path: str | None = None, options: dict | None = None):
-    """Solve with HiGHS through PuLP (array rows in bulk), or CBC when HiGHS is missing.
+#: HiGHS options for the period LP (measured on benchmarks/periods.py). In segment form the
+#: columns are many and bounded and presolve only spends time on them. Up to some tens of
+#: thousands of segments dual simplex is fastest (10 × 52 weeks: 0.05 s an LP against 0.3 s);
+#: beyond, the interior-point method (1000 × 13: 1 s against 10 s).
+_SIMPLEX_UP_TO = 40_000
 
-    Returns (status, column values, duals of the hypograph rows, seconds, solver name).
+
+def _highs_options(n_segments: int) -> dict:
+    return {"solver": "simplex" if n_segments <= _SIMPLEX_UP_TO else "ipm", "presolve": "off"}
+
+
+def _solve_model(model: _Model, L: _Layout, rnd: _Round, lp_path: str | None = None, options: dict | None = None):
+    """Solve with HiGHS through PuLP (segment form, or hypograph rows in bulk), or CBC when
+    HiGHS is missing (hypograph rows as PuLP constraints). ``lp_path`` writes the LP in
+    hypograph form through PuLP.
+
+    Returns (status, column values, seconds, solver name); the round gets the duals of its
+    hypograph rows or the reduced costs of its segments.
     """
     rows = rnd.rows
-    if lp_path:  # the full LP, written by PuLP
-        rows.materialise(model.lp)
-        model.lp.writeLP(lp_path)
-        _drop(model.lp, rows)
-    solver = bulk_solver(model.lp, rows, _HIGHS_OPTIONS if options is None else options)
+    if lp_path:
+        write_lp(model, L, rnd, lp_path)
+    opts = _highs_options(rnd.points.size) if options is None else options
+    if rnd.sub is not None and pulp.HiGHS().available():
+        solver = SegmentHiGHS(rows, rnd.sub, msg=False, **opts)
+    else:
+        if rnd.sub is not None:  # no HiGHS: the hypograph rows, for CBC
+            hyp = _hypograph(model, L, (rnd.points, rnd.owner, None), rnd.values)
+            rnd.sub, rnd.rows, rnd.row_owner, rnd.row_slope, rnd.first_row = None, hyp.rows, hyp.row_owner, hyp.row_slope, hyp.first_row
+            rows = rnd.rows
+        solver = bulk_solver(model.lp, rows, opts)
     try:
         status, seconds = run_lp(model.lp, solver)
     finally:
@@ -862,11 +953,20 @@ def _solve_model(model: _Model, rnd: _Round, lp_path: str | None = None, options
             rows.read_solution()
             _drop(model.lp, rows)
     if status != "optimal":
-        return status, None, None, seconds, solver.name
-    duals = None
-    if rows.duals is not None:
-        duals = rows.duals[rnd.first_row: rnd.first_row + rnd.row_owner.size]
-    return "optimal", rows.col_values, duals, seconds, solver.name
+        return status, None, seconds, solver.name
+    if rnd.sub is not None and rnd.sub.reduced is not None:
+        rnd.reduced = rnd.sub.reduced
+    elif rows.duals is not None:
+        rnd.duals = rows.duals[rnd.first_row: rnd.first_row + rnd.row_owner.size]
+    return "optimal", rows.col_values, seconds, solver.name
+
+
+def write_lp(model: _Model, L: _Layout, rnd: _Round, path: str) -> None:
+    """Write a round's LP through PuLP, curves as hypograph rows (readable, whatever form HiGHS got)."""
+    rows = rnd.rows if rnd.sub is None else _hypograph(model, L, (rnd.points, rnd.owner, None), rnd.values).rows
+    rows.materialise(model.lp)
+    model.lp.writeLP(path)
+    _drop(model.lp, rows)
 
 
 def _drop(lp: pulp.LpProblem, rows: SparseRows) -> None:
@@ -971,7 +1071,7 @@ def _grid(lo: np.ndarray, hi: np.ndarray, target: np.ndarray | None, h: np.ndarr
     cols = [lo[:, None] + span[:, None] * _COARSE[None, :]]
     if target is not None:
         target = np.clip(target, lo, hi)
-        steps = np.concatenate([[0.0, 1.0, 2.0], _WIDEN ** np.arange(1, 21)])
+        steps = np.concatenate([[0.0, 1.0], _WIDEN ** np.arange(1, 21)])
         k = np.clip(np.ceil(np.log(np.maximum(span / (8 * h), 1.0)) / np.log(_WIDEN)), 0, 20).astype(int)
         reach = h * _WIDEN ** k
         s = h[:, None] * steps[None, :]
@@ -1073,30 +1173,22 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
         alloc.current = _summarise_current(problem)
         return alloc
     L = _layout(problem, lo, hi, lp_curves)
-    family = _Family(L.curves, L.tails)
+    family = L.family()
     carry_base = plan_returns(problem, np.zeros_like(lo), lp_curves)["carryover_return"]
     cur = problem.current()
     extra = None
     if cur is not None:
         # The current plan sits exactly on the model, so the plan found is never worse than it.
-        ce = effective_spend(problem, cur)
-        extra = np.concatenate([ce.ravel(), ce[L.tail_channels, -1]])[:, None]
+        extra = effective_spend(problem, cur).ravel()[:, None]
     start_extra = extra
-    # First targets: the common-marginal split of the budget over (channel, period) pairs.
-    head = slice(0, L.n_head)
-
-    class _Head:  # the pieces interface _first_targets reads
-        def __init__(self, s, e):
-            self.start, self.hi = s, e
-
-    # The budget is in spend, the pair curves in effective spend; at steady state e = x / (1 − α),
-    # so seed the split on each curve seen in spend units, r(x / (1 − α)), and map back.
-    keep = np.repeat(1.0 - np.array([c.alpha for c in problem.channels]), problem.T)
-    heads = [_Head(a * f, z * f) for a, z, f in zip(L.pair_lo[head], L.pair_hi[head], keep)]
-    spend_curves = CurveSet([_in_spend_units(c, f) for c, f in zip(L.curves, keep)])
-    first = _first_targets(problem, heads, spend_curves) / keep
-    if L.tails:
-        first = np.concatenate([first, first.reshape(lo.shape)[L.tail_channels, -1]])
+    # First targets: the common-marginal split of the budget over the (channel, period) pairs,
+    # each curve seen in spend units (steady state e = x / (1 − α); the last period's spend
+    # carries into nothing the horizon counts but its own tail, so there keep = 1).
+    keep = np.repeat(1.0 - np.array([c.alpha for c in problem.channels])[:, None], problem.T, axis=1)
+    keep[:, -1] = 1.0
+    keep = keep.ravel()
+    heads = [_Interval(a * f, z * f) for a, z, f in zip(L.pair_lo, L.pair_hi, keep)]
+    first = _first_targets(problem, heads, _InSpend(family, keep)) / keep
     target = first
     allowed = tol * max(float(family.response(np.clip(first, L.pair_lo, L.pair_hi)).sum()), 1e-12)
     solver_seconds, rounds = 0.0, 0
@@ -1105,8 +1197,8 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
     for rounds in range(1, max_rounds + 1):
         h = _spacing(family, L.pair_lo, L.pair_hi, target, allowed)
         pts, owner, P = _grid(L.pair_lo, L.pair_hi, target, h, extra)
-        rnd = _hypograph(model, L, (pts, owner, family))
-        status, sol, duals, secs, solver_name = _solve_model(model, rnd, lp_path if rounds == max_rounds else None)
+        rnd = _segments(problem, model, L, (pts, owner, family))
+        status, sol, secs, solver_name = _solve_model(model, L, rnd, lp_path if rounds == max_rounds else None)
         solver_seconds += secs
         if status != "optimal":
             alloc.diagnosis = explain(problem, L, (pts, owner, family), carry_base, status)
@@ -1116,7 +1208,7 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
             return alloc
         z = np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi)
         total = float(family.response(z).sum())
-        implied, kappa, pi = _implied_marginals(rnd, duals, family, z)
+        implied, kappa, pi = _implied_marginals(rnd, family, z)
         lp_value = model.return_weight * float(sol[model.y].sum()) + model.spend_weight * float(sol[L.x].sum())
         objective_scale = max(abs(lp_value), abs(total) * 1e-3, 1e-9 * problem.budget, 1e-12)
         if kappa:
@@ -1127,8 +1219,8 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
             done = gap <= tol * max(abs(total), 1e-12)
         alloc.gap_bound = gap / objective_scale
         allowed = tol * max(abs(total), 1e-9 * problem.budget, 1e-12)
-        logger.debug("period round %d: gap bound %.3g (allowed %.3g), %d array rows, %d columns, LP %.3fs",
-                     rounds, gap, tol * objective_scale, len(rnd.rows), len(model.cols), secs)
+        logger.debug("period round %d: gap bound %.3g (allowed %.3g), %d segments, LP %.3fs",
+                     rounds, gap, tol * objective_scale, rnd.points.size - L.pair_e.size, secs)
         if done:
             break
         # Next window at the prices' optimum; keep the model fine where each pair is now and where
@@ -1140,11 +1232,9 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
         extra = np.concatenate(([start_extra] if start_extra is not None else []) + keep, axis=1)
         target = family.spend_at_marginal(implied, L.pair_lo, L.pair_hi)
     if lp_path and rounds < max_rounds:
-        rnd.rows.materialise(model.lp)
-        model.lp.writeLP(lp_path)
-        _drop(model.lp, rnd.rows)
+        write_lp(model, L, rnd, lp_path)
     x = sol[L.x]
-    alloc = _report(problem, alloc, lo, hi, x, curves, sol, model, duals)
+    alloc = _report(problem, alloc, lo, hi, x, curves, sol, model)
     alloc.lp_return = float(rnd.interpolant(np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi)).sum()) - carry_base
     alloc.solver_name = solver_name
     alloc.iterations = rounds
@@ -1155,18 +1245,42 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
     return alloc
 
 
-def _implied_marginals(rnd: _Round, duals, family: _Family, z: np.ndarray):
+def _implied_marginals(rnd: _Round, family: _Family, z: np.ndarray):
     """Each pair's marginal return as the LP prices it, the price κ of return, and the prices π of e.
 
-    Stationarity in the free column y_p makes the duals μ of pair p's hypograph rows sum to
-    κ, the price of one unit of return (objective weight plus the return floors' duals), the
-    same for every pair; in e_p their slope-weighted sum π_p = Σ μ_j a_j is the price of its
-    effective spend. π_p / κ, a convex combination of the active slopes, is the implied
-    marginal (as :meth:`optimizer.build.Model.implied_marginals`).
+    Segment form: a segment j of pair p has reduced cost d_j = π_p − κ a_j (HiGHS minimises):
+    its column differs from the pair's other segments only in its slope a_j, which multiplies
+    the return's price κ (objective weight plus the return floors' duals). Two segments of a
+    pair give κ, the same for every pair; then π_p = d_j + κ a_j, and π_p / κ is where a
+    partly filled segment's slope sits: the implied marginal.
+
+    Hypograph form: stationarity in the free column y_p makes the duals μ of pair p's rows sum
+    to κ, and in e_p their slope-weighted sum π_p = Σ μ_j a_j is the price of its effective spend.
     """
     n = family.n
+    fallback = family.marginal(z), None, np.zeros(n)
+    if rnd.reduced is not None:
+        d, o, a = np.nan_to_num(rnd.reduced), rnd.seg_owner, rnd.seg_slope
+        if o.size < 2:
+            return fallback
+        # κ from each pair's steepest and flattest segment.
+        first = np.searchsorted(o, np.arange(n))
+        last = np.searchsorted(o, np.arange(n), side="right") - 1
+        ok = (last > first) & (a[np.maximum(first, 0)] - a[np.maximum(last, 0)] > 1e-9 * np.abs(a[np.maximum(first, 0)]))
+        ok &= last >= 0
+        if not ok.any():
+            return fallback
+        f, l_ = first[ok], last[ok]
+        kappa = float(np.median(-(d[f] - d[l_]) / (a[f] - a[l_])))
+        if not kappa > 0:
+            return fallback
+        pi = np.bincount(o, weights=d + kappa * a, minlength=n) / np.maximum(np.bincount(o, minlength=n), 1)
+        has = np.bincount(o, minlength=n) > 0
+        implied = np.where(has, pi / kappa, family.marginal(z))
+        return implied, kappa, np.where(has, pi, kappa * implied)
+    duals = rnd.duals
     if duals is None or duals.size != rnd.row_owner.size:
-        return family.marginal(z), None, np.zeros(n)
+        return fallback
     w = np.abs(np.nan_to_num(duals))
     kappa_p = np.bincount(rnd.row_owner, weights=w, minlength=n)
     pi = np.bincount(rnd.row_owner, weights=w * rnd.row_slope, minlength=n)
@@ -1350,7 +1464,7 @@ def _summarise_current(problem: PeriodProblem) -> PlanSummary | None:
                        violations=tuple(violations))
 
 
-def _report(problem, alloc: PeriodAllocation, lo, hi, x, curves, sol, model: _Model, duals) -> PeriodAllocation:
+def _report(problem, alloc: PeriodAllocation, lo, hi, x, curves, sol, model: _Model) -> PeriodAllocation:
     C, T = lo.shape
     b = problem.budget
     cents = to_cents(problem, lo, hi, x)
@@ -1571,7 +1685,7 @@ def explain(problem: PeriodProblem, L: _Layout, grid, carry_base: float, status:
         model = _model(problem, L, carry_base, **kw)
         rnd = _hypograph(model, L, grid)
         # Small diagnostic LPs: dual simplex, whose vertex solutions name one limit of a tie.
-        st, sol, *_ = _solve_model(model, rnd, options={"solver": "simplex", "presolve": "off"})
+        st, sol, *_ = _solve_model(model, L, rnd, options={"solver": "simplex", "presolve": "off"})
         return model, rnd, st, sol
 
     def incremental(rnd, sol):

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -134,6 +135,175 @@ class BulkHiGHS(pulp.HiGHS):
             if values.size:
                 self.rows.col_values = values[np.fromiter((v.index for v in cols), np.int64, len(cols))]
         return status
+
+
+@dataclass
+class Substitution:
+    """Columns of a PuLP model written as ``offset + M·δ`` in new columns ``0 ≤ δ ≤ width``.
+
+    The multi-period planner's curves are piecewise linear in segments: a pair's effective
+    spend is its first breakpoint plus the lengths of the segments it fills, and its return
+    the first value plus slope × length. Handing HiGHS those segment lengths instead of the
+    model's spend, effective-spend and return columns (and their hypograph rows) leaves an LP
+    whose rows are only the coupling limits: a fraction of the size, with the same optimum.
+
+    ``cols`` are the model's variables the rows of ``M`` refer to; ``replaced`` marks the
+    columns that are substituted; ``bound_rows`` those whose own bounds must become rows
+    (because the segments do not imply them). After a solve ``reduced`` holds the segments'
+    reduced costs (HiGHS's minimising convention).
+    """
+
+    cols: list
+    M: "object"  # scipy.sparse.csr_matrix, len(cols) × len(width)
+    offset: np.ndarray
+    replaced: np.ndarray
+    bound_rows: np.ndarray
+    width: np.ndarray
+    reduced: np.ndarray | None = None
+
+
+class SegmentHiGHS(BulkHiGHS):
+    """HiGHS with a :class:`Substitution` applied: the model's rows are rewritten in the
+    segment columns before the solve, and every variable, constraint dual and array-row dual
+    is mapped back afterwards, so callers read the PuLP model as usual."""
+
+    def __init__(self, rows, substitution: Substitution, **kwargs):
+        super().__init__(rows, **kwargs)
+        self.sub = substitution
+
+    def buildSolverModel(self, lp):
+        import highspy
+        from scipy import sparse
+
+        h = lp.solverModel
+        inf = highspy.kHighsInf
+        sub = self.sub
+        variables = lp.variables()
+        n = len(variables)
+        for i, var in enumerate(variables):
+            var.index = i
+        objective = lp.objective or {}
+        obj_mult = -1.0 if lp.sense == pulp.LpMaximize else 1.0
+        cost = np.fromiter((objective.get(v, 0.0) for v in variables), float, n) * obj_mult
+        lower = np.fromiter((-np.inf if v.lowBound is None else v.lowBound for v in variables), float, n)
+        upper = np.fromiter((np.inf if v.upBound is None else v.upBound for v in variables), float, n)
+        # Every row over the model's columns: PuLP's named constraints, then the array rows.
+        r_idx, c_idx, vals, row_lo, row_hi = [], [], [], [], []
+        constraints = list(lp._constraints.values())
+        for r, con in enumerate(constraints):
+            for var, a in con.items():
+                r_idx.append(r)
+                c_idx.append(var.index)
+                vals.append(a)
+            lb, ub = con.getLb(), con.getUb()
+            row_lo.append(-np.inf if lb is None else lb)
+            row_hi.append(np.inf if ub is None else ub)
+        A = sparse.csr_matrix((vals, (r_idx, c_idx)), shape=(len(constraints), n))
+        lo_rows, hi_rows = np.array(row_lo, float), np.array(row_hi, float)
+        self._first_row = len(constraints)
+        if len(self.rows):
+            a_lo, a_hi, starts, idx, val = self.rows.highs_arrays()
+            B = sparse.csr_matrix((val, idx, np.append(starts, idx.size)), shape=(a_lo.size, n))
+            A = sparse.vstack([A, B], format="csr")
+            lo_rows, hi_rows = np.concatenate([lo_rows, a_lo]), np.concatenate([hi_rows, a_hi])
+        # Column map G (model columns → kept columns, then segments) and offset g.
+        pos = np.fromiter((v.index for v in sub.cols), np.int64, len(sub.cols))
+        replaced = pos[sub.replaced]
+        kept = np.setdiff1d(np.arange(n), replaced)
+        m = sub.width.size
+        Msub = sub.M[np.nonzero(sub.replaced)[0]].tocoo()
+        G = sparse.csr_matrix(
+            (np.concatenate([np.ones(kept.size), Msub.data]),
+             (np.concatenate([kept, replaced[Msub.row]]), np.concatenate([np.arange(kept.size), kept.size + Msub.col]))),
+            shape=(n, kept.size + m))
+        g = np.zeros(n)
+        g[replaced] = sub.offset[sub.replaced]
+        A2 = (A @ G).tocsr()
+        A2.eliminate_zeros()
+        shift = A @ g
+        lo2, hi2 = lo_rows - shift, hi_rows - shift
+        # Rows that vanish (the recursion e = x + α e_prev once both sides are segments).
+        nnz = np.diff(A2.indptr)
+        scale = 1e-7 * (1.0 + np.abs(shift))
+        gone = (nnz == 0) & (lo2 <= scale) & (hi2 >= -scale)
+        keep_rows = np.nonzero(~gone)[0]
+        self._row_map = np.full(A.shape[0], -1, np.int64)
+        self._row_map[keep_rows] = np.arange(keep_rows.size)
+        A2 = A2[keep_rows]
+        lo2, hi2 = lo2[keep_rows], hi2[keep_rows]
+        # Bounds of substituted columns that the segments do not imply become rows, added
+        # only when a solution breaks them (see callSolver): few of them ever bind.
+        bound_pos = pos[sub.bound_rows]
+        self._bounds = (G[bound_pos].tocsr(), lower[bound_pos] - g[bound_pos], upper[bound_pos] - g[bound_pos])
+        self._G, self._g, self._kept = G, g, kept
+        c2 = G.T @ cost
+        col_lo = np.concatenate([lower[kept], np.zeros(m)])
+        col_hi = np.concatenate([upper[kept], sub.width])
+        clip = lambda a: np.nan_to_num(np.asarray(a, float), posinf=inf, neginf=-inf)  # noqa: E731
+        h.addCols(c2.size, c2, clip(col_lo), clip(col_hi), 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+        h.addRows(lo2.size, clip(lo2), clip(hi2), A2.nnz, A2.indptr[:-1].astype(np.int32),
+                  A2.indices.astype(np.int32), A2.data)
+
+    def callSolver(self, lp):
+        """Solve; while the solution breaks a bound row not yet in the LP, add the broken ones
+        and solve again from the last basis (dual simplex: a few pivots per round)."""
+        import highspy
+
+        h = lp.solverModel
+        h.run()
+        B, lo, hi = self._bounds
+        pending = np.arange(lo.size)
+        for _ in range(100):
+            if not pending.size or h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                return
+            act = B[pending] @ np.asarray(h.getSolution().col_value, float)
+            tol = 1e-7 * np.maximum(1.0, np.abs(act))
+            broken = (act < lo[pending] - tol) | (act > hi[pending] + tol)
+            if not broken.any():
+                return
+            add = pending[broken]
+            pending = pending[~broken]
+            rows = B[add]
+            inf = highspy.kHighsInf
+            clip = lambda a: np.nan_to_num(np.asarray(a, float), posinf=inf, neginf=-inf)  # noqa: E731
+            h.addRows(add.size, clip(lo[add]), clip(hi[add]), rows.nnz, rows.indptr[:-1].astype(np.int32),
+                      rows.indices.astype(np.int32), rows.data)
+            h.setOptionValue("solver", "simplex")
+            h.run()
+        raise SolverError("bound rows kept breaking after 100 rounds")  # pragma: no cover
+
+    def findSolutionValues(self, lp):
+        import highspy
+
+        h = lp.solverModel
+        S = highspy.HighsModelStatus
+        status = h.getModelStatus()
+        codes = {S.kOptimal: (pulp.LpStatusOptimal, pulp.LpSolutionOptimal),
+                 S.kInfeasible: (pulp.LpStatusInfeasible, pulp.LpSolutionInfeasible),
+                 S.kUnboundedOrInfeasible: (pulp.LpStatusInfeasible, pulp.LpSolutionInfeasible),
+                 S.kUnbounded: (pulp.LpStatusUnbounded, pulp.LpSolutionUnbounded)}
+        if status not in codes:
+            return pulp.LpStatusNotSolved, pulp.LpSolutionNoSolutionFound
+        if status != S.kOptimal:
+            return codes[status]
+        sol = h.getSolution()
+        z = np.asarray(sol.col_value, float)
+        values = self._g + self._G @ z
+        for var in lp.variables():
+            var.varValue = float(values[var.index])
+        duals_new = np.asarray(sol.row_dual, float)  # the bound rows added last are not the model's rows
+        duals = np.where(self._row_map >= 0, duals_new[np.maximum(self._row_map, 0)], 0.0)
+        for r, con in enumerate(lp._constraints.values()):
+            con.pi = float(duals[r])
+            act = sum(values[var.index] * a for var, a in con.items())
+            con.slack = -(act + con.constant) if con.sense == pulp.LpConstraintLE else act + con.constant
+        if len(self.rows):
+            self.rows.duals = duals[self._first_row:]
+        cols = getattr(self.rows, "cols", None)
+        if cols is not None:
+            self.rows.col_values = values[np.fromiter((v.index for v in cols), np.int64, len(cols))]
+        self.sub.reduced = np.asarray(sol.col_dual, float)[self._kept.size:]
+        return codes[status]
 
 
 def bulk_solver(lp: pulp.LpProblem, rows, options: dict | None = None, time_limit: float | None = None):
@@ -307,8 +477,8 @@ def _zoom(pieces: list[Pieces], coarse, target: np.ndarray, allowed: float) -> N
 def _first_targets(problem: Problem, pieces: list[Pieces], family: CurveSet) -> np.ndarray:
     """Where each channel's optimum would be if only the budget and the bounds counted.
 
-    Bisection on the common marginal return λ (each channel spends where its marginal equals
-    λ, clipped to its interval). Group limits, ROI floors and other couplings move the optimum;
+    A root search on the common marginal return λ (each channel spends where its marginal
+    equals λ, clipped to its interval). Group limits, ROI floors and other couplings move the optimum;
     the LP's own prices correct for them in the next rounds.
     """
     lo = np.array([p.start for p in pieces])
@@ -322,26 +492,52 @@ def _first_targets(problem: Problem, pieces: list[Pieces], family: CurveSet) -> 
         x = spend_at(1.0 / float(problem.margin))
         if x.sum() <= available:
             return x
+    # The excesses are taken in logs: spend and return fall roughly as a power of λ, so they
+    # are nearly straight lines in log λ, which the root search below needs few steps for.
     if problem.objective == "min_spend" and problem.target_return is not None:
-        def enough(lam):  # λ low enough: spending down to marginal λ reaches the target
-            return family.response(spend_at(lam)).sum() >= problem.target_return
+        def excess(lam):  # > 0 while spending down to marginal λ still beats the target
+            eps = 1e-9 * max(abs(problem.target_return), 1.0)
+            got = float(family.response(spend_at(lam)).sum())
+            return math.log(max(got, 0.0) + eps) - math.log(max(problem.target_return, 0.0) + eps)
     else:
-        def enough(lam):
-            return spend_at(lam).sum() <= available
+        def excess(lam):  # > 0 while spending down to marginal λ costs more than is available
+            eps = 1e-9 * max(abs(available), 1.0)
+            return math.log(float(spend_at(lam).sum()) + eps) - math.log(max(available, 0.0) + eps)
     top = family.marginal(np.maximum(lo, 1e-9 * np.maximum(hi, 1.0)))
     top = top[np.isfinite(top) & (top > 0)]
     if top.size == 0:
         return lo
     a, b = np.log(1e-12 * float(top.min())), np.log(float(top.max())) + 1.0
     flip = problem.objective == "min_spend"
-    for _ in range(26):  # λ to ~1e-6 relative: plenty to place breakpoints
-        mid = 0.5 * (a + b)
-        # max_return: feasible for large λ (spend little) → search the smallest feasible λ.
-        # min_spend: target met for small λ (spend much) → search the largest such λ.
-        if enough(np.exp(mid)) != flip:
-            b = mid
+    # Both excesses fall as log λ rises: regula falsi with the Illinois fix (a few evaluations
+    # where bisection needs 26), bisection steps whenever it stalls; λ to ~1e-7 relative.
+    fa, fb = excess(np.exp(a)), excess(np.exp(b))
+    if fa <= 0:  # even the lowest λ fits: every pair at its top
+        b, fb = a, fa
+    elif fb > 0:  # even the highest λ does not: every pair at its bottom
+        a, fa = b, fb
+    scale = 1e-9
+    kept = 0  # +1 / −1: a / b moved last time (Illinois: halve the end kept twice)
+    for _ in range(60):
+        if b - a <= 1e-7:
+            break
+        mid = (a * fb - b * fa) / (fb - fa) if fa != fb else 0.5 * (a + b)
+        if not a < mid < b:
+            mid = 0.5 * (a + b)
+        fm = excess(np.exp(mid))
+        if fm > 0:
+            a, fa = mid, fm
+            fb = fb / 2 if kept == 1 else fb
+            kept = 1
         else:
-            a = mid
+            b, fb = mid, fm
+            fa = fa / 2 if kept == -1 else fa
+            kept = -1
+        if abs(fm) <= scale:
+            a = b = mid
+            break
+    # max_return: the smallest λ whose spend fits (b); min_spend: the largest λ whose return
+    # reaches the target (a).
     return spend_at(np.exp(a if flip else b), 80)
 
 
