@@ -41,6 +41,7 @@ warnings.filterwarnings("ignore", message=r"Constructing LpVariable\(name, \.\.\
                         category=DeprecationWarning)
 warnings.filterwarnings("ignore", message="Using LpProblem.constraints as a dict mapping is deprecated",
                         category=DeprecationWarning)
+warnings.filterwarnings("ignore", message="PULP_CBC_CMD is deprecated", category=DeprecationWarning)
 
 import click  # noqa: E402
 

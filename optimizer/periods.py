@@ -1409,12 +1409,14 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
         total -= 1
 
     # Change limits between periods (ratio and absolute): rounding both ends down can break them
-    # by a cent or two.
+    # by a cent or two, and along a chain of periods each at its limit a ratio multiplies the
+    # shortfall (a cent less in one period lowers the next one's limit by 1 + f cents), so
+    # repair period after period, a cent at a time, as long as it takes.
     for i in np.nonzero(np.isfinite(frac) | np.isfinite(absolute))[0].tolist():
         f = frac[i] if math.isfinite(frac[i]) else math.inf
         step = absolute[i] * 100 if math.isfinite(absolute[i]) else math.inf
         for t in range(1, T):
-            for _ in range(4):
+            for _ in range(100_000):
                 a, c = cents[i, t - 1], cents[i, t]
                 up = min((1 + f) * a, a + step)
                 down = max((1 - f) * a, a - step)
@@ -1520,26 +1522,28 @@ def _report(problem, alloc: PeriodAllocation, lo, hi, x, curves, sol, model: _Mo
 
 
 def _marginals(problem: PeriodProblem, e: np.ndarray, curves) -> np.ndarray:
-    """Per channel, the return of one more yuan in its best period (carryover and tail included)."""
-    eff = problem.efficiency()
-    out = np.zeros(len(curves))
-    for i, (ch, r) in enumerate(zip(problem.channels, curves)):
-        m = eff[i] * r.marginal(e[i])  # d return_t / d e_t
-        if problem.count_after_horizon and ch.alpha > 0:
-            tail = float(AfterHorizonCurve(r, ch.alpha, ch.tail_efficiency).marginal(e[i, -1]))
-        else:
-            tail = 0.0
-        # d total / d x_t = Σ_{τ ≥ t} α^{τ−t} m_τ + α^{T−t}·(tail / α)… computed backwards.
-        acc = tail
-        best = -np.inf
-        for t in range(problem.T - 1, -1, -1):
-            if t == problem.T - 1:
-                acc = m[t] + acc
-            else:
-                acc = m[t] + (ch.alpha * acc if ch.alpha > 0 else 0.0)
-            best = max(best, acc)
-        out[i] = best if math.isfinite(best) else float("inf")
-    return out
+    """Per channel, the return of one more yuan in its best period (carryover and tail included).
+
+    One more yuan in period t raises e_τ by α^{τ−t} for every τ ≥ t (and the effective spend
+    left at the end by α^{T−1−t}): d total / d x_t = Σ_{τ ≥ t} α^{τ−t} m_τ, the tail's marginal
+    counted in the last period. Accumulated backwards over the periods for all channels at once.
+    """
+    C, T = e.shape
+    alpha = np.array([c.alpha for c in problem.channels])
+    each = CurveSet(list(curves))
+    m = np.stack([each.marginal(e[:, t]) for t in range(T)], axis=1) * problem.efficiency()
+    carry = np.nonzero(alpha > 0)[0]
+    if problem.count_after_horizon and carry.size:
+        tails = _Family([_ZERO] * C, [AfterHorizonCurve(curves[i], alpha[i], problem.channels[i].tail_efficiency)
+                                      for i in carry], carry)
+        m[:, -1] += tails.marginal(e[:, -1])
+    acc = np.zeros(C)
+    best = np.full(C, -np.inf)
+    for t in range(T - 1, -1, -1):
+        with np.errstate(invalid="ignore"):  # an infinite marginal (at zero spend) times α = 0
+            acc = m[:, t] + np.where(alpha > 0, alpha * acc, 0.0)
+        best = np.maximum(best, acc)
+    return np.where(np.isfinite(best), best, np.inf)
 
 
 def _binding(problem, lo, hi, spends, alloc, model: _Model) -> list[Binding]:

@@ -178,7 +178,7 @@ class SegmentHiGHS(BulkHiGHS):
         h = lp.solverModel
         inf = highspy.kHighsInf
         sub = self.sub
-        variables = lp.variables()
+        variables = self._variables = lp.variables()
         n = len(variables)
         for i, var in enumerate(variables):
             var.index = i
@@ -261,6 +261,9 @@ class SegmentHiGHS(BulkHiGHS):
             broken = (act < lo[pending] - tol) | (act > hi[pending] + tol)
             if not broken.any():
                 return
+            # Rows about to break go in too: adding some moves the solution onto the next.
+            room = 0.05 * float(np.abs(act).mean())
+            broken |= (act < lo[pending] + room) | (act > hi[pending] - room)
             add = pending[broken]
             pending = pending[~broken]
             rows = B[add]
@@ -289,8 +292,8 @@ class SegmentHiGHS(BulkHiGHS):
         sol = h.getSolution()
         z = np.asarray(sol.col_value, float)
         values = self._g + self._G @ z
-        for var in lp.variables():
-            var.varValue = float(values[var.index])
+        for var, v in zip(self._variables, values.tolist()):
+            var.varValue = v
         duals_new = np.asarray(sol.row_dual, float)  # the bound rows added last are not the model's rows
         duals = np.where(self._row_map >= 0, duals_new[np.maximum(self._row_map, 0)], 0.0)
         for r, con in enumerate(lp._constraints.values()):
