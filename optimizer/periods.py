@@ -1329,9 +1329,10 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
     """Round a plan (channels × periods) to whole cents; spend + reserve = budget exactly.
 
     Every entry is first rounded down (so every upper limit the LP respected still holds), then
-    the cents lost are handed back one at a time, largest remainder first, to entries where a
-    cent breaks no upper limit (entry, channel total, period, group, reserve, change between
-    periods); last, lower limits that rounding left short get cents the same way.
+    change limits between periods that rounding broke are repaired, then the cents lost are
+    handed back one at a time, largest remainder first, to entries where a cent breaks no
+    upper limit (entry, channel total, period, group, reserve, change between periods); last,
+    lower limits that rounding left short get cents the same way.
     """
     C, T = x.shape
     b = problem.budget
@@ -1365,8 +1366,9 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
             va = v if a == t else cents[i, a]
             vc = v if c == t else cents[i, c]
             if math.isfinite(frac[i]) and abs(vc - va) > frac[i] * va + 1e-6:
-                old = abs(cents[i, c] - cents[i, a]) > frac[i] * cents[i, a] + 1e-6
-                if not old:
+                # Breaking a link is refused, and so is widening one already broken.
+                old = abs(cents[i, c] - cents[i, a]) - frac[i] * cents[i, a]
+                if abs(vc - va) - frac[i] * va > old - 1e-9:
                     return False
             if math.isfinite(absolute[i]) and abs(vc - va) > absolute[i] * 100 + 1e-6:
                 return False
@@ -1385,17 +1387,6 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
         grp[gidx[i]] += 1
         total += 1
 
-    order = np.argsort(-(raw - cents).ravel(), kind="stable")
-    want = min(max(int(round(raw.sum())), total_lo), total_hi)
-    for _ in range(3):
-        if total >= want:
-            break
-        for k in order.tolist():
-            if total >= want:
-                break
-            i, t = divmod(k, T)
-            if can_add(i, t):
-                add(i, t)
     def can_take(i, t):
         g = gidx[i]
         return cents[i, t] > lo_c[i, t] and row[i] > row_lo[i] and col[t] > col_lo[t] and grp[g] > g_lo[g] and total > total_lo
@@ -1408,23 +1399,38 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
         grp[gidx[i]] -= 1
         total -= 1
 
-    # Change limits between periods (ratio and absolute): rounding both ends down can break them
-    # by a cent or two, and along a chain of periods each at its limit a ratio multiplies the
-    # shortfall (a cent less in one period lowers the next one's limit by 1 + f cents), so
-    # repair period after period, a cent at a time, as long as it takes.
+    def room(i, t):  # a cent more at (i, t) breaks no upper limit but perhaps a change limit
+        g = gidx[i]
+        return cents[i, t] < hi_c[i, t] and row[i] < row_hi[i] and col[t] < col_hi[t] and grp[g] < g_hi[g] and total < total_hi
+
+    # Change limits between periods (ratio and absolute): rounding both ends down can break
+    # them, and along a chain of periods each at its limit (spend growing by the most it may,
+    # period after period) the shortfall compounds. The LP's plan keeps every limit, so
+    # rounding the earlier end of each link up where the later one needs it (backwards for
+    # rises, forwards for falls) repairs a whole chain with at most a cent per entry; what
+    # is left (a cap in the way) is repaired a cent at a time below.
     for i in np.nonzero(np.isfinite(frac) | np.isfinite(absolute))[0].tolist():
         f = frac[i] if math.isfinite(frac[i]) else math.inf
         step = absolute[i] * 100 if math.isfinite(absolute[i]) else math.inf
+        for t in range(T - 1, 0, -1):
+            need = max(math.ceil(cents[i, t] / (1 + f) - 1e-9), cents[i, t] - step)
+            while cents[i, t - 1] < need and room(i, t - 1):
+                add(i, t - 1)
         for t in range(1, T):
+            need = max(math.ceil((1 - f) * cents[i, t - 1] - 1e-9) if math.isfinite(f) else 0, cents[i, t - 1] - step)
+            while cents[i, t] < need and room(i, t):
+                add(i, t)
+        for t in [t for _ in range(3) for t in range(1, T)]:  # a cent taken breaks the link before: sweep again
             for _ in range(100_000):
                 a, c = cents[i, t - 1], cents[i, t]
                 up = min((1 + f) * a, a + step)
                 down = max((1 - f) * a, a - step)
-                if c > up + 1e-6:  # rose too much: lower this period or raise the previous
-                    if can_take(i, t):
-                        take(i, t)
-                    elif can_add(i, t - 1):
+                if c > up + 1e-6:  # rose too much: raise the previous period (which lifts this
+                    # one's limit by 1 + f cents, ending the chain) or else lower this one
+                    if can_add(i, t - 1):
                         add(i, t - 1)
+                    elif can_take(i, t):
+                        take(i, t)
                     else:
                         break
                 elif c < down - 1e-6:  # fell too much
@@ -1436,6 +1442,17 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
                         break
                 else:
                     break
+    order = np.argsort(-(raw - cents).ravel(), kind="stable")
+    want = min(max(int(round(raw.sum())), total_lo), total_hi)
+    for _ in range(3):
+        if total >= want:
+            break
+        for k in order.tolist():
+            if total >= want:
+                break
+            i, t = divmod(k, T)
+            if can_add(i, t):
+                add(i, t)
     # Lower limits left short by rounding down.
     for mask_fn, short_fn in (
         (lambda i, t: row[i] < row_lo[i], None),
