@@ -51,6 +51,7 @@ import time
 from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Single-threaded BLAS unless the caller says otherwise: SLSQP's small dense QPs gain nothing
 # from BLAS threads, and on a busy 2-core machine threads that wait for each other made SLSQP
 # at 100 channels up to 100× slower (and the optimizer ~30% slower). Set before numpy loads.
@@ -58,6 +59,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+import periods  # noqa: E402  (benchmarks/periods.py: the multi-period cases)
 from scipy.optimize import minimize  # noqa: E402
 
 from models.curves import CurveSet  # noqa: E402
@@ -289,6 +291,8 @@ def main(argv=None) -> int:
     parser.add_argument("--slsqp-time-limit", type=float, default=120.0,
                         help="stop SLSQP after this many seconds and report where it got to (default 120)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of rows instead of the table")
+    parser.add_argument("--no-periods", action="store_true",
+                        help="skip the multi-period cases (benchmarks/periods.py: 1000 channels × 13 periods, 10 × 52 weeks, …)")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -296,7 +300,14 @@ def main(argv=None) -> int:
     optimize(random_problem(0, 2))  # warm-up: imports and the solver's first start are not timed
     plan = [("plain", n) for n in args.sizes] + [("bounds", n) for n in args.bounded_sizes]
     rows = [measure(scenario, n, args) for scenario, n in plan]
-    print(json.dumps(rows, indent=2) if args.json else format_table(rows, args))
+    period_rows = [] if args.no_periods else [{"scenario": "periods", **r} for r in periods.run(args.seed, args.repeat)]
+    if args.json:
+        print(json.dumps(rows + period_rows, indent=2))
+    else:
+        print(format_table(rows, args))
+        if period_rows:
+            print()
+            print(periods.format_table(period_rows))
     return 0
 
 

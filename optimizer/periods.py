@@ -65,14 +65,13 @@ with warnings.catch_warnings():
 
 from models.curves import CurveSet, ExponentialCurve, HillCurve, ResponseCurve
 from optimizer.build import Objective, SparseRows, _var
-from optimizer.errors import ProblemError, SolverError
+from optimizer.errors import ProblemError
 from optimizer.problem import OBJECTIVES, BudgetMixin, Group, Problem, channel_bounds
 from optimizer.result import Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary, money, pct
 from optimizer.solve import (
     _first_targets,
     SegmentHiGHS,
     Substitution,
-    _silence_highs_banner,
     bulk_solver,
     objective_value,
     run_lp,
@@ -499,55 +498,6 @@ def plan_violations(problem: PeriodProblem, spends, returns_total: float | None 
 # The LP, as arrays
 
 
-class _Rows:
-    """Rows ``lower ≤ Σ a·col ≤ upper`` collected as arrays; named rows keep their names."""
-
-    def __init__(self):
-        self.lower, self.upper, self.starts, self.idx, self.val = [], [], [], [], []
-        self.count = 0
-        self.nnz = 0
-        self.names: dict[str, int] = {}
-
-    def add(self, lower, upper, idx, val, k: int, names=None) -> np.ndarray:
-        """Add rows with ``k`` entries each (idx, val shaped (rows, k)); returns their indices."""
-        idx = np.asarray(idx, np.int32).reshape(-1, k)
-        val = np.asarray(val, float).reshape(-1, k)
-        m = idx.shape[0]
-        self.lower.append(np.broadcast_to(np.asarray(lower, float), (m,)))
-        self.upper.append(np.broadcast_to(np.asarray(upper, float), (m,)))
-        self.starts.append(self.nnz + k * np.arange(m, dtype=np.int32))
-        self.idx.append(idx.ravel())
-        self.val.append(val.ravel())
-        rows = self.count + np.arange(m)
-        if names is not None:
-            for name, r in zip(names, rows.tolist()):
-                self.names[name] = r
-        self.count += m
-        self.nnz += k * m
-        return rows
-
-    def add_one(self, name: str | None, lower: float, upper: float, idx, val) -> int:
-        idx = np.asarray(idx, np.int32)
-        return int(self.add(lower, upper, idx[None, :], np.asarray(val, float)[None, :], idx.size, [name] if name else None)[0])
-
-    def add_csr(self, lower, upper, starts, idx, val) -> np.ndarray:
-        """Add rows of varying length (row-wise: ``starts`` into ``idx``/``val``)."""
-        m = len(starts)
-        self.lower.append(np.asarray(lower, float))
-        self.upper.append(np.asarray(upper, float))
-        self.starts.append(self.nnz + np.asarray(starts, np.int64))
-        self.idx.append(np.asarray(idx))
-        self.val.append(np.asarray(val, float))
-        rows = self.count + np.arange(m)
-        self.count += m
-        self.nnz += len(idx)
-        return rows
-
-    def arrays(self):
-        cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
-        return cat(self.lower, float), cat(self.upper, float), cat(self.starts, np.int32), cat(self.idx, np.int32), cat(self.val, float)
-
-
 @dataclass
 class _Layout:
     """Column indices of the LP and the pairs (horizon entries, then tails) that carry curves."""
@@ -607,32 +557,6 @@ def _layout(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, curves) -> _
         col_lower=col_lower, col_upper=col_upper, pair_e=e.ravel(), pair_lo=elo.ravel(),
         pair_hi=np.maximum(ehi.ravel(), elo.ravel()), curves=pair_curves, tails=tails,
     )
-
-
-@dataclass
-class _Built:
-    """A period LP ready for HiGHS, and how to read the curves' part of a solution."""
-
-    rows: _Rows
-    n_cols: int
-    cost: np.ndarray
-    col_lower: np.ndarray
-    col_upper: np.ndarray
-    maximise: bool
-    seg_cols: np.ndarray  # one column per segment (δ)
-    seg_owner: np.ndarray  # pair of each segment
-    seg_slope: np.ndarray
-    seg_width: np.ndarray
-    pair_rows: np.ndarray  # row e − Σδ = p_0 of each pair (−1 for a pair fixed at one point)
-    pair_base: np.ndarray  # r(p_0) of each pair
-    points: np.ndarray = None  # every pair's breakpoints, flattened, and their values and owners
-    values: np.ndarray = None
-    owner: np.ndarray = None
-    slacks: dict[str, int] = field(default_factory=dict)
-
-    def returns(self, sol: np.ndarray) -> float:
-        """Σ over pairs of the model's return (the curves' interpolants at the solution)."""
-        return float(self.pair_base.sum() + self.seg_slope @ sol[self.seg_cols])
 
 
 @dataclass
@@ -837,8 +761,9 @@ def _period_max_name(cap: float, high: float) -> str:
     return "period_cap" if cap <= high + 1e-9 else "period_max"
 
 
-def _hypograph(model: _Model, L: _Layout, grid, values: np.ndarray | None = None) -> _Round:
-    """The hypograph rows of every pair on breakpoints ``grid`` = (points, owner, family)
+def _hypograph(model: _Model, e: np.ndarray, grid, values: np.ndarray | None = None) -> _Round:
+    """The hypograph rows of every pair on breakpoints ``grid`` = (points, owner, family): pair
+    p's return column ``model.y[p]`` under the secants of its curve in column ``e[p]``
     (``values``: the curves at the points, when already known)."""
     pts, owner, family = grid
     v = family_values(family, pts, owner) if values is None else values
@@ -849,11 +774,10 @@ def _hypograph(model: _Model, L: _Layout, grid, values: np.ndarray | None = None
     slope = (v[seg + 1] - v[seg]) / (pts[seg + 1] - pts[seg])
     # y_p − a_j e_p ≤ v_j − a_j p_j
     first_row = len(rnd.rows)
-    rnd.rows.add(-_INF, v[seg] - slope * pts[seg], np.stack([model.y[o], L.pair_e[o]], axis=1),
+    rnd.rows.add(-_INF, v[seg] - slope * pts[seg], np.stack([model.y[o], e[o]], axis=1),
                  np.stack([np.ones_like(slope), -slope], axis=1), 2)
     # A pair fixed at one point: y_p ≤ r(p_0).
-    n_pairs = L.pair_e.size
-    single = np.nonzero(np.bincount(owner, minlength=n_pairs) == 1)[0]
+    single = np.nonzero(np.bincount(owner, minlength=e.size) == 1)[0]
     first = np.searchsorted(owner, single)
     if single.size:
         rnd.rows.add(-_INF, v[first], model.y[single][:, None], np.ones((single.size, 1)), 1)
@@ -863,56 +787,77 @@ def _hypograph(model: _Model, L: _Layout, grid, values: np.ndarray | None = None
     return rnd
 
 
-def _segments(problem: PeriodProblem, model: _Model, L: _Layout, grid) -> _Round:
-    """The curves in segment form: every pair's effective spend, return and (with carryover)
-    spend written in the lengths δ of its breakpoints' segments, for :class:`SegmentHiGHS`.
+class _SegmentForm:
+    """The curves in segment form, for :class:`optimizer.solve.SegmentHiGHS`.
 
-    e_p = p_0 + Σ_j δ_j and y_p = r(p_0) + Σ_j a_j δ_j with 0 ≤ δ_j ≤ p_{j+1} − p_j, and for a
-    channel with carryover x_t = e_t − α e_{t−1}, whose bounds then become rows. Concavity
+    Pair p's curve column ``e[p]`` and return column ``model.y[p]`` become
+    e_p = p_0 + Σ_j δ_j and y_p = r(p_0) + Σ_j a_j δ_j with 0 ≤ δ_j ≤ p_{j+1} − p_j. Concavity
     (falling slopes a_j) makes the LP fill a pair's segments in order, so y_p is the secant
-    interpolant at e_p, as in the hypograph form; the recursion rows vanish and no hypograph
-    row is needed, which leaves HiGHS an LP with the coupling rows only.
+    interpolant at e_p, as in the hypograph form, and no hypograph row is needed. Other
+    columns that are linear in the e's can be substituted too (:meth:`substitute`).
     """
-    from scipy import sparse
 
-    pts, owner, family = grid
-    v = family_values(family, pts, owner)
-    n_pairs = L.pair_e.size
-    seg = np.nonzero(owner[1:] == owner[:-1])[0]
-    o = owner[seg]
-    width = pts[seg + 1] - pts[seg]
-    slope = (v[seg + 1] - v[seg]) / width
-    first = np.searchsorted(owner, np.arange(n_pairs))
-    q0, v0 = pts[first], v[first]
-    k = np.arange(seg.size)
-    n = len(model.cols)
-    rows_, cols_, vals_ = [L.pair_e[o], model.y[o]], [k, k], [np.ones(seg.size), slope]
-    offset = np.zeros(n)
-    offset[L.pair_e], offset[model.y] = q0, v0
-    replaced = np.zeros(n, bool)
-    replaced[L.pair_e] = replaced[model.y] = replaced[L.x.ravel()] = True
-    bound_rows = np.zeros(n, bool)
+    def __init__(self, model: _Model, e: np.ndarray, grid):
+        pts, owner, family = grid
+        self.model, self.pts, self.owner = model, pts, owner
+        self.values = v = family_values(family, pts, owner)
+        seg = np.nonzero(owner[1:] == owner[:-1])[0]
+        self.seg_owner = o = owner[seg]
+        self.width = pts[seg + 1] - pts[seg]
+        self.slope = (v[seg + 1] - v[seg]) / self.width
+        first = np.searchsorted(owner, np.arange(e.size))
+        self.q0 = pts[first]
+        k = np.arange(seg.size)
+        n = len(model.cols)
+        self.entries = [(e[o], k, np.ones(seg.size)), (model.y[o], k, self.slope)]
+        self.offset = np.zeros(n)
+        self.offset[e], self.offset[model.y] = self.q0, v[first]
+        self.replaced = np.zeros(n, bool)
+        self.replaced[e] = self.replaced[model.y] = True
+        self.bound_rows = np.zeros(n, bool)
+
+    def substitute(self, target: np.ndarray, constant: np.ndarray, col: np.ndarray, weight: np.ndarray,
+                   pair: np.ndarray) -> None:
+        """Columns ``target`` = ``constant`` + Σ_i weight_i · e_{pair_i} over the terms i with
+        col_i = that column. Their own bounds become rows: the segments do not imply them."""
+        starts = np.searchsorted(self.seg_owner, pair, side="left")
+        counts = np.searchsorted(self.seg_owner, pair, side="right") - starts
+        seg = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts, counts)
+        self.entries.append((np.repeat(col, counts), seg, np.repeat(weight, counts)))
+        self.offset[target] = constant
+        np.add.at(self.offset, col, weight * self.q0[pair])
+        self.replaced[target] = True
+        self.bound_rows[target] = True
+
+    def round(self) -> _Round:
+        from scipy import sparse
+
+        rows, cols, vals = (np.concatenate(part) for part in zip(*self.entries))
+        M = sparse.csr_matrix((vals, (rows, cols)), shape=(len(self.model.cols), self.width.size))
+        sub = Substitution(cols=self.model.cols, M=M, offset=self.offset, replaced=self.replaced,
+                           bound_rows=self.bound_rows, width=self.width)
+        return _Round(points=self.pts, values=self.values, owner=self.owner, rows=self.model.fixed, sub=sub,
+                      seg_owner=self.seg_owner, seg_slope=self.slope)
+
+
+def _segments(problem: PeriodProblem, model: _Model, L: _Layout, grid) -> _Round:
+    """The period LP's curves in segment form; with carryover the spend columns go too,
+    x_t = e_t − α e_{t−1} (the recursion rows then vanish)."""
+    form = _SegmentForm(model, L.pair_e, grid)
     C, T = L.x.shape
     alpha = np.array([c.alpha for c in problem.channels])
-    carry = alpha > 0
-    if carry.any():
-        c_of, t_of = np.divmod(o, T)
-        on = carry[c_of]
-        rows_.append(L.x[c_of[on], t_of[on]])  # x_t gets +δ of e_t …
-        cols_.append(k[on])
-        vals_.append(np.ones(int(on.sum())))
-        nxt = on & (t_of < T - 1)  # … and −α δ of e_t in x_{t+1}
-        rows_.append(L.x[c_of[nxt], t_of[nxt] + 1])
-        cols_.append(k[nxt])
-        vals_.append(-alpha[c_of[nxt]])
-        q = q0.reshape(C, T)
+    carry = np.nonzero(alpha > 0)[0]
+    if carry.size:
         e0 = np.array([c.carryover for c in problem.channels])
-        prev = np.concatenate([e0[:, None], q[:, :-1]], axis=1)
-        offset[L.x[carry].ravel()] = (q - alpha[:, None] * prev)[carry].ravel()
-        bound_rows[L.x[carry].ravel()] = True
-    M = sparse.csr_matrix((np.concatenate(vals_), (np.concatenate(rows_), np.concatenate(cols_))), shape=(n, seg.size))
-    sub = Substitution(cols=model.cols, M=M, offset=offset, replaced=replaced, bound_rows=bound_rows, width=width)
-    return _Round(points=pts, values=v, owner=owner, rows=model.fixed, sub=sub, seg_owner=o, seg_slope=slope)
+        xs = L.x[carry]
+        pairs = carry[:, None] * T + np.arange(T)[None, :]
+        constant = np.zeros((carry.size, T))
+        constant[:, 0] = -alpha[carry] * e0[carry]
+        col = np.concatenate([xs.ravel(), xs[:, 1:].ravel()])
+        weight = np.concatenate([np.ones(xs.size), np.repeat(-alpha[carry], T - 1)])
+        pair = np.concatenate([pairs.ravel(), pairs[:, :-1].ravel()])
+        form.substitute(xs.ravel(), constant.ravel(), col, weight, pair)
+    return form.round()
 
 
 #: HiGHS options for the period LP (measured on benchmarks/periods.py). In segment form the
@@ -926,23 +871,23 @@ def _highs_options(n_segments: int) -> dict:
     return {"solver": "simplex" if n_segments <= _SIMPLEX_UP_TO else "ipm", "presolve": "off"}
 
 
-def _solve_model(model: _Model, L: _Layout, rnd: _Round, lp_path: str | None = None, options: dict | None = None):
+def _solve_model(model: _Model, e: np.ndarray, rnd: _Round, lp_path: str | None = None, options: dict | None = None):
     """Solve with HiGHS through PuLP (segment form, or hypograph rows in bulk), or CBC when
-    HiGHS is missing (hypograph rows as PuLP constraints). ``lp_path`` writes the LP in
-    hypograph form through PuLP.
+    HiGHS is missing (hypograph rows as PuLP constraints); ``e`` are the pairs' curve columns.
+    ``lp_path`` writes the LP in hypograph form through PuLP.
 
     Returns (status, column values, seconds, solver name); the round gets the duals of its
     hypograph rows or the reduced costs of its segments.
     """
     rows = rnd.rows
     if lp_path:
-        write_lp(model, L, rnd, lp_path)
+        write_lp(model, e, rnd, lp_path)
     opts = _highs_options(rnd.points.size) if options is None else options
     if rnd.sub is not None and pulp.HiGHS().available():
         solver = SegmentHiGHS(rows, rnd.sub, msg=False, **opts)
     else:
         if rnd.sub is not None:  # no HiGHS: the hypograph rows, for CBC
-            hyp = _hypograph(model, L, (rnd.points, rnd.owner, None), rnd.values)
+            hyp = _hypograph(model, e, (rnd.points, rnd.owner, None), rnd.values)
             rnd.sub, rnd.rows, rnd.row_owner, rnd.row_slope, rnd.first_row = None, hyp.rows, hyp.row_owner, hyp.row_slope, hyp.first_row
             rows = rnd.rows
         solver = bulk_solver(model.lp, rows, opts)
@@ -961,9 +906,9 @@ def _solve_model(model: _Model, L: _Layout, rnd: _Round, lp_path: str | None = N
     return "optimal", rows.col_values, seconds, solver.name
 
 
-def write_lp(model: _Model, L: _Layout, rnd: _Round, path: str) -> None:
+def write_lp(model: _Model, e: np.ndarray, rnd: _Round, path: str) -> None:
     """Write a round's LP through PuLP, curves as hypograph rows (readable, whatever form HiGHS got)."""
-    rows = rnd.rows if rnd.sub is None else _hypograph(model, L, (rnd.points, rnd.owner, None), rnd.values).rows
+    rows = rnd.rows if rnd.sub is None else _hypograph(model, e, (rnd.points, rnd.owner, None), rnd.values).rows
     rows.materialise(model.lp)
     model.lp.writeLP(path)
     _drop(model.lp, rows)
@@ -997,62 +942,6 @@ def family_values(family: _Family, pts: np.ndarray, owner: np.ndarray) -> np.nda
         x[owner[sel]] = pts[sel]
         out[sel] = family.response(x)[owner[sel]]
     return out
-
-
-def _solve(built: _Built, lp_path: str | None = None):
-    """Solve an array LP (:class:`_Rows`, segment columns) with highspy: used by :mod:`optimizer.risk`. Returns (status, col values, row duals, seconds, slack columns)."""
-    _silence_highs_banner()
-    try:
-        import highspy
-    except ImportError as exc:  # pragma: no cover - highspy is a dependency
-        raise SolverError("multi-period planning needs HiGHS (pip install highspy)") from exc
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    lower, upper, starts, idx, val = built.rows.arrays()
-    cost, col_lower, col_upper = built.cost, built.col_lower, built.col_upper
-    n0 = n = built.n_cols
-    slack_cols = {}
-    if built.slacks:
-        # Elastic: two slacks per named row (relax its lower / its upper side), minimise their total.
-        extra_rows, extra_idx, extra_val = [], [], []
-        for name, r in built.slacks.items():
-            for sign, side in ((1.0, "lo"), (-1.0, "hi")):
-                slack_cols[(name, side)] = n
-                extra_rows.append(r)
-                extra_idx.append(n)
-                extra_val.append(sign)
-                n += 1
-        row_of_entry = np.repeat(np.arange(lower.size), np.diff(np.append(starts, idx.size)))
-        all_rows = np.concatenate([row_of_entry, np.array(extra_rows, int)])
-        order = np.argsort(all_rows, kind="stable")
-        idx = np.concatenate([idx, np.array(extra_idx, np.int32)])[order].astype(np.int32)
-        val = np.concatenate([val, np.array(extra_val)])[order]
-        starts = np.searchsorted(all_rows[order], np.arange(lower.size)).astype(np.int32)
-        cost = np.concatenate([np.zeros(n0), np.full(n - n0, 1.0)])
-        col_lower = np.concatenate([col_lower, np.zeros(n - n0)])
-        col_upper = np.concatenate([col_upper, np.full(n - n0, _INF)])
-    inf = highspy.kHighsInf
-    clip = lambda a: np.nan_to_num(np.asarray(a, float), posinf=inf, neginf=-inf)  # noqa: E731
-    h.addCols(n, np.asarray(cost, float), clip(col_lower), clip(col_upper), 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
-    h.addRows(lower.size, clip(lower), clip(upper), idx.size, starts, idx, val)
-    h.changeObjectiveSense(highspy.ObjSense.kMaximize if built.maximise else highspy.ObjSense.kMinimize)
-    # Presolve spends seconds on the thousands of one-row segment columns and removes nothing.
-    h.setOptionValue("presolve", "off")
-    if lp_path:
-        h.writeModel(lp_path)
-    t0 = time.perf_counter()
-    h.run()
-    seconds = time.perf_counter() - t0
-    status = h.getModelStatus()
-    S = highspy.HighsModelStatus
-    if status == S.kOptimal:
-        sol = h.getSolution()
-        return "optimal", np.asarray(sol.col_value), np.asarray(sol.row_dual), seconds, slack_cols
-    if status == S.kInfeasible or status == S.kUnboundedOrInfeasible:
-        return "infeasible", None, None, seconds, slack_cols
-    if status == S.kUnbounded:
-        return "unbounded", None, None, seconds, slack_cols
-    raise SolverError(f"HiGHS returned status {h.modelStatusToString(status)!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1101,7 +990,7 @@ def _spacing(family: _Family, lo, hi, target, allowed: float) -> np.ndarray:
     target = np.clip(target, lo, hi)
     eps = np.maximum(1e-6 * np.maximum(target, 1.0), 1e-9)
     curvature = np.abs(family.marginal(np.maximum(target - eps, 0.0)) - family.marginal(target + eps)) / (2 * eps)
-    per_pair = allowed / (4.0 * max(family.n, 1))
+    per_pair = allowed / (2.0 * max(family.n, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         h = np.sqrt(8.0 * per_pair / np.maximum(curvature, 1e-300))
     return np.clip(np.nan_to_num(h, nan=0.0, posinf=0.0), 1e-9 * np.maximum(hi, 1.0), np.maximum((hi - lo) / 16.0, 1e-12))
@@ -1198,7 +1087,7 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
         h = _spacing(family, L.pair_lo, L.pair_hi, target, allowed)
         pts, owner, P = _grid(L.pair_lo, L.pair_hi, target, h, extra)
         rnd = _segments(problem, model, L, (pts, owner, family))
-        status, sol, secs, solver_name = _solve_model(model, L, rnd, lp_path if rounds == max_rounds else None)
+        status, sol, secs, solver_name = _solve_model(model, L.pair_e, rnd, lp_path if rounds == max_rounds else None)
         solver_seconds += secs
         if status != "optimal":
             alloc.diagnosis = explain(problem, L, (pts, owner, family), carry_base, status)
@@ -1232,7 +1121,7 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
         extra = np.concatenate(([start_extra] if start_extra is not None else []) + keep, axis=1)
         target = family.spend_at_marginal(implied, L.pair_lo, L.pair_hi)
     if lp_path and rounds < max_rounds:
-        write_lp(model, L, rnd, lp_path)
+        write_lp(model, L.pair_e, rnd, lp_path)
     x = sol[L.x]
     alloc = _report(problem, alloc, lo, hi, x, curves, sol, model)
     alloc.lp_return = float(rnd.interpolant(np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi)).sum()) - carry_base
@@ -1704,9 +1593,9 @@ def explain(problem: PeriodProblem, L: _Layout, grid, carry_base: float, status:
 
     def solve(**kw):
         model = _model(problem, L, carry_base, **kw)
-        rnd = _hypograph(model, L, grid)
+        rnd = _hypograph(model, L.pair_e, grid)
         # Small diagnostic LPs: dual simplex, whose vertex solutions name one limit of a tie.
-        st, sol, *_ = _solve_model(model, L, rnd, options={"solver": "simplex", "presolve": "off"})
+        st, sol, *_ = _solve_model(model, L.pair_e, rnd, options={"solver": "simplex", "presolve": "off"})
         return model, rnd, st, sol
 
     def incremental(rnd, sol):

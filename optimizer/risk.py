@@ -22,17 +22,26 @@ import logging
 import math
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import pulp
+
 from optimizer.errors import ProblemError
+from optimizer.build import SparseRows, _var
 from optimizer.periods import (
+    _INF,
     PeriodProblem,
-    _Built,
     _Family,
     _grid,
     _local_errors,
-    _Rows,
-    _solve,
+    _Model,
+    _register,
+    _SegmentForm,
+    _solve_model,
     _spacing,
     plan_returns,
 )
@@ -137,102 +146,91 @@ class _NoPrices:
     named: dict = {}
 
 
+def _model(problem: Problem, measure: str, curves: list[list], alpha: float, lo: np.ndarray, hi: np.ndarray) -> _Model:
+    """The sample LP as a PuLP model: x per channel, the reserve, η and u per sample (CVaR), and
+    per (channel, sample) pair a curve column e (= x, by a row) and its return y.
+
+    Named constraints as everywhere (``budget_total``, ``group_min[g]``, ``group_max[g]``,
+    ``roi_min`` on the mean return); the linking rows and the CVaR rows
+    ``u_s − η + m Σ_c y_{c,s} − w Σ x ≥ 0`` are array rows.
+    """
+    C, S = len(curves), len(curves[0])
+    b = problem.budget
+    margin = float(problem.margin) if problem.objective == "max_profit" else 1.0
+    spend_weight = 1.0 if problem.objective == "max_profit" else 0.0
+    lp = pulp.LpProblem(f"{measure}_over_samples", pulp.LpMaximize)
+    X = [_var(lp, f"x_{i}", float(lo[i]), float(hi[i])) for i in range(C)]
+    r_hi = problem.reserve_max_share * b if problem.reserve_max_share is not None else None
+    R = _var(lp, "reserve", problem.reserve_min, r_hi)
+    cvar_on = measure == "cvar"
+    ETA = _var(lp, "eta", None if cvar_on else 0.0, None if cvar_on else 0.0)
+    U = [_var(lp, f"u_{s}", 0.0) for s in range(S)]
+    E = [_var(lp, f"e_{c}_{s}", float(lo[c]), float(hi[c])) for c in range(C) for s in range(S)]
+    Y = [_var(lp, f"y_{c}_{s}") for c in range(C) for s in range(S)]
+    cols = X + [R, ETA] + U + E + Y
+    _register(lp, cols)
+    first_e = C + 2 + S
+    e_idx = first_e + np.arange(C * S)
+    y_idx = first_e + C * S + np.arange(C * S)
+    model = _Model(lp=lp, cols=cols, y=y_idx, fixed=SparseRows(cols))
+
+    def named(key: str, terms, sense, rhs: float) -> None:
+        con = pulp.LpConstraint(pulp.LpAffineExpression(terms), sense, f"c{len(model.named)}_{key.split('[')[0]}", rhs)
+        lp.addConstraint(con)
+        model.named[key] = con
+
+    named("budget_total", [(v, 1.0) for v in X] + [(R, 1.0)], pulp.LpConstraintEQ, b)
+    for g in problem.group_names:
+        spec = problem.group(g)
+        members = [(X[i], 1.0) for i, c in enumerate(problem.channels) if c.group == g]
+        if spec.min_share is not None:
+            named(f"group_min[{g}]", members, pulp.LpConstraintGE, spec.min_share * b)
+        if spec.max_share is not None:
+            named(f"group_max[{g}]", members, pulp.LpConstraintLE, spec.max_share * b)
+    if problem.roi_min is not None:  # mean return over the samples ≥ ρ · spend
+        named("roi_min", [(v, 1.0 / S) for v in Y] + [(v, -problem.roi_min) for v in X], pulp.LpConstraintGE, 0.0)
+    pair_c = np.repeat(np.arange(C), S)
+    model.fixed.add(0.0, 0.0, np.stack([e_idx, pair_c], axis=1), np.tile([1.0, -1.0], (C * S, 1)), 2)  # e_{c,s} = x_c
+    if cvar_on:
+        ys = y_idx.reshape(C, S).T  # sample s: its C returns
+        idx = np.concatenate([np.stack([C + 2 + np.arange(S), np.full(S, C + 1)], axis=1), ys]
+                             + ([np.tile(np.arange(C), (S, 1))] if spend_weight else []), axis=1)
+        val = np.concatenate([np.tile([1.0, -1.0], (S, 1)), np.full((S, C), margin)]
+                             + ([np.full((S, C), -spend_weight)] if spend_weight else []), axis=1)
+        model.fixed.add(0.0, _INF, idx, val, idx.shape[1])
+        lp.setObjective(pulp.LpAffineExpression([(ETA, 1.0)] + [(u, -1.0 / (alpha * S)) for u in U]))
+    else:
+        lp.setObjective(pulp.LpAffineExpression([(v, margin / S) for v in Y] + [(v, -spend_weight) for v in X]))
+    return model
+
+
 def _plan_for(problem: Problem, measure: str, curves: list[list], alpha: float, start: np.ndarray,
               tol: float, max_rounds: int) -> tuple[str, np.ndarray | None]:
-    """Solve the sample LP for ``measure`` ("mean" or "cvar"); returns (status, spends)."""
+    """Solve the sample LP for ``measure`` ("mean" or "cvar"); returns (status, spends).
+
+    The curves go to HiGHS in segment form (:class:`optimizer.periods._SegmentForm`), refined
+    around the plan until the model error next to it is within ``tol`` in every sample.
+    """
     C, S = len(curves), len(curves[0])
     bounds = [channel_bounds(problem, ch) for ch in problem.channels]
     lo = np.array([b[0].value for b in bounds])
     hi = np.maximum(np.array([b[1].value for b in bounds]), lo)
     flat = [curves[c][s] if curves[c][s].is_concave else curves[c][s].envelope() for c in range(C) for s in range(S)]
-    family = _Family(flat, [])
+    family = _Family(flat)
     pair_lo, pair_hi = np.repeat(lo, S), np.repeat(hi, S)
     x = np.clip(start, lo, hi)
     allowed = tol * max(float(family.response(np.repeat(x, S)).sum()) / S, 1e-12)
-    margin = float(problem.margin) if problem.objective == "max_profit" else 1.0
-    spend_weight = 1.0 if problem.objective == "max_profit" else 0.0
-    b = problem.budget
+    model = _model(problem, measure, curves, alpha, lo, hi)
+    e_cols = C + 2 + S + np.arange(C * S)
     for rnd in range(1, max_rounds + 1):
         z = np.repeat(x, S)
         h = _spacing(family, pair_lo, pair_hi, z, allowed / S)
         pts, owner, P = _grid(pair_lo, pair_hi, z, h, None)
-        v = _values(family, pts, owner)
-        seg = np.nonzero(owner[1:] == owner[:-1])[0]
-        width = pts[seg + 1] - pts[seg]
-        slope = (v[seg + 1] - v[seg]) / width
-        seg_owner = owner[seg]
-        first = np.searchsorted(owner, np.arange(C * S))
-        base = v[first]
-        # Columns: x (C), reserve, η, u (S), δ (segments).
-        X, R, ETA = np.arange(C), C, C + 1
-        U = C + 2 + np.arange(S)
-        D = C + 2 + S + np.arange(seg.size)
-        n = C + 2 + S + seg.size
-        col_lower = np.concatenate([lo, [problem.reserve_min, -np.inf], np.zeros(S), np.zeros(seg.size)])
-        r_hi = problem.reserve_max_share * b if problem.reserve_max_share is not None else np.inf
-        col_upper = np.concatenate([hi, [r_hi, np.inf], np.full(S, np.inf), width])
-        rows = _Rows()
-        rows.add_one("budget_total", b, b, np.concatenate([X, [R]]), np.ones(C + 1))
-        # Each (channel, sample): x_c − Σ δ = p_0.
-        counts = np.bincount(seg_owner, minlength=C * S)
-        has = np.nonzero(counts > 0)[0]
-        pair_c = np.arange(C * S) // S
-        pair_s = np.arange(C * S) % S
-        if has.size:
-            lengths = counts[has] + 1
-            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-            idx = np.empty(int(lengths.sum()), np.int64)
-            val = np.empty(idx.size)
-            idx[starts], val[starts] = X[pair_c[has]], 1.0
-            row_of = np.full(C * S, -1)
-            row_of[has] = np.arange(has.size)
-            pos = starts[row_of[seg_owner]] + 1 + (np.arange(seg.size) - np.searchsorted(seg_owner, seg_owner))
-            idx[pos], val[pos] = D, -1.0
-            rows.add_csr(pts[first[has]], pts[first[has]], starts, idx, val)
-        for g in problem.group_names:
-            spec = problem.group(g)
-            members = np.array([i for i, c in enumerate(problem.channels) if c.group == g])
-            if spec.min_share is not None or spec.max_share is not None:
-                rows.add_one(f"group[{g}]", spec.min_share * b if spec.min_share is not None else -np.inf,
-                             spec.max_share * b if spec.max_share is not None else np.inf, X[members], np.ones(members.size))
-        seg_s = pair_s[seg_owner]
-        base_s = np.bincount(pair_s, base, minlength=S)
-        if problem.roi_min is not None:
-            # Mean return over samples ≥ ρ · spend.
-            rows.add_one("roi_min", -base_s.mean(), np.inf, np.concatenate([D, X]),
-                         np.concatenate([slope / S, -problem.roi_min * np.ones(C)]))
-        cost = np.zeros(n)
-        if measure == "cvar":
-            # u_s − η + margin·Σ a δ_{·,s} − w Σ x ≥ −margin·Σ base_s   (u_s ≥ η − outcome_s)
-            order = np.argsort(seg_s, kind="stable")
-            cnt = np.bincount(seg_s, minlength=S)
-            lengths = cnt + 2 + C * (spend_weight > 0)
-            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-            idx = np.empty(int(lengths.sum()), np.int64)
-            val = np.empty(idx.size)
-            for s in range(S):
-                k = starts[s]
-                idx[k], val[k] = U[s], 1.0
-                idx[k + 1], val[k + 1] = ETA, -1.0
-                segs = order[np.searchsorted(seg_s[order], s): np.searchsorted(seg_s[order], s, side="right")]
-                idx[k + 2: k + 2 + segs.size], val[k + 2: k + 2 + segs.size] = D[segs], margin * slope[segs]
-                if spend_weight:
-                    idx[k + 2 + segs.size: k + lengths[s]], val[k + 2 + segs.size: k + lengths[s]] = X, -spend_weight
-            rows.add_csr(-margin * base_s, np.full(S, np.inf), starts, idx, val)
-            cost[ETA] = 1.0
-            cost[U] = -1.0 / (alpha * S)
-        else:
-            cost[D] = margin * slope / S
-            cost[X] = -spend_weight
-        col_lower[ETA] = -np.inf if measure == "cvar" else 0.0
-        col_upper[ETA] = np.inf if measure == "cvar" else 0.0
-        built = _Built(rows=rows, n_cols=n, cost=cost, col_lower=col_lower, col_upper=col_upper, maximise=True,
-                       seg_cols=D, seg_owner=seg_owner, seg_slope=slope, seg_width=width,
-                       pair_rows=np.full(C * S, -1), pair_base=base)
-        status, sol, _, secs, _ = _solve(built)
+        form = _SegmentForm(model, e_cols, (pts, owner, family))
+        status, sol, secs, _ = _solve_model(model, e_cols, form.round())
         if status != "optimal":
             return status, None
-        x = sol[X]
+        x = sol[:C]
         z = np.repeat(x, S)
         err = _local_errors(family, P, z).reshape(C, S).sum(axis=0)  # model error per sample
         total = float(family.response(z).sum()) / S
@@ -241,12 +239,6 @@ def _plan_for(problem: Problem, measure: str, curves: list[list], alpha: float, 
         if err.max() <= allowed:
             break
     return "optimal", x
-
-
-def _values(family: _Family, pts, owner):
-    from optimizer.periods import family_values
-
-    return family_values(family, pts, owner)
 
 
 def optimize_cvar(problem: Problem, samples: dict, alpha: float = 0.1, *, tol: float = DEFAULT_TOL,
