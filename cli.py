@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import math
-import os
 import sys
 import unicodedata
 import warnings
@@ -378,8 +377,10 @@ OUTPUT = click.option("--output", "-o", type=click.Path(dir_okay=False), help="W
 @click.option("--risk", "risk", metavar="cvar:ALPHA",
               help="Plan for the bad case: maximise the mean of the worst ALPHA share of outcomes over the "
                    "bootstrap curve samples (e.g. cvar:0.1), and compare with the risk-neutral plan.")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False),
+              help="Also draw the plan against the current one to FILE (PNG, SVG, PDF; per period too).")
 @click.pass_context
-def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk):
+def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot):
     """Recommend how to split the budget of SCENARIO across its channels (and periods).
 
     Finds the global optimum of the scenario's objective under every constraint it states
@@ -395,6 +396,7 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk):
       budget allocate plan.toml --format csv > plan.csv
       budget allocate scenarios/examples/weekly.toml
       budget allocate scenarios/examples/quarterly.toml --risk cvar:0.1
+      budget allocate scenarios/examples/weekly.toml --plot plan.png
     """
     from scenarios.plan import plan_scenario
 
@@ -425,6 +427,10 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk):
         _emit(text + risk_table(extra), output)
     if not alloc.feasible:
         raise Failure(_infeasible_message(alloc), EXIT_INFEASIBLE)
+    if plot:
+        from models.plot import allocation_plot
+
+        _draw(allocation_plot, alloc.to_dict(), plot, f"{sc.name}: recommended plan")
 
 
 def _load_scenario(path, **kwargs):
@@ -641,34 +647,12 @@ def forecast_csv(fc: dict) -> str:
     return buf.getvalue()
 
 
-def forecast_plot(fc: dict, path: str, title: str) -> None:
-    """Baseline and each plan's total with P10–P90 bands, written atomically as an image."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = range(len(fc["periods"]))
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    series = [("baseline", fc["baseline"])] + [(f"{n} plan", p["total"]) for n, p in fc["plans"].items()]
-    for name, b in series:
-        ax.plot(x, b["p50"], label=name)
-        ax.fill_between(x, b["p10"], b["p90"], alpha=0.2)
-    ax.set_xticks(list(x))
-    ax.set_xticklabels(fc["periods"], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("KPI per period")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp{target.suffix}")
+def _draw(draw, data: dict, path: str, title: str) -> None:
+    """Draw a chart with ``models.plot``; a file that cannot be written is a clean error."""
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, target)
-    finally:
-        plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
+        draw(data, path, title)
+    except (OSError, ValueError) as exc:
+        raise Failure(f"Error: cannot draw {path}: {exc}", EXIT_FAILURE) from exc
 
 
 @main.command()
@@ -713,10 +697,9 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed):
     else:
         _emit(forecast_table(fc, sc.name) + "".join(f"note: {n}\n" for n in fc["notes"]), output)
     if plot:
-        try:
-            forecast_plot(fc, plot, f"{sc.name}: forecast")
-        except (OSError, ValueError) as exc:
-            raise Failure(f"Error: cannot draw {plot}: {exc}", EXIT_FAILURE) from exc
+        from models.plot import forecast_plot
+
+        _draw(forecast_plot, fc, plot, f"{sc.name}: forecast")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,28 +20,33 @@ Returns are *incremental*: ``expected_return`` is what the horizon's spend earns
 the starting carryover would earn on its own (``carryover_return``); the ROI floor and the return
 target use the same definition, so they are not flattered by spend made before the plan.
 
-The LP is a PuLP model in hypograph form, as in :mod:`optimizer.build`: variables x, e (where
-α > 0), y (one return column per pair: a (channel, period) entry, or a channel's after-horizon
-tail) and the reserve, and every limit a named PuLP constraint under the house names
-(``budget_total``, ``min_total[c]``, ``max_total[c]``, ``period_min[p]``, ``period_cap[p]`` /
-``period_max[p]``, ``group_min[g]``, ``group_max[g]``, ``roi_min``, ``target_return``; the elastic
-model of a diagnosis adds ``bounds[c,p]``, ``reserve_min``, ``reserve_max`` and
-``max_change[c,p]``). Each pair's curve enters as hypograph rows ``y_p − a_j e_p ≤ v_j − a_j p_j``
-(no segment columns, no binaries). Those rows, the carryover recursion and the pacing-change
-rows are kept as arrays (:class:`optimizer.build.SparseRows`) and go to HiGHS in one
-``addRows`` call through :class:`optimizer.solve.BulkHiGHS`; without HiGHS they become PuLP
-constraints and CBC solves (slow), and ``lp_path`` writes the full LP through PuLP.
+The LP is a PuLP model, as in :mod:`optimizer.build`: variables x, e (where α > 0), y (one
+return column per pair: a (channel, period) entry; a channel's after-horizon tail is added onto
+its last period's curve, of the same effective spend) and the reserve, and every limit a named
+PuLP constraint under the house names (``budget_total``, ``min_total[c]``, ``max_total[c]``,
+``period_min[p]``, ``period_cap[p]`` / ``period_max[p]``, ``group_min[g]``, ``group_max[g]``,
+``roi_min``, ``target_return``; the elastic model of a diagnosis adds ``bounds[c,p]``,
+``reserve_min``, ``reserve_max`` and ``max_change[c,p]``). The carryover recursion and the
+pacing-change rows are array rows (:class:`optimizer.build.SparseRows`).
+
+Each pair's curve has two equivalent LP forms on the same breakpoints p_j (values v_j, slopes
+a_j). The readable *hypograph* form, ``y_p − a_j e_p ≤ v_j − a_j p_j``, is what ``lp_path``
+writes, what CBC solves when HiGHS is missing, and what the small diagnosis LPs use. HiGHS
+gets the *segment* form (:class:`_SegmentForm`, :class:`optimizer.solve.SegmentHiGHS`): e, y
+and, with carryover, x = e_t − α e_{t−1} are written in the segment lengths
+0 ≤ δ_j ≤ p_{j+1} − p_j, so the recursion rows vanish, no hypograph row exists, and what is
+left are the coupling rows (one, the budget, when nothing else couples the pairs) over bounded
+columns; the spend bounds of carryover channels are rows added only when a solution breaks
+them. 1000 channels × 13 periods is then an LP of ~120k columns and a handful of rows that the
+interior-point method solves in about a second, where the hypograph form (258k rows) took 20.
 
 Accuracy: like :func:`optimizer.solve.optimize`, the LP is an inner (secant) approximation,
 refined around the solution (a fine window where the LP's implied marginal return says the
 optimum is, widening geometrically) until a duality bound (the LP's prices applied to the
-true curves) certifies that the plan is within ``tol`` of the true optimum. The breakpoint
-windows are built for all pairs at once with numpy.
-
-Speed (benchmarks/periods.py): 10 channels × 52 weeks solves in well under a second, but
-1000 channels × 13 periods takes tens of seconds, almost all of it inside HiGHS's
-interior-point method (its basis preconditioner on ~10-30 hypograph rows per pair); dual
-simplex is slower still on these LPs. See the benchmark for current figures.
+true curves) certifies that the plan is within ``tol`` of the true optimum. The first window
+sits at the budget's common marginal return found by a root search over all pairs (each curve
+seen in spend units), which for the benchmark problems is close enough to certify in one or
+two LPs. The breakpoint windows are built for all pairs at once with numpy.
 
 Money is rounded to the cent afterwards so that spend + reserve = budget exactly.
 """

@@ -1,0 +1,149 @@
+"""Charts: the forecast with its bands, and a plan against the current one, per channel.
+
+matplotlib is imported here only, and lazily, with the Agg backend, so the rest of the engine
+works without a display or matplotlib's import cost. Channel and scenario names are often
+Chinese (抖音, 企业微信, 小程序): matplotlib's default font has no CJK glyphs and draws them as
+boxes, so when a label needs one the first installed CJK font (:data:`CJK_FONTS`, e.g.
+Debian's ``fonts-noto-cjk`` or ``fonts-wqy-microhei``) goes in front of the default as a
+fallback; with none installed the chart is still drawn and a warning says which package to
+install. Files are written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CJK_FONTS", "allocation_plot", "cjk_font", "forecast_plot"]
+
+#: CJK font families tried in order (Linux packages first, then macOS and Windows system fonts).
+CJK_FONTS = (
+    "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "Source Han Sans CN",
+    "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Droid Sans Fallback", "AR PL UMing CN",
+    "PingFang SC", "Hiragino Sans GB", "Heiti SC", "Microsoft YaHei", "SimHei",
+)
+
+_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
+
+
+#: Parts of the file names of those fonts, to find one installed after matplotlib cached its list.
+_CJK_FILES = ("notosanscjk", "notoserifcjk", "sourcehansans", "wqy", "droidsansfallback", "uming", "ukai",
+              "pingfang", "hiragino", "msyh", "simhei", "simsun", "stheiti")
+
+
+def cjk_font() -> str | None:
+    """The first installed family of :data:`CJK_FONTS`, or None.
+
+    matplotlib caches the fonts it found when it first ran; a CJK font installed later is
+    looked for among the system's font files and added.
+    """
+    from matplotlib import font_manager
+
+    def first():
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        return next((name for name in CJK_FONTS if name in installed), None)
+
+    found = first()
+    if found is None:
+        known = {f.fname for f in font_manager.fontManager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known and any(part in os.path.basename(path).lower() for part in _CJK_FILES):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # unreadable font file: skip it
+                    continue
+        found = first()
+    return found
+
+
+def _pyplot(texts):
+    """pyplot on Agg, with a CJK fallback font when any of ``texts`` needs one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if any(_CJK.search(str(t)) for t in texts):
+        font = cjk_font()
+        if font is None:
+            logger.warning("no CJK font is installed, so Chinese names will show as boxes; install one "
+                           "(Debian: apt install fonts-noto-cjk or fonts-wqy-microhei)")
+        else:
+            families = [font] + [f for f in matplotlib.rcParams["font.sans-serif"] if f != font]
+            matplotlib.rcParams["font.sans-serif"] = families
+            matplotlib.rcParams["font.family"] = "sans-serif"
+            matplotlib.rcParams["axes.unicode_minus"] = False  # CJK fonts often lack U+2212
+    return plt
+
+
+def _save(fig, plt, path: str) -> None:
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp{target.suffix}")
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, target)
+    finally:
+        plt.close(fig)
+        if tmp.exists():
+            tmp.unlink()
+
+
+def forecast_plot(fc: dict, path: str, title: str) -> None:
+    """Baseline and each plan's total per period with P10–P90 bands (``fc`` as
+    :func:`scenarios.plan.forecast_scenario` returns it), written to ``path`` (PNG, SVG, PDF)."""
+    plt = _pyplot([title, *fc["periods"], *fc["plans"]])
+    x = range(len(fc["periods"]))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    series = [("baseline", fc["baseline"])] + [(f"{n} plan", p["total"]) for n, p in fc["plans"].items()]
+    for name, b in series:
+        ax.plot(x, b["p50"], label=name)
+        ax.fill_between(x, b["p10"], b["p90"], alpha=0.2)
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(fc["periods"], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("KPI per period")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, plt, path)
+
+
+def allocation_plot(plan: dict, path: str, title: str) -> None:
+    """Spend per channel, current against recommended (``plan`` is an allocation's
+    ``to_dict()``), and for a period plan the recommended spend per period, stacked by
+    channel; written to ``path`` (PNG, SVG, PDF)."""
+    channels = plan["channels"]
+    names = [c.get("label") or c["channel"] for c in channels]
+    periods = plan.get("periods") or []
+    plt = _pyplot([title, *names, *(p["period"] for p in periods)])
+    panels = 2 if periods else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels + 2, max(3.0, 0.35 * len(names) + 1.5)), squeeze=False)
+    ax = axes[0][0]
+    y = range(len(names))
+    height = 0.4
+    ax.barh([i + height / 2 for i in y], [c["current_spend"] for c in channels], height, label="current")
+    ax.barh([i - height / 2 for i in y], [c["spend"] for c in channels], height, label="recommended")
+    ax.set_yticks(list(y))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"spend ({plan.get('currency', '')})")
+    ax.legend()
+    if periods:
+        ax2 = axes[0][1]
+        x = range(len(periods))
+        bottom = [0.0] * len(periods)
+        for j, name in enumerate(names):
+            values = [p["channels"][j]["spend"] for p in periods]
+            ax2.bar(list(x), values, bottom=bottom, label=name)
+            bottom = [b + v for b, v in zip(bottom, values)]
+        ax2.set_xticks(list(x))
+        ax2.set_xticklabels([p["period"] for p in periods], rotation=45, ha="right", fontsize=8)
+        ax2.set_ylabel("recommended spend per period")
+        if len(names) <= 12:
+            ax2.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, plt, path)
