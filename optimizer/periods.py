@@ -1317,8 +1317,8 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
         for t in [t for _ in range(3) for t in range(1, T)]:  # a cent taken breaks the link before: sweep again
             for _ in range(100_000):
                 a, c = cents[i, t - 1], cents[i, t]
-                up = min((1 + f) * a, a + step)
-                down = max((1 - f) * a, a - step)
+                lim = min(f * a if math.isfinite(f) else math.inf, step)
+                up, down = a + lim, a - lim
                 if c > up + 1e-6:  # rose too much: raise the previous period (which lifts this
                     # one's limit by 1 + f cents, ending the chain) or else lower this one
                     if can_add(i, t - 1):

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from models.curves import ExponentialCurve, HillCurve
 from optimizer import Group, optimize
@@ -277,3 +279,23 @@ def test_lp_file_is_the_readable_hypograph_lp_and_solves_to_the_plan(tmp_path):
     # The LP's objective is the model's return (carryover included) on the same breakpoints.
     carry = plan_returns(problem, np.zeros_like(plan.period_spend))["carryover_return"]
     assert h.getInfo().objective_function_value == pytest.approx(plan.lp_return + carry, rel=1e-6)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 6), T=st.integers(1, 10), alpha=st.booleans(),
+       frac=st.sampled_from([None, 0.2, 0.5]), step=st.sampled_from([None, 3_000.0]),
+       share=st.sampled_from([None, 0.3]), tail=st.booleans())
+def test_period_plans_keep_every_limit_to_the_cent(seed, n, T, alpha, frac, step, share, tail):
+    """Any mix of carryover, change limits (ratio, absolute) and per-period shares: the plan is
+    optimal or explained, keeps every limit after rounding to the cent, conserves money and is
+    never worse than a feasible current plan."""
+    pacing = Pacing(max_change=frac, max_change_abs=step, max_share=share if share is None or T * share >= 1 else None)
+    problem = random_periods(seed, n, T, alpha=alpha, pacing=pacing, count_after_horizon=tail)
+    plan = optimize_periods(problem)
+    if plan.status != "optimal":
+        assert plan.diagnosis
+        return
+    assert_money(problem, plan)
+    assert plan_violations(problem, plan.period_spend) == []
+    if plan.current is not None and plan.current.feasible:
+        assert plan.expected_return >= plan.current.expected_return - 1e-6 * abs(plan.current.expected_return)
