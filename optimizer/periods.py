@@ -1068,7 +1068,9 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
         return alloc
     L = _layout(problem, lo, hi, lp_curves)
     family = L.family()
-    carry_base = plan_returns(problem, np.zeros_like(lo), lp_curves)["carryover_return"]
+    # What the pairs' curves (after-horizon tails included) give with no spend at all: the LP's
+    # returns are counted above it, as plan_returns counts them.
+    carry_base = float(family.response(effective_spend(problem, np.zeros_like(lo)).ravel()).sum())
     cur = problem.current()
     extra = None
     if cur is not None:
@@ -1297,6 +1299,35 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
         g = gidx[i]
         return cents[i, t] < hi_c[i, t] and row[i] < row_hi[i] and col[t] < col_hi[t] and grp[g] < g_hi[g] and total < total_hi
 
+    def make_room(i, t) -> bool:
+        """Free a cent for (i, t) under the budget, period, group or channel cap that blocks it,
+        taking it from another entry under the same caps (rounded up the most first) where
+        that breaks no limit."""
+        if cents[i, t] >= hi_c[i, t]:
+            return False
+        g = gidx[i]
+        scope = cents > lo_c
+        if col[t] >= col_hi[t]:
+            scope[:, np.arange(T) != t] = False
+        if grp[g] >= g_hi[g]:
+            scope[gidx != g, :] = False
+        if row[i] >= row_hi[i]:
+            scope[np.arange(C) != i, :] = False
+        scope[i, t] = False
+        cand = np.argwhere(scope)
+        if not cand.size:
+            return False
+        over = (cents - raw)[cand[:, 0], cand[:, 1]]
+        for j, u in cand[np.argsort(-over, kind="stable")[:500]].tolist():
+            if can_take(j, u) and change_ok(j, u, cents[j, u] - 1):
+                take(j, u)
+                return True
+        return False
+
+    def raise_to(i, t, need) -> None:
+        while cents[i, t] < need and (room(i, t) or (make_room(i, t) and room(i, t))):
+            add(i, t)
+
     # Change limits between periods (ratio and absolute): rounding both ends down can break
     # them, and along a chain of periods each at its limit (spend growing by the most it may,
     # period after period) the shortfall compounds. The LP's plan keeps every limit, so
@@ -1307,13 +1338,10 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
         f = frac[i] if math.isfinite(frac[i]) else math.inf
         step = absolute[i] * 100 if math.isfinite(absolute[i]) else math.inf
         for t in range(T - 1, 0, -1):
-            need = max(math.ceil(cents[i, t] / (1 + f) - 1e-9), cents[i, t] - step)
-            while cents[i, t - 1] < need and room(i, t - 1):
-                add(i, t - 1)
+            raise_to(i, t - 1, max(math.ceil(cents[i, t] / (1 + f) - 1e-9), cents[i, t] - step))
         for t in range(1, T):
-            need = max(math.ceil((1 - f) * cents[i, t - 1] - 1e-9) if math.isfinite(f) else 0, cents[i, t - 1] - step)
-            while cents[i, t] < need and room(i, t):
-                add(i, t)
+            raise_to(i, t, max(math.ceil((1 - f) * cents[i, t - 1] - 1e-9) if math.isfinite(f) else 0,
+                               cents[i, t - 1] - step))
         for t in [t for _ in range(3) for t in range(1, T)]:  # a cent taken breaks the link before: sweep again
             for _ in range(100_000):
                 a, c = cents[i, t - 1], cents[i, t]
