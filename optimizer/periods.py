@@ -69,7 +69,7 @@ with warnings.catch_warnings():
     import pulp
 
 from models.curves import CurveSet, ExponentialCurve, HillCurve, ResponseCurve
-from optimizer.build import Objective, SparseRows, _var
+from optimizer.build import FLOOR_MARGIN, Objective, SparseRows, _var
 from optimizer.errors import ProblemError
 from optimizer.problem import OBJECTIVES, BudgetMixin, Group, Problem, channel_bounds
 from optimizer.result import Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary, money, pct
@@ -615,7 +615,7 @@ class _Round:
 
 
 def _model(problem: PeriodProblem, L: _Layout, carry_base: float, *, objective: Objective | None = None,
-           with_floors: bool = True, elastic: bool = False) -> _Model:
+           with_floors: bool = True, elastic: bool = False, floor_margin: float = FLOOR_MARGIN) -> _Model:
     """Variables, named constraints and the fixed array rows of the period LP (hypograph form).
 
     ``y_p`` is the return of pair p (a (channel, period) entry or a channel's after-horizon
@@ -742,10 +742,12 @@ def _model(problem: PeriodProblem, L: _Layout, carry_base: float, *, objective: 
                 for lo_, up_, val in (up, down):
                     model.fixed.add(lo_, up_, idx, val, 2)
     Y = [(v, 1.0) for v in ycols]
+    # Return floors get a hair of margin (FLOOR_MARGIN, as in optimizer.build) so that rounding
+    # spends to the cent cannot push the plan under them (more when it did: see optimize_periods).
     if with_floors and problem.roi_min is not None:
-        add("roi_min", Y + [(v, -problem.roi_min) for v in X], GE, carry_base)
+        add("roi_min", Y + [(v, -problem.roi_min * (1 + floor_margin)) for v in X], GE, carry_base)
     if with_floors and problem.objective == "min_spend" and problem.target_return is not None:
-        add("target_return", Y, GE, problem.target_return + carry_base)
+        add("target_return", Y, GE, problem.target_return * (1 + floor_margin) + carry_base)
     if elastic:
         # Where several limits could give way by the same amount, name the change limit: pacing
         # smooths a plan, the other limits are money the planner has or must spend.
@@ -1028,7 +1030,8 @@ def _local_errors(family: _Family, P: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rounds: int = 10,
-                     lp_path: str | None = None, curves: Sequence[ResponseCurve] | None = None) -> PeriodAllocation:
+                     lp_path: str | None = None, curves: Sequence[ResponseCurve] | None = None,
+                     floor_margin: float = FLOOR_MARGIN) -> PeriodAllocation:
     """Find the per-period plan with the best objective under every constraint of ``problem``.
 
     Parameters
@@ -1042,8 +1045,10 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
     lp_path
         Write the last LP to this file (debugging).
     curves
-        Plan on these per-period curves instead of the channels' own (one per channel; used by
-        :mod:`optimizer.risk` for the mean curves).
+        Plan on these per-period curves instead of the channels' own (one per channel).
+    floor_margin
+        Relative margin on the ROI floor and the return target, so that rounding to the cent
+        keeps them; raised automatically (and the plan redone) when rounding still broke one.
 
     Returns
     -------
@@ -1089,7 +1094,7 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
     allowed = tol * max(float(family.response(np.clip(first, L.pair_lo, L.pair_hi)).sum()), 1e-12)
     solver_seconds, rounds = 0.0, 0
     sol = None
-    model = _model(problem, L, carry_base)
+    model = _model(problem, L, carry_base, floor_margin=floor_margin)
     for rounds in range(1, max_rounds + 1):
         h = _spacing(family, L.pair_lo, L.pair_hi, target, allowed)
         pts, owner, P = _grid(L.pair_lo, L.pair_hi, target, h, extra)
@@ -1138,7 +1143,25 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
     if mode == "envelope":
         alloc.warnings.insert(0, "some curves are S-shaped; the plan was made on their concave envelope, which "
                               "overstates their return at low spend (multi-period planning has no exact mode)")
+    short = _floor_shortfall(problem, alloc)
+    if short > 0 and floor_margin < 1e-2:
+        # Rounding to the cent (or an S-curve's envelope) took the plan under a return floor:
+        # plan again with the floor raised by more than it missed.
+        logger.debug("return floor missed by %.3g after rounding; planning with margin %.3g", short,
+                     max(10 * floor_margin, 4 * short))
+        return optimize_periods(problem, tol=tol, max_rounds=max_rounds, lp_path=lp_path, curves=curves,
+                                floor_margin=max(10 * floor_margin, 4 * short))
     return alloc
+
+
+def _floor_shortfall(problem: PeriodProblem, alloc: PeriodAllocation) -> float:
+    """By what share the plan misses its ROI floor or return target on the true curves (0: it does not)."""
+    short = 0.0
+    if problem.roi_min is not None and alloc.spend > 0 and alloc.roi is not None and problem.roi_min > 0:
+        short = max(short, 1.0 - alloc.roi / problem.roi_min)
+    if problem.objective == "min_spend" and problem.target_return is not None and problem.target_return > 0:
+        short = max(short, 1.0 - alloc.expected_return / problem.target_return)
+    return short if short > 1e-9 else 0.0
 
 
 def _implied_marginals(rnd: _Round, family: _Family, z: np.ndarray):
@@ -1299,14 +1322,16 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
         g = gidx[i]
         return cents[i, t] < hi_c[i, t] and row[i] < row_hi[i] and col[t] < col_hi[t] and grp[g] < g_hi[g] and total < total_hi
 
-    def make_room(i, t) -> bool:
+    def make_room(i, t, keep_out=None) -> bool:
         """Free a cent for (i, t) under the budget, period, group or channel cap that blocks it,
-        taking it from another entry under the same caps (rounded up the most first) where
-        that breaks no limit."""
+        taking it from another entry under the same caps (rounded up the most first, never one
+        in ``keep_out``) where that breaks no limit."""
         if cents[i, t] >= hi_c[i, t]:
             return False
         g = gidx[i]
         scope = cents > lo_c
+        if keep_out is not None:
+            scope &= ~np.broadcast_to(keep_out, scope.shape)
         if col[t] >= col_hi[t]:
             scope[:, np.arange(T) != t] = False
         if grp[g] >= g_hi[g]:
@@ -1375,17 +1400,26 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
             i, t = divmod(k, T)
             if can_add(i, t):
                 add(i, t)
-    # Lower limits left short by rounding down.
-    for mask_fn, short_fn in (
-        (lambda i, t: row[i] < row_lo[i], None),
-        (lambda i, t: col[t] < col_lo[t], None),
-        (lambda i, t: grp[gidx[i]] < g_lo[gidx[i]], None),
+    # Lower limits left short by rounding down: a cent where it breaks nothing, or else moved
+    # from an entry outside the short limit but under the same cap (a period at its cash cap,
+    # say, gives a cent of another group to the group below its minimum).
+    channel_ix, period_ix = np.arange(C)[:, None], np.arange(T)[None, :]
+    for short, outside in (
+        (lambda i, t: row[i] < row_lo[i], lambda i, t: channel_ix == i),
+        (lambda i, t: col[t] < col_lo[t], lambda i, t: period_ix == t),
+        (lambda i, t: grp[gidx[i]] < g_lo[gidx[i]], lambda i, t: (gidx == gidx[i])[:, None]),
         (lambda i, t: total < total_lo, None),
     ):
         for k in order.tolist():
             i, t = divmod(k, T)
-            while mask_fn(i, t) and can_add(i, t):
-                add(i, t)
+            while short(i, t):
+                if can_add(i, t):
+                    add(i, t)
+                elif (outside is not None and cents[i, t] < hi_c[i, t] and change_ok(i, t, cents[i, t] + 1)
+                      and make_room(i, t, outside(i, t)) and can_add(i, t)):
+                    add(i, t)
+                else:
+                    break
     return cents
 
 

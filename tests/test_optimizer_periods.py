@@ -316,3 +316,26 @@ def test_roi_floor_holds_when_the_tail_of_the_starting_carryover_is_counted():
     assert_money(problem, plan)
     assert plan.roi >= 1.5
     assert plan_violations(problem, plan.period_spend) == []
+
+
+def test_group_minimum_kept_to_the_cent_when_every_period_is_at_its_cash_cap():
+    """Rounding left a group 2 cents under its minimum while every period sat at its cap: the
+    cents must move from another group in the same period (found by fuzzing)."""
+    problem = random_periods(7896, 6, 6, pacing=Pacing(max_change=0.1, max_share=0.3, cap=60_000.0), roi_min=0.8,
+                             groups=(Group("g1", max_share=0.2), Group("g0", min_share=0.1)))
+    plan = optimize_periods(problem)
+    assert_money(problem, plan)
+    assert np.allclose(plan.period_spend.sum(axis=0), 60_000.0, atol=0.011)
+    assert plan_violations(problem, plan.period_spend) == []
+
+
+def test_roi_floor_survives_rounding_of_a_tiny_plan():
+    """A floor that leaves only ~¥300 to spend: rounding to the cent moved ROI by 2e-5, more
+    than the floor's margin, so the plan is redone with a larger one (found by fuzzing)."""
+    problem = random_periods(4903, 1, 9, pacing=Pacing(max_change=0.2, max_change_abs=1000.0, max_share=0.15, cap=60_000.0),
+                             roi_min=0.8)
+    plan = optimize_periods(problem)
+    assert_money(problem, plan)
+    assert 0 < plan.spend < 1_000.0
+    assert plan.roi >= 0.8
+    assert plan_violations(problem, plan.period_spend) == []
