@@ -396,6 +396,7 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot):
       budget allocate plan.toml --format csv > plan.csv
       budget allocate scenarios/examples/weekly.toml
       budget allocate scenarios/examples/quarterly.toml --risk cvar:0.1
+      budget allocate scenarios/examples/weekly.toml --risk cvar:0.1
       budget allocate scenarios/examples/weekly.toml --plot plan.png
     """
     from scenarios.plan import plan_scenario
@@ -411,9 +412,6 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot):
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--risk") from None
     sc = _run(ctx, _load_scenario, scenario, budget=budget)
-    if risk_alpha is not None and sc.horizon_spec is not None:
-        raise Failure("Error: --risk plans a single horizon; this scenario has a [horizon] (plan it without "
-                      "--risk: its return interval is reported)", EXIT_USAGE)
     plan = _run(ctx, plan_scenario, sc, exact=exact, lp_path=lp_file, risk_alpha=risk_alpha)
     alloc, extra = plan.allocation, plan.extra
     if fmt == "json":

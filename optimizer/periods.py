@@ -615,13 +615,18 @@ class _Round:
 
 
 def _model(problem: PeriodProblem, L: _Layout, carry_base: float, *, objective: Objective | None = None,
-           with_floors: bool = True, elastic: bool = False, floor_margin: float = FLOOR_MARGIN) -> _Model:
-    """Variables, named constraints and the fixed array rows of the period LP (hypograph form).
+           with_floors: bool = True, elastic: bool = False, floor_margin: float = FLOOR_MARGIN,
+           samples: int = 1) -> _Model:
+    """Variables, named constraints and the fixed array rows of the period LP.
 
-    ``y_p`` is the return of pair p (a (channel, period) entry or a channel's after-horizon
-    tail); the hypograph rows ``y_p − a_j e_p ≤ v_j − a_j p_j`` of :func:`_hypograph` keep it at
-    most the secant interpolant of the pair's curve. Returns are incremental, so the return
-    floors read Σ y − carryover return ≥ ….
+    ``y_p`` is the return of pair p (a (channel, period) entry; the after-horizon tail rides on
+    the last period's); hypograph rows or segments (:func:`_hypograph`, :class:`_SegmentForm`)
+    keep it at most the secant interpolant of the pair's curve of e_p. Returns are
+    incremental, so the return floors read Σ y − carryover return ≥ ….
+
+    With ``samples`` S > 1 (curve samples, :mod:`optimizer.risk`) every pair has S returns
+    y_{p,s} (index p·S + s), one per sample curve of the same e_p, and the objective and the
+    floors take their mean; ``carry_base`` is then the mean base too.
     """
     C, T = L.x.shape
     b = problem.budget
@@ -647,8 +652,9 @@ def _model(problem: PeriodProblem, L: _Layout, carry_base: float, *, objective: 
         lower[ecols], upper[ecols] = -_INF, _INF
     cols = [_var(lp, nm, None if not math.isfinite(lo) else float(lo), None if not math.isfinite(up) else float(up))
             for nm, lo, up in zip(names.tolist(), lower.tolist(), upper.tolist())]
-    ycols = [_var(lp, f"y_{p}") for p in range(n_pairs)]
-    y = L.n_cols + np.arange(n_pairs)
+    S = samples
+    ycols = [_var(lp, f"y_{p}" if S == 1 else f"y_{p}_{s}") for p in range(n_pairs) for s in range(S)]
+    y = L.n_cols + np.arange(n_pairs * S)
     cols += ycols
     _register(lp, cols)  # columns that only appear in array rows must be known to PuLP
     model = _Model(lp=lp, cols=cols, y=y, fixed=SparseRows(cols),
@@ -741,7 +747,7 @@ def _model(problem: PeriodProblem, L: _Layout, carry_base: float, *, objective: 
             else:
                 for lo_, up_, val in (up, down):
                     model.fixed.add(lo_, up_, idx, val, 2)
-    Y = [(v, 1.0) for v in ycols]
+    Y = [(v, 1.0 / S) for v in ycols]
     # Return floors get a hair of margin (FLOOR_MARGIN, as in optimizer.build) so that rounding
     # spends to the cent cannot push the plan under them (more when it did: see optimize_periods).
     if with_floors and problem.roi_min is not None:
@@ -756,7 +762,7 @@ def _model(problem: PeriodProblem, L: _Layout, carry_base: float, *, objective: 
     else:
         terms = []
         if obj.return_weight:
-            terms += [(v, obj.return_weight) for v in ycols]
+            terms += [(v, obj.return_weight / S) for v in ycols]
         if obj.spend_weight:
             terms += [(v, obj.spend_weight) for v in X]
         lp.setObjective(pulp.LpAffineExpression(terms))
@@ -804,21 +810,28 @@ class _SegmentForm:
     columns that are linear in the e's can be substituted too (:meth:`substitute`).
     """
 
-    def __init__(self, model: _Model, e: np.ndarray, grid):
+    def __init__(self, model: _Model, e: np.ndarray, grid, values: np.ndarray | None = None):
         pts, owner, family = grid
         self.model, self.pts, self.owner = model, pts, owner
-        self.values = v = family_values(family, pts, owner)
+        # ``values``: the curves at the points, one column per sample when pair p has several
+        # returns y_{p,s} = model.y[p·S + s] (curve samples of the same e_p: one set of segments
+        # serves them all, since each sample's secants are filled in the same order).
+        V = (family_values(family, pts, owner) if values is None else values).reshape(pts.size, -1)
+        S = V.shape[1]
+        ys = model.y.reshape(e.size, S)
         seg = np.nonzero(owner[1:] == owner[:-1])[0]
         self.seg_owner = o = owner[seg]
         self.width = pts[seg + 1] - pts[seg]
-        self.slope = (v[seg + 1] - v[seg]) / self.width
+        slopes = (V[seg + 1] - V[seg]) / self.width[:, None]
+        self.values, self.slope = V[:, 0], slopes[:, 0]
         first = np.searchsorted(owner, np.arange(e.size))
         self.q0 = pts[first]
         k = np.arange(seg.size)
         n = len(model.cols)
-        self.entries = [(e[o], k, np.ones(seg.size)), (model.y[o], k, self.slope)]
+        self.entries = [(e[o], k, np.ones(seg.size))] + [(ys[o, s], k, slopes[:, s]) for s in range(S)]
         self.offset = np.zeros(n)
-        self.offset[e], self.offset[model.y] = self.q0, v[first]
+        self.offset[e] = self.q0
+        self.offset[ys] = V[first]
         self.replaced = np.zeros(n, bool)
         self.replaced[e] = self.replaced[model.y] = True
         self.bound_rows = np.zeros(n, bool)
@@ -1439,14 +1452,15 @@ def _summarise_current(problem: PeriodProblem) -> PlanSummary | None:
                        violations=tuple(violations))
 
 
-def _report(problem, alloc: PeriodAllocation, lo, hi, x, curves, sol, model: _Model) -> PeriodAllocation:
+def _report(problem, alloc: PeriodAllocation, lo, hi, x, curves, sol, model: _Model,
+            guard_current: bool = True) -> PeriodAllocation:
     C, T = lo.shape
     b = problem.budget
     cents = to_cents(problem, lo, hi, x)
     spends = cents / 100.0
     ev = plan_returns(problem, spends, curves)
     current = _summarise_current(problem)
-    if current is not None and current.feasible:
+    if guard_current and current is not None and current.feasible:
         cur = problem.current()
         if objective_value(problem, float(spends.sum()), ev["total"]) < objective_value(
             problem, current.spend, current.expected_return

@@ -14,12 +14,19 @@ segments), under the same budget, reserve, channel and group limits as the risk-
 problem. The risk-neutral plan it is compared with maximises the *mean* of R over the same
 samples, so the trade-off is exact: the neutral plan has the higher mean, the averse one the
 higher CVaR. The ROI floor, if any, applies to the mean return.
+
+:func:`optimize_cvar_periods` does the same for a period plan, on the period LP of
+:mod:`optimizer.periods` with one return per (channel, period, sample). The samples of a pair
+share its breakpoints: each sample's return is its own slopes on the same segment columns
+(concave curves fill them in the same order), so S samples add S return columns per pair and
+S CVaR rows, not S copies of the model.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import warnings
@@ -31,27 +38,36 @@ with warnings.catch_warnings():
     import pulp
 
 from optimizer.errors import ProblemError
-from optimizer.build import SparseRows, _var
+from optimizer.build import Objective, SparseRows, _var
 from optimizer.periods import (
     _INF,
+    PERIOD_TOL,
+    AfterHorizonCurve,
     PeriodProblem,
+    _empty,
     _Family,
     _grid,
+    _layout,
     _local_errors,
     _Model,
     _register,
     _SegmentForm,
     _solve_model,
     _spacing,
+    effective_spend,
+    family_values,
+    optimize_periods,
     plan_returns,
 )
+from optimizer.periods import _model as _period_model
+from optimizer.periods import _report as _period_report
 from optimizer.problem import Problem, channel_bounds
-from optimizer.result import Allocation
+from optimizer.result import Allocation, PeriodAllocation
 from optimizer.solve import DEFAULT_TOL, _report, initial_pieces, optimize, to_cents
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RiskPlans", "optimize_cvar", "return_distribution", "cvar"]
+__all__ = ["RiskPlans", "optimize_cvar", "optimize_cvar_periods", "return_distribution", "cvar"]
 
 
 def cvar(values, alpha: float) -> float:
@@ -148,11 +164,11 @@ class _NoPrices:
 
 def _model(problem: Problem, measure: str, curves: list[list], alpha: float, lo: np.ndarray, hi: np.ndarray) -> _Model:
     """The sample LP as a PuLP model: x per channel, the reserve, η and u per sample (CVaR), and
-    per (channel, sample) pair a curve column e (= x, by a row) and its return y.
+    a return y_{c,s} per channel and sample (index c·S + s) on that sample's curve of x_c.
 
     Named constraints as everywhere (``budget_total``, ``group_min[g]``, ``group_max[g]``,
-    ``roi_min`` on the mean return); the linking rows and the CVaR rows
-    ``u_s − η + m Σ_c y_{c,s} − w Σ x ≥ 0`` are array rows.
+    ``roi_min`` on the mean return); the CVaR rows ``u_s − η + m Σ_c y_{c,s} − w Σ x ≥ 0`` are
+    array rows.
     """
     C, S = len(curves), len(curves[0])
     b = problem.budget
@@ -165,13 +181,10 @@ def _model(problem: Problem, measure: str, curves: list[list], alpha: float, lo:
     cvar_on = measure == "cvar"
     ETA = _var(lp, "eta", None if cvar_on else 0.0, None if cvar_on else 0.0)
     U = [_var(lp, f"u_{s}", 0.0) for s in range(S)]
-    E = [_var(lp, f"e_{c}_{s}", float(lo[c]), float(hi[c])) for c in range(C) for s in range(S)]
     Y = [_var(lp, f"y_{c}_{s}") for c in range(C) for s in range(S)]
-    cols = X + [R, ETA] + U + E + Y
+    cols = X + [R, ETA] + U + Y
     _register(lp, cols)
-    first_e = C + 2 + S
-    e_idx = first_e + np.arange(C * S)
-    y_idx = first_e + C * S + np.arange(C * S)
+    y_idx = C + 2 + S + np.arange(C * S)
     model = _Model(lp=lp, cols=cols, y=y_idx, fixed=SparseRows(cols))
 
     def named(key: str, terms, sense, rhs: float) -> None:
@@ -189,8 +202,6 @@ def _model(problem: Problem, measure: str, curves: list[list], alpha: float, lo:
             named(f"group_max[{g}]", members, pulp.LpConstraintLE, spec.max_share * b)
     if problem.roi_min is not None:  # mean return over the samples ≥ ρ · spend
         named("roi_min", [(v, 1.0 / S) for v in Y] + [(v, -problem.roi_min) for v in X], pulp.LpConstraintGE, 0.0)
-    pair_c = np.repeat(np.arange(C), S)
-    model.fixed.add(0.0, 0.0, np.stack([e_idx, pair_c], axis=1), np.tile([1.0, -1.0], (C * S, 1)), 2)  # e_{c,s} = x_c
     if cvar_on:
         ys = y_idx.reshape(C, S).T  # sample s: its C returns
         idx = np.concatenate([np.stack([C + 2 + np.arange(S), np.full(S, C + 1)], axis=1), ys]
@@ -215,30 +226,43 @@ def _plan_for(problem: Problem, measure: str, curves: list[list], alpha: float, 
     bounds = [channel_bounds(problem, ch) for ch in problem.channels]
     lo = np.array([b[0].value for b in bounds])
     hi = np.maximum(np.array([b[1].value for b in bounds]), lo)
-    flat = [curves[c][s] if curves[c][s].is_concave else curves[c][s].envelope() for c in range(C) for s in range(S)]
-    family = _Family(flat)
-    pair_lo, pair_hi = np.repeat(lo, S), np.repeat(hi, S)
-    x = np.clip(start, lo, hi)
-    allowed = tol * max(float(family.response(np.repeat(x, S)).sum()) / S, 1e-12)
+    family = _Family([r if r.is_concave else r.envelope() for row in curves for r in row])
     model = _model(problem, measure, curves, alpha, lo, hi)
-    e_cols = C + 2 + S + np.arange(C * S)
+    status, sol, *_ = _refine(model, np.arange(C), lo, hi, family, S, np.clip(start, lo, hi), tol, max_rounds, measure)
+    return (status, None) if sol is None else (status, sol[:C])
+
+
+def _refine(model: _Model, e: np.ndarray, lo: np.ndarray, hi: np.ndarray, family: _Family, S: int,
+            start: np.ndarray, tol: float, max_rounds: int, label: str):
+    """Solve a sample LP (pairs with curve columns ``e`` in [lo, hi], S sample curves each:
+    ``family`` curve p·S + s) in segment form, refining one grid per pair, fine enough for its
+    most curved sample, until the model error next to the plan is within ``tol`` in every
+    sample. Every sample's return is its own slopes on the pair's segment columns (concave
+    curves fill them in the same order), so samples add no column or row beyond their returns.
+
+    Returns (status, column values, rounds, seconds, solver name).
+    """
+    n = e.size
+    lo_s, hi_s = np.repeat(lo, S), np.repeat(hi, S)
+    z = start
+    allowed = tol * max(abs(float(family.response(np.repeat(z, S)).sum())) / S, 1e-12)
+    t0 = time.perf_counter()
     for rnd in range(1, max_rounds + 1):
-        z = np.repeat(x, S)
-        h = _spacing(family, pair_lo, pair_hi, z, allowed / S)
-        pts, owner, P = _grid(pair_lo, pair_hi, z, h, None)
-        form = _SegmentForm(model, e_cols, (pts, owner, family))
-        status, sol, secs, _ = _solve_model(model, e_cols, form.round())
+        h = _spacing(family, lo_s, hi_s, np.repeat(z, S), allowed / S).reshape(n, S).min(axis=1)
+        pts, owner, P = _grid(lo, hi, z, h, None)
+        values = np.stack([family_values(family, pts, owner * S + s) for s in range(S)], axis=1)
+        form = _SegmentForm(model, e, (pts, owner, None), values=values)
+        status, sol, secs, solver = _solve_model(model, e, form.round())
         if status != "optimal":
-            return status, None
-        x = sol[:C]
-        z = np.repeat(x, S)
-        err = _local_errors(family, P, z).reshape(C, S).sum(axis=0)  # model error per sample
-        total = float(family.response(z).sum()) / S
-        logger.debug("%s round %d: worst sample model error %.3g (allowed %.3g), LP %.3fs", measure, rnd, err.max(), allowed, secs)
+            return status, None, rnd, time.perf_counter() - t0, solver
+        z = np.clip(sol[e], lo, hi)
+        err = _local_errors(family, np.repeat(P, S, axis=0), np.repeat(z, S)).reshape(n, S).sum(axis=0)
+        total = float(family.response(np.repeat(z, S)).sum()) / S
+        logger.debug("%s round %d: worst sample model error %.3g (allowed %.3g), LP %.3fs", label, rnd, err.max(), allowed, secs)
         allowed = tol * max(abs(total), 1e-12)
         if err.max() <= allowed:
             break
-    return "optimal", x
+    return "optimal", sol, rnd, time.perf_counter() - t0, solver
 
 
 def optimize_cvar(problem: Problem, samples: dict, alpha: float = 0.1, *, tol: float = DEFAULT_TOL,
@@ -293,6 +317,92 @@ def _allocation(problem: Problem, x: np.ndarray, measure: str) -> Allocation:
     pieces = initial_pieces(problem, bounds, exact=False)
     base = Allocation(scenario=problem.name, status="optimal", objective=problem.objective, budget=problem.budget,
                       currency=problem.currency, mode="cvar" if measure == "cvar" else "sample_mean")
-    alloc = _report(problem, bounds, pieces, _NoPrices(), to_cents(problem, bounds, x) / 100.0, base)
+    # A plan for the bad case may well score below today's plan on the point curves: no fallback.
+    alloc = _report(problem, bounds, pieces, _NoPrices(), to_cents(problem, bounds, x) / 100.0, base, guard_current=False)
     alloc.solver_name = "HiGHS"
+    return alloc
+
+
+# --------------------------------------------------------------------------------------------
+# Period plans
+
+
+def optimize_cvar_periods(problem: PeriodProblem, samples: dict, alpha: float = 0.1, *, tol: float = PERIOD_TOL,
+                          max_rounds: int = 8) -> RiskPlans:
+    """:func:`optimize_cvar` for a period plan: the best CVaR_α of the horizon's return.
+
+    ``samples`` are per-period curves (``{channel: [curve_1, …, curve_S]}``); in sample s the
+    plan earns Σ_{c,t} eff_{c,t} r_{c,s}(e_{c,t}) (plus the tails when the problem counts them)
+    above what the starting carryover earns alone, with the problem's own carryover recursion,
+    efficiencies and pacing. Both plans keep every limit of ``problem``; they are reported on
+    its own curves, like the point plan, with their spread over the samples in ``risk``.
+    """
+    if problem.objective not in ("max_return", "max_profit"):
+        raise ProblemError("CVaR planning needs the max_return or max_profit objective")
+    if not 0 < alpha <= 1:
+        raise ProblemError(f"alpha must be in (0, 1], got {alpha}")
+    curves = _sample_matrix([c.name for c in problem.channels], samples)
+    point = optimize_periods(problem)
+    if point.status != "optimal":
+        return RiskPlans(neutral=point, averse=point, alpha=alpha, neutral_stats={}, averse_stats={}, samples=len(curves[0]))
+    plans, stats = {}, {}
+    for measure in ("mean", "cvar"):
+        plans[measure] = _period_plan(problem, measure, curves, alpha, point.period_spend, tol, max_rounds)
+        values = sample_returns(plans[measure], samples, problem=problem)
+        if problem.objective == "max_profit":
+            values = float(problem.margin) * values - plans[measure].spend
+        stats[measure] = _stats(values, alpha)
+    return RiskPlans(neutral=plans["mean"], averse=plans["cvar"], alpha=alpha, neutral_stats=stats["mean"],
+                     averse_stats=stats["cvar"], samples=len(curves[0]))
+
+
+def _period_plan(problem: PeriodProblem, measure: str, curves: list[list], alpha: float, start: np.ndarray,
+                 tol: float, max_rounds: int) -> PeriodAllocation:
+    """The period plan with the best sample mean or CVaR: the period LP of
+    :func:`optimizer.periods._model` with one return per (pair, sample), curves in segment form."""
+    C, T, S = len(problem.channels), problem.T, len(curves[0])
+    lo, hi = problem.entry_bounds()
+    L = _layout(problem, lo, hi, [c.curve for c in problem.channels])
+    eff = problem.efficiency()
+    own = [[r if r.is_concave else r.envelope() for r in row] for row in curves]
+    flat = [own[c][s].scaled(float(eff[c, t])) for c in range(C) for t in range(T) for s in range(S)]
+    tails, tail_pair = [], []
+    if problem.count_after_horizon:
+        for c, ch in enumerate(problem.channels):
+            if ch.alpha > 0:
+                tails += [AfterHorizonCurve(own[c][s], ch.alpha, ch.tail_efficiency) for s in range(S)]
+                tail_pair += [(c * T + T - 1) * S + s for s in range(S)]
+    family = _Family(flat, tails, tail_pair)
+    none = effective_spend(problem, np.zeros_like(lo)).ravel()
+    base = family.response(np.repeat(none, S)).reshape(C * T, S).sum(axis=0)  # each sample's return without spend
+    objective = Objective.for_problem(problem)
+    model = _period_model(problem, L, float(base.mean()), objective=objective, samples=S)
+    if measure == "cvar":
+        # max η − 1/(αS) Σ u_s  s.t.  u_s ≥ η − outcome_s, outcome_s = m (Σ_p y_{p,s} − base_s) − w Σ x
+        lp = model.lp
+        eta = _var(lp, "eta")
+        U = [_var(lp, f"u_{s}", 0.0) for s in range(S)]
+        first = len(model.cols)
+        model.cols += [eta] + U
+        _register(lp, [eta] + U)
+        m, w = objective.return_weight, -objective.spend_weight
+        ys = model.y.reshape(C * T, S).T  # sample s: its C·T returns
+        idx = [np.stack([first + 1 + np.arange(S), np.full(S, first)], axis=1), ys]
+        val = [np.tile([1.0, -1.0], (S, 1)), np.full(ys.shape, m)]
+        if w:
+            idx.append(np.tile(L.x.ravel(), (S, 1)))
+            val.append(np.full((S, L.x.size), -w))
+        idx, val = np.concatenate(idx, axis=1), np.concatenate(val, axis=1)
+        model.fixed.add(m * base, _INF, idx, val, idx.shape[1])
+        lp.setObjective(pulp.LpAffineExpression([(eta, 1.0)] + [(u, -1.0 / (alpha * S)) for u in U]))
+    start_e = np.clip(effective_spend(problem, start).ravel(), L.pair_lo, L.pair_hi)
+    status, sol, rounds, seconds, solver = _refine(model, L.pair_e, L.pair_lo, L.pair_hi, family, S, start_e, tol,
+                                                   max_rounds, f"{measure} (periods)")
+    if status != "optimal":
+        raise ProblemError(f"the {measure} plan over the samples is {status} although the point plan is feasible")
+    alloc = _empty(problem, "cvar" if measure == "cvar" else "sample_mean")
+    # A plan for the bad case may well score below today's plan on the point curves: no fallback.
+    alloc = _period_report(problem, alloc, lo, hi, sol[L.x], [c.curve for c in problem.channels], sol, model,
+                           guard_current=False)
+    alloc.solver_name, alloc.iterations, alloc.solver_seconds = solver, rounds, seconds
     return alloc

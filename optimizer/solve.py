@@ -772,7 +772,10 @@ def objective_value(problem: Problem, spend: float, ret: float) -> float:
     return ret
 
 
-def _report(problem: Problem, bounds, pieces, model: Model, xs: np.ndarray, base: Allocation) -> Allocation:
+def _report(problem: Problem, bounds, pieces, model: Model, xs: np.ndarray, base: Allocation,
+            guard_current: bool = True) -> Allocation:
+    """Round ``xs`` to the cent and report it on the true curves (``guard_current``: fall back
+    to a feasible current plan that scores better, which only an envelope plan can need)."""
     alloc = base
     alloc.status = "optimal"
     current = _summarise_current(problem, bounds)
@@ -780,7 +783,7 @@ def _report(problem: Problem, bounds, pieces, model: Model, xs: np.ndarray, base
     spends = cents / 100.0
     returns = np.array([float(c.curve.response(x)) for c, x in zip(problem.channels, spends)])
     cur_spends = np.array([c.current for c in problem.channels], dtype=float)
-    if current.feasible and objective_value(problem, float(spends.sum()), float(returns.sum())) < objective_value(
+    if guard_current and current.feasible and objective_value(problem, float(spends.sum()), float(returns.sum())) < objective_value(
         problem, current.spend, current.expected_return
     ) - 1e-9 * max(1.0, abs(current.expected_return)):
         # Only possible on an S-curve's envelope: never hand back a plan worse than today's.

@@ -53,6 +53,17 @@ def curve_samples(scenario, per_period: bool = False) -> dict | None:
     return out
 
 
+def _period_samples(scenario, problem, samples: dict) -> dict:
+    """Per-period curve samples for every channel of a period problem: a channel with written
+    curves enters with its (split) curve in every sample."""
+    S = len(next(iter(samples.values())))
+    out = dict(samples)
+    for c in problem.channels:
+        if c.name not in scenario.fitted_channels:
+            out[c.name] = [c.curve] * S
+    return out
+
+
 def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
                   risk_alpha: float | None = None) -> ScenarioPlan:
     """Solve a scenario (single horizon or period by period).
@@ -67,29 +78,32 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
         Write the final LP to this file.
     risk_alpha
         Plan for the bad case: maximise CVaR at this level over the bootstrap curve samples
-        (single horizon only).
+        (over the whole horizon for a period plan).
 
     Raises
     ------
     ScenarioError
-        ``risk_alpha`` without curve samples, or with a ``[horizon]``.
+        ``risk_alpha`` without curve samples.
     """
     from optimizer import optimize
     from optimizer.periods import optimize_periods
-    from optimizer.risk import optimize_cvar, return_distribution
+    from optimizer.risk import optimize_cvar, optimize_cvar_periods, return_distribution
     from scenarios.horizon import period_problem
 
     periodic = scenario.horizon_spec is not None
     if risk_alpha is not None:
-        if periodic:
-            raise ScenarioError(["risk: CVaR plans a single horizon; this scenario has a [horizon] (plan it "
-                                 "without a risk measure: its return interval is reported)"], scenario.name)
-        samples = curve_samples(scenario)
+        samples = curve_samples(scenario, per_period=periodic)
         if samples is None:
             raise ScenarioError(["risk: needs curve samples: fit the curves from history ([history] or [model]) "
                                  "with bootstrap > 0"], scenario.name)
-        plans = optimize_cvar(scenario.problem, samples, risk_alpha)
-        result = ScenarioPlan(plans.averse, False,
+        if periodic:
+            problem = period_problem(scenario, scenario.horizon_spec)
+            plans = optimize_cvar_periods(problem, _period_samples(scenario, problem, samples), risk_alpha)
+            plans.averse.notes.extend(problem.notes)
+        else:
+            problem = None
+            plans = optimize_cvar(scenario.problem, samples, risk_alpha)
+        result = ScenarioPlan(plans.averse, periodic, period_problem=problem,
                               extra={"risk": plans.risk, "risk_neutral": plans.neutral.to_dict()})
     elif periodic:
         problem = period_problem(scenario, scenario.horizon_spec)
@@ -104,11 +118,7 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
         samples = curve_samples(scenario, per_period=periodic)
         if samples is not None:
             if periodic:
-                S = len(next(iter(samples.values())))
-                # Written horizon curves enter a period plan split per period.
-                for c in result.period_problem.channels:
-                    if c.name not in scenario.fitted_channels:
-                        samples[c.name] = [c.curve] * S
+                samples = _period_samples(scenario, result.period_problem, samples)
                 result.extra["return_interval"] = return_distribution(alloc, samples, problem=result.period_problem)
             else:
                 result.extra["return_interval"] = return_distribution(alloc, samples)

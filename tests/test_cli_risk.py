@@ -46,3 +46,19 @@ def test_risk_needs_samples_and_a_valid_spec(runner):
     assert r.exit_code == 3 and "risk: needs curve samples" in r.stderr
     r = runner.invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--risk", "var:2"])
     assert r.exit_code == 2 and "cvar:0.1" in r.stderr
+
+
+@pytest.mark.slow
+def test_cvar_period_plan_for_a_weekly_horizon(runner):
+    """`--risk` on a [horizon] scenario plans every week for the bad case of the whole horizon."""
+    r = runner.invoke(main, ["allocate", str(example_path("weekly.toml")), "--risk", "cvar:0.1", "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    neutral, averse = d["risk"]["neutral"], d["risk"]["averse"]
+    assert averse["cvar"] >= neutral["cvar"] * (1 - 1e-5)
+    assert neutral["mean"] >= averse["mean"] * (1 - 1e-5)
+    assert len(d["periods"]) == 13 and len(d["risk_neutral"]["periods"]) == 13
+    cents = sum(round(c["spend"] * 100) for p in d["periods"] for c in p["channels"])
+    assert cents + round(d["reserve"] * 100) == round(d["budget"] * 100)
+    t = runner.invoke(main, ["allocate", str(example_path("weekly.toml")), "--risk", "cvar:0.1"])
+    assert t.exit_code == 0 and "Spend per period" in t.stdout and "risk-averse (best CVaR 0.1)" in t.stdout

@@ -8,8 +8,8 @@ import pytest
 
 from models.curves import HillCurve
 from optimizer import Channel, Problem, optimize
-from optimizer.periods import PeriodChannel, PeriodProblem, optimize_periods
-from optimizer.risk import cvar, optimize_cvar, return_distribution
+from optimizer.periods import Pacing, PeriodChannel, PeriodProblem, optimize_periods, plan_violations
+from optimizer.risk import cvar, optimize_cvar, optimize_cvar_periods, return_distribution
 
 
 def risky_problem(S=60, seed=0):
@@ -89,3 +89,52 @@ def test_distribution_of_a_period_plan_follows_the_recursion():
     assert dist["p50"] == pytest.approx(plan.expected_return, rel=1e-9)
     assert dist["mean"] == pytest.approx(plan.expected_return, rel=1e-9)
     assert dist["cvar"] == pytest.approx(0.8 * plan.expected_return, rel=1e-9)
+
+
+def risky_periods(S=40, seed=0, **kw):
+    """Three weeks; a risky channel with carryover, a safe one, a middling one with a peak."""
+    rng = np.random.default_rng(seed)
+    chans = (
+        PeriodChannel(name="douyin", curve=HillCurve(beta=4e5, k=1e5, s=0.9), alpha=0.4, carryover=2e4),
+        PeriodChannel(name="wecom", curve=HillCurve(beta=3e5, k=1e5, s=0.9)),
+        PeriodChannel(name="popup", curve=HillCurve(beta=2.5e5, k=7e4, s=0.8), efficiency=(0.8, 1.4, 1.0)),
+    )
+    problem = PeriodProblem(periods=("w1", "w2", "w3"), channels=chans, budget=600_000.0, **kw)
+    risky = np.exp(rng.normal(0.0, 0.6, S))
+    risky /= risky.mean()
+    samples = {
+        "douyin": [chans[0].curve.scaled(m) for m in risky],
+        "wecom": [chans[1].curve.scaled(m) for m in np.exp(rng.normal(0.0, 0.05, S))],
+        "popup": [chans[2].curve.scaled(m) for m in np.exp(rng.normal(0.0, 0.1, S))],
+    }
+    return problem, samples
+
+
+@pytest.mark.parametrize("kw", [{}, {"count_after_horizon": True, "roi_min": 0.5,
+                                     "pacing": Pacing(max_share=0.45, max_change=0.8)}])
+def test_period_cvar_plan_trades_mean_for_a_better_bad_case(kw):
+    problem, samples = risky_periods(**kw)
+    plans = optimize_cvar_periods(problem, samples, alpha=0.1)
+    n, a = plans.risk["neutral"], plans.risk["averse"]
+    assert plans.averse.spend_of("douyin") < plans.neutral.spend_of("douyin") - 1_000
+    assert a["cvar"] >= n["cvar"] * (1 - 1e-5)
+    assert a["p10"] >= n["p10"]
+    assert a["mean"] <= n["mean"] * (1 + 1e-5)
+    for plan in (plans.neutral, plans.averse):
+        assert plan.period_spend.shape == (3, 3)
+        assert plan_violations(problem, plan.period_spend) == []
+        assert round(plan.period_spend.sum() * 100) + round(plan.reserve * 100) == round(problem.budget * 100)
+    json.dumps(plans.to_dict())
+
+
+def test_period_mean_plan_on_identical_samples_is_the_point_plan():
+    """With every sample equal to the point curves, the sample-mean plan is the point plan and
+    its return spread is a point mass (the per-sample LP adds nothing and loses nothing)."""
+    problem, _ = risky_periods()
+    same = {c.name: [c.curve] * 5 for c in problem.channels}
+    plans = optimize_cvar_periods(problem, same, alpha=0.2)
+    point = optimize_periods(problem)
+    assert plans.neutral.expected_return == pytest.approx(point.expected_return, rel=5e-5)
+    assert plans.averse.expected_return == pytest.approx(point.expected_return, rel=5e-5)
+    st = plans.risk["neutral"]
+    assert st["p10"] == pytest.approx(st["p90"], rel=1e-12)
