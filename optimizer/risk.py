@@ -27,9 +27,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
-
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,8 +36,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import pulp
 
-from optimizer.errors import ProblemError
 from optimizer.build import Objective, SparseRows, _var
+from optimizer.errors import ProblemError
 from optimizer.periods import (
     _INF,
     PERIOD_TOL,

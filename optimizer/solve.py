@@ -141,7 +141,7 @@ class BulkHiGHS(pulp.HiGHS):
 class Substitution:
     """Columns of a PuLP model written as ``offset + M·δ`` in new columns ``0 ≤ δ ≤ width``.
 
-    The multi-period planner's curves are piecewise linear in segments: a pair's effective
+    The period and CVaR planners' curves are piecewise linear in segments: a pair's effective
     spend is its first breakpoint plus the lengths of the segments it fills, and its return
     the first value plus slope × length. Handing HiGHS those segment lengths instead of the
     model's spend, effective-spend and return columns (and their hypograph rows) leaves an LP

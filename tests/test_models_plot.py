@@ -5,7 +5,6 @@ a file is only ever replaced whole."""
 import logging
 import warnings
 
-import pytest
 from click.testing import CliRunner
 
 from cli import main
