@@ -160,6 +160,11 @@ def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
     fc = forecast(model, plans, periods, seed=seed)
     fc["scenario"] = scenario.name
     fc["notes"] = []
+    if plan.periodic and plan.period_problem is not None and np.any(np.abs(plan.period_problem.efficiency() - 1.0) > 1e-9):
+        fc["notes"].append(
+            "the period plan was made with a seasonal efficiency per period (see allocate's notes); the media "
+            "return here is the fitted model's, which has no such multiplier, so the two differ by it"
+        )
     if plan.periodic and alloc.count_after_horizon:
         fc["notes"].append(
             f"the recommended period plan also earns {alloc.after_horizon_return:,.0f} after the horizon through "
