@@ -78,8 +78,10 @@ from optimizer.solve import (
     SegmentHiGHS,
     Substitution,
     bulk_solver,
+    drop_rows,
     objective_value,
     run_lp,
+    segment_prices,
     shared_violations,
 )
 
@@ -880,17 +882,6 @@ def _segments(problem: PeriodProblem, model: _Model, L: _Layout, grid) -> _Round
     return form.round()
 
 
-#: HiGHS options for the period LP (measured on benchmarks/periods.py). In segment form the
-#: columns are many and bounded and presolve only spends time on them. Up to some tens of
-#: thousands of segments dual simplex is fastest (10 × 52 weeks: 0.05 s an LP against 0.3 s);
-#: beyond, the interior-point method (1000 × 13: 1 s against 10 s).
-_SIMPLEX_UP_TO = 40_000
-
-
-def _highs_options(n_segments: int) -> dict:
-    return {"solver": "simplex" if n_segments <= _SIMPLEX_UP_TO else "ipm", "presolve": "off"}
-
-
 def _solve_model(model: _Model, e: np.ndarray, rnd: _Round, lp_path: str | None = None, options: dict | None = None):
     """Solve with HiGHS through PuLP (segment form, or hypograph rows in bulk), or CBC when
     HiGHS is missing (hypograph rows as PuLP constraints); ``e`` are the pairs' curve columns.
@@ -902,9 +893,9 @@ def _solve_model(model: _Model, e: np.ndarray, rnd: _Round, lp_path: str | None 
     rows = rnd.rows
     if lp_path:
         write_lp(model, e, rnd, lp_path)
-    opts = _highs_options(rnd.points.size) if options is None else options
+    opts = {} if options is None else options
     if rnd.sub is not None and pulp.HiGHS().available():
-        solver = SegmentHiGHS(rows, rnd.sub, msg=False, **opts)
+        solver = SegmentHiGHS(rows, rnd.sub, msg=False, **opts)  # it picks the method by the LP's size
     else:
         if rnd.sub is not None:  # no HiGHS: the hypograph rows, for CBC
             hyp = _hypograph(model, e, (rnd.points, rnd.owner, None), rnd.values)
@@ -916,7 +907,7 @@ def _solve_model(model: _Model, e: np.ndarray, rnd: _Round, lp_path: str | None 
     finally:
         if rows.constraints is not None:
             rows.read_solution()
-            _drop(model.lp, rows)
+            drop_rows(model.lp, rows)
     if status != "optimal":
         return status, None, seconds, solver.name
     if rnd.sub is not None and rnd.sub.reduced is not None:
@@ -931,14 +922,7 @@ def write_lp(model: _Model, e: np.ndarray, rnd: _Round, path: str) -> None:
     rows = rnd.rows if rnd.sub is None else _hypograph(model, e, (rnd.points, rnd.owner, None), rnd.values).rows
     rows.materialise(model.lp)
     model.lp.writeLP(path)
-    _drop(model.lp, rows)
-
-
-def _drop(lp: pulp.LpProblem, rows: SparseRows) -> None:
-    """Take materialised array rows out of the PuLP model again (the next round has others)."""
-    for con in rows.constraints or []:
-        lp._constraints.pop(con.name, None)
-    rows.constraints = None
+    drop_rows(model.lp, rows)
 
 
 def _register(lp: pulp.LpProblem, variables: list) -> None:
@@ -1180,11 +1164,7 @@ def _floor_shortfall(problem: PeriodProblem, alloc: PeriodAllocation) -> float:
 def _implied_marginals(rnd: _Round, family: _Family, z: np.ndarray):
     """Each pair's marginal return as the LP prices it, the price κ of return, and the prices π of e.
 
-    Segment form: a segment j of pair p has reduced cost d_j = π_p − κ a_j (HiGHS minimises):
-    its column differs from the pair's other segments only in its slope a_j, which multiplies
-    the return's price κ (objective weight plus the return floors' duals). Two segments of a
-    pair give κ, the same for every pair; then π_p = d_j + κ a_j, and π_p / κ is where a
-    partly filled segment's slope sits: the implied marginal.
+    Segment form: from the segments' reduced costs (:func:`optimizer.solve.segment_prices`).
 
     Hypograph form: stationarity in the free column y_p makes the duals μ of pair p's rows sum
     to κ, and in e_p their slope-weighted sum π_p = Σ μ_j a_j is the price of its effective spend.
@@ -1192,23 +1172,11 @@ def _implied_marginals(rnd: _Round, family: _Family, z: np.ndarray):
     n = family.n
     fallback = family.marginal(z), None, np.zeros(n)
     if rnd.reduced is not None:
-        d, o, a = np.nan_to_num(rnd.reduced), rnd.seg_owner, rnd.seg_slope
-        if o.size < 2:
+        implied, kappa, pi = segment_prices(rnd.reduced, rnd.seg_owner, rnd.seg_slope, n)
+        if kappa is None:
             return fallback
-        # κ from each pair's steepest and flattest segment.
-        first = np.searchsorted(o, np.arange(n))
-        last = np.searchsorted(o, np.arange(n), side="right") - 1
-        ok = (last > first) & (a[np.maximum(first, 0)] - a[np.maximum(last, 0)] > 1e-9 * np.abs(a[np.maximum(first, 0)]))
-        ok &= last >= 0
-        if not ok.any():
-            return fallback
-        f, l_ = first[ok], last[ok]
-        kappa = float(np.median(-(d[f] - d[l_]) / (a[f] - a[l_])))
-        if not kappa > 0:
-            return fallback
-        pi = np.bincount(o, weights=d + kappa * a, minlength=n) / np.maximum(np.bincount(o, minlength=n), 1)
-        has = np.bincount(o, minlength=n) > 0
-        implied = np.where(has, pi / kappa, family.marginal(z))
+        has = np.isfinite(implied)
+        implied = np.where(has, implied, family.marginal(z))
         return implied, kappa, np.where(has, pi, kappa * implied)
     duals = rnd.duals
     if duals is None or duals.size != rnd.row_owner.size:

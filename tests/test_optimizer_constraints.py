@@ -132,3 +132,28 @@ def test_points_curve_is_used_exactly():
     wecom = next(c for c in a.channels if c.channel == "wecom")
     curve = next(c.curve for c in base().channels if c.name == "wecom")
     assert wecom.expected_return == pytest.approx(float(curve.response(wecom.spend)))
+
+
+@pytest.mark.parametrize("kw", [{}, {"roi_min": 1.3, "groups": (Group("content", min_share=0.45),)}])
+def test_segment_lp_matches_the_hypograph_lp_solved_by_cbc(monkeypatch, tmp_path, kw):
+    """HiGHS gets the curves as segment columns; the LP file and CBC (no HiGHS) the readable
+    hypograph rows. Same optimum both ways, and the LP file solves to the plan's LP value."""
+    import highspy
+    import pulp
+
+    problem = replace(base(), **kw)
+    path = tmp_path / "plan.lp"
+    fast = optimize(problem, lp_path=str(path))
+    assert fast.status == "optimal" and fast.solver_name == "HiGHS"
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.readModel(str(path))
+    h.run()
+    assert "budget_total" in path.read_text()
+    assert h.getInfo().objective_function_value == pytest.approx(fast.lp_return, rel=1e-7)
+    monkeypatch.setattr(pulp.HiGHS, "available", lambda self: False)
+    slow = optimize(problem)
+    assert slow.solver_name != fast.solver_name
+    assert fast.expected_return == pytest.approx(slow.expected_return, rel=1e-5)
+    for ch in problem.channels:
+        assert spend(fast, ch.name) == pytest.approx(spend(slow, ch.name), abs=1e-3 * problem.budget)
