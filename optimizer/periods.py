@@ -513,7 +513,6 @@ class _Layout:
     x: np.ndarray  # channels × periods
     e: np.ndarray  # channels × periods (== x where α = 0)
     reserve: int
-    tail_channels: np.ndarray  # channels whose after-horizon return is in the model
     tail_pair: np.ndarray  # the pair (each such channel's last period) that carries the tail
     col_lower: np.ndarray
     col_upper: np.ndarray
@@ -560,7 +559,7 @@ def _layout(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, curves) -> _
     pair_curves = [curves[i].scaled(float(eff[i, t])) for i in range(C) for t in range(T)]
     tails = [AfterHorizonCurve(curves[i], problem.channels[i].alpha, problem.channels[i].tail_efficiency) for i in tail_channels]
     return _Layout(
-        n_cols=n, x=x, e=e, reserve=reserve, tail_channels=tail_channels, tail_pair=tail_channels * T + T - 1,
+        n_cols=n, x=x, e=e, reserve=reserve, tail_pair=tail_channels * T + T - 1,
         col_lower=col_lower, col_upper=col_upper, pair_e=e.ravel(), pair_lo=elo.ravel(),
         pair_hi=np.maximum(ehi.ravel(), elo.ravel()), curves=pair_curves, tails=tails,
     )
@@ -597,11 +596,8 @@ class _Round:
     row_slope: np.ndarray = None
     rows: SparseRows = None
     first_row: int = 0
-    sub: Substitution = None  # segment form
-    seg_owner: np.ndarray = None
-    seg_slope: np.ndarray = None
-    duals: np.ndarray = None  # after the solve: hypograph rows' duals, or
-    reduced: np.ndarray = None  # the segments' reduced costs
+    sub: Substitution = None  # segment form (after the solve: its reduced costs)
+    duals: np.ndarray = None  # hypograph form, after the solve: the rows' duals
 
     def interpolant(self, z: np.ndarray) -> np.ndarray:
         """Each pair's secant interpolant at ``z`` (the minimum of its segment lines)."""
@@ -857,9 +853,8 @@ class _SegmentForm:
         rows, cols, vals = (np.concatenate(part) for part in zip(*self.entries))
         M = sparse.csr_matrix((vals, (rows, cols)), shape=(len(self.model.cols), self.width.size))
         sub = Substitution(cols=self.model.cols, M=M, offset=self.offset, replaced=self.replaced,
-                           bound_rows=self.bound_rows, width=self.width)
-        return _Round(points=self.pts, values=self.values, owner=self.owner, rows=self.model.fixed, sub=sub,
-                      seg_owner=self.seg_owner, seg_slope=self.slope)
+                           bound_rows=self.bound_rows, width=self.width, owner=self.seg_owner, slope=self.slope)
+        return _Round(points=self.pts, values=self.values, owner=self.owner, rows=self.model.fixed, sub=sub)
 
 
 def _segments(problem: PeriodProblem, model: _Model, L: _Layout, grid) -> _Round:
@@ -910,9 +905,7 @@ def _solve_model(model: _Model, e: np.ndarray, rnd: _Round, lp_path: str | None 
             drop_rows(model.lp, rows)
     if status != "optimal":
         return status, None, seconds, solver.name
-    if rnd.sub is not None and rnd.sub.reduced is not None:
-        rnd.reduced = rnd.sub.reduced
-    elif rows.duals is not None:
+    if rnd.sub is None and rows.duals is not None:
         rnd.duals = rows.duals[rnd.first_row: rnd.first_row + rnd.row_owner.size]
     return "optimal", rows.col_values, seconds, solver.name
 
@@ -1171,8 +1164,8 @@ def _implied_marginals(rnd: _Round, family: _Family, z: np.ndarray):
     """
     n = family.n
     fallback = family.marginal(z), None, np.zeros(n)
-    if rnd.reduced is not None:
-        implied, kappa, pi = segment_prices(rnd.reduced, rnd.seg_owner, rnd.seg_slope, n)
+    if rnd.sub is not None and rnd.sub.reduced is not None:
+        implied, kappa, pi = segment_prices(rnd.sub.reduced, rnd.sub.owner, rnd.sub.slope, n)
         if kappa is None:
             return fallback
         has = np.isfinite(implied)
@@ -1274,10 +1267,12 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
                 return False
         return True
 
-    def can_add(i, t):
+    def room(i, t):  # a cent more at (i, t) breaks no upper limit but perhaps a change limit
         g = gidx[i]
-        return (cents[i, t] < hi_c[i, t] and row[i] < row_hi[i] and col[t] < col_hi[t] and grp[g] < g_hi[g]
-                and total < total_hi and change_ok(i, t, cents[i, t] + 1))
+        return cents[i, t] < hi_c[i, t] and row[i] < row_hi[i] and col[t] < col_hi[t] and grp[g] < g_hi[g] and total < total_hi
+
+    def can_add(i, t):
+        return room(i, t) and change_ok(i, t, cents[i, t] + 1)
 
     def add(i, t):
         nonlocal total
@@ -1298,10 +1293,6 @@ def to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarr
         col[t] -= 1
         grp[gidx[i]] -= 1
         total -= 1
-
-    def room(i, t):  # a cent more at (i, t) breaks no upper limit but perhaps a change limit
-        g = gidx[i]
-        return cents[i, t] < hi_c[i, t] and row[i] < row_hi[i] and col[t] < col_hi[t] and grp[g] < g_hi[g] and total < total_hi
 
     def make_room(i, t, keep_out=None) -> bool:
         """Free a cent for (i, t) under the budget, period, group or channel cap that blocks it,

@@ -237,7 +237,7 @@ class SegmentHiGHS(BulkHiGHS):
         # only when a solution breaks them (see callSolver): few of them ever bind.
         bound_pos = pos[sub.bound_rows]
         self._bounds = (G[bound_pos].tocsr(), lower[bound_pos] - g[bound_pos], upper[bound_pos] - g[bound_pos])
-        self._G, self._g, self._kept = G, g, kept
+        self._G, self._g, self._kept, self._A = G, g, kept, A
         c2 = G.T @ cost
         col_lo = np.concatenate([lower[kept], np.zeros(m)])
         col_hi = np.concatenate([upper[kept], sub.width])
@@ -301,9 +301,10 @@ class SegmentHiGHS(BulkHiGHS):
             var.varValue = v
         duals_new = np.asarray(sol.row_dual, float)  # the bound rows added last are not the model's rows
         duals = np.where(self._row_map >= 0, duals_new[np.maximum(self._row_map, 0)], 0.0)
+        activity = self._A @ values
         for r, con in enumerate(lp._constraints.values()):
             con.pi = float(duals[r])
-            act = sum(values[var.index] * a for var, a in con.items())
+            act = float(activity[r])
             con.slack = -(act + con.constant) if con.sense == pulp.LpConstraintLE else act + con.constant
         if len(self.rows):
             self.rows.duals = duals[self._first_row:]
@@ -377,9 +378,7 @@ def solve_model(model: Model, lp_path: str | None = None, segments: bool = False
     solver = SegmentHiGHS(SparseRows([]), sub, msg=False)
     status, seconds = run_lp(model.lp, solver)
     if status == "optimal" and sub.reduced is not None:
-        owner, slope = sub.owner, sub.slope
-        implied, _, _ = segment_prices(sub.reduced, owner, slope, len(model.x))
-        model.marginals = np.where(np.bincount(owner, minlength=len(model.x)) > 0, implied, np.nan)
+        model.marginals, _, _ = segment_prices(sub.reduced, sub.owner, sub.slope, len(model.x))
     return status, seconds, solver.name
 
 
@@ -422,13 +421,11 @@ def segment_form(model: Model) -> "Substitution | None":
         k += w.size
     M = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(segs))), shape=(len(cols), k))
     n = len(cols)
-    sub = Substitution(cols=cols, M=M, offset=np.array(offset), replaced=np.ones(n, bool),
-                       bound_rows=np.arange(n) % 2 == 0, width=np.concatenate(width))
-    # Pair of each segment: the channel's index in model.x.
-    index_of = {id(v): j for j, v in enumerate(model.x)}
-    sub.owner = np.array([index_of[id(x)] for x, *_ in curves])[np.concatenate(owner)]
-    sub.slope = np.concatenate(slope)
-    return sub
+    index_of = {id(v): j for j, v in enumerate(model.x)}  # pair of each segment: its channel in model.x
+    return Substitution(cols=cols, M=M, offset=np.array(offset), replaced=np.ones(n, bool),
+                        bound_rows=np.arange(n) % 2 == 0, width=np.concatenate(width),
+                        owner=np.array([index_of[id(x)] for x, *_ in curves])[np.concatenate(owner)],
+                        slope=np.concatenate(slope))
 
 
 def segment_prices(reduced: np.ndarray, owner: np.ndarray, slope: np.ndarray, n: int):
