@@ -12,6 +12,8 @@ import io
 import json
 import logging
 import math
+import os
+import signal
 import sys
 import unicodedata
 import warnings
@@ -700,5 +702,41 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed):
         _draw(forecast_plot, fc, plot, f"{sc.name}: forecast")
 
 
+def _guard_stdout() -> None:
+    """Keep file descriptor 1 for our results only.
+
+    Native libraries write to fd 1 behind Python's back (a solver banner, cmdstan's chatter),
+    and whatever they write there corrupts the JSON or CSV a scheduler reads. So fd 1 becomes a
+    copy of stderr for everyone else, and ``sys.stdout`` alone writes to the real stdout.
+    """
+    try:
+        sys.stdout.flush()
+        real = os.dup(1)
+        os.dup2(2, 1)
+    except (OSError, ValueError, AttributeError):
+        return
+    old = sys.stdout
+    sys.stdout = open(real, "w", encoding=getattr(old, "encoding", None) or "utf-8",  # noqa: SIM115
+                      errors=getattr(old, "errors", None) or "strict",
+                      buffering=1 if os.isatty(real) else -1, closefd=True)
+
+
+def run() -> None:
+    """The `budget` console script: :func:`main` with stdout kept clean and Unix pipe manners.
+
+    A reader that goes away (``budget allocate … | head -1``) ends the command quietly, as it
+    does other Unix tools (SIGPIPE), instead of a BrokenPipeError traceback.
+    """
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    _guard_stdout()
+    try:
+        main()
+    except BrokenPipeError:  # platforms without SIGPIPE
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_FAILURE)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()

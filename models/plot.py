@@ -3,10 +3,10 @@
 matplotlib is imported here only, and lazily, with the Agg backend, so the rest of the engine
 works without a display or matplotlib's import cost. Channel and scenario names are often
 Chinese (抖音, 企业微信, 小程序): matplotlib's default font has no CJK glyphs and draws them as
-boxes, so when a label needs one the first installed CJK font (:data:`CJK_FONTS`, e.g.
-Debian's ``fonts-noto-cjk`` or ``fonts-wqy-microhei``) goes in front of the default as a
-fallback; with none installed the chart is still drawn and a warning says which package to
-install. Files are written atomically (temporary file, then rename).
+boxes, so when a label needs one a CJK font goes in front of the default as a fallback:
+Noto Sans CJK SC, which the ``mplfonts`` dependency ships (pip installs it; no system font
+needed), else the first installed one of :data:`CJK_FONTS`. With none at all the chart is
+still drawn and a warning says what to install. Files are written atomically (temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -35,11 +35,33 @@ _CJK_FILES = ("notosanscjk", "notoserifcjk", "sourcehansans", "wqy", "droidsansf
               "pingfang", "hiragino", "msyh", "simhei", "simsun", "stheiti")
 
 
+#: The Noto Sans CJK SC font that the ``mplfonts`` package ships (a dependency), so charts draw
+#: Chinese names on every machine, with or without system fonts.
+BUNDLED_FONT = "fonts/NotoSansCJKsc-Regular.otf"
+
+
+def _add_bundled_font(font_manager) -> None:
+    """Register the bundled CJK font with matplotlib (found without importing ``mplfonts``,
+    whose import pulls in its command-line helpers)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mplfonts")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / BUNDLED_FONT
+        if path.is_file():
+            try:
+                font_manager.fontManager.addfont(str(path))
+            except (OSError, RuntimeError, ValueError) as exc:  # a damaged install: fall back to system fonts
+                logger.debug("cannot load the bundled CJK font %s: %s", path, exc)
+            return
+
+
 def cjk_font() -> str | None:
     """The first installed family of :data:`CJK_FONTS`, or None.
 
-    matplotlib caches the fonts it found when it first ran; a CJK font installed later is
-    looked for among the system's font files and added.
+    The font bundled through the ``mplfonts`` dependency comes first; without it (a damaged
+    install) the system's fonts are searched, including ones installed after matplotlib cached
+    its font list.
     """
     from matplotlib import font_manager
 
@@ -48,6 +70,9 @@ def cjk_font() -> str | None:
         return next((name for name in CJK_FONTS if name in installed), None)
 
     found = first()
+    if found is None:
+        _add_bundled_font(font_manager)
+        found = first()
     if found is None:
         known = {f.fname for f in font_manager.fontManager.ttflist}
         for path in font_manager.findSystemFonts():
@@ -70,8 +95,8 @@ def _pyplot(texts):
     if any(_CJK.search(str(t)) for t in texts):
         font = cjk_font()
         if font is None:
-            logger.warning("no CJK font is installed, so Chinese names will show as boxes; install one "
-                           "(Debian: apt install fonts-noto-cjk or fonts-wqy-microhei)")
+            logger.warning("no CJK font is available, so Chinese names will show as boxes; reinstall the "
+                           "mplfonts package (pip install mplfonts) or install a system CJK font")
         else:
             families = [font] + [f for f in matplotlib.rcParams["font.sans-serif"] if f != font]
             matplotlib.rcParams["font.sans-serif"] = families

@@ -44,9 +44,10 @@ _banner_silenced = False
 
 
 def _silence_highs_banner() -> None:
-    """highspy writes a copyright banner to file descriptor 1 (stdout) the first time a Highs
-    object is made; stdout carries our JSON and CSV, so make that first object with fds 1 and 2
-    pointed at /dev/null."""
+    """highspy writes a banner to file descriptor 1 (stdout) when the first Highs object of a
+    process is made (1.16: "Running HiGHS 1.16.0 …", two lines), before any option can be set
+    on it; stdout carries our JSON and CSV, so make that first object with fds 1 and 2 pointed
+    at /dev/null. Every solver of this module calls this before it makes a Highs object."""
     global _banner_silenced
     if _banner_silenced:
         return
@@ -92,6 +93,12 @@ class BulkHiGHS(pulp.HiGHS):
         super().__init__(**kwargs)
         self.rows = rows
         self._first_row = 0
+
+    def createAndConfigureSolver(self, lp):
+        _silence_highs_banner()  # every Highs object of ours is made here (or in bulk_solver)
+        super().createAndConfigureSolver(lp)
+        # msg=False sets output_flag; log_to_console too, for versions that log before reading it.
+        lp.solverModel.setOptionValue("log_to_console", False)
 
     def buildSolverModel(self, lp):
         import highspy
