@@ -1,5 +1,9 @@
 """`budget`: the command line over the engine. The only module that prints, exits or logs setup.
 
+Each command parses its flags, checks every output path before any work, calls one library
+function and renders the result with :mod:`scenarios.render`. Results go to stdout (or
+``--output``), everything else to stderr.
+
 Exit codes (documented in README and `budget --help`):
   0 ok · 1 unexpected failure · 2 usage error · 3 invalid input (every problem listed) ·
   4 infeasible plan (explained).
@@ -7,15 +11,11 @@ Exit codes (documented in README and `budget --help`):
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
 import os
 import signal
 import sys
-import unicodedata
 import warnings
 from pathlib import Path
 
@@ -57,6 +57,11 @@ EXIT_CODES_HELP = (
     "listed); 4 infeasible plan (the conflicting constraints are explained)."
 )
 
+#: Chart formats ``--plot`` writes (chosen by the file's extension).
+PLOT_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
+#: Problems listed before the rest are counted instead (a file can have thousands).
+PROBLEMS_SHOWN = 40
+
 logger = logging.getLogger("budget")
 
 
@@ -68,6 +73,14 @@ class Failure(Exception):
         self.code = code
 
 
+def _problem_lines(source: str, problems: list[str]) -> str:
+    lines = [f"Error: {source}: {len(problems)} problem(s)"]
+    lines += [f"  - {p}" for p in problems[:PROBLEMS_SHOWN]]
+    if len(problems) > PROBLEMS_SHOWN:
+        lines.append(f"  … and {len(problems) - PROBLEMS_SHOWN:,} more")
+    return "\n".join(lines)
+
+
 def _run(ctx: click.Context, fn, *args, **kwargs):
     """Call into the library; map its typed errors to messages and exit codes in one place."""
     from models.errors import HistoryError, ModelFileError
@@ -77,9 +90,7 @@ def _run(ctx: click.Context, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (ScenarioError, HistoryError) as exc:
-        lines = [f"Error: {exc.source}: {len(exc.problems)} problem(s)"]
-        lines += [f"  - {p}" for p in exc.problems]
-        raise Failure("\n".join(lines), EXIT_INPUT) from exc
+        raise Failure(_problem_lines(exc.source, exc.problems), EXIT_INPUT) from exc
     except ModelFileError as exc:
         raise Failure(f"Error: {exc}", EXIT_INPUT) from exc
     except SolverError as exc:
@@ -107,6 +118,31 @@ class BudgetGroup(click.Group):
             ctx.exit(EXIT_FAILURE)
 
 
+# --------------------------------------------------------------------------------------------
+# stderr: logs, Python warnings, progress
+
+
+class _Format(logging.Formatter):
+    """``warning: …`` for our own warnings; the logger's name only at -vv."""
+
+    def __init__(self, detailed: bool):
+        super().__init__()
+        self.detailed = detailed
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if self.detailed:
+            return f"{record.levelname} {record.name}: {message}"
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        return message
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings become log lines: plain words, no source paths (-q silences them)."""
+    logging.getLogger("py.warnings").warning("%s", message)
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING
     if quiet:
@@ -116,12 +152,57 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     elif verbose >= 2:
         level = logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_Format(detailed=verbose >= 2))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("cmdstanpy", "prophet", "matplotlib", "pulp"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # What the user should know even without -v: files written, progress of long work.
+    logger.setLevel(logging.ERROR if quiet else min(level, logging.INFO))
+    warnings.showwarning = _show_warning
+
+
+def _say(message: str, *args) -> None:
+    """A line for the person at the terminal or the job's log (stderr; -q silences it)."""
+    logger.info(message, *args)
+
+
+class ProgressBar:
+    """Progress on stderr: a bar on a terminal, else a line every 10% (for a job's log).
+
+    ``update(done, total)``; -q silences the lines.
+    """
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+        self.done = 0
+        self.next_line = 0.0
+
+    def __enter__(self):
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            if total and done / total >= self.next_line:
+                _say("%s: %d/%d", self.label, done, total)
+                self.next_line = math.floor(done / total * 10 + 1) / 10
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# the group
 
 
 @click.group(cls=BudgetGroup, epilog=EXIT_CODES_HELP)
@@ -136,7 +217,9 @@ def main(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     \b
     Example:
       budget allocate scenarios/examples/quarterly.toml
-      budget allocate plan.toml --budget 12000000 --format json --output plan.json
+      budget allocate scenarios/examples/quarterly.toml --budget 12000000 --format json -o plan.json
+      budget fit scenarios/examples/history_weekly.csv -o model.json
+      budget forecast scenarios/examples/quarterly.toml --format csv
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -144,222 +227,47 @@ def main(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Output helpers
+# output
 
 
-def _emit(text: str, output: str | None) -> None:
+def _check_output(path: str | None, option: str, formats: tuple[str, ...] | None = None) -> None:
+    """Refuse an output path that cannot be written, before any work is done (exit 2)."""
+    if not path:
+        return
+    target = Path(path)
+    if formats is not None and target.suffix.lower().lstrip(".") not in formats:
+        raise click.BadParameter(
+            f"{path}: unknown chart format {target.suffix or '(no extension)'!r}; use one of "
+            + ", ".join(f".{f}" for f in formats), param_hint=option)
+    if target.is_dir():
+        raise click.BadParameter(f"{path} is a folder; give a file name", param_hint=option)
+    folder = target.absolute().parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"{path}: the folder {folder} does not exist", param_hint=option)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{path}: cannot write in the folder {folder}", param_hint=option)
+
+
+def _emit(text: str, output: str | None, what: str = "result") -> None:
     if output:
-        from models.serialize import write_text_atomic
+        from models.atomic import write_text_atomic
 
         try:
             write_text_atomic(output, text)
         except OSError as exc:
             raise Failure(f"Error: cannot write {output}: {exc}", EXIT_FAILURE) from exc
-        logger.info("wrote %s", output)
+        _say("wrote the %s to %s", what, output)
     else:
         click.echo(text, nl=not text.endswith("\n"))
 
 
-def _json_safe(value):
-    """Non-finite floats become null: JSON has no infinity."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _width(text: str) -> int:
-    """Display width: CJK characters take two terminal columns."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _pad(text: str, width: int, right: bool = False) -> str:
-    gap = " " * max(width - _width(text), 0)
-    return gap + text if right else text + gap
-
-
-def render_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
-    """Plain aligned columns (numbers right-aligned), CJK-aware."""
-    right = right or set()
-    widths = [max([_width(h)] + [_width(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(_pad(c, widths[i], i in right) for i, c in enumerate(cells)).rstrip()  # noqa: E731
-    out = [line(headers), line(["-" * w for w in widths])]
-    out += [line(r) for r in rows]
-    return "\n".join(out)
-
-
-def _num(v: float | None, digits: int = 0) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "∞" if isinstance(v, float) and v > 0 else "-"
-    return f"{v:,.{digits}f}"
-
-
-def _signed(v: float) -> str:
-    return ("+" if v > 0.5 else "") + f"{v:,.0f}" if abs(v) >= 0.5 else "0"
-
-
-def _pct(v: float | None, signed: bool = False) -> str:
-    if v is None:
-        return "-"
-    return f"{v * 100:+.1f}%" if signed else f"{v * 100:.1f}%"
-
-
-# --------------------------------------------------------------------------------------------
-# allocate
-
-
-#: Binding constraints listed in the table (a weekly plan can have hundreds; JSON has them all).
-BINDING_SHOWN = 12
-
-
-def allocation_table(alloc, horizon: str | None = None) -> str:
-    """The human report of an allocation."""
-    d = alloc.to_dict()
-    cur = d["current"] or {}
-    head = f"{d['scenario']}: budget {_num(d['budget'])} {d['currency']}"
-    if horizon:
-        head += f", {horizon}"
-    head += f"; objective {d['objective']}"
-    lines = [head, ""]
-    rows = []
-    for c in d["channels"]:
-        change = c["change"]
-        rel = f" ({change / c['current_spend'] * 100:+.0f}%)" if c["current_spend"] > 0 and abs(change) >= 0.5 else ""
-        rows.append([
-            c["channel"], c["group"], _num(c["current_spend"]), _num(c["spend"]), _signed(change) + rel,
-            _pct(c["share"]), _num(c["expected_return"]), _num(c["roi"], 2), _num(c["marginal_roi"], 2),
-        ])
-    lines.append(render_table(
-        ["channel", "group", "current", "recommended", "change", "share", "return", "ROI", "mROI"],
-        rows, right={2, 3, 4, 5, 6, 7, 8},
-    ))
-    lines.append("")
-    b = d["budget"] or 1.0
-    grows = []
-    for g in d["groups"]:
-        grows.append([g["group"], _num(g["current_spend"]), _pct(g["current_spend"] / b), _num(g["spend"]), _pct(g["share"])])
-    grows.append(["reserve", _num(cur.get("reserve")), _pct((cur.get("reserve") or 0) / b), _num(d["reserve"]), _pct(d["reserve"] / b)])
-    lines.append(render_table(["group", "current", "share", "recommended", "share"], grows, right={1, 2, 3, 4}))
-    lines.append("")
-    up = d["uplift"]
-    lines.append(f"spend            {_num(cur.get('spend'))} → {_num(d['spend'])}")
-    lines.append(
-        f"expected return  {_num(cur.get('expected_return'))} → {_num(d['expected_return'])}"
-        + (f" ({_pct(up, signed=True)})" if up is not None else "")
-    )
-    lines.append(f"ROI              {_num(cur.get('roi'), 2)} → {_num(d['roi'], 2)}")
-    if cur and not cur.get("feasible", True):
-        lines.append("the current plan breaks these constraints: " + "; ".join(cur["violations"]))
-    if d["binding_constraints"]:
-        lines.append("")
-        lines.append("Binding constraints (what limits the plan):")
-        shown = d["binding_constraints"][:BINDING_SHOWN]
-        for bd in shown:
-            price = bd["shadow_price"]
-            extra = f"  [shadow price {price:.3f}]" if price else ""
-            lines.append(f"  {bd['name']}: {bd['detail']}{extra}")
-        if len(d["binding_constraints"]) > len(shown):
-            lines.append(f"  … and {len(d['binding_constraints']) - len(shown)} more (all of them in --format json)")
-    if d["warnings"]:
-        lines.append("")
-        lines.append("Warnings:")
-        lines += [f"  - {w}" for w in d["warnings"]]
-    if d.get("notes"):
-        lines.append("")
-        lines.append("Notes:")
-        lines += [f"  - {n}" for n in d["notes"]]
-    lines.append("")
-    lines.append(
-        "mROI is the return of the next yuan. The plan equalises it across channels that are free "
-        "to move; cut where it is lowest, not where average ROI is below average."
-    )
-    lines.append(f"solver: {d['solver']['name']} ({d['solver']['mode']}), {d['solver']['seconds']:.2f} s")
-    return "\n".join(lines) + "\n"
-
-
-ALLOCATION_CSV_FIELDS = [
-    "channel", "group", "spend", "share", "current_spend", "change", "expected_return", "roi", "marginal_roi",
-]
-
-
-def allocation_csv(alloc) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=ALLOCATION_CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for c in alloc.to_dict()["channels"]:
-        w.writerow({k: ("" if c[k] is None else c[k]) for k in ALLOCATION_CSV_FIELDS})
-    return buf.getvalue()
-
-
-def allocation_json(alloc, scenario=None, extra: dict | None = None) -> str:
-    d = alloc.to_dict()
-    if scenario is not None:
-        d["horizon"] = scenario.horizon
-    d.update(extra or {})
-    return json.dumps(_json_safe(d), ensure_ascii=False, indent=2) + "\n"
-
-
-def risk_table(extra: dict) -> str:
-    """The spread of the plan's return over curve samples (and the risk trade-off with --risk)."""
-    lines = []
-    if "return_interval" in extra:
-        r = extra["return_interval"]
-        lines += ["", f"expected return over {r['samples']} bootstrap curve samples: P10 {_num(r['p10'])}, "
-                      f"P50 {_num(r['p50'])}, P90 {_num(r['p90'])} (mean {_num(r['mean'])})"]
-    if "risk" in extra:
-        rk = extra["risk"]
-        rows = [[name, _num(st["mean"]), _num(st["p10"]), _num(st["p50"]), _num(st["p90"]), _num(st["cvar"])]
-                for name, st in (("risk-neutral (best mean)", rk["neutral"]), (f"risk-averse (best CVaR {rk['alpha']:g})", rk["averse"]))]
-        lines += ["", f"Return over {rk['samples']} bootstrap curve samples (the plan above is the risk-averse one):",
-                  render_table(["plan", "mean", "P10", "P50", "P90", f"CVaR {rk['alpha']:g}"], rows, right={1, 2, 3, 4, 5})]
-        neutral = extra["risk_neutral"]["channels"]
-        lines += ["", "risk-neutral spends: " + ", ".join(f"{c['channel']} {_num(c['spend'])}" for c in neutral)]
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
-def period_table(alloc) -> str:
-    """Spend per channel (rows) per period (columns), in thousands, with period totals."""
-    d = alloc.to_dict()
-    periods = d["periods"]
-    if not periods:
-        return ""
-    names = [c["channel"] for c in d["channels"]]
-    rows = []
-    for i, name in enumerate(names):
-        rows.append([name] + [_num(p["channels"][i]["spend"] / 1000) for p in periods])
-    rows.append(["total"] + [_num(p["spend"] / 1000) for p in periods])
-    rows.append(["return"] + [_num(p["expected_return"] / 1000) for p in periods])
-    head = ["spend (¥k)"] + [p["period"] for p in periods]
-    lines = ["", "Spend per period (¥ thousands):", render_table(head, rows, right=set(range(1, len(head))))]
-    after = d.get("after_horizon_return") or 0.0
-    lines.append(
-        f"return earned after the horizon through carryover: {_num(after)} "
-        + ("(counted in the expected return)" if d.get("count_after_horizon") else "(not counted)")
-    )
-    return "\n".join(lines) + "\n"
-
-
-PERIOD_CSV_FIELDS = ["period", "channel", "spend", "effective_spend", "expected_return"]
-
-
-def period_csv(alloc) -> str:
-    """Long format: one row per period and channel."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=PERIOD_CSV_FIELDS, lineterminator="\n")
-    w.writeheader()
-    for p in alloc.to_dict()["periods"]:
-        for c in p["channels"]:
-            w.writerow({"period": p["period"], **{k: c[k] for k in PERIOD_CSV_FIELDS[1:]}})
-    return buf.getvalue()
-
-
-def _infeasible_message(alloc) -> str:
-    lines = [f"Error: no plan satisfies every constraint of {alloc.scenario}:"]
-    lines += [f"  - {p}" for p in alloc.diagnosis]
-    return "\n".join(lines)
+def _draw(draw, data: dict, path: str, title: str) -> None:
+    """Draw a chart with ``models.plot``; a file that cannot be written is a clean error."""
+    try:
+        draw(data, path, title)
+    except (OSError, ValueError) as exc:
+        raise Failure(f"Error: cannot draw {path}: {exc}", EXIT_FAILURE) from exc
+    _say("wrote the chart to %s", path)
 
 
 FORMAT = click.option(
@@ -367,11 +275,24 @@ FORMAT = click.option(
     help="Output format (results on stdout, or in --output).",
 )
 OUTPUT = click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the result to FILE (atomically).")
+NO_CACHE = click.option("--no-cache", is_flag=True, help="Fit the history again instead of reusing a cached fit.")
+
+
+def _load_scenario(path, **kwargs):
+    """Load a scenario, with progress while curves are fitted from history (it takes a while)."""
+    from scenarios import load_scenario
+
+    with ProgressBar("fitting curves from history (bootstrap)") as bar:
+        return load_scenario(path, progress=bar.update, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# allocate
 
 
 @main.command()
 @click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
-@click.option("--budget", type=float, help="Override the scenario's total budget.")
+@click.option("--budget", type=float, help="Override the scenario's total budget (the current plan keeps its split).")
 @FORMAT
 @OUTPUT
 @click.option("--exact", is_flag=True, help="Solve S-shaped curves exactly (MILP) instead of on their concave envelope.")
@@ -380,27 +301,30 @@ OUTPUT = click.option("--output", "-o", type=click.Path(dir_okay=False), help="W
               help="Plan for the bad case: maximise the mean of the worst ALPHA share of outcomes over the "
                    "bootstrap curve samples (e.g. cvar:0.1), and compare with the risk-neutral plan.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False),
-              help="Also draw the plan against the current one to FILE (PNG, SVG, PDF; per period too).")
+              help="Also draw the plan against the current one to FILE (.png, .svg, .pdf; per period too).")
+@NO_CACHE
 @click.pass_context
-def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot):
+def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_cache):
     """Recommend how to split the budget of SCENARIO across its channels (and periods).
 
     Finds the global optimum of the scenario's objective under every constraint it states
     (budget, reserve, channel and group bounds, change limits, ROI and marginal-ROI floors),
     and compares it with the current plan. A scenario with a [horizon] table is planned
     period by period (carryover, seasonal efficiency, pacing); CSV is then one row per period
-    and channel.
+    and channel. An infeasible plan exits 4 and says which constraints conflict (with
+    --format json the JSON is still printed, with "status": "infeasible").
 
     \b
     Example:
       budget allocate scenarios/examples/quarterly.toml
-      budget allocate plan.toml --budget 12000000 --format json -o plan.json
-      budget allocate plan.toml --format csv > plan.csv
+      budget allocate scenarios/examples/quarterly.toml --budget 12000000 --format json -o plan.json
+      budget allocate scenarios/examples/pasted_curves.toml --format csv > plan.csv
       budget allocate scenarios/examples/weekly.toml
       budget allocate scenarios/examples/quarterly.toml --risk cvar:0.1
       budget allocate scenarios/examples/weekly.toml --risk cvar:0.1
       budget allocate scenarios/examples/weekly.toml --plot plan.png
     """
+    from scenarios import render
     from scenarios.plan import plan_scenario
 
     if budget is not None and (not math.isfinite(budget) or budget <= 0):
@@ -413,143 +337,58 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot):
             risk_alpha = parse_risk(risk).alpha
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--risk") from None
-    sc = _run(ctx, _load_scenario, scenario, budget=budget)
+    _check_output(output, "--output")
+    _check_output(lp_file, "--lp-file")
+    _check_output(plot, "--plot", PLOT_FORMATS)
+
+    sc = _run(ctx, _load_scenario, scenario, budget=budget, use_cache=not no_cache)
     plan = _run(ctx, plan_scenario, sc, exact=exact, lp_path=lp_file, risk_alpha=risk_alpha)
     alloc, extra = plan.allocation, plan.extra
-    if fmt == "json":
-        _emit(allocation_json(alloc, sc, extra), output)
-    elif not alloc.feasible:
-        pass
-    elif fmt == "csv":
-        _emit(period_csv(alloc) if plan.periodic else allocation_csv(alloc), output)
-    else:
-        text = allocation_table(alloc, sc.horizon) + (period_table(alloc) if plan.periodic else "")
-        _emit(text + risk_table(extra), output)
-    if not alloc.feasible:
-        raise Failure(_infeasible_message(alloc), EXIT_INFEASIBLE)
-    if plot:
+    if lp_file:
+        _say("wrote the LP model to %s", lp_file)
+    if plot and alloc.feasible:
         from models.plot import allocation_plot
 
         _draw(allocation_plot, alloc.to_dict(), plot, f"{sc.name}: recommended plan")
-
-
-def _load_scenario(path, **kwargs):
-    """Load a scenario; say so on a terminal when curves are about to be fitted (it takes a while)."""
-    from scenarios import load_scenario
-
-    with ProgressBar("fitting curves from history (bootstrap)") as bar:
-        return load_scenario(path, progress=bar.update, **kwargs)
+    if fmt == "json":
+        _emit(render.allocation_json(alloc, sc, extra), output, "plan")
+    elif not alloc.feasible:
+        pass
+    elif fmt == "csv":
+        _emit(render.period_csv(alloc) if plan.periodic else render.allocation_csv(alloc), output, "plan")
+    else:
+        text = render.allocation_table(alloc, sc.horizon) + (render.period_table(alloc) if plan.periodic else "")
+        _emit(text + render.risk_table(extra), output, "plan")
+    if not alloc.feasible:
+        raise Failure(render.infeasible_message(alloc), EXIT_INFEASIBLE)
 
 
 # --------------------------------------------------------------------------------------------
 # fit
 
 
-def fit_table(report: dict, source: str) -> str:
-    """The human report of a fitted model."""
-    fitq = report["fit"]
-    hold = fitq.get("holdout") or {}
-    lines = [
-        f"{source}: {report['periods']} {report['frequency']} periods, {report['start']} to {report['end']} "
-        f"({report['layout']} layout)",
-        "",
-    ]
-    rows = []
-    for c in report["channels"]:
-        interval = "-"
-        if c.get("roi_p10") is not None:
-            interval = f"{c['roi_p10']:.2f}–{c['roi_p90']:.2f}"
-        rows.append([
-            c["channel"], c.get("group") or "", _num(c["spend"]), _num(c["contribution"]), _num(c["roi"], 2), interval,
-            _num(c["marginal_roi"], 2), f"{c['alpha']:.2f}", _num(c["k"]), f"{c['s']:.2f}",
-            _pct(c["spend_share"]), _pct(c["effect_share"]),
-        ])
-    lines.append(render_table(
-        ["channel", "group", "spend", "contribution", "ROI", "ROI P10–P90", "mROI", "α", "k", "s", "spend %", "effect %"],
-        rows, right={2, 3, 4, 5, 6, 7, 8, 9, 10, 11},
-    ))
-    lines.append("")
-    lines.append(f"fit in sample: R² {fitq['r2']:.3f}, MAPE {fitq['mape'] * 100:.1f}%, NRMSE {fitq['nrmse']:.3f}")
-    if hold.get("r2") is not None:
-        lines.append(
-            f"fit on the last {hold.get('periods')} periods held out: R² {hold['r2']:.3f}, "
-            f"MAPE {hold['mape'] * 100:.1f}%, NRMSE {hold['nrmse']:.3f}"
-        )
-    lines.append(f"ROI intervals from {report['bootstrap_samples']} block-bootstrap resamples; "
-                 "mROI at the mean spend per period; α carryover, k half-saturation spend, s shape.")
-    if report["warnings"]:
-        lines.append("")
-        lines.append("Warnings:")
-        lines += [f"  - {w}" for w in report["warnings"]]
-    return "\n".join(lines) + "\n"
-
-
-class ProgressBar:
-    """A progress bar on stderr, drawn only when stderr is a terminal; ``update(done, total)``."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.bar = None
-        self.done = 0
-
-    def __enter__(self):
-        return self
-
-    def update(self, done: int, total: int) -> None:
-        if not sys.stderr.isatty():
-            return
-        if self.bar is None:
-            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(done - self.done)
-        self.done = done
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-        return False
-
-
-def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, holdout, bootstrap, seed, s_shaped):
+def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, events):
     """What to fit: a scenario's [history] table, or a CSV read with the flags."""
     from models.history import HistorySpec
-    from scenarios.schema import FIT_KEYS
 
-    settings = {}
     if path.endswith(".toml"):
-        import tomllib
+        from scenarios.schema import history_source
 
-        try:
-            table = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("history")
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise Failure(f"Error: cannot read {path}: {exc}", EXIT_INPUT) from exc
-        if not isinstance(table, dict) or "path" not in table:
-            raise Failure(f"Error: {path} has no [history] table with a `path`", EXIT_INPUT)
-        spec_keys = set(HistorySpec.__dataclass_fields__)
-        try:
-            spec = HistorySpec.from_dict({k: v for k, v in table.items() if k in spec_keys})
-        except (TypeError, ValueError) as exc:
-            raise Failure(f"Error: {path}: {exc}", EXIT_INPUT) from exc
-        settings = {FIT_KEYS[k]: v for k, v in table.items() if k in FIT_KEYS}
-        csv_path = Path(path).parent / table["path"]
-    else:
-        chans = None
-        if channels:
-            chans = channels if "*" in channels else {c.strip(): c.strip() for c in channels.split(",") if c.strip()}
-        spec = HistorySpec(layout=layout, date=date, kpi=kpi, channels=chans, ignore=tuple(ignore), controls=tuple(controls))
-        csv_path = Path(path)
-    for key, value in (("holdout", holdout), ("n_bootstrap", bootstrap), ("random_state", seed)):
-        if value is not None:
-            settings[key] = value
-    if s_shaped:
-        settings["s_shaped"] = True
-    return csv_path, spec, settings
+        return history_source(path)
+    chans = None
+    if channels:
+        chans = channels if "*" in channels else {c.strip(): c.strip() for c in channels.split(",") if c.strip()}
+    spec = HistorySpec(layout=layout, date=date, kpi=kpi, channels=chans, ignore=tuple(ignore),
+                       controls=tuple(controls), events=tuple(events))
+    return Path(path), spec, {}
 
 
 @main.command()
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "out", type=click.Path(dir_okay=False), help="Save the fitted model as JSON (atomically).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--output", "-o", "--out", "out", type=click.Path(dir_okay=False),
+              help="Save the fitted model as JSON (atomically), for a scenario's [model] table.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Format of the fit report on stdout.")
 @click.option("--holdout", type=click.IntRange(min=0), help="Last periods held out to score the fit [13].")
 @click.option("--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for ROI intervals [100].")
 @click.option("--seed", type=int, help="Random seed (the same seed gives the same fit) [0].")
@@ -560,99 +399,58 @@ def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, holdou
 @click.option("--layout", type=click.Choice(["wide", "long"]), default="wide", show_default=True, help="CSV layout.")
 @click.option("--ignore", multiple=True, help="CSV: a column (or glob) to skip; repeatable.")
 @click.option("--control", "controls", multiple=True, help="CSV: a control column; repeatable.")
+@click.option("--event", "events", multiple=True, help="CSV: an event column (0/1 or labels); repeatable.")
+@NO_CACHE
 @click.pass_context
-def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout, ignore, controls):
+def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout, ignore, controls,
+        events, no_cache):
     """Fit each channel's response curve from a history (CSV, or a scenario's [history] table).
 
     Carryover (adstock) and saturation (Hill) per channel, a Prophet baseline with trend,
-    yearly seasonality, China's holidays and campaign days (618, Double 11, the member day),
-    bootstrap intervals for ROI, and fit quality in sample and on a held-out tail.
+    yearly seasonality, holidays and campaign days (618, Double 11, the member day),
+    bootstrap intervals for ROI, and fit quality in sample and on a held-out tail. The fit is
+    cached (see `budget cache`): a scenario that plans on the same history and settings reuses
+    it instead of fitting again.
 
     \b
     Example:
-      budget fit scenarios/examples/history_weekly.csv --out model.json
+      budget fit scenarios/examples/history_weekly.csv -o model.json
       budget fit scenarios/examples/quarterly.toml --format json
-      budget fit robyn.csv --date DATE --channels '*_S' --ignore '*_I' --control newsletter
+      budget fit dt_simulated_weekly.csv --date DATE --channels '*_S' --control competitor_sales_B \\
+          --control newsletter --event events --ignore '*_I' --ignore '*_P'
     """
-    from models.fit import MediaMixModel
-    from models.history import load_history
-    from models.serialize import save_model
+    from models.cache import fit_history
+    from scenarios import render
 
-    csv_path, spec, settings = _fit_source(source, date, kpi, channels, layout, ignore, controls,
-                                           holdout, bootstrap, seed, s_shaped)
-    history = _run(ctx, load_history, csv_path, spec)
-    if sys.stderr.isatty():
-        click.echo(f"fitting {len(history.channels)} channels on {history.periods} {history.frequency} periods …", err=True)
-    with warnings.catch_warnings(), ProgressBar("bootstrap resamples") as bar:
-        from models.errors import ConvergenceWarning
-
-        # Implausible fits are listed in the report's warnings; no need to repeat them as Python warnings.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model = _run(ctx, MediaMixModel(**settings).fit, history, progress=bar.update)
+    _check_output(out, "--output")
+    csv_path, spec, settings = _run(ctx, _fit_source, source, date, kpi, channels, layout, ignore, controls, events)
+    for key, value in (("holdout", holdout), ("n_bootstrap", bootstrap), ("random_state", seed)):
+        if value is not None:
+            settings[key] = value
+    if s_shaped:
+        settings["s_shaped"] = True
+    with ProgressBar("bootstrap resamples") as bar:
+        model, cached = _run(ctx, fit_history, csv_path, spec, settings, use_cache=not no_cache,
+                             progress=bar.update)
+    if cached:
+        _say("using the cached fit of %s (--no-cache fits again)", csv_path)
     report = model.report()
     if out:
+        from models.serialize import save_model
+
         try:
             save_model(model, out)
         except OSError as exc:
             raise Failure(f"Error: cannot write {out}: {exc}", EXIT_FAILURE) from exc
-        logger.info("saved the model to %s", out)
+        _say("wrote the model to %s", out)
     if fmt == "json":
-        click.echo(json.dumps(_json_safe(report), ensure_ascii=False, indent=2))
+        click.echo(render.json_text(report), nl=False)
     else:
-        click.echo(fit_table(report, str(csv_path)), nl=False)
+        click.echo(render.fit_table(report, str(csv_path)), nl=False)
 
 
 # --------------------------------------------------------------------------------------------
 # forecast
-
-
-def _band_text(block: dict, i: int | None = None) -> str:
-    if i is None:
-        b = block["horizon"]
-        return f"{_num(b['p50'])} [{_num(b['p10'])}–{_num(b['p90'])}]"
-    return f"{_num(block['p50'][i])} [{_num(block['p10'][i])}–{_num(block['p90'][i])}]"
-
-
-def forecast_table(fc: dict, scenario_name: str) -> str:
-    plans = fc["plans"]
-    lines = [f"{scenario_name}: forecast of {len(fc['periods'])} {fc['frequency']} periods "
-             f"from {fc['periods'][0]} (P50 [P10–P90])", ""]
-    rows = []
-    for i, period in enumerate(fc["periods"]):
-        rows.append([period, _band_text(fc["baseline"], i)] + [_band_text(p["total"], i) for p in plans.values()])
-    rows.append(["horizon", _band_text(fc["baseline"])] + [_band_text(p["total"]) for p in plans.values()])
-    lines.append(render_table(["period", "baseline"] + [f"total, {n} plan" for n in plans], rows,
-                              right=set(range(1, 2 + len(plans)))))
-    lines.append("")
-    for name, p in plans.items():
-        lines.append(f"media return, {name} plan (spend {_num(p['spend'])}): {_band_text(p['media'])}")
-    lines.append("")
-    lines.append("Baseline: Prophet (trend, yearly seasonality, China's holidays, 618, Double 11, member day); "
-                 "its interval from the model's out-of-sample error. Media: curves with carryover from "
-                 "history; interval from the bootstrap curve samples. The current plan is spread evenly over the "
-                 "periods; the recommended one is the period plan when the scenario has a [horizon], else even.")
-    return "\n".join(lines) + "\n"
-
-
-def forecast_csv(fc: dict) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["period", "series", "p10", "p50", "p90", "point"])
-    series = [("baseline", fc["baseline"])]
-    for name, p in fc["plans"].items():
-        series += [(f"{name}_media", p["media"]), (f"{name}_total", p["total"])]
-    for i, period in enumerate(fc["periods"]):
-        for name, b in series:
-            w.writerow([period, name, b["p10"][i], b["p50"][i], b["p90"][i], b["point"][i]])
-    return buf.getvalue()
-
-
-def _draw(draw, data: dict, path: str, title: str) -> None:
-    """Draw a chart with ``models.plot``; a file that cannot be written is a clean error."""
-    try:
-        draw(data, path, title)
-    except (OSError, ValueError) as exc:
-        raise Failure(f"Error: cannot draw {path}: {exc}", EXIT_FAILURE) from exc
 
 
 @main.command()
@@ -660,10 +458,11 @@ def _draw(draw, data: dict, path: str, title: str) -> None:
 @click.option("--horizon", help="Horizon: 13w, 3m, 91d or a number of data periods [the scenario's periods].")
 @FORMAT
 @OUTPUT
-@click.option("--plot", "plot", type=click.Path(dir_okay=False), help="Also draw the forecast to FILE (PNG, SVG, PDF).")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False), help="Also draw the forecast to FILE (.png, .svg, .pdf).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the interval simulation.")
+@NO_CACHE
 @click.pass_context
-def forecast(ctx, scenario, horizon, fmt, output, plot, seed):
+def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
     """Forecast the horizon: baseline KPI, plus media return under the current and recommended plans.
 
     Needs a scenario whose curves come from history ([history] or [model]). Each series has
@@ -674,32 +473,99 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed):
     Example:
       budget forecast scenarios/examples/quarterly.toml
       budget forecast scenarios/examples/quarterly.toml --horizon 3m --format csv
-      budget forecast plan.toml --plot forecast.png --format json -o forecast.json
+      budget forecast scenarios/examples/quarterly.toml --plot forecast.png --format json -o forecast.json
     """
     from models.forecast import parse_horizon
+    from scenarios import render
     from scenarios.plan import forecast_scenario
 
-    sc = _run(ctx, _load_scenario, scenario)
+    _check_output(output, "--output")
+    _check_output(plot, "--plot", PLOT_FORMATS)
+    if horizon is not None:
+        try:
+            parse_horizon(horizon, "weekly")  # the syntax, before any work; periods once the model is known
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--horizon") from None
+    sc = _run(ctx, _load_scenario, scenario, use_cache=not no_cache)
     if horizon and sc.model is not None:
         try:
             periods = parse_horizon(horizon, sc.model.frequency_)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--horizon") from None
+        if periods < 1:
+            raise click.BadParameter(f"{horizon!r} is less than one {sc.model.frequency_} period", param_hint="--horizon")
         if periods != sc.periods:
-            sc = _run(ctx, _load_scenario, scenario, periods=periods)
+            sc = _run(ctx, _load_scenario, scenario, periods=periods, use_cache=not no_cache)
     fc, plan = _run(ctx, forecast_scenario, sc, seed=seed)
     if not plan.allocation.feasible:
-        raise Failure(_infeasible_message(plan.allocation), EXIT_INFEASIBLE)
-    if fmt == "json":
-        _emit(json.dumps(_json_safe(fc), ensure_ascii=False, indent=2) + "\n", output)
-    elif fmt == "csv":
-        _emit(forecast_csv(fc), output)
-    else:
-        _emit(forecast_table(fc, sc.name) + "".join(f"note: {n}\n" for n in fc["notes"]), output)
+        raise Failure(render.infeasible_message(plan.allocation), EXIT_INFEASIBLE)
     if plot:
         from models.plot import forecast_plot
 
         _draw(forecast_plot, fc, plot, f"{sc.name}: forecast")
+    if fmt == "json":
+        _emit(render.json_text(fc), output, "forecast")
+    elif fmt == "csv":
+        _emit(render.forecast_csv(fc), output, "forecast")
+    else:
+        _emit(render.forecast_table(fc, sc.name) + "".join(f"note: {n}\n" for n in fc["notes"]), output, "forecast")
+
+
+# --------------------------------------------------------------------------------------------
+# cache
+
+
+@main.group()
+def cache() -> None:
+    """The cache of fitted models (shared by `budget fit` and scenarios with [history]).
+
+    \b
+    Example:
+      budget cache info
+      budget cache clear
+    """
+
+
+@cache.command("info")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def cache_info(fmt) -> None:
+    """Where fitted models are cached ($BUDGET_CACHE_DIR), and how many.
+
+    \b
+    Example:
+      budget cache info --format json
+    """
+    from models.cache import cache_dir
+    from scenarios import render
+
+    folder = cache_dir()
+    files = sorted(folder.glob("fit-*.json")) if folder.is_dir() else []
+    info = {"path": str(folder), "fits": len(files), "bytes": sum(f.stat().st_size for f in files)}
+    if fmt == "json":
+        click.echo(render.json_text(info), nl=False)
+    else:
+        click.echo(f"{info['path']}: {info['fits']} cached fit(s), {info['bytes'] / 1e6:.1f} MB")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Delete every cached fit (the next plan on a history fits again).
+
+    \b
+    Example:
+      budget cache clear
+    """
+    from models.cache import cache_dir
+
+    folder = cache_dir()
+    files = sorted(folder.glob("fit-*.json")) if folder.is_dir() else []
+    for f in files:
+        f.unlink(missing_ok=True)
+    click.echo(f"removed {len(files)} cached fit(s) from {folder}")
+
+
+# --------------------------------------------------------------------------------------------
+# the console script
 
 
 def _guard_stdout() -> None:
@@ -721,14 +587,21 @@ def _guard_stdout() -> None:
                       buffering=1 if os.isatty(real) else -1, closefd=True)
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary files are removed and nothing is half-written."""
+    raise KeyboardInterrupt
+
+
 def run() -> None:
-    """The `budget` console script: :func:`main` with stdout kept clean and Unix pipe manners.
+    """The `budget` console script: :func:`main` with stdout kept clean and Unix manners.
 
     A reader that goes away (``budget allocate … | head -1``) ends the command quietly, as it
-    does other Unix tools (SIGPIPE), instead of a BrokenPipeError traceback.
+    does other Unix tools (SIGPIPE), instead of a BrokenPipeError traceback; SIGTERM cleans up
+    like Ctrl-C (exit 130 is click's "Aborted!").
     """
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, _terminate)
     _guard_stdout()
     try:
         main()

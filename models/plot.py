@@ -106,15 +106,13 @@ def _pyplot(texts):
 
 
 def _save(fig, plt, path: str) -> None:
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp{target.suffix}")
+    from models.atomic import atomic_target
+
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, target)
+        with atomic_target(path) as tmp:
+            fig.savefig(tmp)
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
 
 
 def forecast_plot(fc: dict, path: str, title: str) -> None:

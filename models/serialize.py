@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 import pandas as pd
 
+from models.atomic import write_text_atomic
 from models.errors import ModelFileError, NotFittedError
 from models.fit import ChannelParams, MediaMixModel, _Block
 
@@ -143,26 +143,6 @@ def model_from_dict(data: dict, source: str = "model") -> MediaMixModel:
     if unknown:
         raise ModelFileError(f"{source}: params and channels disagree on {', '.join(sorted(unknown))}")
     return model
-
-
-def write_text_atomic(path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``:
-    readers see the old file or the new one, never half of one."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def save_model(model: MediaMixModel, path) -> None:

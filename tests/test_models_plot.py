@@ -29,20 +29,34 @@ def _draw_capturing(draw, *args):
     return [str(w.message) for w in caught if "missing from font" in str(w.message)]
 
 
-def test_chinese_channel_names_render_or_the_missing_font_is_named(tmp_path, caplog):
+def test_chinese_channel_names_render_with_the_bundled_font(tmp_path, caplog):
+    """No system font is assumed: the CJK font comes with a pip dependency (mplfonts)."""
     sc, plan = _chinese_plan()
     d = plan.to_dict()
     assert any("抖音" in (c["label"] or "") for c in d["channels"])
+    assert cjk_font() == "Noto Sans CJK SC"
     path = tmp_path / "plan.png"
     with caplog.at_level(logging.WARNING, logger="models.plot"):
         missing = _draw_capturing(allocation_plot, d, str(path), "季度预算 plan")
     assert path.read_bytes()[:8] == PNG
-    if cjk_font() is not None:  # CI installs one (.ci/run): every glyph must come out
-        assert missing == []
-        assert caplog.records == []
-    else:
-        assert missing, "matplotlib drew CJK text without a CJK font and said nothing?"
-        assert "no CJK font is installed" in caplog.text and "fonts-noto-cjk" in caplog.text
+    assert missing == []
+    assert caplog.records == []
+
+
+def test_without_any_cjk_font_the_chart_is_drawn_and_the_fix_is_named(tmp_path, caplog, monkeypatch):
+    import matplotlib
+
+    import models.plot
+
+    monkeypatch.setattr(models.plot, "cjk_font", lambda: None)
+    monkeypatch.setitem(matplotlib.rcParams, "font.sans-serif", ["DejaVu Sans"])  # as before any CJK chart
+    sc, plan = _chinese_plan()
+    path = tmp_path / "plan.png"
+    with caplog.at_level(logging.WARNING, logger="models.plot"):
+        missing = _draw_capturing(allocation_plot, plan.to_dict(), str(path), "季度预算 plan")
+    assert path.read_bytes()[:8] == PNG
+    assert missing, "matplotlib drew CJK text without a CJK font and said nothing?"
+    assert "no CJK font is available" in caplog.text and "pip install mplfonts" in caplog.text
 
 
 def test_period_plan_chart_and_cli_plot(tmp_path):
@@ -60,14 +74,25 @@ def test_period_plan_chart_and_cli_plot(tmp_path):
     assert png.read_bytes()[:8] == PNG
 
 
-def test_a_chart_that_cannot_be_written_leaves_the_old_file_and_exits_1(tmp_path):
-    target = tmp_path / "keep.png"
-    target.write_bytes(b"old chart")
-    r = CliRunner().invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--plot",
-                                  str(tmp_path / "missing-dir" / "x.png")])
-    assert r.exit_code == 1
-    assert r.stderr.startswith("Error: cannot draw")
-    assert target.read_bytes() == b"old chart"
-    bad = CliRunner().invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--plot", str(tmp_path / "x.nosuchformat")])
-    assert bad.exit_code == 1 and "cannot draw" in bad.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png"]
+def test_a_bad_chart_path_is_refused_before_any_work_and_nothing_is_written(tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_text("old plan")
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(b"old chart")
+    for bad, says in ((tmp_path / "missing-dir" / "chart.png", "does not exist"),
+                      (tmp_path / "chart.nosuchformat", "unknown chart format")):
+        r = CliRunner().invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--format", "json",
+                                      "-o", str(plan), "--plot", str(bad)])
+        assert r.exit_code == 2, r.stderr
+        assert "--plot" in r.stderr and says in r.stderr
+        assert plan.read_text() == "old plan"  # --output untouched: the command failed
+    assert chart.read_bytes() == b"old chart"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.png", "plan.json"]
+
+
+def test_the_command_says_where_it_wrote_the_chart(tmp_path):
+    chart = tmp_path / "chart.svg"
+    r = CliRunner().invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--plot", str(chart)])
+    assert r.exit_code == 0, r.stderr
+    assert f"wrote the chart to {chart}" in r.stderr
+    assert chart.read_text().lstrip().startswith("<?xml")

@@ -1,0 +1,340 @@
+"""How results read: aligned tables, CSV and JSON text for plans, fits and forecasts.
+
+Pure functions from a result (an :class:`optimizer.Allocation`, a fit report, a forecast) to
+text; ``cli.py`` prints what they return, and a notebook can call them the same way. Money
+reads in the scenario's currency (``¥`` for CNY, ``$`` for USD, …), tables stay CJK-aligned.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import unicodedata
+
+__all__ = [
+    "allocation_csv", "allocation_json", "allocation_table", "fit_table", "forecast_csv", "forecast_table",
+    "infeasible_message", "json_text", "period_csv", "period_table", "render_table", "risk_table",
+]
+
+
+def _currency(code: str | None) -> tuple[str, str]:
+    """(symbol, unit word) of an ISO currency code, e.g. ("¥", "yuan"), ("$", "dollar")."""
+    from optimizer.result import currency_symbol, unit_name
+
+    return currency_symbol(code or "CNY"), unit_name(code or "CNY")
+
+
+def json_text(data) -> str:
+    """Indented JSON with non-ASCII kept (channel names) and non-finite floats as null."""
+    return json.dumps(_json_safe(data), ensure_ascii=False, indent=2) + "\n"
+
+
+def _json_safe(value):
+    """Non-finite floats become null: JSON has no infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+
+def _width(text: str) -> int:
+    """Display width: CJK characters take two terminal columns."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    gap = " " * max(width - _width(text), 0)
+    return gap + text if right else text + gap
+
+
+def render_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    """Plain aligned columns (numbers right-aligned), CJK-aware."""
+    right = right or set()
+    widths = [max([_width(h)] + [_width(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(_pad(c, widths[i], i in right) for i, c in enumerate(cells)).rstrip()  # noqa: E731
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def _num(v: float | None, digits: int = 0) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "∞" if isinstance(v, float) and v > 0 else "-"
+    text = f"{v:,.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text  # never "-0"
+
+
+def _signed(v: float) -> str:
+    return ("+" if v > 0.5 else "") + f"{v:,.0f}" if abs(v) >= 0.5 else "0"
+
+
+def _pct(v: float | None, signed: bool = False) -> str:
+    if v is None:
+        return "-"
+    if abs(v) < 5e-4:  # rounds to 0.0%: never "-0.0%"
+        v = 0.0
+    return f"{v * 100:+.1f}%" if signed else f"{v * 100:.1f}%"
+
+
+
+#: Binding constraints listed in the table (a weekly plan can have hundreds; JSON has them all).
+BINDING_SHOWN = 12
+
+
+def allocation_table(alloc, horizon: str | None = None) -> str:
+    """The human report of an allocation."""
+    d = alloc.to_dict()
+    cur = d["current"] or {}
+    symbol, unit = _currency(d["currency"])
+    head = f"{d['scenario']}: budget {symbol}{_num(d['budget'])} ({d['currency']})"
+    if horizon:
+        head += f", {horizon}"
+    head += f"; objective {d['objective']}"
+    lines = [head, ""]
+    if d["warnings"]:  # what the plan rests on comes before the plan
+        lines.append("Warnings:")
+        lines += [f"  - {w}" for w in d["warnings"]]
+        lines.append("")
+    rows = []
+    for c in d["channels"]:
+        change = c["change"]
+        rel = f" ({change / c['current_spend'] * 100:+.0f}%)" if c["current_spend"] > 0 and abs(change) >= 0.5 else ""
+        rows.append([
+            c["channel"], c["group"], _num(c["current_spend"]), _num(c["spend"]), _signed(change) + rel,
+            _pct(c["share"]), _num(c["expected_return"]), _num(c["roi"], 2), _num(c["marginal_roi"], 2),
+        ])
+    lines.append(render_table(
+        ["channel", "group", "current", "recommended", "change", "share", "return", "ROI", "mROI"],
+        rows, right={2, 3, 4, 5, 6, 7, 8},
+    ))
+    lines.append("")
+    b = d["budget"] or 1.0
+    grows = []
+    for g in d["groups"]:
+        grows.append([g["group"], _num(g["current_spend"]), _pct(g["current_spend"] / b), _num(g["spend"]), _pct(g["share"])])
+    grows.append(["reserve", _num(cur.get("reserve")), _pct((cur.get("reserve") or 0) / b), _num(d["reserve"]), _pct(d["reserve"] / b)])
+    lines.append(render_table(["group", "current", "share", "recommended", "share"], grows, right={1, 2, 3, 4}))
+    lines.append("")
+    up = d["uplift"]
+    lines.append(f"spend            {_num(cur.get('spend'))} → {_num(d['spend'])}")
+    lines.append(
+        f"expected return  {_num(cur.get('expected_return'))} → {_num(d['expected_return'])}"
+        + (f" ({_pct(up, signed=True)})" if up is not None else "")
+    )
+    lines.append(f"ROI              {_num(cur.get('roi'), 2)} → {_num(d['roi'], 2)}")
+    if cur and not cur.get("feasible", True):
+        lines.append("the current plan breaks these constraints: " + "; ".join(cur["violations"]))
+    if d["binding_constraints"]:
+        lines.append("")
+        lines.append("Binding constraints (what limits the plan):")
+        shown = d["binding_constraints"][:BINDING_SHOWN]
+        for bd in shown:
+            price = bd["shadow_price"]
+            extra = f"  [shadow price {price:.3f}]" if price else ""
+            lines.append(f"  {bd['name']}: {bd['detail']}{extra}")
+        if len(d["binding_constraints"]) > len(shown):
+            lines.append(f"  … and {len(d['binding_constraints']) - len(shown)} more (all of them in --format json)")
+    if d.get("notes"):
+        lines.append("")
+        lines.append("Notes:")
+        lines += [f"  - {n}" for n in d["notes"]]
+    lines.append("")
+    lines.append(
+        f"Money in {d['currency']} ({symbol}). mROI is the return of the next {unit}. The plan equalises it across channels that are free "
+        "to move; cut where it is lowest, not where average ROI is below average."
+    )
+    lines.append(f"solver: {d['solver']['name']} ({d['solver']['mode']}), {d['solver']['seconds']:.2f} s")
+    return "\n".join(lines) + "\n"
+
+
+ALLOCATION_CSV_FIELDS = [
+    "channel", "label", "group", "spend", "share", "current_spend", "change", "expected_return", "roi",
+    "marginal_roi",
+]
+
+
+def allocation_csv(alloc) -> str:
+    """One row per channel, then ``reserve`` and ``total`` rows (spend + reserve = budget), as a
+    spreadsheet user expects; the currency is in the rows' ``currency`` column."""
+    d = alloc.to_dict()
+    cur = d["current"] or {}
+    fields = ALLOCATION_CSV_FIELDS + ["currency"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for c in d["channels"]:
+        w.writerow({**{k: ("" if c.get(k) is None else c[k]) for k in ALLOCATION_CSV_FIELDS}, "currency": d["currency"]})
+    budget = d["budget"] or 0.0
+    totals = [
+        ("reserve", d["reserve"], cur.get("reserve"), None, None),
+        ("total", budget, budget if cur else None, d["expected_return"], d["roi"]),
+    ]
+    for name, spend, current, ret, roi in totals:
+        w.writerow({
+            "channel": name, "label": name, "spend": spend, "share": round(spend / budget, 6) if budget else "",
+            "current_spend": "" if current is None else current,
+            "change": "" if current is None else round(spend - current, 2),
+            "expected_return": "" if ret is None else ret, "roi": "" if roi is None else roi,
+            "currency": d["currency"],
+        })
+    return buf.getvalue()
+
+
+def allocation_json(alloc, scenario=None, extra: dict | None = None) -> str:
+    d = alloc.to_dict()
+    if scenario is not None:
+        d["horizon"] = scenario.horizon
+    d.update(extra or {})
+    return json_text(d)
+
+
+def infeasible_message(alloc) -> str:
+    """``Error: no plan satisfies …`` with the diagnosis, one conflict a line."""
+    lines = [f"Error: no plan satisfies every constraint of {alloc.scenario}:"]
+    lines += [f"  - {p}" for p in alloc.diagnosis]
+    return "\n".join(lines)
+
+
+def risk_table(extra: dict) -> str:
+    """The spread of the plan's return over curve samples (and the risk trade-off with --risk)."""
+    lines = []
+    if "return_interval" in extra:
+        r = extra["return_interval"]
+        lines += ["", f"expected return over {r['samples']} bootstrap curve samples: P10 {_num(r['p10'])}, "
+                      f"P50 {_num(r['p50'])}, P90 {_num(r['p90'])} (mean {_num(r['mean'])})"]
+    if "risk" in extra:
+        rk = extra["risk"]
+        rows = [[name, _num(st["mean"]), _num(st["p10"]), _num(st["p50"]), _num(st["p90"]), _num(st["cvar"])]
+                for name, st in (("risk-neutral (best mean)", rk["neutral"]), (f"risk-averse (best CVaR {rk['alpha']:g})", rk["averse"]))]
+        lines += ["", f"Return over {rk['samples']} bootstrap curve samples (the plan above is the risk-averse one):",
+                  render_table(["plan", "mean", "P10", "P50", "P90", f"CVaR {rk['alpha']:g}"], rows, right={1, 2, 3, 4, 5})]
+        neutral = extra["risk_neutral"]["channels"]
+        lines += ["", "risk-neutral spends: " + ", ".join(f"{c['channel']} {_num(c['spend'])}" for c in neutral)]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def period_table(alloc) -> str:
+    """Spend per channel (rows) per period (columns), in thousands, with period totals."""
+    d = alloc.to_dict()
+    periods = d["periods"]
+    if not periods:
+        return ""
+    names = [c["channel"] for c in d["channels"]]
+    rows = []
+    for i, name in enumerate(names):
+        rows.append([name] + [_num(p["channels"][i]["spend"] / 1000) for p in periods])
+    rows.append(["total"] + [_num(p["spend"] / 1000) for p in periods])
+    rows.append(["return"] + [_num(p["expected_return"] / 1000) for p in periods])
+    symbol, _ = _currency(d["currency"])
+    head = [f"spend ({symbol}k)"] + [p["period"] for p in periods]
+    lines = ["", f"Spend per period ({symbol} thousands):", render_table(head, rows, right=set(range(1, len(head))))]
+    after = d.get("after_horizon_return") or 0.0
+    lines.append(
+        f"return earned after the horizon through carryover: {_num(after)} "
+        + ("(counted in the expected return)" if d.get("count_after_horizon") else "(not counted)")
+    )
+    return "\n".join(lines) + "\n"
+
+
+PERIOD_CSV_FIELDS = ["period", "channel", "spend", "effective_spend", "expected_return"]
+
+
+def period_csv(alloc) -> str:
+    """Long format: one row per period and channel."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=PERIOD_CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for p in alloc.to_dict()["periods"]:
+        for c in p["channels"]:
+            w.writerow({"period": p["period"], **{k: c[k] for k in PERIOD_CSV_FIELDS[1:]}})
+    return buf.getvalue()
+
+
+
+def fit_table(report: dict, source: str) -> str:
+    """The human report of a fitted model."""
+    fitq = report["fit"]
+    hold = fitq.get("holdout") or {}
+    lines = [
+        f"{source}: {report['periods']} {report['frequency']} periods, {report['start']} to {report['end']} "
+        f"({report['layout']} layout)",
+        "",
+    ]
+    rows = []
+    for c in report["channels"]:
+        interval = "-"
+        if c.get("roi_p10") is not None:
+            interval = f"{c['roi_p10']:.2f}–{c['roi_p90']:.2f}"
+        rows.append([
+            c["channel"], c.get("group") or "", _num(c["spend"]), _num(c["contribution"]), _num(c["roi"], 2), interval,
+            _num(c["marginal_roi"], 2), f"{c['alpha']:.2f}", _num(c["k"]), f"{c['s']:.2f}",
+            _pct(c["spend_share"]), _pct(c["effect_share"]),
+        ])
+    lines.append(render_table(
+        ["channel", "group", "spend", "contribution", "ROI", "ROI P10–P90", "mROI", "α", "k", "s", "spend %", "effect %"],
+        rows, right={2, 3, 4, 5, 6, 7, 8, 9, 10, 11},
+    ))
+    lines.append("")
+    lines.append(f"fit in sample: R² {fitq['r2']:.3f}, MAPE {fitq['mape'] * 100:.1f}%, NRMSE {fitq['nrmse']:.3f}")
+    if hold.get("r2") is not None:
+        lines.append(
+            f"fit on the last {hold.get('periods')} periods held out: R² {hold['r2']:.3f}, "
+            f"MAPE {hold['mape'] * 100:.1f}%, NRMSE {hold['nrmse']:.3f}"
+        )
+    lines.append(f"ROI intervals from {report['bootstrap_samples']} block-bootstrap resamples; "
+                 "mROI at the mean spend per period; α carryover, k half-saturation spend, s shape.")
+    if report["warnings"]:
+        lines.append("")
+        lines.append("Warnings:")
+        lines += [f"  - {w}" for w in report["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+
+def _band_text(block: dict, i: int | None = None) -> str:
+    if i is None:
+        b = block["horizon"]
+        return f"{_num(b['p50'])} [{_num(b['p10'])}–{_num(b['p90'])}]"
+    return f"{_num(block['p50'][i])} [{_num(block['p10'][i])}–{_num(block['p90'][i])}]"
+
+
+def forecast_table(fc: dict, scenario_name: str) -> str:
+    plans = fc["plans"]
+    lines = [f"{scenario_name}: forecast of {len(fc['periods'])} {fc['frequency']} periods "
+             f"from {fc['periods'][0]} (P50 [P10–P90])", ""]
+    rows = []
+    for i, period in enumerate(fc["periods"]):
+        rows.append([period, _band_text(fc["baseline"], i)] + [_band_text(p["total"], i) for p in plans.values()])
+    rows.append(["horizon", _band_text(fc["baseline"])] + [_band_text(p["total"]) for p in plans.values()])
+    lines.append(render_table(["period", "baseline"] + [f"total, {n} plan" for n in plans], rows,
+                              right=set(range(1, 2 + len(plans)))))
+    lines.append("")
+    for name, p in plans.items():
+        lines.append(f"media return, {name} plan (spend {_num(p['spend'])}): {_band_text(p['media'])}")
+    lines.append("")
+    lines.append("Baseline: Prophet (trend, yearly seasonality, China's holidays, 618, Double 11, member day); "
+                 "its interval from the model's out-of-sample error. Media: curves with carryover from "
+                 "history; interval from the bootstrap curve samples. The current plan is spread evenly over the "
+                 "periods; the recommended one is the period plan when the scenario has a [horizon], else even.")
+    return "\n".join(lines) + "\n"
+
+
+def forecast_csv(fc: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["period", "series", "p10", "p50", "p90", "point"])
+    series = [("baseline", fc["baseline"])]
+    for name, p in fc["plans"].items():
+        series += [(f"{name}_media", p["media"]), (f"{name}_total", p["total"])]
+    for i, period in enumerate(fc["periods"]):
+        for name, b in series:
+            w.writerow([period, name, b["p10"][i], b["p50"][i], b["p90"][i], b["point"][i]])
+    return buf.getvalue()
+
+
