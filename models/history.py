@@ -9,12 +9,17 @@ Two layouts are read by one loader, :func:`load_history`:
 * ``long``: ``date, channel, spend, revenue`` rows, where ``revenue`` is the return attributed to
   that channel (platform-attributed); each channel's curve is then fitted on its own return.
 
-Dates label the *start* of each period. The frequency (daily, weekly or monthly) is detected from
-the spacing of the dates.
+Dates label the *start* of each period. They are read in one format per column and never guessed
+between day-first and month-first (:mod:`models.dates`; ``date_format`` makes the format
+explicit). The frequency (daily, weekly or monthly) is detected from the spacing of the dates,
+which must then lie on a regular grid: weekly dates on one weekday, and most periods of the span
+present. Dates off that grid are usually a misread format, not data.
 
 Validation happens once, here: every problem is collected with the file and row it was found in
 (rows are numbered as a spreadsheet shows them, the header being row 1), then one
-:class:`~models.errors.HistoryError` is raised. Problems that do not stop a fit (gaps in the dates,
+:class:`~models.errors.HistoryError` is raised. Problems of one kind are listed a few times and
+then counted (:func:`models.problems.cap_problems`), so a systematic fault (several rows per date)
+does not bury the rest; such a fault also gets one line saying what the file looks like. Problems that do not stop a fit (gaps in the dates,
 spend that barely varies, unused columns) are returned as ``History.warnings`` and logged.
 """
 
@@ -30,7 +35,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from models.dates import read_dates
 from models.errors import HistoryError
+from models.problems import cap_problems
 
 __all__ = ["HistorySpec", "History", "load_history", "history_from_frame", "MIN_PERIODS"]
 
@@ -47,6 +54,10 @@ _NO_EVENT = {"", "na", "n/a", "none", "null", "nan", "0", "false", "no"}
 
 # Nominal period length in days and the widest spacing that still counts as "no gap".
 _FREQUENCIES = {"daily": (1, 1), "weekly": (7, 7), "monthly": (30.4, 31)}
+
+#: Dates filling less than this share of the periods in their span are not a series with gaps but
+#: a misread (day and month swapped turn monthly data into a dozen days a year).
+MIN_COVERAGE = 0.5
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,12 @@ class HistorySpec:
         Long layout column names.
     min_periods : int
         Fewer periods than this is an error.
+    date_format : str or None
+        A strftime pattern every date must match, such as ``"%d.%m.%Y"``. None (the default)
+        reads ISO dates (``2024-03-04``, ``2024/03/04``, with or without a time) and dates with
+        month names as they are, and ``03.04.2024``-style dates day-first or month-first only
+        when some value settles it for the whole column (a field above 12); otherwise the file
+        is refused and the message says which pattern to give.
     """
 
     layout: Literal["wide", "long"] = "wide"
@@ -94,6 +111,7 @@ class HistorySpec:
     channel_column: str = "channel"
     spend_column: str = "spend"
     min_periods: int = MIN_PERIODS
+    date_format: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "HistorySpec":
@@ -111,6 +129,9 @@ class HistorySpec:
                 kw[key] = (value,) if isinstance(value, str) else tuple(value)
         if "channels" in kw and isinstance(kw["channels"], dict):
             kw["channels"] = dict(kw["channels"])
+        fmt = kw.get("date_format")
+        if fmt is not None and (not isinstance(fmt, str) or "%" not in fmt):
+            raise ValueError(f'date_format must be a strftime pattern such as "%d.%m.%Y", got {fmt!r}')
         return cls(**kw)
 
 
@@ -237,24 +258,29 @@ def history_from_frame(frame: pd.DataFrame, spec: HistorySpec | None = None, sou
     else:
         raise HistoryError([f"{source}: layout must be 'wide' or 'long', got {spec.layout!r}"], source)
     if checker.errors or history is None:
-        raise HistoryError(_by_row(checker.errors, source), source)
+        problems, kinds = _by_row(checker.errors, checker.error_kinds, source)
+        raise HistoryError(cap_problems(problems, kinds=kinds), source)
+    history.warnings[:] = cap_problems(history.warnings)
     for message in history.warnings:
         logger.warning("%s", message)
     return history
 
 
-def _by_row(problems: list[str], source: str) -> list[str]:
-    """File-level problems first, then by row (stable, so a row's problems keep their order)."""
+def _by_row(problems: list[str], kinds: list, source: str) -> tuple[list[str], list]:
+    """File-level problems first, then by row (stable, so a row's problems keep their order);
+    ``kinds`` (parallel to ``problems``) are reordered with them."""
     prefix = f"{source} row "
 
-    def key(p: str) -> int:
+    def key(item) -> int:
+        p = item[0]
         if p.startswith(prefix):
             digits = p[len(prefix):].split(":", 1)[0]
             if digits.isdigit():
                 return int(digits)
         return 0
 
-    return sorted(problems, key=key)
+    pairs = sorted(zip(problems, kinds), key=key)
+    return [p for p, _ in pairs], [k for _, k in pairs]
 
 
 def _spec_with(spec: HistorySpec | None, overrides: dict) -> HistorySpec:
@@ -272,21 +298,32 @@ def _spec_with(spec: HistorySpec | None, overrides: dict) -> HistorySpec:
 
 
 class _Checker:
-    """Collects errors and warnings, each prefixed with the source and row."""
+    """Collects errors and warnings, each prefixed with the source and the row or column."""
 
     def __init__(self, source: str):
         self.source = source
         self.errors: list[str] = []
+        #: What each error is, for capping repeats: a name given by the check, else the message
+        #: with its values masked (:func:`models.problems.problem_kind`).
+        self.error_kinds: list = []
         self.warnings: list[str] = []
 
-    def error(self, message: str, row: int | None = None) -> None:
-        self.errors.append(self._where(row) + message)
+    def error(self, message: str, row: int | None = None, *, column: str | None = None,
+              kind: str | None = None) -> None:
+        from models.problems import problem_kind
+
+        self.errors.append(self._where(row, column) + message)
+        self.error_kinds.append(kind or problem_kind(self.errors[-1]))
 
     def warn(self, message: str, row: int | None = None) -> None:
         self.warnings.append(self._where(row) + message)
 
-    def _where(self, row: int | None) -> str:
-        return f"{self.source} row {row}: " if row is not None else f"{self.source}: "
+    def _where(self, row: int | None, column: str | None = None) -> str:
+        if row is not None:
+            return f"{self.source} row {row}: "
+        if column is not None:
+            return f"{self.source} column {column}: "
+        return f"{self.source}: "
 
 
 def _date_label(spec: HistorySpec) -> str:
@@ -302,20 +339,16 @@ def _matches(column: str, patterns) -> bool:
     return any(fnmatch.fnmatchcase(column, p) for p in patterns)
 
 
-def _parse_dates(values: pd.Series, name: str, check: _Checker) -> pd.Series:
-    text = values.astype(str).str.strip()
-    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
-    retry = parsed.isna() & (text != "")
-    if retry.any():
-        # Other common spellings (2024/03/04, 04.03.2024) one cell at a time.
-        parsed.loc[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed")
-    for i in np.nonzero(parsed.isna().to_numpy())[0]:
-        raw = text.iloc[i]
-        if raw == "":
-            check.error(f"{name} is empty", _row(i))
-        else:
-            check.error(f"{name} {raw!r} is not a date", _row(i))
-    return parsed.dt.normalize()
+def _parse_dates(values: pd.Series, spec: HistorySpec, check: _Checker) -> pd.Series:
+    """The date column in one format (:func:`models.dates.read_dates`); problems to ``check``."""
+    parsed = read_dates(values, spec.date_format, label=_date_label(spec), first_row=_row(0))
+    for message in parsed.column_problems:
+        check.error(message, column=spec.date)
+    for i, message in parsed.row_problems:
+        check.error(message, _row(i))
+    if parsed.format and not parsed.column_problems:
+        logger.debug("%s: dates read as %s", check.source, parsed.format)
+    return parsed.dates
 
 
 def _parse_numbers(values: pd.Series, what: str, check: _Checker, *, rows=None,
@@ -348,8 +381,12 @@ def _parse_numbers(values: pd.Series, what: str, check: _Checker, *, rows=None,
     return numbers
 
 
-def _frequency(dates: pd.DatetimeIndex, check: _Checker) -> str | None:
-    """Detect daily/weekly/monthly from the typical spacing; warn about gaps."""
+def _frequency(dates: pd.DatetimeIndex, check: _Checker, rows: np.ndarray, column: str) -> str | None:
+    """Detect daily/weekly/monthly from the typical spacing; refuse dates off a regular grid
+    (usually a misread format); warn about gaps.
+
+    ``rows`` are the spreadsheet rows of ``dates`` (sorted, unique), for messages.
+    """
     if len(dates) < 2:
         return None
     days = np.diff(dates.values).astype("timedelta64[D]").astype(int)
@@ -366,6 +403,8 @@ def _frequency(dates: pd.DatetimeIndex, check: _Checker) -> str | None:
             "(expected daily, weekly or monthly)"
         )
         return None
+    if not _on_grid(dates, freq, check, rows, column):
+        return None
     nominal, widest = _FREQUENCIES[freq]
     unit = {"daily": "day", "weekly": "week", "monthly": "month"}[freq]
     for a, b, d in zip(dates[:-1], dates[1:], days):
@@ -379,6 +418,40 @@ def _frequency(dates: pd.DatetimeIndex, check: _Checker) -> str | None:
         elif d < (nominal if freq != "monthly" else 28):
             check.warn(f"dates {a.date()} and {b.date()} are only {d} days apart in {freq} data")
     return freq
+
+
+def _on_grid(dates: pd.DatetimeIndex, freq: str, check: _Checker, rows: np.ndarray, column: str) -> bool:
+    """Whether the dates form a regular series (with gaps allowed); errors to ``check`` if not.
+
+    Weekly dates must share a weekday: a week labelled by a Thursday among Mondays is a wrong
+    row or a misread date. And the dates must fill most of their span: day and month swapped turn
+    monthly data into twelve days a year, "daily" data that is nearly all gaps.
+    """
+    ok = True
+    if freq == "weekly":
+        weekday = dates.day_of_week.to_numpy()
+        usual = int(np.bincount(weekday, minlength=7).argmax())
+        usual_name = pd.Timestamp("2024-01-01").replace(day=1 + usual).day_name()  # 2024-01-01 is a Monday
+        for i in np.nonzero(weekday != usual)[0]:
+            check.error(
+                f"date {dates[i].date()} is a {dates[i].day_name()} but the other weekly dates fall on "
+                f"{usual_name}s; weekly data needs one date per week on the same weekday (check the row, "
+                "or the date format: set date_format)",
+                int(rows[i]), kind="weekly date off its weekday",
+            )
+            ok = False
+    span = (dates[-1] - dates[0]).days
+    nominal = _FREQUENCIES[freq][0]
+    expected = int(round(span / nominal)) + 1
+    if len(dates) < MIN_COVERAGE * expected:
+        check.error(
+            f"{len(dates)} dates from {dates[0].date()} to {dates[-1].date()} fill only {len(dates)} of the "
+            f"{expected:,} {freq} periods in that span, which is not a regular daily, weekly or monthly "
+            "series; check the date format (set date_format)",
+            column=column,
+        )
+        ok = False
+    return ok
 
 
 def _check_length_and_spend(spend: pd.DataFrame, check: _Checker, spec: HistorySpec) -> None:
@@ -472,7 +545,7 @@ def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
     if check.errors:
         return None
 
-    dates = _parse_dates(frame[spec.date], _date_label(spec), check)
+    dates = _parse_dates(frame[spec.date], spec, check)
     kpi = _parse_numbers(frame[spec.kpi], spec.kpi, check, positive=True)
     spend = {
         channel: _parse_numbers(frame[col], f"spend for {channel} ({col})" if col != channel else f"spend for {channel}",
@@ -480,14 +553,14 @@ def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
         for channel, col in mapping.items()
     }
     controls = {col: _parse_numbers(frame[col], f"control {col}", check) for col in spec.controls}
-    _check_duplicate_dates(dates, check)
+    _check_duplicate_dates(dates, check, spec=spec)
     if check.errors:
         return None
     order = np.argsort(dates.to_numpy(), kind="stable")
     idx = pd.DatetimeIndex(dates.to_numpy()[order])
     spend_df = pd.DataFrame({c: v[order] for c, v in spend.items()})
     events = _events_frame(frame, spec.events, order, check)
-    freq = _frequency(idx, check)
+    freq = _frequency(idx, check, _row(order), spec.date)
     _check_length_and_spend(spend_df, check, spec)
     if check.errors or freq is None:
         return None
@@ -505,9 +578,13 @@ def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
     )
 
 
-def _check_duplicate_dates(dates: pd.Series, check: _Checker, channels: pd.Series | None = None) -> None:
+def _check_duplicate_dates(dates: pd.Series, check: _Checker, channels: pd.Series | None = None, *,
+                           spec: HistorySpec) -> None:
+    """Each date once (per channel in the long layout); when most dates repeat, say what the file
+    looks like, because thousands of "appears twice" lines do not."""
     key = dates if channels is None else pd.Series(list(zip(dates, channels)))
     first_seen: dict = {}
+    repeated: set = set()
     for i, k in enumerate(key):
         if isinstance(k, tuple):
             if pd.isna(k[0]):
@@ -515,14 +592,33 @@ def _check_duplicate_dates(dates: pd.Series, check: _Checker, channels: pd.Serie
         elif pd.isna(k):
             continue
         if k in first_seen:
+            repeated.add(k)
             if channels is None:
-                check.error(f"date {k.date()} appears twice (first at row {first_seen[k]})", _row(i))
+                check.error(f"date {k.date()} appears twice (first at row {first_seen[k]})", _row(i),
+                            kind="date appears twice")
             else:
                 check.error(
-                    f"date {k[0].date()} appears twice for channel {k[1]} (first at row {first_seen[k]})", _row(i)
+                    f"date {k[0].date()} appears twice for channel {k[1]} (first at row {first_seen[k]})", _row(i),
+                    kind="date appears twice for a channel",
                 )
         else:
             first_seen[k] = _row(i)
+    # A few repeats are pasted rows; most keys repeating is a layout (one row per geo, per channel).
+    if len(repeated) < max(2, len(first_seen) / 2):
+        return
+    rows = sum(1 for k in key if not pd.isna(k[0] if isinstance(k, tuple) else k))
+    if channels is None:
+        check.error(
+            f"several rows per date ({len(first_seen):,} distinct dates, {rows:,} rows): this looks like a geo or "
+            f'long layout; for one row per date and channel (columns {spec.date}, {spec.channel_column}, '
+            f'{spec.spend_column}, {spec.kpi}) use layout = "long"; geo-level data must be aggregated to one '
+            "row per date first"
+        )
+    else:
+        check.error(
+            f"several rows per date and channel ({len(first_seen):,} distinct pairs, {rows:,} rows): this looks "
+            "like geo-level data; aggregate it to one row per date and channel first"
+        )
 
 
 def _read_long(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> History | None:
@@ -541,13 +637,13 @@ def _read_long(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
         check.error("controls and events are only supported in the wide layout")
     if check.errors:
         return None
-    dates = _parse_dates(frame[spec.date], _date_label(spec), check)
+    dates = _parse_dates(frame[spec.date], spec, check)
     channels = frame[spec.channel_column].astype(str).str.strip()
     for i in np.nonzero((channels == "").to_numpy())[0]:
         check.error("channel is empty", _row(int(i)))
     spend = _parse_numbers(frame[spec.spend_column], "spend", check, nonnegative=True)
     revenue = _parse_numbers(frame[spec.kpi], spec.kpi, check, nonnegative=True)
-    _check_duplicate_dates(dates, check, channels)
+    _check_duplicate_dates(dates, check, channels, spec=spec)
     if check.errors:
         return None
     long = pd.DataFrame({"date": dates, "channel": channels, "spend": spend, "revenue": revenue})
@@ -559,7 +655,9 @@ def _read_long(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
     spend_df = spend_df[order].reset_index(drop=True)
     ret_df = ret_df[order].reset_index(drop=True)
     spend_df.columns.name = ret_df.columns.name = None
-    freq = _frequency(idx, check)
+    # The first row of each date, for messages about a date.
+    first_rows = _row(pd.Series(np.arange(len(long))).groupby(long["date"].to_numpy()).min().reindex(idx).to_numpy())
+    freq = _frequency(idx, check, first_rows, spec.date)
     _check_length_and_spend(spend_df, check, spec)
     for channel in order:
         if np.all(ret_df[channel].to_numpy() <= 0):

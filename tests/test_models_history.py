@@ -191,3 +191,80 @@ def test_meridian_style_sample_loads_with_a_short_mapping(tmp_path):
 def test_spec_rejects_unknown_keys():
     with pytest.raises(ValueError, match="unknown key\\(s\\) chanels"):
         HistorySpec.from_dict({"chanels": "*_S"})
+
+
+def geo_frame(n_dates=150, n_geos=20):
+    """A geo-level file (Meridian's geo sample layout): one row per date and geo."""
+    f = weekly_frame(n_dates)
+    geo = pd.concat([f.assign(geo=f"geo{g}") for g in range(n_geos)], ignore_index=True)
+    return geo
+
+
+def test_thousands_of_repeated_dates_are_capped_and_the_layout_is_named(tmp_path):
+    path = write(tmp_path, geo_frame())  # 3,000 rows, 150 dates: 2,850 repeats
+    found = problems(path, ignore=["geo"])
+    assert len(found) <= 10
+    assert found[0] == (
+        "history.csv: several rows per date (150 distinct dates, 3,000 rows): this looks like a geo or long "
+        'layout; for one row per date and channel (columns date, channel, spend, revenue) use layout = "long"; '
+        "geo-level data must be aggregated to one row per date first"
+    )
+    assert found[1] == "history.csv row 152: date 2024-01-01 appears twice (first at row 2)"
+    assert found[1:6] == [line for line in found if "appears twice" in line]
+    assert found[6] == "… and 2,845 more like this"
+    assert len(found) == 7
+
+
+def test_repeats_of_each_kind_are_capped_separately(tmp_path):
+    f = weekly_frame(40)
+    for i in range(8):
+        f.loc[i, "tv"] = "n/a"
+    for i in range(20, 27):
+        f.loc[i, "social"] = "lots"
+    f.loc[30, "revenue"] = "0"
+    assert problems(write(tmp_path, f)) == [
+        *[f"history.csv row {r}: spend for tv is missing" for r in range(2, 7)],
+        "… and 3 more like this",
+        *[f"history.csv row {r}: spend for social 'lots' is not a number" for r in range(22, 27)],
+        "… and 2 more like this",
+        "history.csv row 32: revenue must be > 0, got 0",
+    ]
+
+
+def test_long_layout_with_several_rows_per_date_and_channel_is_named_geo_data(tmp_path):
+    f = weekly_frame(40)
+    long = pd.concat([
+        pd.DataFrame({"date": f["date"], "channel": c, "spend": f[c], "revenue": f[c].astype(float) * 3,
+                      "geo": g})
+        for g in ("north", "south", "east") for c in ("tv", "social")
+    ], ignore_index=True)
+    found = problems(write(tmp_path, long), layout="long", ignore=["geo"])
+    assert found[0] == (
+        "history.csv: several rows per date and channel (80 distinct pairs, 240 rows): this looks like "
+        "geo-level data; aggregate it to one row per date and channel first"
+    )
+    assert found[-1] == "… and 155 more like this"
+    assert len(found) == 7
+
+
+def test_a_couple_of_pasted_rows_get_no_layout_hint(tmp_path):
+    f = weekly_frame()
+    f = pd.concat([f, f.iloc[[3, 7]]], ignore_index=True)
+    assert problems(write(tmp_path, f)) == [
+        "history.csv row 32: date 2024-01-22 appears twice (first at row 5)",
+        "history.csv row 33: date 2024-02-19 appears twice (first at row 9)",
+    ]
+
+
+def test_cap_problems_keeps_order_and_counts_each_kind():
+    from models.problems import cap_problems
+
+    lines = [f"f.csv row {i}: date 2024-01-{i:02d} appears twice" for i in range(2, 10)]
+    lines.insert(3, "f.csv: too little history")
+    assert cap_problems(lines, limit=2) == [
+        "f.csv row 2: date 2024-01-02 appears twice",
+        "f.csv row 3: date 2024-01-03 appears twice",
+        "… and 6 more like this",
+        "f.csv: too little history",
+    ]
+    assert cap_problems(["a", "b"], limit=1, kinds=["x", "x"]) == ["a", "… and 1 more like this"]
