@@ -144,7 +144,9 @@ def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: b
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: Windows Notepad starts UTF-8 files with a byte-order mark, which tomllib
+        # would report as an error at line 1, column 1.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([f"cannot read the file: {exc}"], str(path)) from None
     try:
