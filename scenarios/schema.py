@@ -40,6 +40,20 @@ SOURCE_KEYS = {"path", "periods", "extrapolation_cap"}
 FIT_KEYS = {"holdout": "holdout", "bootstrap": "n_bootstrap", "s_shaped": "s_shaped", "seed": "random_state"}
 #: Default horizon, in data periods, when a scenario does not say: one quarter.
 QUARTER_PERIODS = {"daily": 91, "weekly": 13, "monthly": 3}
+#: Largest amount of money (or return) a scenario may state: ten trillion. Plans are solved as an
+#: LP in double precision and rounded to the cent; a double holds every cent exactly only below
+#: 2**53 cents (about 9e13), and HiGHS's tolerances are relative (1e-7), so far larger amounts
+#: come back as solver failures or crashes instead of plans (a budget of 1e20 crashed, 1e300 was
+#: "solver failure"). 1e13 keeps headroom under 9e13 for sums of several such amounts.
+MAX_MONEY = 1e13
+MAX_MONEY_WHY = "ten trillion: larger amounts cannot be planned to the cent"
+#: Smallest positive budget: one cent, the unit plans are rounded to (a smaller one plans nothing).
+MIN_BUDGET = 0.01
+#: Largest ratio (ROI floors, margin, change fractions, per-period efficiency). A return of a
+#: million per unit spent is not a plan but a typo, and a ratio times MAX_MONEY must stay within
+#: what the LP can tell apart (roi_min = 1e300 crashed; 1e6 with a budget of 1e13 solves).
+MAX_RATIO = 1e6
+MAX_RATIO_WHY = "a ratio above a million is not a plausible plan"
 
 
 @dataclass
@@ -102,6 +116,31 @@ class _Checker:
 
     def share(self, path: str, value):
         return self.number(path, value, minimum=0.0, maximum=1.0)
+
+    def money(self, path: str, value, *, positive: bool = False):
+        """An amount of money (or return): ≥ 0 (> 0 if ``positive``) and ≤ :data:`MAX_MONEY`."""
+        value = self.number(path, value, minimum=None if positive else 0.0, positive=positive)
+        return self.at_most(path, value, MAX_MONEY, MAX_MONEY_WHY)
+
+    def ratio(self, path: str, value, *, positive: bool = False):
+        """A ratio (ROI, margin, fraction): ≥ 0 (> 0 if ``positive``) and ≤ :data:`MAX_RATIO`."""
+        value = self.number(path, value, minimum=None if positive else 0.0, positive=positive)
+        return self.at_most(path, value, MAX_RATIO, MAX_RATIO_WHY)
+
+    def budget_total(self, path: str, value):
+        """A total budget: money, and at least one cent (:data:`MIN_BUDGET`)."""
+        value = self.money(path, value, positive=True)
+        if value is not None and value < MIN_BUDGET:
+            self.add(path, f"must be ≥ {MIN_BUDGET:g} (one cent, the unit plans are rounded to), got {value:g}")
+            return None
+        return value
+
+    def at_most(self, path: str, value, limit: float, why: str):
+        """``value`` if it is None or ≤ ``limit``; else a problem saying why, and None."""
+        if value is not None and value > limit:
+            self.add(path, f"must be ≤ {limit:g} ({why}), got {value:g}")
+            return None
+        return value
 
     def text(self, path: str, value, default=None):
         if value is None:
@@ -182,8 +221,8 @@ def scenario_from_dict(
     if objective not in OBJECTIVES:
         ck.add("objective", f"must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
         objective = "max_return"
-    margin = ck.number("margin", data.get("margin"), positive=True)
-    target = ck.number("target_return", data.get("target_return"), positive=True)
+    margin = ck.ratio("margin", data.get("margin"), positive=True)
+    target = ck.money("target_return", data.get("target_return"), positive=True)
     if objective == "max_profit" and margin is None and "margin" not in data:
         ck.add("margin", "required when objective = \"max_profit\" (profit per unit of return, e.g. 0.35)")
     if objective == "min_spend" and target is None and "target_return" not in data:
@@ -194,11 +233,13 @@ def scenario_from_dict(
     else:
         b = {}
         ck.add("budget", "required: a table with `total` (and optionally `currency`, `horizon`)")
-    total = ck.number("budget.total", b.get("total"), positive=True)
+    total = ck.budget_total("budget.total", b.get("total"))
     if b and "total" not in b:
         ck.add("budget.total", "required")
     scale = 1.0
     notes = []
+    if budget is not None:
+        budget = ck.budget_total("budget (override)", budget)
     if budget is not None:
         if total is not None and total > 0 and budget != total:
             # The current plan is compared at the new budget with the same split; locked
@@ -218,8 +259,8 @@ def scenario_from_dict(
     ck.ordered("reserve.min_share", reserve_min, "reserve.max_share", reserve_max)
 
     c = ck.table("constraints", data.get("constraints", {}), CONSTRAINT_KEYS)
-    roi_min = ck.number("constraints.roi_min", c.get("roi_min"), minimum=0.0)
-    mroi_min = ck.number("constraints.marginal_roi_min", c.get("marginal_roi_min"), minimum=0.0)
+    roi_min = ck.ratio("constraints.roi_min", c.get("roi_min"))
+    mroi_min = ck.ratio("constraints.marginal_roi_min", c.get("marginal_roi_min"))
 
     groups = []
     raw_groups = data.get("groups", {})
@@ -235,6 +276,8 @@ def scenario_from_dict(
 
     source = _check_source(ck, data)
     horizon_spec = check_horizon(ck, data, has_model=source is not None)
+    if horizon_spec is not None:
+        _check_period_magnitudes(ck, data)
     if source is not None and periods is not None:
         source = (source[0], {**source[1], "periods": periods})
     has_source = source is not None
@@ -280,11 +323,11 @@ def scenario_from_dict(
             members = [n for n, g in channel_groups.items() if g == group]
             current = float(group_shares[group]) * total / len(members)
         else:
-            current = ck.number(f"{p}.current", ch.get("current", 0.0), minimum=0.0)
+            current = ck.money(f"{p}.current", ch.get("current", 0.0))
             if current is not None and ch.get("locked") is not True:
                 current *= scale
-        min_spend = ck.number(f"{p}.min_spend", ch.get("min_spend"), minimum=0.0)
-        max_spend = ck.number(f"{p}.max_spend", ch.get("max_spend"), minimum=0.0)
+        min_spend = ck.money(f"{p}.min_spend", ch.get("min_spend"))
+        max_spend = ck.money(f"{p}.max_spend", ch.get("max_spend"))
         ck.ordered(f"{p}.min_spend", min_spend, f"{p}.max_spend", max_spend)
         min_share = ck.share(f"{p}.min_share", ch.get("min_share"))
         max_share = ck.share(f"{p}.max_share", ch.get("max_share"))
@@ -295,7 +338,7 @@ def scenario_from_dict(
             locked = False
         if locked and "current" not in ch and group_shares.get(group) is None:
             ck.add(f"{p}.locked", "a locked channel needs its `current` spend (the amount it is held at)")
-        max_change = ck.number(f"{p}.max_change", ch.get("max_change"), minimum=0.0)
+        max_change = ck.ratio(f"{p}.max_change", ch.get("max_change"))
         curve = None
         if "curve" not in ch and not has_source:
             ck.add(f"{p}.curve", "required: e.g. { kind = \"hill\", beta = 3e6, k = 1e6, s = 0.8 }")
@@ -340,6 +383,28 @@ def scenario_from_dict(
     )
     return Scenario(name=name, path=None, problem=problem, horizon=horizon, description=description, notes=notes,
                     model=model, periods=periods, fitted_channels=fitted, horizon_spec=horizon_spec)
+
+
+def _check_period_magnitudes(ck: _Checker, data: dict) -> None:
+    """Upper limits of a [horizon] plan's amounts and ratios (check_horizon checks the rest:
+    types, signs, lengths), each number of a per-period list with its index."""
+    limits = {"money": (MAX_MONEY, MAX_MONEY_WHY), "ratio": (MAX_RATIO, MAX_RATIO_WHY)}
+    places = []
+    pacing = data.get("pacing")
+    if isinstance(pacing, dict):
+        places += [(f"pacing.{k}", pacing.get(k), kind)
+                   for k, kind in (("cap", "money"), ("max_change_abs", "money"), ("max_change", "ratio"))]
+    channels = data.get("channels")
+    if isinstance(channels, dict):
+        for n, ch in channels.items():
+            if isinstance(ch, dict):
+                places += [(f"channels.{n}.{k}", ch.get(k), kind) for k, kind in
+                           (("min_per_period", "money"), ("max_per_period", "money"), ("efficiency", "ratio"))]
+    for path, value, kind in places:
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for i, v in items:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                ck.at_most(path if i is None else f"{path}[{i}]", v, *limits[kind])
 
 
 def _check_source(ck: _Checker, data: dict):

@@ -1,9 +1,12 @@
-"""Scenario validation of held-out bad inputs (issue #8): files that start with a UTF-8
-byte-order mark."""
+"""Scenario validation of held-out bad inputs (issue #8): amounts and ratios too large (or a
+budget too small) to plan, and files that start with a UTF-8 byte-order mark. Each problem is
+named with its key path, all of them at once."""
 
 import pytest
 
 from scenarios import ScenarioError, load_scenario
+from scenarios.plan import plan_scenario
+from scenarios.schema import MAX_MONEY, MAX_RATIO, MIN_BUDGET
 
 BASE = """
 [budget]
@@ -17,6 +20,9 @@ group = "g2"
 current = 500_000
 curve = { kind = "exponential", beta = 1e6, k = 3e5 }
 """
+MONEY_WHY = "ten trillion: larger amounts cannot be planned to the cent"
+RATIO_WHY = "a ratio above a million is not a plausible plan"
+CENT_WHY = "one cent, the unit plans are rounded to"
 
 
 def write(tmp_path, text, name="s.toml"):
@@ -29,6 +35,85 @@ def problems_of(tmp_path, text, **kw):
     with pytest.raises(ScenarioError) as err:
         load_scenario(write(tmp_path, text), **kw)
     return err.value.problems
+
+
+# --- magnitudes ----------------------------------------------------------------------------------
+
+def test_documented_limits():
+    assert (MAX_MONEY, MIN_BUDGET, MAX_RATIO) == (1e13, 0.01, 1e6)
+    assert MAX_MONEY * 100 < 2 ** 53  # every cent up to MAX_MONEY is a distinct double
+
+
+@pytest.mark.parametrize("total,problem", [
+    ("1e300", f"budget.total: must be ≤ 1e+13 ({MONEY_WHY}), got 1e+300"),
+    ("1e20", f"budget.total: must be ≤ 1e+13 ({MONEY_WHY}), got 1e+20"),
+    ("10_000_000_000_001", f"budget.total: must be ≤ 1e+13 ({MONEY_WHY}), got 1e+13"),
+    ("1e-9", f"budget.total: must be ≥ 0.01 ({CENT_WHY}), got 1e-09"),
+    ("0.009", f"budget.total: must be ≥ 0.01 ({CENT_WHY}), got 0.009"),
+    ("0", "budget.total: must be > 0, got 0"),
+])
+def test_budget_out_of_range_is_named_with_the_reason(tmp_path, total, problem):
+    assert problems_of(tmp_path, BASE.replace("1_000_000", total, 1)) == [problem]
+
+
+def test_the_largest_and_smallest_budgets_are_planned(tmp_path):
+    for total, spend in ((MAX_MONEY, 0.95 * MAX_MONEY), (MIN_BUDGET, 0.0)):
+        sc = load_scenario(write(tmp_path, BASE.replace("1_000_000", repr(total), 1)))
+        alloc = plan_scenario(sc).allocation
+        assert alloc.status == "optimal"
+        assert alloc.spend == pytest.approx(spend, abs=0.01)
+        assert round((alloc.spend + alloc.reserve) * 100) == round(total * 100)
+
+
+@pytest.mark.parametrize("budget,problem", [
+    (1e300, f"budget (override): must be ≤ 1e+13 ({MONEY_WHY}), got 1e+300"),
+    (1e-9, f"budget (override): must be ≥ 0.01 ({CENT_WHY}), got 1e-09"),
+    (-5.0, "budget (override): must be > 0, got -5"),
+    (float("nan"), "budget (override): must be a finite number, got nan"),
+])
+def test_budget_override_gets_the_same_checks(tmp_path, budget, problem):
+    assert problems_of(tmp_path, BASE, budget=budget) == [problem]
+
+
+def test_budget_override_at_the_limit_is_accepted(tmp_path):
+    sc = load_scenario(write(tmp_path, BASE), budget=MAX_MONEY)
+    assert sc.problem.budget == MAX_MONEY
+
+
+def test_every_amount_and_ratio_is_bounded_and_all_are_listed_at_once(tmp_path):
+    text = 'objective = "max_profit"\nmargin = 1e300\ntarget_return = 2e13\n' + BASE.replace(
+        "current = 400_000", "current = 1e14\nmin_spend = 1e300\nmax_spend = 1e19\nmax_change = 1e7"
+    ) + "[constraints]\nroi_min = 1e300\nmarginal_roi_min = 2e6\n"
+    assert problems_of(tmp_path, text) == [
+        f"margin: must be ≤ 1e+06 ({RATIO_WHY}), got 1e+300",
+        f"target_return: must be ≤ 1e+13 ({MONEY_WHY}), got 2e+13",
+        f"constraints.roi_min: must be ≤ 1e+06 ({RATIO_WHY}), got 1e+300",
+        f"constraints.marginal_roi_min: must be ≤ 1e+06 ({RATIO_WHY}), got 2e+06",
+        f"channels.douyin.current: must be ≤ 1e+13 ({MONEY_WHY}), got 1e+14",
+        f"channels.douyin.min_spend: must be ≤ 1e+13 ({MONEY_WHY}), got 1e+300",
+        f"channels.douyin.max_spend: must be ≤ 1e+13 ({MONEY_WHY}), got 1e+19",
+        f"channels.douyin.max_change: must be ≤ 1e+06 ({RATIO_WHY}), got 1e+07",
+    ]
+
+
+def test_amounts_and_ratios_of_a_period_plan_are_bounded_each_with_its_period(tmp_path):
+    text = BASE.replace(
+        "current = 400_000", "current = 400_000\nmin_per_period = [0, 2e13, 0]\nmax_per_period = 1e300\nefficiency = [1, 1, 1e300]"
+    ) + '[horizon]\nperiods = 3\nefficiency = "flat"\n[pacing]\ncap = [1e300, 5e5, 5e5]\nmax_change_abs = 1e14\nmax_change = 1e9\n'
+    assert problems_of(tmp_path, text) == [
+        f"pacing.cap[0]: must be ≤ 1e+13 ({MONEY_WHY}), got 1e+300",
+        f"pacing.max_change_abs: must be ≤ 1e+13 ({MONEY_WHY}), got 1e+14",
+        f"pacing.max_change: must be ≤ 1e+06 ({RATIO_WHY}), got 1e+09",
+        f"channels.douyin.min_per_period[1]: must be ≤ 1e+13 ({MONEY_WHY}), got 2e+13",
+        f"channels.douyin.max_per_period: must be ≤ 1e+13 ({MONEY_WHY}), got 1e+300",
+        f"channels.douyin.efficiency[2]: must be ≤ 1e+06 ({RATIO_WHY}), got 1e+300",
+    ]
+
+
+def test_a_period_plan_within_the_limits_loads(tmp_path):
+    text = BASE.replace("current = 400_000", "current = 400_000\nmax_per_period = 1e13\nefficiency = [1, 1e6, 1]") + (
+        '[horizon]\nperiods = 3\nefficiency = "flat"\n[pacing]\ncap = 1e13\nmax_change_abs = 1e13\nmax_change = 1e6\n')
+    assert load_scenario(write(tmp_path, text)).horizon_spec.pacing["cap"] == 1e13
 
 
 # --- a UTF-8 byte-order mark (Windows Notepad) -------------------------------------------------
