@@ -114,6 +114,7 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
         result = ScenarioPlan(optimize(scenario.problem, exact=exact, lp_path=lp_path), False)
     alloc = result.allocation
     alloc.notes[:0] = scenario.notes
+    alloc.warnings[:0] = scenario.warnings
     if alloc.feasible and "risk" not in result.extra:
         samples = curve_samples(scenario, per_period=periodic)
         if samples is not None:

@@ -54,6 +54,8 @@ MIN_BUDGET = 0.01
 #: what the LP can tell apart (roi_min = 1e300 crashed; 1e6 with a budget of 1e13 solves).
 MAX_RATIO = 1e6
 MAX_RATIO_WHY = "a ratio above a million is not a plausible plan"
+#: The group of a channel that names none: a group of its own without limits unless declared.
+DEFAULT_GROUP = "other"
 
 
 @dataclass
@@ -66,6 +68,10 @@ class Scenario:
     horizon: str | None = None
     description: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: Doubtful but valid things in the file, with their key path (e.g. a channel's group that no
+    #: [groups] table declares); :func:`scenarios.plan.plan_scenario` puts them first in the
+    #: plan's warnings.
+    warnings: list[str] = field(default_factory=list)
     #: The fitted model the curves came from ([history] or [model]), else None.
     model: object = None
     #: Data periods the plan covers (when curves come from a model).
@@ -313,12 +319,15 @@ def scenario_from_dict(
         ck.add("current.group_shares", f"shares sum to {shares_total:.4g}, above 1")
 
     channels = []
+    scenario_warnings: list[str] = []
     for cname, craw in raw_channels.items():
         p = f"channels.{cname}"
         ch = ck.table(p, craw, CHANNEL_KEYS)
         if not ch:
             continue
         group = ck.text(f"{p}.group", ch.get("group"), "other")
+        if "group" in ch:
+            _check_group(ck, scenario_warnings, f"{p}.group", group, raw_groups)
         if group_shares.get(group) is not None and total is not None:
             members = [n for n, g in channel_groups.items() if g == group]
             current = float(group_shares[group]) * total / len(members)
@@ -382,7 +391,29 @@ def scenario_from_dict(
         currency=currency,
     )
     return Scenario(name=name, path=None, problem=problem, horizon=horizon, description=description, notes=notes,
+                    warnings=scenario_warnings,
                     model=model, periods=periods, fitted_channels=fitted, horizon_spec=horizon_spec)
+
+
+def _check_group(ck: _Checker, warnings: list, path: str, group: str, raw_groups: dict) -> None:
+    """A channel's ``group`` that no ``[groups]`` table declares.
+
+    When any declared group has limits (``min_share``/``max_share``) this is an error: a typo
+    (``g11`` for ``g1``) would silently take the channel out of its group's limits. Declared
+    groups without limits only name and label groups, so it is a warning then. A scenario without
+    ``[groups]`` uses group names as free labels, and a channel without ``group`` (or with the
+    default, ``other``) belongs to the default group: neither is checked.
+    """
+    if group == DEFAULT_GROUP or group in raw_groups or not raw_groups:
+        return
+    hint = difflib.get_close_matches(group, sorted(raw_groups), n=1)
+    message = f'unknown group "{group}"' + (
+        f' (did you mean "{hint[0]}"?)' if hint
+        else f" (declared: {', '.join(sorted(raw_groups))}; add a [groups.{group}] table for a new group)")
+    if any(isinstance(g, dict) and ("min_share" in g or "max_share" in g) for g in raw_groups.values()):
+        ck.add(path, message)
+    else:
+        warnings.append(f"{path}: {message}; it is planned as a group of its own")
 
 
 def _check_period_magnitudes(ck: _Checker, data: dict) -> None:

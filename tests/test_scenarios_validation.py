@@ -1,6 +1,6 @@
-"""Scenario validation of held-out bad inputs (issue #8): amounts and ratios too large (or a
-budget too small) to plan, and files that start with a UTF-8 byte-order mark. Each problem is
-named with its key path, all of them at once."""
+"""Scenario validation of held-out bad inputs (issue #8): a channel's group that no [groups] table
+declares, amounts and ratios too large (or a budget too small) to plan, and files that start
+with a UTF-8 byte-order mark. Each problem is named with its key path, all of them at once."""
 
 import pytest
 
@@ -20,6 +20,18 @@ group = "g2"
 current = 500_000
 curve = { kind = "exponential", beta = 1e6, k = 3e5 }
 """
+LIMITED_GROUPS = """
+[groups.g1]
+max_share = 0.3
+[groups.g2]
+label = "tools"
+"""
+LABEL_GROUPS = """
+[groups.g1]
+label = "content"
+[groups.g2]
+label = "tools"
+"""
 MONEY_WHY = "ten trillion: larger amounts cannot be planned to the cent"
 RATIO_WHY = "a ratio above a million is not a plausible plan"
 CENT_WHY = "one cent, the unit plans are rounded to"
@@ -35,6 +47,67 @@ def problems_of(tmp_path, text, **kw):
     with pytest.raises(ScenarioError) as err:
         load_scenario(write(tmp_path, text), **kw)
     return err.value.problems
+
+
+# --- a channel's group that no [groups] table declares ----------------------------------------
+
+def test_a_typo_of_a_group_with_limits_is_an_error_with_did_you_mean(tmp_path):
+    text = BASE.replace('group = "g1"', 'group = "g11"') + LIMITED_GROUPS
+    assert problems_of(tmp_path, text) == ['channels.douyin.group: unknown group "g11" (did you mean "g1"?)']
+
+
+def test_an_undeclared_group_without_a_close_name_lists_the_declared_ones(tmp_path):
+    text = BASE.replace('group = "g2"', 'group = "tools"') + LIMITED_GROUPS
+    assert problems_of(tmp_path, text) == [
+        'channels.scrm.group: unknown group "tools" (declared: g1, g2; add a [groups.tools] table for a new group)'
+    ]
+
+
+def test_a_limit_on_a_group_that_fails_validation_still_makes_typos_errors(tmp_path):
+    # The limits of g1 are invalid, but the file meant to limit it: a typo must not slip through.
+    text = BASE.replace('group = "g1"', 'group = "g11"') + LIMITED_GROUPS.replace("0.3", "1.3")
+    assert problems_of(tmp_path, text) == [
+        "groups.g1.max_share: must be ≤ 1, got 1.3",
+        'channels.douyin.group: unknown group "g11" (did you mean "g1"?)',
+    ]
+
+
+def test_with_only_labelled_groups_a_typo_is_a_warning_that_reaches_the_plan(tmp_path):
+    text = BASE.replace('group = "g1"', 'group = "g11"') + LABEL_GROUPS
+    sc = load_scenario(write(tmp_path, text))
+    warning = 'channels.douyin.group: unknown group "g11" (did you mean "g1"?); it is planned as a group of its own'
+    assert sc.warnings == [warning]
+    assert {c.name: c.group for c in sc.problem.channels} == {"douyin": "g11", "scrm": "g2"}
+    alloc = plan_scenario(sc).allocation
+    assert alloc.feasible
+    assert alloc.warnings[0] == warning
+    assert alloc.to_dict()["warnings"][0] == warning
+
+
+def test_scenarios_without_groups_use_group_names_as_free_labels(tmp_path):
+    sc = load_scenario(write(tmp_path, BASE))
+    assert sc.warnings == []
+    assert [c.group for c in sc.problem.channels] == ["g1", "g2"]
+
+
+def test_a_channel_without_a_group_stays_in_the_default_group_without_limits(tmp_path):
+    """Unchanged meaning: no `group` key (or the default name, "other") is the group "other",
+    which has no limits unless a [groups.other] table gives some."""
+    text = BASE.replace('group = "g1"\n', "").replace('group = "g2"', 'group = "other"') + LIMITED_GROUPS
+    sc = load_scenario(write(tmp_path, text))
+    assert sc.warnings == []
+    assert [c.group for c in sc.problem.channels] == ["other", "other"]
+    assert [g.name for g in sc.problem.groups] == ["g1", "g2"]
+    assert sc.problem.group("other").min_share is None and sc.problem.group("other").max_share is None
+
+
+def test_the_declared_group_limit_holds_once_the_typo_is_fixed(tmp_path):
+    """What the typo used to cost: g1's max_share silently did not apply to douyin."""
+    sc = load_scenario(write(tmp_path, BASE + LIMITED_GROUPS))
+    alloc = plan_scenario(sc).allocation
+    assert alloc.feasible
+    assert alloc.spend_of("douyin") <= 0.3 * 1_000_000 + 0.01
+    assert "group_max[g1]" in {b.name for b in alloc.binding}
 
 
 # --- magnitudes ----------------------------------------------------------------------------------
@@ -137,3 +210,20 @@ def test_with_a_byte_order_mark_errors_keep_their_true_line_and_column(tmp_path)
     assert err.value.problems == problems_of(tmp_path, text)
     assert err.value.problems[0].startswith("not valid TOML: ") and "(at line 2, column 10)" in err.value.problems[0]
 
+
+def test_all_kinds_of_problem_are_listed_at_once(tmp_path):
+    """A BOM file with a group typo, an amount too large, a budget too small and an unknown key:
+    one error with four problems, in file order."""
+    text = BASE.replace("1_000_000", "1e-9", 1).replace('group = "g1"', 'group = "g11"').replace(
+        "current = 500_000", "current = 5e15\ncurent = 1") + LIMITED_GROUPS
+    p = tmp_path / "all.toml"
+    p.write_bytes(BOM + text.encode("utf-8"))
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(p)
+    assert err.value.problems == [
+        f"budget.total: must be ≥ 0.01 ({CENT_WHY}), got 1e-09",
+        'channels.douyin.group: unknown group "g11" (did you mean "g1"?)',
+        "channels.scrm.curent: unknown key (did you mean `current`?)",
+        f"channels.scrm.current: must be ≤ 1e+13 ({MONEY_WHY}), got 5e+15",
+    ]
+    assert str(err.value).startswith(f"{p}: 4 problem(s)\n")
