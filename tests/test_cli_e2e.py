@@ -1,0 +1,218 @@
+"""What a scheduler sees: the installed `budget` run as a subprocess, its stdout parsed.
+
+CliRunner tests cannot see file descriptor 1 (a native library printing a banner there), exit
+codes as the shell gets them, or broken pipes; these tests can. Every command × format, on
+success and on failure, must leave on stdout exactly the result asked for and nothing else.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scenarios import example_path
+
+BUDGET = shutil.which("budget", path=os.path.dirname(sys.executable)) or shutil.which("budget")
+EXAMPLES = example_path("quarterly.toml").parent
+PASTED = str(EXAMPLES / "pasted_curves.toml")
+QUARTERLY = str(EXAMPLES / "quarterly.toml")
+WEEKLY = str(EXAMPLES / "weekly.toml")
+HISTORY = str(EXAMPLES / "history_weekly.csv")
+
+pytestmark = pytest.mark.skipif(BUDGET is None, reason="the `budget` console script is not installed "
+                                                       "(make test installs it)")
+
+
+def budget(*args, cwd=None, timeout=600):
+    """Run the installed command; stdout and stderr apart, as a scheduler gets them."""
+    return subprocess.run([BUDGET, *args], capture_output=True, text=True, encoding="utf-8", cwd=cwd,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def parse(fmt: str, text: str):
+    """The whole of stdout in the format asked for; fails on any stray line."""
+    if fmt == "json":
+        return json.loads(text)
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows and all(len(r) == len(rows[0]) for r in rows), text[:300]
+        return rows
+    assert text.strip(), "an empty table"
+    return text
+
+
+def no_traceback(stderr: str) -> None:
+    assert "Traceback" not in stderr and 'File "' not in stderr, stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def infeasible(tmp_path_factory) -> str:
+    """The pasted-curves plan with an ROI floor no channel reaches."""
+    text = Path(PASTED).read_text(encoding="utf-8")
+    assert "[constraints]" not in text
+    path = tmp_path_factory.mktemp("infeasible") / "infeasible.toml"
+    path.write_text(text + "\n[constraints]\nroi_min = 50.0\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+@pytest.mark.parametrize("scenario", [PASTED, WEEKLY], ids=["single", "periods"])
+def test_allocate_prints_only_its_result(fmt, scenario):
+    r = budget("allocate", scenario, "--format", fmt)
+    assert r.returncode == 0, r.stderr
+    out = parse(fmt, r.stdout)
+    if fmt == "json":
+        assert out["status"] == "optimal"
+        assert round(sum(c["spend"] for c in out["channels"]) * 100) + round(out["reserve"] * 100) \
+            == round(out["budget"] * 100)
+    if fmt == "csv":
+        assert out[0][:3] in (["channel", "label", "group"], ["period", "channel", "spend"])
+    no_traceback(r.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_allocate_on_fitted_curves_prints_only_its_result(fmt):
+    r = budget("allocate", QUARTERLY, "--format", fmt)
+    assert r.returncode == 0, r.stderr
+    out = parse(fmt, r.stdout)
+    if fmt == "json":
+        assert out["return_interval"]["p10"] <= out["return_interval"]["p90"]
+    no_traceback(r.stderr)
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_an_infeasible_plan_exits_4_and_json_is_still_parseable(fmt, infeasible):
+    r = budget("allocate", infeasible, "--format", fmt)
+    assert r.returncode == 4, r.stderr
+    assert "Error: no plan satisfies every constraint" in r.stderr
+    if fmt == "json":
+        d = json.loads(r.stdout)
+        assert d["status"] == "infeasible" and d["diagnosis"]
+    else:
+        assert r.stdout == ""
+    no_traceback(r.stderr)
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_bad_scenario_exits_3_with_nothing_on_stdout(fmt, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[budget]\ntotal = -5\n[channels.douyin]\nmax_share = 1.4\ncurve = { kind = "hill", beta = 1 }\n',
+                   encoding="utf-8")
+    r = budget("allocate", str(bad), "--format", fmt)
+    assert r.returncode == 3
+    assert r.stdout == ""
+    assert r.stderr.startswith(f"Error: {bad}: ")
+    assert "budget.total" in r.stderr and "channels.douyin.max_share" in r.stderr
+    no_traceback(r.stderr)
+
+
+def test_usage_errors_exit_2(tmp_path):
+    for args in (["allocate", PASTED, "--format", "xml"], ["allocate", str(tmp_path / "none.toml")],
+                 ["allocate", PASTED, "--budget", "-1"], ["nosuchcommand"],
+                 ["allocate", PASTED, "--plot", str(tmp_path / "x.bmpx")]):
+        r = budget(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stdout == ""
+        no_traceback(r.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_fit_prints_only_its_report_and_the_model_loads(fmt, tmp_path):
+    model = tmp_path / "model.json"
+    r = budget("fit", HISTORY, "--format", fmt, "-o", str(model), "--bootstrap", "4")
+    assert r.returncode == 0, r.stderr
+    out = parse(fmt, r.stdout)
+    if fmt == "json":
+        assert {c["channel"] for c in out["channels"]} >= {"douyin", "popup_stores"}
+    assert json.loads(model.read_text(encoding="utf-8"))["schema_version"]
+    assert f"wrote the model to {model}" in r.stderr
+    no_traceback(r.stderr)
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_fit_on_a_bad_history_exits_3_listing_rows(fmt, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,revenue,douyin\n2024-01-01,100,5\n2024-01-01,abc,-3\n", encoding="utf-8")
+    r = budget("fit", str(bad), "--format", fmt)
+    assert r.returncode == 3
+    assert r.stdout == ""
+    assert "row 3" in r.stderr
+    no_traceback(r.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_forecast_prints_only_its_result(fmt):
+    r = budget("forecast", QUARTERLY, "--format", fmt)
+    assert r.returncode == 0, r.stderr
+    out = parse(fmt, r.stdout)
+    if fmt == "json":
+        assert len(out["periods"]) == 13
+    no_traceback(r.stderr)
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_forecast_without_history_exits_3(fmt):
+    r = budget("forecast", PASTED, "--format", fmt)
+    assert r.returncode == 3
+    assert r.stdout == "" and "forecasting needs curves fitted from history" in r.stderr
+
+
+def test_forecast_horizon_zero_is_a_usage_error():
+    r = budget("forecast", QUARTERLY, "--horizon", "0")
+    assert r.returncode == 2 and "--horizon" in r.stderr and r.stdout == ""
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_cache_info(fmt, tmp_path):
+    env_dir = tmp_path / "cache"
+    r = subprocess.run([BUDGET, "cache", "info", "--format", fmt], capture_output=True, text=True,
+                       env={**os.environ, "BUDGET_CACHE_DIR": str(env_dir)})
+    assert r.returncode == 0, r.stderr
+    out = parse(fmt, r.stdout)
+    if fmt == "json":
+        assert out == {"path": str(env_dir), "fits": 0, "bytes": 0}
+
+
+def test_output_file_gets_the_umask_mode_and_no_temporary_is_left(tmp_path):
+    target = tmp_path / "plan.json"
+    r = subprocess.run(["sh", "-c", f'umask 022 && "{BUDGET}" allocate "{PASTED}" --format json -o "{target}"'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+    target.chmod(0o640)  # a mode the user chose is kept when the file is replaced
+    assert budget("allocate", PASTED, "--format", "json", "-o", str(target)).returncode == 0
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    """`budget allocate … | head -1`: no BrokenPipeError traceback, like other Unix tools."""
+    proc = subprocess.Popen([BUDGET, "allocate", WEEKLY, "--format", "csv"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away after one line
+    _, err = proc.communicate(timeout=120)
+    assert first.startswith(b"period,channel")
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+    assert proc.returncode in (0, -signal.SIGPIPE)
+
+
+def test_help_is_fast_to_reach_and_every_command_has_examples():
+    for args in ([], ["allocate"], ["fit"], ["forecast"], ["cache"], ["cache", "info"], ["cache", "clear"]):
+        r = budget(*args, "--help")
+        assert r.returncode == 0
+        assert "Example:" in r.stdout, args
+    assert "Exit codes:" in budget("--help").stdout
