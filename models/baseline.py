@@ -1,14 +1,18 @@
 """The non-media baseline: Prophet trend, yearly seasonality, holidays and campaign days.
 
 Only this module imports prophet (lazily, inside functions, so the rest of the library and the
-bootstrap workers start fast). Holidays default to China's calendar from Prophet's built-in
-country holidays (``make_holidays_df(country="CN")``, which reads the offline ``holidays``
-package) plus the e-commerce campaign days: 618 (June 18), Double 11 (November 11) and the
-monthly member day (the 18th). Users add their own events as ``{name: [dates]}``.
+bootstrap workers start fast). Holidays come from Prophet's built-in country holidays
+(``make_holidays_df(country=...)``, which reads the offline ``holidays`` package) for one
+country, China ("CN") by default, any ISO 3166 code on request (``holidays = "DE"`` in a
+``[history]`` table, ``MediaMixModel(holidays="DE")``). China's calendar comes with the Chinese
+e-commerce campaign days: 618 (June 18), Double 11 (November 11) and the monthly member day (the
+18th); other countries' calendars do not, unless ``campaign_days=True`` asks for them (a brand
+selling abroad on Tmall Global might). Users add their own events as ``{name: [dates]}``.
 
 History dates label period starts, so in weekly or monthly data a holiday is assigned to the
-period that contains it; otherwise Prophet would never see it (its holiday features match exact
-dates).
+period that contains it; otherwise Prophet would never see it. That is why the country's days
+are passed as Prophet ``holidays`` mapped to periods rather than through
+``Prophet.add_country_holidays``, whose features match exact dates only.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["holiday_table", "BaselineFit", "fit_prophet_baseline", "CAMPAIGN_DAYS", "PERIOD_DAYS"]
+__all__ = ["holiday_table", "BaselineFit", "fit_prophet_baseline", "CAMPAIGN_DAYS", "PERIOD_DAYS",
+           "DEFAULT_COUNTRY", "country_problem"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +36,9 @@ PERIOD_DAYS = {"daily": 1, "weekly": 7, "monthly": 31}
 
 #: Campaign days of the Chinese e-commerce calendar: (month, day); month None = every month.
 CAMPAIGN_DAYS = {"618": (6, 18), "double11": (11, 11), "member_day": (None, 18)}
+
+#: The holiday calendar when none is named, and the one whose campaign days are added by default.
+DEFAULT_COUNTRY = "CN"
 
 # Fourier order of the yearly seasonality by frequency: enough for a peak season, few enough
 # that three years of weekly data do not let seasonality soak up media effects.
@@ -85,8 +93,41 @@ def _period_of(days: pd.DatetimeIndex, starts: pd.DatetimeIndex, period_days: in
     return pd.DatetimeIndex(out)
 
 
-def holiday_table(starts: pd.DatetimeIndex, frequency: str, country: str | None = "CN",
-                  campaign_days: bool = True, events: dict[str, list] | None = None) -> pd.DataFrame:
+def country_problem(country) -> str | None:
+    """Why ``country`` cannot name a holiday calendar, or None when it can.
+
+    Parameters
+    ----------
+    country : str or None
+        An ISO 3166 code known to the ``holidays`` package that Prophet uses ("CN", "DE", "USA");
+        None or False means no country holidays.
+
+    Returns
+    -------
+    str or None
+        A message without a place (the caller knows the key: ``history.holidays``).
+    """
+    if country is None or country is False:
+        return None
+    if not isinstance(country, str):
+        return f'must be a country code such as "DE", got {country!r}'
+    import holidays as calendars  # offline; Prophet's own dependency
+
+    codes = calendars.list_supported_countries()
+    if country in codes:
+        return None
+    guess = country.upper() if country.upper() in codes else None
+    if guess is None:
+        # A calendar's class name such as "Germany": the package's (lazy) class knows its code.
+        code = getattr(getattr(calendars, country, None), "country", None)
+        guess = code if isinstance(code, str) and code in codes else None
+    if guess:
+        return f'unknown country code {country!r} (did you mean "{guess}"?)'
+    return f'unknown country code {country!r} (holiday calendars use ISO 3166 codes such as "CN", "DE", "US")'
+
+
+def holiday_table(starts: pd.DatetimeIndex, frequency: str, country: str | None = DEFAULT_COUNTRY,
+                  campaign_days: bool | None = None, events: dict[str, list] | None = None) -> pd.DataFrame:
     """Prophet holidays (``ds, holiday``) mapped onto the periods in ``starts``.
 
     Parameters
@@ -95,13 +136,24 @@ def holiday_table(starts: pd.DatetimeIndex, frequency: str, country: str | None 
         Period starts covering history *and* any horizon to be forecast.
     frequency : {"daily", "weekly", "monthly"}
     country : str or None
-        Prophet built-in country holidays (default China, "CN"); None for none.
-    campaign_days : bool
+        Prophet built-in country holidays, an ISO 3166 code (default China, "CN"); None for none.
+    campaign_days : bool or None
         Add 618, Double 11 and the monthly member day (skipped for monthly data, where every
-        period contains an 18th).
+        period contains an 18th). None (default): only with China's calendar, because they are
+        Chinese e-commerce events.
     events : dict, optional
         ``{name: [date, ...]}`` user-defined campaign days.
+
+    Raises
+    ------
+    ValueError
+        ``country`` is not a known code (``holidays: unknown country code 'XX' (…)``).
     """
+    problem = country_problem(country)
+    if problem:
+        raise ValueError(f"holidays: {problem}")
+    if campaign_days is None:
+        campaign_days = country == DEFAULT_COUNTRY
     period_days = PERIOD_DAYS[frequency]
     years = list(range(starts[0].year - 1, starts[-1].year + 2))
     rows: list[tuple[pd.Timestamp, str]] = []

@@ -319,9 +319,11 @@ class MediaMixModel:
     baseline : {"prophet", "linear"}
         The baseline model; "linear" (trend + Fourier + holiday indicators) avoids Prophet.
     holidays : str or None
-        Prophet country holidays (default "CN").
-    campaign_days : bool
-        Add 618, Double 11 and the member day (the 18th).
+        The country whose public holidays the baseline learns: an ISO 3166 code such as "DE"
+        (default "CN", China); None for none. An unknown code raises ValueError in ``fit``.
+    campaign_days : bool or None
+        Add 618, Double 11 and the member day (the 18th). None (default): only with China's
+        calendar, since they are Chinese e-commerce events (:func:`models.baseline.holiday_table`).
     events : dict, optional
         User-defined campaign days ``{name: [dates]}``.
     holdout : int
@@ -346,7 +348,7 @@ class MediaMixModel:
 
     def __init__(self, *, max_lag: int | None = None, alpha_bounds: tuple[float, float] = (0.0, 0.9),
                  s_shaped: bool = False, n_starts: int = 8, alternations: int = 2,
-                 baseline: str = "prophet", holidays: str | None = "CN", campaign_days: bool = True,
+                 baseline: str = "prophet", holidays: str | None = "CN", campaign_days: bool | None = None,
                  events: dict | None = None, holdout: int = 13, n_bootstrap: int = 100,
                  block_length: int | None = None, n_jobs: int | None = None, random_state: int = 0,
                  burn_in: int | None = None, prior_strength: float = 1.0):

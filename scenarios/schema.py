@@ -37,7 +37,8 @@ DEFAULT_RESERVE_SHARE = 0.05
 #: extrapolation cap (× the largest spend per period seen; false turns it off).
 SOURCE_KEYS = {"path", "periods", "extrapolation_cap"}
 #: [history] keys that configure the estimator, with the MediaMixModel argument each sets.
-FIT_KEYS = {"holdout": "holdout", "bootstrap": "n_bootstrap", "s_shaped": "s_shaped", "seed": "random_state"}
+FIT_KEYS = {"holdout": "holdout", "bootstrap": "n_bootstrap", "s_shaped": "s_shaped", "seed": "random_state",
+            "holidays": "holidays", "campaign_days": "campaign_days"}
 #: Default horizon, in data periods, when a scenario does not say: one quarter.
 QUARTER_PERIODS = {"daily": 91, "weekly": 13, "monthly": 3}
 #: Largest amount of money (or return) a scenario may state: ten trillion. Plans are solved as an
@@ -468,8 +469,15 @@ def _check_source(ck: _Checker, data: dict):
             v = table.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 ck.add(f"history.{key}", f"must be a whole number ≥ 0, got {v!r}")
-        if "s_shaped" in table and not isinstance(table["s_shaped"], bool):
-            ck.add("history.s_shaped", f"must be true or false, got {table['s_shaped']!r}")
+        for key in ("s_shaped", "campaign_days"):
+            if key in table and not isinstance(table[key], bool):
+                ck.add(f"history.{key}", f"must be true or false, got {table[key]!r}")
+        if "holidays" in table:
+            from models.baseline import country_problem
+
+            problem = country_problem(table["holidays"])
+            if problem:
+                ck.add("history.holidays", problem)
         try:
             HistorySpec.from_dict({k: v for k, v in table.items() if k in spec_keys})
         except (TypeError, ValueError) as exc:
