@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-def _cents(v: float) -> float:
-    return round(float(v), 2)
+def _cents(v: float | None) -> float | None:
+    """Money for JSON: rounded to the cent, never ``-0.0`` (None and non-finite pass through)."""
+    if v is None:
+        return None
+    return round(float(v), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class Allocation:
 
     ``status`` is ``"optimal"`` or ``"infeasible"``; when infeasible, ``diagnosis`` explains
     which constraints conflict, with numbers, and the money fields are empty.
+
+    ``marginal_roi`` is the return of the plan's last unit of money (the lowest marginal ROI
+    among channels holding more than their minimum); ``break_even_budget`` is about the budget at
+    which it would be 1, set only when it is below 1 on a plan maximising return.
     """
 
     scenario: str
@@ -80,6 +87,8 @@ class Allocation:
     mode: str = "envelope"
     iterations: int = 0
     lp_return: float | None = None
+    marginal_roi: float | None = None
+    break_even_budget: float | None = None
 
     @property
     def feasible(self) -> bool:
@@ -94,31 +103,35 @@ class Allocation:
     def to_dict(self) -> dict:
         """JSON-ready dict; the keys listed in README's contract are stable.
 
-        Money is in yuan rounded to the cent (spends are whole cents already; rounding here
-        only removes float noise such as 264045.81000000006).
+        Every money key (budget, spends, reserves, returns, changes) is in the budget's currency
+        rounded to the cent, never ``-0.0``; shares, ROI, marginal ROI, uplift and shadow prices
+        are left as they are. Spends are whole cents already; rounding them only removes float
+        noise such as 264045.81000000006.
         """
         cur = self.current
         return {
             "scenario": self.scenario,
             "status": self.status,
             "objective": self.objective,
-            "budget": self.budget,
+            "budget": _cents(self.budget),
             "currency": self.currency,
             "spend": _cents(self.spend),
             "reserve": _cents(self.reserve),
-            "expected_return": self.expected_return,
+            "expected_return": _cents(self.expected_return),
             "roi": self.roi,
             "current": None
             if cur is None
             else {
                 "spend": _cents(cur.spend),
                 "reserve": _cents(cur.reserve),
-                "expected_return": cur.expected_return,
+                "expected_return": _cents(cur.expected_return),
                 "roi": cur.roi,
                 "feasible": cur.feasible,
                 "violations": list(cur.violations),
             },
             "uplift": self.uplift,
+            "marginal_roi": self.marginal_roi,
+            "break_even_budget": _cents(self.break_even_budget),
             "channels": [
                 {
                     "channel": c.channel,
@@ -127,7 +140,7 @@ class Allocation:
                     "share": c.share,
                     "current_spend": _cents(c.current_spend),
                     "change": _cents(c.change),
-                    "expected_return": c.expected_return,
+                    "expected_return": _cents(c.expected_return),
                     "roi": c.roi,
                     "marginal_roi": c.marginal_roi,
                     "label": c.label,
@@ -186,36 +199,94 @@ class PeriodAllocation(Allocation):
         out = super().to_dict()
         out["solver"]["gap_bound"] = self.gap_bound
         out["count_after_horizon"] = self.count_after_horizon
-        out["after_horizon_return"] = self.after_horizon_return
-        out["carryover_return"] = self.carryover_return
+        out["after_horizon_return"] = _cents(self.after_horizon_return)
+        out["carryover_return"] = _cents(self.carryover_return)
         rows = []
         if self.period_spend is not None:
             for t, label in enumerate(self.periods):
                 rows.append({
                     "period": label,
                     "spend": _cents(sum(float(v) for v in self.period_spend[:, t])),
-                    "expected_return": float(sum(float(v) for v in self.period_return[:, t])),
+                    "expected_return": _cents(sum(float(v) for v in self.period_return[:, t])),
                     "channels": [
                         {
                             "channel": c.channel,
                             "spend": _cents(self.period_spend[i, t]),
-                            "effective_spend": float(self.period_effective[i, t]),
-                            "expected_return": float(self.period_return[i, t]),
+                            "effective_spend": _cents(self.period_effective[i, t]),
+                            "expected_return": _cents(self.period_return[i, t]),
                         }
                         for i, c in enumerate(self.channels)
                     ],
                 })
         out["periods"] = rows
         for i, c in enumerate(out["channels"]):
-            c["after_horizon_return"] = float(self.after_horizon[i]) if self.after_horizon is not None else 0.0
+            c["after_horizon_return"] = _cents(self.after_horizon[i]) if self.after_horizon is not None else 0.0
         return out
 
 
-def money(v: float, currency: str = "¥") -> str:
-    """``¥1,234,567`` (whole units; cents only below 100)."""
-    if abs(v) < 100 and v != round(v):
-        return f"{currency}{v:,.2f}"
-    return f"{'-' if v < 0 else ''}{currency}{abs(v):,.0f}"
+#: Symbol and unit word of the currencies a plan is likely to be in; any other ISO code is shown as
+#: itself ("CHF 1,000", "the next CHF").
+CURRENCIES = {
+    "CNY": ("¥", "yuan"), "RMB": ("¥", "yuan"), "USD": ("$", "dollar"), "EUR": ("€", "euro"),
+    "GBP": ("£", "pound"), "JPY": ("¥", "yen"), "HKD": ("HK$", "Hong Kong dollar"),
+    "KRW": ("₩", "won"), "INR": ("₹", "rupee"), "SGD": ("S$", "Singapore dollar"),
+}
+
+
+def currency_symbol(code: str) -> str:
+    """``"CNY"`` → ``"¥"``, ``"USD"`` → ``"$"``; an unknown code → the code and a space."""
+    return CURRENCIES.get(code.upper(), (f"{code} ", ""))[0]
+
+
+def unit_name(code: str) -> str:
+    """The currency's unit in words, for "the next yuan": ``"USD"`` → ``"dollar"``."""
+    return CURRENCIES.get(code.upper(), ("", code))[1] or code
+
+
+#: Symbol and unit word of the currencies money() knows; any other ISO code prints as itself.
+_CURRENCIES = {
+    "CNY": ("¥", "yuan"),
+    "USD": ("$", "dollar"),
+    "EUR": ("€", "euro"),
+    "GBP": ("£", "pound"),
+    "JPY": ("¥", "yen"),
+}
+
+
+def _is_code(currency: str) -> bool:
+    return len(currency) == 3 and currency.isascii() and currency.isalpha() and currency.isupper()
+
+
+def currency_symbol(code: str) -> str:
+    """The symbol of an ISO 4217 code: ``CNY`` → ``¥``, ``USD`` → ``$``, ``EUR`` → ``€``,
+    ``GBP`` → ``£``, ``JPY`` → ``¥``; any other code is returned as it is (``SEK``)."""
+    code = (code or "CNY").strip()
+    return _CURRENCIES.get(code.upper(), (code, code))[0]
+
+
+def unit_name(code: str) -> str:
+    """The word for one unit of an ISO 4217 code, for "the next yuan" phrasing: ``CNY`` → ``yuan``,
+    ``USD`` → ``dollar``, ``EUR`` → ``euro``, ``GBP`` → ``pound``, ``JPY`` → ``yen``; any other
+    code is returned as it is."""
+    code = (code or "CNY").strip()
+    return _CURRENCIES.get(code.upper(), (code, code))[1]
+
+
+def money(v: float, currency: str = "CNY") -> str:
+    """``¥1,234,567``: whole units, cents only below 100; ``-¥0.17`` for negatives, never ``-0``.
+
+    ``currency`` is an ISO code (``"USD"`` → ``$1,234``; an unknown code is a prefix,
+    ``SEK 1,234``) or a symbol to use as it is (``"¥"``).
+    """
+    symbol = currency_symbol(currency) if _is_code(currency) else currency
+    if symbol[-1:].isalpha():
+        symbol += " "
+    v = round(float(v), 2) + 0.0  # what rounds to zero prints as 0, without a sign
+    sign = "-" if v < 0 else ""
+    a = abs(v)
+    if a < 100 and a != round(a):
+        return f"{sign}{symbol}{a:,.2f}"
+    return f"{sign}{symbol}{a:,.0f}"
 
 
 def pct(share: float) -> str:

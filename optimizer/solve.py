@@ -30,7 +30,7 @@ from optimizer import diagnose
 from optimizer.build import ConvexPart, Model, Objective, Pieces, SparseRows, build_model
 from optimizer.errors import SolverError
 from optimizer.problem import Problem, channel_bounds
-from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, PlanSummary, money, pct
+from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, PlanSummary, money, pct, unit_name
 
 logger = logging.getLogger(__name__)
 
@@ -818,14 +818,15 @@ def _plan_violations(problem: Problem, spends: np.ndarray, returns: np.ndarray) 
     """Which constraints a plan breaks (used for the current plan), excluding change limits."""
     out = []
     b = problem.budget
+    cc = problem.currency
     tol = 0.005 + 1e-9 * b
     for ch, x in zip(problem.channels, spends):
         lo, hi = channel_bounds(problem, ch)
         # Limits defined relative to the current plan hold for it by definition.
         if x < lo.value - tol and not all(s.startswith(("locked", "max_change")) for s in lo.sources):
-            out.append(f"{ch.name}: spend {money(x)} is below its minimum {money(lo.value)}")
+            out.append(f"{ch.name}: spend {money(x, cc)} is below its minimum {money(lo.value, cc)}")
         if x > hi.value + tol and not all(s.startswith(("locked", "max_change")) for s in hi.sources):
-            out.append(f"{ch.name}: spend {money(x)} is above its maximum {money(hi.value)} ({', '.join(hi.sources)})")
+            out.append(f"{ch.name}: spend {money(x, cc)} is above its maximum {money(hi.value, cc)} ({', '.join(hi.sources)})")
     return out + shared_violations(problem, spends, float(returns.sum()), tol)
 
 
@@ -834,24 +835,30 @@ def shared_violations(problem, channel_totals: np.ndarray, ret: float, tol: floa
     total spend and the plan's total return; used for single-horizon and period plans alike."""
     out = []
     b = problem.budget
-    reserve = b - float(channel_totals.sum())
+    cc = problem.currency
+    reserve = clamp_cent(b - float(channel_totals.sum()))
     if reserve < problem.reserve_min - tol:
-        out.append(f"reserve {money(reserve)} is below the minimum {money(problem.reserve_min)}")
+        out.append(f"reserve {money(reserve, cc)} is below the minimum {money(problem.reserve_min, cc)}")
     if problem.reserve_max_share is not None and reserve > problem.reserve_max_share * b + tol:
-        out.append(f"reserve {money(reserve)} is above the maximum {money(problem.reserve_max_share * b)}")
+        out.append(f"reserve {money(reserve, cc)} is above the maximum {money(problem.reserve_max_share * b, cc)}")
     for g in problem.group_names:
         spec = problem.group(g)
         s = float(sum(x for ch, x in zip(problem.channels, channel_totals) if ch.group == g))
         if spec.min_share is not None and s < spec.min_share * b - tol:
-            out.append(f"group {g}: {money(s)} is below its minimum {pct(spec.min_share)}")
+            out.append(f"group {g}: {money(s, cc)} is below its minimum {pct(spec.min_share)}")
         if spec.max_share is not None and s > spec.max_share * b + tol:
-            out.append(f"group {g}: {money(s)} is above its maximum {pct(spec.max_share)}")
+            out.append(f"group {g}: {money(s, cc)} is above its maximum {pct(spec.max_share)}")
     spend = float(channel_totals.sum())
     if problem.roi_min is not None and spend > 0 and ret < problem.roi_min * spend * (1 - 1e-9):
         out.append(f"ROI {ret / spend:.2f} is below the floor {problem.roi_min:g}")
     if problem.objective == "min_spend" and problem.target_return is not None and ret < problem.target_return * (1 - 1e-9):
-        out.append(f"return {money(ret)} is below the target {money(problem.target_return)}")
+        out.append(f"return {money(ret, cc)} is below the target {money(problem.target_return, cc)}")
     return out
+
+
+def clamp_cent(reserve: float) -> float:
+    """A reserve within a cent below zero is float noise in a plan that spends the whole budget: 0."""
+    return 0.0 if -0.01 <= reserve <= 0.0 else float(reserve)
 
 
 def _summarise_current(problem: Problem, bounds) -> PlanSummary:
@@ -861,7 +868,7 @@ def _summarise_current(problem: Problem, bounds) -> PlanSummary:
     violations = _plan_violations(problem, spends, returns)
     return PlanSummary(
         spend=spend,
-        reserve=problem.budget - spend,
+        reserve=clamp_cent(problem.budget - spend),
         expected_return=ret,
         roi=ret / spend if spend > 0 else None,
         feasible=not violations,
@@ -915,7 +922,7 @@ def _report(problem: Problem, bounds, pieces, model: Model, xs: np.ndarray, base
                 change=float(x - ch.current),
                 expected_return=float(r),
                 roi=float(r / x) if x > 0 else None,
-                marginal_roi=_finite(float(ch.curve.marginal(x))),
+                marginal_roi=marginal_roi(ch.curve, x),
                 label=ch.label,
             )
         )
@@ -940,9 +947,26 @@ def _finite(v: float) -> float:
     return v if math.isfinite(v) else float("inf")
 
 
+def marginal_roi(curve, x: float) -> float:
+    """The return of the next unit of money at spend ``x``: 0 on a curve that is identically 0
+    (no detectable effect: a Hill curve with β = 0 has an infinite slope formula at 0 but earns
+    nothing), ∞ only where a curve that earns something rises vertically (zero spend, s < 1)."""
+    m = float(curve.marginal(x))
+    if not math.isfinite(m) and is_zero_curve(curve):
+        return 0.0
+    return _finite(m)
+
+
+def is_zero_curve(curve) -> bool:
+    """True when the curve returns nothing at any spend."""
+    probe = np.array([1.0, 1e3, 1e6, 1e9, 1e12, 1e15])
+    return not np.any(np.asarray(curve.response(probe), dtype=float) > 0)
+
+
 def _binding(problem: Problem, bounds, model: Model, spends: np.ndarray, alloc: Allocation) -> list[Binding]:
     out: list[Binding] = []
     b = problem.budget
+    cc = problem.currency
     tol = 0.011 + 1e-7 * b
 
     def price(name):
@@ -952,7 +976,7 @@ def _binding(problem: Problem, bounds, model: Model, spends: np.ndarray, alloc: 
 
     if alloc.reserve <= problem.reserve_min + tol:
         out.append(
-            Binding("reserve_min", f"reserve held at its minimum {money(problem.reserve_min)} "
+            Binding("reserve_min", f"reserve held at its minimum {money(problem.reserve_min, cc)} "
                     f"({pct(problem.reserve_min_share)} of budget)", price("budget_total"))
         )
     if problem.reserve_max_share is not None and alloc.reserve >= problem.reserve_max_share * b - tol:
@@ -961,28 +985,29 @@ def _binding(problem: Problem, bounds, model: Model, spends: np.ndarray, alloc: 
         spec = problem.group(g)
         s = sum(x for c, x in zip(problem.channels, spends) if c.group == g)
         if spec.min_share is not None and s <= spec.min_share * b + tol:
-            out.append(Binding(f"group_min[{g}]", f"group {g} at its minimum {pct(spec.min_share)} ({money(s)})", price(f"group_min[{g}]")))
+            out.append(Binding(f"group_min[{g}]", f"group {g} at its minimum {pct(spec.min_share)} ({money(s, cc)})", price(f"group_min[{g}]")))
         if spec.max_share is not None and s >= spec.max_share * b - tol:
-            out.append(Binding(f"group_max[{g}]", f"group {g} at its maximum {pct(spec.max_share)} ({money(s)})", price(f"group_max[{g}]")))
+            out.append(Binding(f"group_max[{g}]", f"group {g} at its maximum {pct(spec.max_share)} ({money(s, cc)})", price(f"group_max[{g}]")))
     if problem.roi_min is not None and alloc.spend > 0:
         roi = alloc.expected_return / alloc.spend
         if roi <= problem.roi_min * (1 + 1e-4):
             out.append(Binding("roi_min", f"overall ROI {roi:.3f} at the floor {problem.roi_min:g}", price("roi_min")))
     if problem.objective == "min_spend" and problem.target_return is not None:
-        out.append(Binding("target_return", f"return reaches the target {money(problem.target_return)}", price("target_return")))
+        out.append(Binding("target_return", f"return reaches the target {money(problem.target_return, cc)}", price("target_return")))
     for ch, x, (lo, hi) in zip(problem.channels, spends, bounds):
         if lo.sources and x <= lo.value + tol:
             for s in lo.sources:
-                out.append(Binding(s, f"{ch.name} at its minimum {money(lo.value)}"))
+                out.append(Binding(s, f"{ch.name} at its minimum {money(lo.value, cc)}"))
         if hi.value > lo.value + tol or ch.locked:
             for s in hi.sources:
                 if s != "budget_total" and x >= hi.value - tol and not (ch.locked and s in lo.sources):
-                    out.append(Binding(s, f"{ch.name} at its maximum {money(hi.value)}"))
+                    out.append(Binding(s, f"{ch.name} at its maximum {money(hi.value, cc)}"))
     return out
 
 
 def _warnings(problem: Problem, bounds, pieces, spends: np.ndarray, alloc: Allocation) -> list[str]:
     out = []
+    cc = problem.currency
     for ch, piece, x in zip(problem.channels, pieces, spends):
         if not ch.curve.is_concave and piece.convex is None:
             env = float(piece.curve.response(x))
@@ -990,7 +1015,7 @@ def _warnings(problem: Problem, bounds, pieces, spends: np.ndarray, alloc: Alloc
             if env - true > 1e-6 * max(1.0, env):
                 out.append(
                     f"{ch.name} has an S-shaped curve; it was planned on its concave envelope, which "
-                    f"overstates its return at {money(x)} by {money(env - true)} (run with --exact "
+                    f"overstates its return at {money(x, cc)} by {money(env - true, cc)} (run with --exact "
                     "for the true optimum)"
                 )
         if ch.max_change is not None and ch.current == 0:
@@ -999,10 +1024,84 @@ def _warnings(problem: Problem, bounds, pieces, spends: np.ndarray, alloc: Alloc
     if unspent > 1.0 and problem.objective == "max_return":
         reasons = sorted({bd.name.split("[")[0] for bd in alloc.binding if bd.name != "reserve_min"})
         out.append(
-            f"{money(unspent)} above the minimum reserve is left unspent and kept in reserve"
+            f"{money(unspent, cc)} above the minimum reserve is left unspent and kept in reserve"
             + (f" (limits that bind: {', '.join(reasons)})" if reasons else "")
         )
     for bd in alloc.binding:
         if bd.name.startswith("extrapolation_cap["):
             out.append(f"{bd.detail}: capped at 1.5× the largest spend seen in history (extrapolation cap)")
+    below = _below_break_even(problem, bounds, spends, alloc)
+    if below:
+        out.insert(0, below)
     return out
+
+
+def plan_marginal_roi(problem: Problem, bounds, spends: np.ndarray) -> float | None:
+    """The return of the last unit of money the plan spends: the lowest marginal ROI among the
+    channels that hold more than their minimum (at the optimum, the common marginal ROI of the
+    channels free to move). None when every channel sits at its minimum."""
+    held = [marginal_roi(ch.curve, x) for ch, x, (lo, _hi) in zip(problem.channels, spends, bounds)
+            if x > lo.value + 0.01]
+    return min(held) if held else None
+
+
+def _spend_at(problem: Problem, mroi: float) -> np.ndarray:
+    """Each channel's spend where its marginal return is ``mroi`` (S-curves: on their concave
+    envelope), clipped to its bounds at ``problem``'s budget."""
+    ends = [channel_bounds(problem, c) for c in problem.channels]
+    lo = np.array([a.value for a, _ in ends])
+    hi = np.maximum(np.array([b.value for _, b in ends]), lo)
+    return CurveSet([c.curve.envelope() for c in problem.channels]).spend_at_marginal(mroi, lo, hi, 80)
+
+
+def break_even_budget(problem: Problem, mroi: float = 1.0) -> float:
+    """About the budget at which the plan's marginal ROI falls to ``mroi`` (1: break-even).
+
+    For concave curves (S-curves: their concave envelope) the plan's common marginal return
+    λ(B) falls as the budget B grows; at λ = ``mroi`` each channel spends where its marginal
+    return is ``mroi``, clipped to its bounds at that budget, and the budget is that spend plus
+    the minimum reserve. Share limits move with the budget, so B is found by bisection on
+    ``B − reserve_min(B) − Σ spend_c(B)``. Group limits are left out, hence "about". Returns 0
+    when no channel returns ``mroi`` even on its first unit of money.
+    """
+    def room(budget: float) -> float:  # ≥ 0 once spending down to marginal `mroi` fits the budget
+        p = problem.with_budget(budget)
+        return (budget - p.reserve_min) - float(_spend_at(p, mroi).sum())
+
+    a, b = 0.0, float(problem.budget)
+    while room(b) < 0 and b < 1e18:  # the plan's marginal is still above mroi: look higher
+        a, b = b, 2.0 * b
+    for _ in range(100):
+        mid = 0.5 * (a + b)
+        if room(mid) >= 0:
+            b = mid
+        else:
+            a = mid
+        if b - a <= max(0.01, 1e-9 * b):
+            break
+    return b
+
+
+def _below_break_even(problem: Problem, bounds, spends: np.ndarray, alloc: Allocation) -> str | None:
+    """A plan maximising return whose last unit of money returns less than it costs: say so, how
+    much of the spend loses money, and about where break-even is (sets ``alloc.marginal_roi`` and
+    ``alloc.break_even_budget``)."""
+    lam = plan_marginal_roi(problem, bounds, spends)
+    alloc.marginal_roi = lam
+    if problem.objective != "max_return" or lam is None or round(lam, 2) >= 1.0:  # as it prints
+        return None
+    cc = problem.currency
+    be = break_even_budget(problem)
+    alloc.break_even_budget = round(be, 2)
+    head = f"at this budget the last {unit_name(cc)} returns {lam:.2f} (marginal ROI < 1)"
+    if be <= 0.01:
+        return f"{head}: no channel returns its cost even on its first {unit_name(cc)}"
+    at_be = _spend_at(problem.with_budget(be), 1.0)
+    extra = float(spends.sum() - at_be.sum())
+    gain = float(sum(float(c.curve.response(x)) - float(c.curve.response(y))
+                     for c, x, y in zip(problem.channels, spends, at_be)))
+    about = money(float(f"{be:.3g}"), cc)
+    if extra <= 0.005:
+        return f"{head}; break-even (marginal ROI 1) is at a budget of about {about}"
+    return (f"{head}: the last {money(extra, cc)} spent returns {money(gain, cc)}, {money(extra - gain, cc)} less "
+            f"than it costs; break-even (marginal ROI 1) is at a budget of about {about}")
