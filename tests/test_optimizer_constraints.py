@@ -69,11 +69,22 @@ def test_absolute_and_share_bounds():
 def test_reserve_minimum_and_maximum():
     a = optimize(replace(base(), reserve_min_share=0.2))
     assert a.reserve >= 0.2 * 4e6
+    # A reserve of at most 1% means spending at least 3.96M; a marginal-ROI floor μ caps each
+    # channel where its marginal return falls to μ. The caps, solved by hand: xhs 8e5·ln(2.5/μ),
+    # scrm √(7.5e11/μ) − 5e5, wecom the end of its last segment with slope ≥ μ, douyin and popup
+    # the root of the Hill derivative (brentq):
+    #   μ = 0.5: 1,193,985 + 1,287,550 + 724,745 + 1,000,000 + 441,538 = 4,647,818 ≥ 3,960,000
+    #            → feasible; and since the caps exceed the whole budget, max_return spends it all.
+    #   μ = 1.0:   570,802 +   733,033 + 366,025 +   500,000 + 161,923 = 2,331,783 < 3,960,000
+    #            → infeasible, and the diagnosis says so in money.
     p = replace(base(), reserve_min_share=0.0, reserve_max_share=0.01, marginal_roi_min=0.5)
     a = optimize(p)
-    assert a.status in ("optimal", "infeasible")
-    if a.status == "optimal":
-        assert a.reserve <= 0.01 * 4e6 + 0.01
+    assert a.status == "optimal", a.diagnosis
+    assert a.reserve <= 0.01 * 4e6
+    assert a.reserve < 1.0  # no money left idle: rounding to cents at most
+    b = optimize(replace(p, marginal_roi_min=1.0))
+    assert b.status == "infeasible"
+    assert any("¥2,331,783" in d and "¥3,960,000" in d and "[reserve_max]" in d for d in b.diagnosis), b.diagnosis
 
 
 def test_roi_floor_holds_on_the_true_curves():
@@ -87,14 +98,22 @@ def test_roi_floor_holds_on_the_true_curves():
 
 
 def test_marginal_roi_floor_caps_each_channel():
+    """marginal_roi_min = μ: no channel spends past where its next yuan returns less than μ, so
+    the last money each funded channel gets returns at least μ. Here the floor, not the budget,
+    stops every channel (money is left above the minimum reserve), so each sits at its cap: the
+    last ¥100 returned at least ¥100·μ and the next ¥100 would return less."""
     mu = 1.2
     a = optimize(replace(base(), marginal_roi_min=mu))
-    for c in a.channels:
-        if c.spend > 0:
-            # The next yuan beyond the plan may return less than mu, the last one spent did not.
-            assert c.marginal_roi <= mu + 1e-6 or c.spend >= 0
+    assert a.status == "optimal"
+    assert a.reserve > 0.05 * 4e6 + 1.0
     chans = {c.name: c for c in base().channels}
     for c in a.channels:
+        r = chans[c.channel].curve.response
+        x = c.spend
+        assert x > 0
+        assert c.marginal_roi >= mu - 1e-6
+        assert float(r(x) - r(x - 100.0)) >= 100.0 * mu * (1 - 1e-9), c.channel
+        assert float(r(x + 100.0) - r(x)) < 100.0 * mu, c.channel
         cap = chans[c.channel].curve.spend_at_marginal(mu, 4e6)
         assert c.spend <= cap + 0.01
 
