@@ -74,20 +74,39 @@ def test_period_plan_chart_and_cli_plot(tmp_path):
     assert png.read_bytes()[:8] == PNG
 
 
-def test_a_bad_chart_path_is_refused_before_any_work_and_nothing_is_written(tmp_path):
+def test_a_bad_chart_path_is_refused_before_any_work_and_nothing_is_written(tmp_path, monkeypatch):
+    """Bad chart paths are refused before any work; a chart that fails half-way through being
+    written leaves the old chart whole. Either way --output keeps the old plan and no temporary
+    file is left behind. (Each old file checked is the target of the --plot that failed.)"""
+    import matplotlib.figure
+
     plan = tmp_path / "plan.json"
     plan.write_text("old plan")
-    chart = tmp_path / "chart.png"
-    chart.write_bytes(b"old chart")
-    for bad, says in ((tmp_path / "missing-dir" / "chart.png", "does not exist"),
-                      (tmp_path / "chart.nosuchformat", "unknown chart format")):
-        r = CliRunner().invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--format", "json",
-                                      "-o", str(plan), "--plot", str(bad)])
+    odd = tmp_path / "chart.nosuchformat"
+    odd.write_bytes(b"old chart")
+    args = ["allocate", str(example_path("pasted_curves.toml")), "--format", "json", "-o", str(plan), "--plot"]
+    for bad, says in ((tmp_path / "missing-dir" / "chart.png", "does not exist"), (odd, "unknown chart format")):
+        r = CliRunner().invoke(main, [*args, str(bad)])
         assert r.exit_code == 2, r.stderr
         assert "--plot" in r.stderr and says in r.stderr
         assert plan.read_text() == "old plan"  # --output untouched: the command failed
+    assert odd.read_bytes() == b"old chart"
+
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(b"old chart")
+
+    def disk_full(fig, fname, *args, **kwargs):
+        with open(fname, "wb") as fh:
+            fh.write(PNG)  # the start of a chart, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", disk_full)
+    r = CliRunner().invoke(main, [*args, str(chart)])
+    assert r.exit_code == 1, r.stderr
+    assert r.stderr.startswith(f"Error: cannot draw {chart}: ") and "No space left on device" in r.stderr
     assert chart.read_bytes() == b"old chart"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.png", "plan.json"]
+    assert plan.read_text() == "old plan"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.nosuchformat", "chart.png", "plan.json"]
 
 
 def test_the_command_says_where_it_wrote_the_chart(tmp_path):
