@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import warnings
@@ -73,8 +74,14 @@ class Failure(Exception):
         self.code = code
 
 
+def _count(problems: list[str]) -> int:
+    """How many problems a (possibly capped) list stands for: "… and 2,940 more like this"."""
+    more = [re.search(r"… and ([\d,]+) more like this", p) for p in problems]
+    return sum(int(m.group(1).replace(",", "")) if m else 1 for m in more)
+
+
 def _problem_lines(source: str, problems: list[str]) -> str:
-    lines = [f"Error: {source}: {len(problems)} problem(s)"]
+    lines = [f"Error: {source}: {_count(problems):,} problem(s)"]
     lines += [f"  - {p}" for p in problems[:PROBLEMS_SHOWN]]
     if len(problems) > PROBLEMS_SHOWN:
         lines.append(f"  … and {len(problems) - PROBLEMS_SHOWN:,} more")
@@ -367,7 +374,7 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_
 # fit
 
 
-def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, events):
+def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, events, date_format):
     """What to fit: a scenario's [history] table, or a CSV read with the flags."""
     from models.history import HistorySpec
 
@@ -379,8 +386,22 @@ def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, events
     if channels:
         chans = channels if "*" in channels else {c.strip(): c.strip() for c in channels.split(",") if c.strip()}
     spec = HistorySpec(layout=layout, date=date, kpi=kpi, channels=chans, ignore=tuple(ignore),
-                       controls=tuple(controls), events=tuple(events))
+                       controls=tuple(controls), events=tuple(events), date_format=date_format)
     return Path(path), spec, {}
+
+
+def _country(ctx, param, value):
+    """--holidays: a country code Prophet's holiday calendars know ("none" for no holidays)."""
+    if value is None:
+        return None
+    if value.lower() == "none":
+        return False
+    from models.baseline import country_problem
+
+    problem = country_problem(value)
+    if problem:
+        raise click.BadParameter(problem)
+    return value
 
 
 @main.command()
@@ -400,15 +421,22 @@ def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, events
 @click.option("--ignore", multiple=True, help="CSV: a column (or glob) to skip; repeatable.")
 @click.option("--control", "controls", multiple=True, help="CSV: a control column; repeatable.")
 @click.option("--event", "events", multiple=True, help="CSV: an event column (0/1 or labels); repeatable.")
+@click.option("--date-format", help="CSV: the dates' strftime pattern, e.g. '%d.%m.%Y' (needed when day and "
+                                    "month could be read either way).")
+@click.option("--holidays", callback=_country, metavar="CODE",
+              help="Country whose holidays the baseline knows (Prophet's calendars: CN, DE, US, …; 'none') [CN].")
+@click.option("--campaign-days/--no-campaign-days", default=None,
+              help="Add 618, Double 11 and the member day (default: with China's holidays only).")
 @NO_CACHE
 @click.pass_context
 def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout, ignore, controls,
-        events, no_cache):
+        events, date_format, holidays, campaign_days, no_cache):
     """Fit each channel's response curve from a history (CSV, or a scenario's [history] table).
 
     Carryover (adstock) and saturation (Hill) per channel, a Prophet baseline with trend,
-    yearly seasonality, holidays and campaign days (618, Double 11, the member day),
-    bootstrap intervals for ROI, and fit quality in sample and on a held-out tail. The fit is
+    yearly seasonality, a country's holidays (China's by default, with the campaign days 618,
+    Double 11 and the member day; --holidays DE for Germany's), bootstrap intervals for ROI,
+    and fit quality in sample and on a held-out tail. The fit is
     cached (see `budget cache`): a scenario that plans on the same history and settings reuses
     it instead of fitting again.
 
@@ -416,6 +444,7 @@ def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, ch
     Example:
       budget fit scenarios/examples/history_weekly.csv -o model.json
       budget fit scenarios/examples/quarterly.toml --format json
+      budget fit scenarios/examples/history_weekly.csv --holidays DE --bootstrap 20
       budget fit dt_simulated_weekly.csv --date DATE --channels '*_S' --control competitor_sales_B \\
           --control newsletter --event events --ignore '*_I' --ignore '*_P'
     """
@@ -423,8 +452,10 @@ def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, ch
     from scenarios import render
 
     _check_output(out, "--output")
-    csv_path, spec, settings = _run(ctx, _fit_source, source, date, kpi, channels, layout, ignore, controls, events)
-    for key, value in (("holdout", holdout), ("n_bootstrap", bootstrap), ("random_state", seed)):
+    csv_path, spec, settings = _run(ctx, _fit_source, source, date, kpi, channels, layout, ignore, controls, events,
+                                    date_format)
+    for key, value in (("holdout", holdout), ("n_bootstrap", bootstrap), ("random_state", seed),
+                       ("holidays", holidays), ("campaign_days", campaign_days)):
         if value is not None:
             settings[key] = value
     if s_shaped:

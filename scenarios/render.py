@@ -318,7 +318,7 @@ def forecast_table(fc: dict, scenario_name: str) -> str:
     for name, p in plans.items():
         lines.append(f"media return, {name} plan (spend {_num(p['spend'])}): {_band_text(p['media'])}")
     lines.append("")
-    lines.append("Baseline: Prophet (trend, yearly seasonality, China's holidays, 618, Double 11, member day); "
+    lines.append("Baseline: Prophet (trend, yearly seasonality, the history's holidays and campaign days); "
                  "its interval from the model's out-of-sample error. Media: curves with carryover from "
                  "history; interval from the bootstrap curve samples. The current plan is spread evenly over the "
                  "periods; the recommended one is the period plan when the scenario has a [horizon], else even.")
