@@ -334,8 +334,12 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_
     from scenarios import render
     from scenarios.plan import plan_scenario
 
-    if budget is not None and (not math.isfinite(budget) or budget <= 0):
-        raise click.BadParameter(f"must be a positive number, got {budget:g}", param_hint="--budget")
+    if budget is not None:
+        from scenarios.schema import MAX_MONEY, MIN_BUDGET
+
+        if not math.isfinite(budget) or budget < MIN_BUDGET or budget > MAX_MONEY:
+            raise click.BadParameter(f"must be between {MIN_BUDGET:g} (a cent) and {MAX_MONEY:g}, got {budget:g}",
+                                     param_hint="--budget")
     risk_alpha = None
     if risk:
         from scenarios.horizon import parse_risk
