@@ -166,7 +166,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     for noisy in ("cmdstanpy", "prophet", "matplotlib", "pulp"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     # What the user should know even without -v: files written, progress of long work.
-    logger.setLevel(logging.ERROR if quiet else min(level, logging.INFO))
+    for ours in (logger, logging.getLogger("models.cache")):  # "fitting 9 channels on 156 weekly periods …"
+        ours.setLevel(logging.ERROR if quiet else min(level, logging.INFO))
     warnings.showwarning = _show_warning
 
 
@@ -468,7 +469,7 @@ def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, ch
         model, cached = _run(ctx, fit_history, csv_path, spec, settings, use_cache=not no_cache,
                              progress=bar.update)
     if cached:
-        _say("using the cached fit of %s (--no-cache fits again)", csv_path)
+        _say("(--no-cache fits again)")
     report = model.report()
     if out:
         from models.serialize import save_model
