@@ -53,7 +53,8 @@ from models.curves import HillCurve
 from models.errors import ConvergenceWarning, NotFittedError
 from models.history import History
 
-__all__ = ["MediaMixModel", "ChannelParams", "adstock", "hill", "fit_metrics"]
+__all__ = ["MediaMixModel", "ChannelParams", "adstock", "hill", "fit_metrics", "naive_holdout_nrmse",
+           "quality_warnings"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,71 @@ def fit_metrics(y, yhat) -> dict:
     span = float(np.ptp(y))
     nrmse = float(np.sqrt(np.mean(resid**2)) / span) if span > 0 else float("nan")
     return {"r2": r2, "mape": mape, "nrmse": nrmse}
+
+
+#: Periods in a year per frequency: the lag of the seasonal naive forecast.
+_SEASON = {"daily": 364, "weekly": 52, "monthly": 12}
+#: In-sample R² below which the fit is said to explain too little of the KPI.
+_LOW_R2 = 0.5
+
+
+def naive_holdout_nrmse(y, holdout: int, frequency: str) -> tuple[float | None, str | None]:
+    """NRMSE on the last ``holdout`` periods of a naive forecast made at the end of the rest.
+
+    The naive forecast is the *same period last year* (the value one year, 52 weeks / 12 months
+    / 364 days, earlier, stepping back whole years until it lies before the holdout) when the
+    periods before the holdout cover a year, else the *last value* before the holdout. It knows
+    no spend at all, so a model that predicts the holdout (knowing its spend) worse than it adds
+    nothing a plan can rest on. Scaled like :func:`fit_metrics` (RMSE / range of y on the
+    holdout), so the two NRMSEs compare directly.
+
+    Returns
+    -------
+    (float or None, str or None)
+        The naive NRMSE and which naive forecast it is (``"same period last year"`` or
+        ``"last value"``); (None, None) without a holdout.
+    """
+    y = np.asarray(y, dtype=float)
+    n, h = y.size, int(holdout or 0)
+    if h <= 0 or n - h < 1:
+        return None, None
+    train = n - h
+    lag = _SEASON.get(frequency, 0)
+    if lag and train >= lag:
+        idx = np.arange(train, n)
+        idx = idx - lag * np.ceil((idx - train + 1) / lag).astype(int)
+        naive, method = y[idx], "same period last year"
+    else:
+        naive, method = np.full(h, y[train - 1]), "last value"
+    return fit_metrics(y[train:], naive)["nrmse"], method
+
+
+def quality_warnings(fit: dict) -> list[str]:
+    """Warnings about how well a fit predicts, from its metrics (a model's ``fit_``), worst first.
+
+    Holdout R² below 0 or a holdout NRMSE above the naive forecast's
+    (:func:`naive_holdout_nrmse`) comes first: plans on such curves are sketches. Then an
+    in-sample R² below 0.5. Works on the metrics of a model loaded from JSON, including one
+    saved before the naive forecast was scored (the holdout R² test still applies).
+    """
+    out = []
+    hold = fit.get("holdout") or {}
+    r2, nrmse, naive = hold.get("r2"), hold.get("nrmse"), hold.get("naive_nrmse")
+    reasons = []
+    if r2 is not None and math.isfinite(r2) and r2 < 0:
+        reasons.append(f"holdout R² {r2:.2f}: worse than the held-out periods' own average")
+    if nrmse is not None and naive is not None and math.isfinite(nrmse) and math.isfinite(naive) and nrmse > naive:
+        reasons.append(f"NRMSE {nrmse:.3f} against {naive:.3f} for the {hold.get('naive') or 'naive'} forecast")
+    if reasons:
+        periods = hold.get("periods")
+        what = f"the {periods} held-out periods" if periods else "the held-out periods"
+        out.append(f"the fitted model predicts {what} worse than a naive forecast ({'; '.join(reasons)}): "
+                   "treat a plan on these curves as a sketch, not a decision")
+    r2_in = fit.get("r2")
+    if r2_in is not None and math.isfinite(r2_in) and r2_in < _LOW_R2:
+        out.append(f"the fitted model explains little of the KPI in sample (R² {r2_in:.2f}): the curves "
+                   "may be describing noise")
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,6 +465,7 @@ class MediaMixModel:
         if self.holdout and not holdout:
             logger.info("history too short for a %d-period holdout; scoring in sample only", self.holdout)
         warn_list: list[str] = list(history.warnings)
+        self._convergence = []  # non-converged media fits, filled by _fit_blocks
 
         self._priors: dict = {}
         extra_starts: dict[str, ChannelParams] = {}
@@ -409,6 +476,8 @@ class MediaMixModel:
             extra_starts = params_h
             pred = self._predict_with(blocks_h, params_h, history)[-holdout:]
             holdout_metrics = {**fit_metrics(history.target()[-holdout:], pred), "periods": holdout}
+            naive, method = naive_holdout_nrmse(history.target(), holdout, history.frequency)
+            holdout_metrics.update(naive_nrmse=naive, naive=method)
 
         blocks, params, zs, problems, fitted_parts = self._fit_blocks(history, extra_starts)
         self._set_state(history, blocks, params, zs)
@@ -417,6 +486,11 @@ class MediaMixModel:
         self.fit_ = {**in_sample, "holdout": holdout_metrics or {"r2": None, "mape": None, "nrmse": None,
                                                                  "periods": 0}}
         self._bootstrap(history, blocks, zs, problems, fitted_parts)
+        quality = quality_warnings(self.fit_)
+        for w in quality:
+            warnings.warn(w, ConvergenceWarning, stacklevel=2)
+        # How well the model predicts comes first; kept in warnings_ (saved with the model).
+        warn_list[:0] = quality + list(dict.fromkeys(self._convergence))
         self._diagnose(history, warn_list)
         return self
 
@@ -532,8 +606,9 @@ class MediaMixModel:
             gamma, *_ = np.linalg.lstsq(B, base, rcond=None)
             block.weights = gamma
             if not converged:
-                warnings.warn(f"{name}: the media fit did not converge; results may be unreliable",
-                              ConvergenceWarning, stacklevel=3)
+                message = f"{name}: the media fit did not converge; results may be unreliable"
+                warnings.warn(message, ConvergenceWarning, stacklevel=3)
+                getattr(self, "_convergence", []).append(message)
             blocks.append(block)
             zs[name] = z
             problems[name] = problem
@@ -820,8 +895,17 @@ class MediaMixModel:
             "channels": [dict(r) for r in self.channel_report_],
             "fit": dict(self.fit_, holdout=dict(self.fit_["holdout"])),
             "bootstrap_samples": int(self.n_bootstrap),
-            "warnings": list(self.warnings_),
+            "warnings": self.fit_warnings(),
         }
+
+    def fit_warnings(self) -> list[str]:
+        """Every warning about the fit in plain words, worst first: how well it predicts
+        (:func:`quality_warnings`, recomputed from ``fit_``), then the rest of ``warnings_``
+        (the history's, non-convergence, each channel's). Saved models keep both, so a model
+        loaded from JSON (a cached fit) gives the same list as the fit that made it."""
+        self._check_fitted()
+        quality = quality_warnings(self.fit_)
+        return quality + [w for w in self.warnings_ if w not in quality]
 
 
 def _planning(beta: float, k: float, s: float, alpha: float, periods: int, max_lag: int | None) -> HillCurve:
