@@ -12,10 +12,11 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 
-from models.errors import ModelFileError
-from models.fit import MediaMixModel
+from models.errors import ConvergenceWarning, ModelFileError
+from models.fit import MediaMixModel, naive_holdout_nrmse
 from models.history import HistorySpec, load_history
 from models.serialize import SCHEMA_VERSION, load_model, save_model
 
@@ -72,6 +73,13 @@ def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = Non
     (MediaMixModel, bool)
         The fitted model and whether it came from the cache.
 
+    Warns
+    -----
+    ConvergenceWarning
+        For every warning about the fit (:meth:`MediaMixModel.fit_warnings`, except the
+        history's own, which :func:`load_history` logs), from the cache as from a new fit, so a
+        notebook sees the same thing either way.
+
     Raises
     ------
     HistoryError
@@ -85,6 +93,10 @@ def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = Non
         try:
             model = load_model(target)
             logger.info("using the cached fit %s", target)
+            _score_naive(model, history)
+            for message in model.fit_warnings():
+                if message not in history.warnings:  # those are logged by load_history each time
+                    warnings.warn(message, ConvergenceWarning, stacklevel=2)
             return model, True
         except ModelFileError as exc:
             logger.warning("ignoring an unreadable cached fit (%s); fitting again", exc)
@@ -98,3 +110,13 @@ def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = Non
         except OSError as exc:  # a read-only cache costs time, not correctness
             logger.warning("could not cache the fit in %s: %s", target.parent, exc)
     return model, False
+
+
+def _score_naive(model: MediaMixModel, history) -> None:
+    """A fit cached before the naive forecast was scored on its holdout gets that score now
+    (from the same history), so its quality warnings are the ones a new fit would give."""
+    hold = model.fit_.get("holdout")
+    if not hold or not hold.get("periods") or "naive_nrmse" in hold:
+        return
+    naive, method = naive_holdout_nrmse(history.target(), int(hold["periods"]), history.frequency)
+    model.fit_["holdout"] = {**hold, "naive_nrmse": naive, "naive": method}
