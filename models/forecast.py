@@ -9,6 +9,14 @@
   point fit and for every bootstrap sample of the curve parameters.
 * Intervals of the total: baseline draws and bootstrap media samples are combined by simulation
   (seeded), and P10/P50/P90 are read per period and for the horizon.
+
+Forecast and plan answer two questions. A single-horizon plan (``budget allocate``) values each
+split at its *steady state*: spend X spread evenly over P periods, sustained, so the carryover is
+at the split's own level x/(1−α) from the first period (the model's planning curves). This
+forecast starts from the carryover history actually left and lets it build up (or run down). The
+two differ only in that starting carryover: started from a plan's own steady state,
+:func:`media_returns` gives the planning curve's return exactly (:func:`steady_state_comparison`
+reports both, so each output can say why the other differs).
 """
 
 from __future__ import annotations
@@ -57,10 +65,13 @@ def _returns(params: np.ndarray, spends: np.ndarray, carry: float) -> np.ndarray
         return np.where(e > 0, beta / (1.0 + np.power(k / np.maximum(e, 1e-300), s)), 0.0)
 
 
-def media_returns(model: MediaMixModel, plan: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+def media_returns(model: MediaMixModel, plan: dict[str, np.ndarray],
+                  carryover: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Media return per period of ``plan`` ({channel: spend per period}).
 
-    Returns the point forecast (T,) and the bootstrap samples (S, T), or None without samples.
+    ``carryover`` replaces the adstock each channel starts from (default: what history left,
+    ``model.carryover_at_end_``). Returns the point forecast (T,) and the bootstrap samples
+    (S, T), or None without samples.
     """
     point = None
     samples = None
@@ -68,7 +79,8 @@ def media_returns(model: MediaMixModel, plan: dict[str, np.ndarray]) -> tuple[np
         spends = np.asarray(spends, dtype=float)
         p = model.hill_params(channel)
         row = np.array([[p["beta"], p["k"], p["s"], p["alpha"]]])
-        carry = float(model.carryover_at_end_.get(channel, 0.0))
+        start = model.carryover_at_end_ if carryover is None else carryover
+        carry = float(start.get(channel, 0.0))
         r = _returns(row, spends, carry)[0]
         point = r if point is None else point + r
         boot = model.bootstrap_.get(channel)
@@ -76,6 +88,42 @@ def media_returns(model: MediaMixModel, plan: dict[str, np.ndarray]) -> tuple[np
             rs = _returns(np.asarray(boot, dtype=float), spends, carry)
             samples = rs if samples is None else samples + rs
     return point, samples
+
+
+def steady_state_comparison(model: MediaMixModel, plans: dict[str, dict[str, float]], periods: int) -> dict:
+    """Each plan's media return over the horizon two ways: at its steady state (what a
+    single-horizon plan reports) and from the carryover history left (what a forecast shows).
+
+    Parameters
+    ----------
+    model
+        A fitted model.
+    plans
+        ``{plan name: {channel: total spend over the horizon}}`` (spread evenly over ``periods``).
+    periods
+        Horizon length in the model's periods.
+
+    Returns
+    -------
+    dict
+        ``{plan name: {"spend", "steady_state", "forward", "carryover_start", "carryover_steady"}}``:
+        the steady-state return (planning curves), the return from history's carryover (point
+        forecast, summed over the horizon), and the adstocked spend the channels start from in
+        each case (summed over channels; in money).
+    """
+    out = {}
+    for name, totals in plans.items():
+        per = {c: float(x) / periods for c, x in totals.items()}
+        steady = {c: x / (1.0 - model.alpha_[c]) for c, x in per.items()}
+        point, _ = media_returns(model, {c: np.full(periods, x) for c, x in per.items()})
+        out[name] = {
+            "spend": float(sum(totals.values())),
+            "steady_state": float(sum(float(model.planning_curve(c, periods).response(x)) for c, x in totals.items())),
+            "forward": float(point.sum()) if point is not None else 0.0,
+            "carryover_start": float(sum(model.carryover_at_end_.get(c, 0.0) for c in totals)),
+            "carryover_steady": float(sum(steady.values())),
+        }
+    return out
 
 
 def forecast(model: MediaMixModel, plans: dict[str, dict[str, np.ndarray]], periods: int, *,

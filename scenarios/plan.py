@@ -4,6 +4,14 @@ A scenario may be single-horizon or period by period (``[horizon]``), on written
 curves fitted from history; with a fitted model the plan also gets the spread of its return over
 the bootstrap curve samples, and optionally a risk-averse (CVaR) plan. Notebook users call
 :func:`plan_scenario` and :func:`forecast_scenario` exactly as the CLI does.
+
+What a plan rests on is in the plan: every warning about the fitted curves (how well the model
+predicts its holdout, channels without a detectable effect, implausible ROI, parameters at their
+bounds, a fit that did not converge) is in the allocation's ``warnings``, first, whether the fit
+is new or cached (:func:`curve_warnings`). A single-horizon plan values each split at its steady
+state; its ``media_forecast`` block and a note give the same plans' media return over the
+horizon from the carryover history left, which is what ``forecast`` shows (and forecast's notes
+say the same from the other side), so the two outputs never differ without saying why.
 """
 
 from __future__ import annotations
@@ -20,7 +28,13 @@ class ScenarioPlan:
     """The recommended allocation plus what else the scenario asked for.
 
     ``extra`` holds the JSON blocks added to the allocation: ``return_interval`` (P10/P50/P90 of
-    the return over curve samples), or ``risk`` and ``risk_neutral`` with a CVaR plan.
+    the return over curve samples), or ``risk`` and ``risk_neutral`` with a CVaR plan, and, for a
+    single-horizon plan on fitted curves, ``media_forecast``: ``periods``, ``channels`` (the
+    fitted ones it covers), ``current`` and ``recommended`` (each ``spend``,
+    ``steady_state_return`` as in the plan, ``media_return`` over the horizon from the carryover
+    history left, as ``forecast`` shows), ``uplift`` (of the media return), ``carryover_start``
+    (past spend still at work when the horizon starts) and ``carryover_steady`` (the same once
+    the recommended plan has been running).
     """
 
     allocation: object
@@ -62,6 +76,77 @@ def _period_samples(scenario, problem, samples: dict) -> dict:
         if c.name not in scenario.fitted_channels:
             out[c.name] = [c.curve] * S
     return out
+
+
+def curve_warnings(scenario) -> list[str]:
+    """Every warning about the fitted curves this scenario plans on, prefixed ``curves:``.
+
+    How well the model predicts comes first (a holdout predicted worse than a naive forecast
+    makes the plan a sketch), then the history's and the fit's own, then each fitted channel's
+    (channels whose curves the scenario writes itself are left out). Derived from the model's
+    saved state (:meth:`models.fit.MediaMixModel.fit_warnings` and its channel report), so a
+    cached fit gives the same list as a new one. Empty without a fitted model.
+    """
+    model = scenario.model
+    if model is None:
+        return []
+    per_channel = {row["channel"]: list(row.get("warnings") or []) for row in getattr(model, "channel_report_", [])}
+    of_channels = {w for ws in per_channel.values() for w in ws}
+    out = [w for w in model.fit_warnings() if w not in of_channels]
+    for c in model.channels_:
+        if c not in scenario.fitted_channels:
+            continue
+        for w in per_channel.get(c, []):
+            if w.startswith(f"{c}: no detectable effect") and model.params_[c].beta <= 0:
+                w += " — its plan rests on nothing the data shows"
+            out.append(w)
+    return [f"curves: {w}" for w in dict.fromkeys(out)]
+
+
+def _media_forecast(scenario, alloc) -> dict | None:
+    """The ``media_forecast`` block of a single-horizon plan on fitted curves: the current and
+    recommended plans' media return over the horizon from the carryover history left (fitted
+    channels only), beside their steady-state return; None without fitted channels."""
+    model, fitted = scenario.model, scenario.fitted_channels
+    if model is None or not fitted or scenario.periods is None:
+        return None
+    from models.forecast import steady_state_comparison  # scipy and Prophet's kin: fitted curves only
+    plans = {
+        "current": {c.name: c.current for c in scenario.problem.channels if c.name in fitted},
+        "recommended": {c.channel: c.spend for c in alloc.channels if c.channel in fitted},
+    }
+    cmp = steady_state_comparison(model, plans, scenario.periods)
+    cur, rec = cmp["current"], cmp["recommended"]
+    return {
+        "periods": scenario.periods,
+        "channels": sorted(fitted),
+        **{name: {"spend": _cents(row["spend"]), "steady_state_return": _cents(row["steady_state"]),
+                  "media_return": _cents(row["forward"])} for name, row in (("current", cur), ("recommended", rec))},
+        "uplift": rec["forward"] / cur["forward"] - 1.0 if cur["forward"] > 0 else None,
+        "carryover_start": _cents(cur["carryover_start"]),
+        "carryover_steady": _cents(rec["carryover_steady"]),
+    }
+
+
+def _cents(v: float) -> float:
+    return round(float(v), 2) + 0.0
+
+
+def _money(v: float, currency: str) -> str:
+    from optimizer.result import money
+
+    return money(v, currency)
+
+
+def _uplift_text(a: float, b: float) -> str:
+    return f" ({b / a - 1.0:+.1%})" if a > 0 else ""
+
+
+def _written_text(scenario) -> str:
+    written = [c.name for c in scenario.problem.channels if c.name not in scenario.fitted_channels]
+    if not written:
+        return ""
+    return f" (fitted channels only; the forecast does not cover the written curves of {', '.join(written)})"
 
 
 def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
@@ -114,7 +199,20 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
         result = ScenarioPlan(optimize(scenario.problem, exact=exact, lp_path=lp_path), False)
     alloc = result.allocation
     alloc.notes[:0] = scenario.notes
-    alloc.warnings[:0] = scenario.warnings
+    if alloc.feasible and not periodic:
+        block = _media_forecast(scenario, alloc)
+        if block is not None:
+            result.extra["media_forecast"] = block
+            cur, rec, cc = block["current"], block["recommended"], alloc.currency
+            alloc.notes.append(
+                f"expected return is each plan's steady-state return over {block['periods']} periods (the split "
+                f"sustained, its carryover at its own level); from the carryover history left, the fitted channels' "
+                f"media return over the same periods is {_money(cur['media_return'], cc)} for the current plan and "
+                f"{_money(rec['media_return'], cc)} for the recommended one"
+                f"{_uplift_text(cur['media_return'], rec['media_return'])}, as `forecast` shows"
+                f"{_written_text(scenario)}"
+            )
+    alloc.warnings[:0] = curve_warnings(scenario)
     if alloc.feasible and "risk" not in result.extra:
         samples = curve_samples(scenario, per_period=periodic)
         if samples is not None:
@@ -129,15 +227,17 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
 def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
     """Forecast the scenario's horizon under its current and recommended plans.
 
-    Returns the forecast (see :func:`models.forecast.forecast`, plus ``scenario`` and ``notes``)
-    and the plan it used; an infeasible plan is returned with an empty forecast.
+    Returns the forecast (see :func:`models.forecast.forecast`, plus ``scenario`` and ``notes``;
+    for a single-horizon plan each entry of ``plans`` also has ``steady_state_return``, the
+    figure ``allocate`` reports, and a note says why the two differ) and the plan it used; an
+    infeasible plan is returned with an empty forecast.
 
     Raises
     ------
     ScenarioError
         The scenario's curves do not come from history.
     """
-    from models.forecast import forecast
+    from models.forecast import forecast, steady_state_comparison
 
     model = scenario.model
     if model is None:
@@ -161,6 +261,34 @@ def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
     fc = forecast(model, plans, periods, seed=seed)
     fc["scenario"] = scenario.name
     fc["notes"] = []
+    cc = alloc.currency
+    if not plan.periodic:
+        cmp = steady_state_comparison(model, {name: {c: float(np.sum(v)) for c, v in p.items()}
+                                              for name, p in plans.items()}, periods)
+        for name, row in cmp.items():
+            fc["plans"][name]["steady_state_return"] = _cents(row["steady_state"])
+        cur, rec = cmp["current"], cmp["recommended"]
+        fc["notes"].append(
+            f"allocate's expected return is a steady-state figure (each plan sustained, its carryover at its own "
+            f"level): {_money(cur['steady_state'], cc)} for the current plan and {_money(rec['steady_state'], cc)} "
+            f"for the recommended one{_uplift_text(cur['steady_state'], rec['steady_state'])}{_written_text(scenario)}. "
+            f"This forecast starts from the carryover history left ({_money(rec['carryover_start'], cc)} of past spend "
+            f"still at work in the fitted channels, against {_money(rec['carryover_steady'], cc)} once the recommended "
+            f"plan has been running) and lets it {'build up' if rec['carryover_start'] < rec['carryover_steady'] else 'run down'} "
+            f"over the {periods} periods, so their media return is {_money(cur['forward'], cc)} and "
+            f"{_money(rec['forward'], cc)}{_uplift_text(cur['forward'], rec['forward'])}. Started from each plan's own "
+            "steady-state carryover, the forecast would give allocate's figures exactly"
+        )
+    else:
+        fitted_rows = [i for i, c in enumerate(alloc.channels) if c.channel in fitted]
+        horizon_part = float(np.sum(alloc.period_return[fitted_rows])) if fitted_rows else 0.0
+        forward = float(np.sum(fc["plans"]["recommended"]["media"]["point"]))
+        fc["notes"].append(
+            f"allocate's return for the recommended period plan is incremental: its {_money(horizon_part, cc)} over "
+            f"the horizon (fitted channels) leaves out the {_money(alloc.carryover_return, cc)} that carryover from "
+            f"history earns in the horizon on its own; this forecast's media return ({_money(forward, cc)}) "
+            "includes it"
+        )
     if plan.periodic and plan.period_problem is not None and np.any(np.abs(plan.period_problem.efficiency() - 1.0) > 1e-9):
         fc["notes"].append(
             "the period plan was made with a seasonal efficiency per period (see allocate's notes); the media "
@@ -168,7 +296,7 @@ def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
         )
     if plan.periodic and alloc.count_after_horizon:
         fc["notes"].append(
-            f"the recommended period plan also earns {alloc.after_horizon_return:,.0f} after the horizon through "
+            f"the recommended period plan also earns {_money(alloc.after_horizon_return, cc)} after the horizon through "
             "carryover (its scenario counts it); this forecast shows the horizon only"
         )
     return fc, plan
