@@ -375,7 +375,8 @@ def scenario_from_dict(
     fitted = frozenset()
     if has_source:
         explicit = {c.name for c in channels if c.curve is not None}
-        model, periods, channels = _resolve_source(source, channels, base, notes, where, use_cache, progress)
+        model, periods, channels = _resolve_source(source, channels, base, notes, where, use_cache, progress,
+                                                   scale=scale)
         fitted = frozenset(c.name for c in channels if c.name not in explicit)
     problem = Problem(
         channels=tuple(channels),
@@ -485,7 +486,8 @@ def _check_source(ck: _Checker, data: dict):
     return kind, table
 
 
-def _resolve_source(source, channels: list, base: Path, notes: list, where: str, use_cache: bool, progress):
+def _resolve_source(source, channels: list, base: Path, notes: list, where: str, use_cache: bool, progress,
+                    scale: float = 1.0):
     """Curves (and missing channels) from a fitted model: fit [history] (cached) or load [model]."""
     from dataclasses import replace
 
@@ -528,6 +530,8 @@ def _resolve_source(source, channels: list, base: Path, notes: list, where: str,
         stats = model.spend_stats_[name]
         cap = model.extrapolation_cap(name, periods, factor) if factor is not False else None
         resolved.append(Channel(name=name, curve=model.planning_curve(name, periods),
-                                group=model_groups.get(name, "other"), current=float(stats["mean"]) * periods,
+                                group=model_groups.get(name, "other"),
+                                # the run rate, in whole cents, scaled like written currents by --budget
+                                current=round(float(stats["mean"]) * periods * scale, 2),
                                 extrapolation_cap=cap))
     return model, periods, resolved
