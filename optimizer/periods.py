@@ -78,7 +78,9 @@ from optimizer.solve import (
     SegmentHiGHS,
     Substitution,
     bulk_solver,
+    clamp_cent,
     drop_rows,
+    is_zero_curve,
     objective_value,
     run_lp,
     segment_prices,
@@ -1406,7 +1408,7 @@ def _summarise_current(problem: PeriodProblem) -> PlanSummary | None:
     ev = plan_returns(problem, cur)
     spend = float(cur.sum())
     violations = plan_violations(problem, cur, ev["total"], tol=0.5)
-    return PlanSummary(spend=spend, reserve=problem.budget - spend, expected_return=ev["total"],
+    return PlanSummary(spend=spend, reserve=clamp_cent(problem.budget - spend), expected_return=ev["total"],
                        roi=ev["total"] / spend if spend > 0 else None, feasible=not violations,
                        violations=tuple(violations))
 
@@ -1489,7 +1491,9 @@ def _marginals(problem: PeriodProblem, e: np.ndarray, curves) -> np.ndarray:
         with np.errstate(invalid="ignore"):  # an infinite marginal (at zero spend) times α = 0
             acc = m[:, t] + np.where(alpha > 0, alpha * acc, 0.0)
         best = np.maximum(best, acc)
-    return np.where(np.isfinite(best), best, np.inf)
+    # A curve that earns nothing has marginal 0 (its slope formula is ∞ at zero spend when s < 1).
+    zero = np.array([is_zero_curve(c) for c in curves])
+    return np.where(np.isfinite(best), best, np.where(zero, 0.0, np.inf))
 
 
 def _binding(problem, lo, hi, spends, alloc, model: _Model) -> list[Binding]:
@@ -1503,7 +1507,7 @@ def _binding(problem, lo, hi, spends, alloc, model: _Model) -> list[Binding]:
         return None if pi is None else abs(float(pi))
 
     if alloc.reserve <= problem.reserve_min + tol:
-        out.append(Binding("reserve_min", f"reserve held at its minimum {money(problem.reserve_min)} "
+        out.append(Binding("reserve_min", f"reserve held at its minimum {money(problem.reserve_min, problem.currency)} "
                            f"({pct(problem.reserve_min_share)} of budget)", price("budget_total")))
     if problem.reserve_max_share is not None and alloc.reserve >= problem.reserve_max_share * b - tol:
         out.append(Binding("reserve_max", f"reserve at its maximum {pct(problem.reserve_max_share)}"))
@@ -1549,10 +1553,10 @@ def _warnings(problem, spends, alloc) -> list[str]:
     unspent = alloc.reserve - problem.reserve_min
     if unspent > 1.0 and problem.objective == "max_return":
         reasons = sorted({bd.name.split("[")[0] for bd in alloc.binding if bd.name != "reserve_min"})
-        out.append(f"{money(unspent)} above the minimum reserve is left unspent and kept in reserve"
+        out.append(f"{money(unspent, problem.currency)} above the minimum reserve is left unspent and kept in reserve"
                    + (f" (limits that bind: {', '.join(reasons)})" if reasons else ""))
     if not problem.count_after_horizon and any(c.alpha > 0 for c in problem.channels) and alloc.after_horizon_return > 0:
-        out.append(f"{money(alloc.after_horizon_return)} of return from this plan arrives after the horizon "
+        out.append(f"{money(alloc.after_horizon_return, problem.currency)} of return from this plan arrives after the horizon "
                    "(carryover) and is not counted; set count_after_horizon to count it")
     return out
 
