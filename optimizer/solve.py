@@ -1037,36 +1037,64 @@ def _warnings(problem: Problem, bounds, pieces, spends: np.ndarray, alloc: Alloc
 
 
 def plan_marginal_roi(problem: Problem, bounds, spends: np.ndarray) -> float | None:
-    """The return of the last unit of money the plan spends: the lowest marginal ROI among the
-    channels that hold more than their minimum (at the optimum, the common marginal ROI of the
-    channels free to move). None when every channel sits at its minimum."""
-    held = [marginal_roi(ch.curve, x) for ch, x, (lo, _hi) in zip(problem.channels, spends, bounds)
-            if x > lo.value + 0.01]
-    return min(held) if held else None
+    """The return of the next unit of money the plan spends: the common marginal ROI of the
+    channels free to move (strictly inside their own bounds, in a group not at its limit).
+
+    At a kink (a tabulated curve's knot) a channel's marginal is an interval from its right to
+    its left derivative; the plan's marginal lies in every free channel's interval, so it is the
+    largest right derivative. None when no channel is free to move.
+    """
+    b = problem.budget
+    tol = 0.011 + 1e-7 * b
+    at_limit = set()
+    for g in problem.group_names:
+        spec = problem.group(g)
+        s = float(sum(x for c, x in zip(problem.channels, spends) if c.group == g))
+        if (spec.min_share is not None and s <= spec.min_share * b + tol) or (
+                spec.max_share is not None and s >= spec.max_share * b - tol):
+            at_limit.add(g)
+    free = [marginal_roi(ch.curve, x) for ch, x, (lo, hi) in zip(problem.channels, spends, bounds)
+            if lo.value + tol < x < hi.value - tol and ch.group not in at_limit]
+    return max(free) if free else None
 
 
-def _spend_at(problem: Problem, mroi: float) -> np.ndarray:
-    """Each channel's spend where its marginal return is ``mroi`` (S-curves: on their concave
-    envelope), clipped to its bounds at ``problem``'s budget."""
+def _spend_at(problem: Problem, mroi: float) -> float:
+    """Total spend of the plan at ``problem``'s budget whose free channels have marginal return
+    ``mroi``: each channel where its marginal return is ``mroi`` (S-curves: on their concave
+    envelope) clipped to its bounds, then each group's total clipped to its limits (a group
+    held at its minimum or maximum share spends exactly that, whatever its channels' marginals)."""
     ends = [channel_bounds(problem, c) for c in problem.channels]
     lo = np.array([a.value for a, _ in ends])
     hi = np.maximum(np.array([b.value for _, b in ends]), lo)
-    return CurveSet([c.curve.envelope() for c in problem.channels]).spend_at_marginal(mroi, lo, hi, 80)
+    x = CurveSet([c.curve.envelope() for c in problem.channels]).spend_at_marginal(mroi, lo, hi, 80)
+    groups = np.array([c.group for c in problem.channels])
+    total = 0.0
+    for g in problem.group_names:
+        mask = groups == g
+        spec = problem.group(g)
+        s = float(x[mask].sum())
+        if spec.min_share is not None:
+            s = max(s, spec.min_share * problem.budget)
+        if spec.max_share is not None:
+            s = min(s, spec.max_share * problem.budget)
+        total += min(max(s, float(lo[mask].sum())), float(hi[mask].sum()))
+    return total
 
 
 def break_even_budget(problem: Problem, mroi: float = 1.0) -> float:
     """About the budget at which the plan's marginal ROI falls to ``mroi`` (1: break-even).
 
     For concave curves (S-curves: their concave envelope) the plan's common marginal return
-    λ(B) falls as the budget B grows; at λ = ``mroi`` each channel spends where its marginal
-    return is ``mroi``, clipped to its bounds at that budget, and the budget is that spend plus
-    the minimum reserve. Share limits move with the budget, so B is found by bisection on
-    ``B − reserve_min(B) − Σ spend_c(B)``. Group limits are left out, hence "about". Returns 0
-    when no channel returns ``mroi`` even on its first unit of money.
+    λ(B) falls as the budget B grows. At λ = ``mroi`` each channel spends where its marginal
+    return is ``mroi``, clipped to its bounds at that budget, each group's total clipped to its
+    share limits (:func:`_spend_at`), and the budget is that spend plus the minimum reserve.
+    Share limits move with the budget, so B is found by bisection on
+    ``B − reserve_min(B) − spend(B)``. A floor on overall ROI is left out, hence "about".
+    Returns 0 when no channel returns ``mroi`` even on its first unit of money.
     """
     def room(budget: float) -> float:  # ≥ 0 once spending down to marginal `mroi` fits the budget
         p = problem.with_budget(budget)
-        return (budget - p.reserve_min) - float(_spend_at(p, mroi).sum())
+        return (budget - p.reserve_min) - _spend_at(p, mroi)
 
     a, b = 0.0, float(problem.budget)
     while room(b) < 0 and b < 1e18:  # the plan's marginal is still above mroi: look higher
@@ -1096,12 +1124,8 @@ def _below_break_even(problem: Problem, bounds, spends: np.ndarray, alloc: Alloc
     head = f"at this budget the last {unit_name(cc)} returns {lam:.2f} (marginal ROI < 1)"
     if be <= 0.01:
         return f"{head}: no channel returns its cost even on its first {unit_name(cc)}"
-    at_be = _spend_at(problem.with_budget(be), 1.0)
-    extra = float(spends.sum() - at_be.sum())
-    gain = float(sum(float(c.curve.response(x)) - float(c.curve.response(y))
-                     for c, x, y in zip(problem.channels, spends, at_be)))
+    extra = float(spends.sum()) - _spend_at(problem.with_budget(be), 1.0)
     about = money(float(f"{be:.3g}"), cc)
-    if extra <= 0.005:
+    if extra < 0.5:
         return f"{head}; break-even (marginal ROI 1) is at a budget of about {about}"
-    return (f"{head}: the last {money(extra, cc)} spent returns {money(gain, cc)}, {money(extra - gain, cc)} less "
-            f"than it costs; break-even (marginal ROI 1) is at a budget of about {about}")
+    return f"{head}: the last {money(extra, cc)} spent loses money; break-even (marginal ROI 1) is at a budget of about {about}"
