@@ -309,6 +309,8 @@ def forecast_table(fc: dict, scenario_name: str) -> str:
     plans = fc["plans"]
     lines = [f"{scenario_name}: forecast of {len(fc['periods'])} {fc['frequency']} periods "
              f"from {fc['periods'][0]} (P50 [P10–P90])", ""]
+    if fc.get("warnings"):  # what the forecast rests on comes first, as in a plan
+        lines += ["Warnings:"] + [f"  - {w}" for w in fc["warnings"]] + [""]
     rows = []
     for i, period in enumerate(fc["periods"]):
         rows.append([period, _band_text(fc["baseline"], i)] + [_band_text(p["total"], i) for p in plans.values()])

@@ -216,3 +216,13 @@ def test_help_is_fast_to_reach_and_every_command_has_examples():
         assert r.returncode == 0
         assert "Example:" in r.stdout, args
     assert "Exit codes:" in budget("--help").stdout
+
+
+def test_quiet_silences_everything_but_errors(tmp_path):
+    target = tmp_path / "plan.json"
+    loud = budget("allocate", PASTED, "--format", "json", "-o", str(target))
+    assert loud.returncode == 0 and f"wrote the plan to {target}" in loud.stderr
+    quiet = budget("-q", "allocate", PASTED, "--format", "json", "-o", str(target))
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""
+    failed = budget("-q", "allocate", str(tmp_path / "missing.toml"))
+    assert failed.returncode == 2 and "Error" in failed.stderr

@@ -268,3 +268,24 @@ def test_cap_problems_keeps_order_and_counts_each_kind():
         "f.csv: too little history",
     ]
     assert cap_problems(["a", "b"], limit=1, kinds=["x", "x"]) == ["a", "… and 1 more like this"]
+
+
+def test_a_large_history_is_announced_before_a_long_fit(tmp_path, caplog, monkeypatch):
+    """A 200k-row daily history used to fit for minutes without a word when stderr is no terminal."""
+    import logging
+
+    import numpy as np
+    import pandas as pd
+
+    from models import cache
+    from models.fit import MediaMixModel
+
+    days = cache.LARGE_HISTORY + 10
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"date": pd.date_range("2015-01-01", periods=days, freq="D").strftime("%Y-%m-%d"),
+                          "revenue": rng.uniform(1e5, 2e5, days), "search": rng.uniform(0, 1e4, days)})
+    frame.to_csv(tmp_path / "daily.csv", index=False)
+    monkeypatch.setattr(MediaMixModel, "fit", lambda self, history, progress=None: self)  # the warning, not the fit
+    with caplog.at_level(logging.WARNING, logger="models.cache"):
+        cache.fit_history(tmp_path / "daily.csv", cache.HistorySpec(), use_cache=False)
+    assert f"a large history ({days} daily periods × 1 channels)" in caplog.text
