@@ -119,7 +119,10 @@ def test_bad_scenario_exits_3_with_nothing_on_stdout(fmt, tmp_path):
 def test_usage_errors_exit_2(tmp_path):
     for args in (["allocate", PASTED, "--format", "xml"], ["allocate", str(tmp_path / "none.toml")],
                  ["allocate", PASTED, "--budget", "-1"], ["nosuchcommand"],
-                 ["allocate", PASTED, "--plot", str(tmp_path / "x.bmpx")]):
+                 ["allocate", PASTED, "--plot", str(tmp_path / "x.bmpx")],
+                 ["allocate", PASTED, "--lp-file", str(tmp_path / "missing" / "model.lp")],
+                 ["allocate", PASTED, "-o", str(tmp_path)],
+                 ["forecast", QUARTERLY, "--plot", str(tmp_path / "missing" / "f.png")]):
         r = budget(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert r.stdout == ""
