@@ -140,3 +140,29 @@ def test_xlsx_to_a_terminal_is_a_usage_error_but_a_redirect_is_fine(run, monkeyp
     r = run("allocate", PASTED, "--format", "xlsx")
     assert r.exit_code == 0 and r.stdout_bytes[:2] == b"PK"
     assert load_workbook(io.BytesIO(r.stdout_bytes)).sheetnames == ["summary", "channels", "groups"]
+
+
+def _installed_budget():
+    import os
+    import shutil
+    import sys
+
+    return shutil.which("budget", path=os.path.dirname(sys.executable))
+
+
+@pytest.mark.skipif(_installed_budget() is None, reason="`budget` is not installed (make test installs it)")
+def test_installed_budget_json_and_xlsx_through_a_redirect(tmp_path):
+    """What a scheduler sees: JSON alone on stdout, and a workbook when stdout is a file."""
+    import subprocess
+
+    exe = _installed_budget()
+    r = subprocess.run([exe, "compare", PASTED, FLOOR, "--format", "json"], capture_output=True, text=True,
+                       timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["curves"]["same"] is True
+    target = tmp_path / "plan.xlsx"
+    with open(target, "wb") as fh:
+        r = subprocess.run([exe, "allocate", PASTED, "--format", "xlsx"], stdout=fh, stderr=subprocess.PIPE,
+                           timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert load_workbook(target).sheetnames == ["summary", "channels", "groups"]
