@@ -409,7 +409,9 @@ def comparison_table(cmp: dict) -> str:
     # Columns are lettered (scenario names are long); the legend says which is which.
     names = [_letter(i) for i in range(len(cols))]
     two = cmp.get("difference") is not None
-    lines = [f"{n} = {c['name']} ({Path(c['source']).name}, {c['kind']})" for n, c in zip(names, cols)]
+    lines = [f"{n} = {c['name']} ("
+             + ("" if c["name"].endswith(f"({Path(c['source']).name})") else f"{Path(c['source']).name}, ")
+             + f"{c['kind']})" for n, c in zip(names, cols)]
     if cmp["currency"]:
         symbol = _currency(cmp["currency"])[0].strip()
         lines.append(f"money in {cmp['currency']} ({symbol})")
