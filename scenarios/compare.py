@@ -121,8 +121,10 @@ def compare_scenarios(sources, *, budget: float | None = None, use_cache: bool =
         curve_sets.append(curves)
         if fit is not None:
             entry = fits.setdefault(fit["key"], {"source": fit["source"], "scenarios": [], "fitted": fit["fitted"]})
-            entry["scenarios"].append(column["name"])
+            entry["scenarios"].append(column)
     _unique_names(columns)
+    for entry in fits.values():  # named once every column has its final (unique) name
+        entry["scenarios"] = [c["name"] for c in entry["scenarios"]]
     currencies = {c["currency"] for c in columns}
     currency = currencies.pop() if len(currencies) == 1 else None
     return {

@@ -160,5 +160,15 @@ def test_scenarios_on_one_history_are_fitted_once(tmp_path, monkeypatch):
     assert cmp["fits"] == [{"source": str((tmp_path / "h.csv").resolve()), "scenarios": ["base", "more"],
                             "fitted": "new"}]
     assert cmp["curves"]["same"] is True
-    assert all(c["curves_from"] == "fitted from h.csv" or c["curves_from"].startswith("fitted from h.csv")
-               for c in cmp["scenarios"])
+    assert [c["curves_from"] for c in cmp["scenarios"]] == ["fitted from h.csv", "fitted from h.csv (cached fit)"]
+    # A saved plan of the same name beside its scenario: both columns renamed, the fit named after them.
+    from click.testing import CliRunner
+
+    from cli import main
+
+    saved = tmp_path / "base.json"
+    assert CliRunner().invoke(main, ["allocate", str(paths[0]), "--format", "json", "-o", str(saved)]).exit_code == 0
+    cmp = compare_scenarios([saved, paths[0]])
+    assert [c["name"] for c in cmp["scenarios"]] == ["base (base.json)", "base (base.toml)"]
+    assert cmp["fits"][0]["scenarios"] == ["base (base.toml)"] and cmp["fits"][0]["fitted"] == "cached"
+    assert len(fits) == 1
