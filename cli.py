@@ -737,6 +737,95 @@ def report(ctx, scenarios, out, seed, no_cache):
 
 
 # --------------------------------------------------------------------------------------------
+# frontier
+
+
+def _levels(start: str | None, stop: str | None, steps: int, of_forecast: bool) -> list[float]:
+    """--from/--to/--steps as the sweep's levels (usage errors before any work)."""
+    from scenarios.frontier import DEFAULT_FORECAST_LEVELS, DEFAULT_LEVELS, frontier_levels, parse_level
+
+    lo, hi, _ = DEFAULT_FORECAST_LEVELS if of_forecast else DEFAULT_LEVELS
+    try:
+        lo = parse_level(start) if start is not None else lo
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from") from None
+    try:
+        hi = parse_level(stop) if stop is not None else hi
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+    if of_forecast and hi > 1:
+        raise click.BadParameter(f"with --of-forecast a level is a share of the forecast KPI (15% or 0.15), "
+                                 f"got {stop!r}", param_hint="--to")
+    try:
+        return frontier_levels(lo, hi, steps)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from/--to") from None
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
+@click.option("--from", "start", metavar="LEVEL",
+              help="Lowest level: a multiple of the scenario's budget (0.5, or 50%), or with --of-forecast a share "
+                   "of the forecast KPI (15%) [0.5; 15%].")
+@click.option("--to", "stop", metavar="LEVEL", help="Highest level, likewise [2.0; 20%].")
+@click.option("--steps", type=click.IntRange(2, 1000), default=16, show_default=True,
+              help="Levels in the sweep, both ends included.")
+@click.option("--of-forecast", is_flag=True,
+              help="Levels are shares of the horizon's forecast KPI (baseline + media at the historical run rate; "
+                   "curves fitted from history), as in \"marketing spend 15–20% of GMV\".")
+@FORMAT
+@OUTPUT
+@click.option("--plot", "plot", type=click.Path(dir_okay=False),
+              help="Also draw the frontier to FILE (.png, .svg, .pdf): return with P10–P90, marginal ROI, channel mix.")
+@NO_CACHE
+@click.pass_context
+def frontier(ctx, scenario, start, stop, steps, of_forecast, fmt, output, plot, no_cache):
+    """Sweep the budget of SCENARIO: what each level buys under its constraints.
+
+    Plans the scenario at each level as `budget allocate --budget B` would (every constraint; the
+    current plan scaled to keep its split) and reports the expected return (P10–P90 where the
+    curves are fitted), ROI, the plan's marginal ROI and the channel mix per level; the budget
+    where marginal ROI falls to 1 (break-even) and to the scenario's marginal-ROI floor; and the
+    level within the band the curves favour: the largest budget whose last unit of money still
+    earns the scenario's threshold (its marginal-ROI floor, else 1), i.e. that threshold's budget
+    clipped to the band. Levels are multiples of the budget, or with --of-forecast shares of
+    the horizon's forecast KPI. Levels no plan satisfies are listed as infeasible; if none has a
+    plan the command exits 4.
+
+    \b
+    Example:
+      budget frontier scenarios/examples/pasted_curves.toml
+      budget frontier scenarios/examples/quarterly.toml --from 15% --to 20% --of-forecast
+      budget frontier scenarios/examples/quarterly.toml --from 0.8 --to 1.6 --steps 9 --format csv -o frontier.csv
+      budget frontier scenarios/examples/pasted_curves.toml --format json --plot frontier.png
+    """
+    from scenarios import render
+    from scenarios.frontier import budget_frontier
+
+    levels = _levels(start, stop, steps, of_forecast)
+    _check_output(output, "--output")
+    _check_output(plot, "--plot", PLOT_FORMATS)
+    sc = _run(ctx, _load_scenario, scenario, use_cache=not no_cache)
+    with ProgressBar("planning budget levels") as bar:
+        data = _run(ctx, budget_frontier, sc, levels, of_forecast=of_forecast, progress=bar.update)
+    feasible = [r for r in data["levels"] if r["status"] == "optimal"]
+    if plot and feasible:
+        from models.plot import frontier_plot
+
+        _draw(frontier_plot, data, plot, f"{sc.name}: budget frontier")
+    if fmt == "json":
+        _emit(render.json_text(data), output, "frontier")
+    elif fmt == "csv":
+        _emit(render.frontier_csv(data), output, "frontier")
+    else:
+        _emit(render.frontier_table(data), output, "frontier")
+    if not feasible:
+        first = data["levels"][0]
+        raise Failure(f"Error: no level of the frontier of {sc.name} has a plan that satisfies every constraint"
+                      + (f": {first['diagnosis'][0]}" if first["diagnosis"] else ""), EXIT_INFEASIBLE)
+
+
+# --------------------------------------------------------------------------------------------
 # cache
 
 

@@ -446,3 +446,97 @@ def comparison_plot(cmp: dict, path: str, title: str) -> None:
     fig.suptitle(str(title).replace("$", r"\$"))
     fig.tight_layout()
     _save(fig, plt, path)
+
+
+# --------------------------------------------------------------------------------------------
+# budget frontier
+
+
+def frontier_plot(data: dict, path: str, title: str) -> None:
+    """The budget frontier (``data`` as :func:`scenarios.frontier.budget_frontier` returns it):
+    expected return against the budget with its P10–P90 band, the plan's marginal ROI with the
+    break-even line (1) and the scenario's floor, and the channel mix (spend per channel,
+    stacked) at each level; break-even, the floor, the favoured level and the scenario's own
+    budget marked. Money axes in the scenario's currency without offsets; the top axis reads the
+    levels (× the budget, or % of the forecast KPI). Written to ``path`` (PNG, SVG, PDF).
+
+    Raises
+    ------
+    ValueError
+        No level has a plan (every one infeasible).
+    """
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+    rows = [r for r in data["levels"] if r["status"] == "optimal"]
+    if not rows:
+        raise ValueError("no level of the frontier has a feasible plan to draw")
+    names = [c.get("label") or c["channel"] for c in data["channels"]]
+    plt = _pyplot([title, *names])
+    names = [_plain(n) for n in names]
+    cc = data.get("currency")
+    money = money_formatter(cc)
+    ref = float(data["reference"])
+    forecast = data["basis"] == "forecast"
+    budgets = [r["budget"] for r in rows]
+    fig, axes = plt.subplot_mosaic([["return", "mroi"], ["mix", "mix"]], figsize=(12, 8.5), layout="constrained")
+
+    def level_axis(ax) -> None:
+        top = ax.secondary_xaxis("top", functions=(lambda b: b / ref, lambda v: v * ref))
+        top.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1) if forecast
+                                      else FuncFormatter(lambda v, _pos=None: f"{v:.3g}×"))
+        top.set_xlabel("share of the forecast KPI" if forecast else "× the scenario's budget", fontsize=8)
+        top.tick_params(labelsize=8)
+        ax.xaxis.set_major_formatter(money)
+        ax.grid(alpha=0.3)
+
+    def marks(ax) -> None:
+        for key, style, label in (("break_even", "--", "break-even (mROI 1)"), ("floor", ":", "mROI floor")):
+            block = data.get(key)
+            if block and budgets[0] <= block["budget"] <= budgets[-1]:
+                ax.axvline(block["budget"], color="C3", ls=style, lw=1, label=label)
+        fav = data.get("favoured")
+        if fav:
+            ax.axvline(fav["budget"], color="C2", lw=1.5, alpha=0.7, label="favoured level")
+        own = data.get("scenario_budget")
+        if own and budgets[0] <= own <= budgets[-1]:
+            ax.axvline(own, color="0.5", lw=1, ls="-.", label="scenario's budget")
+
+    ax = axes["return"]
+    ax.plot(budgets, [r["expected_return"] for r in rows], marker="o", ms=3, color="C0", label="expected return")
+    bands = [(r["budget"], r["return_interval"]) for r in rows if r["return_interval"]]
+    if bands:
+        ax.fill_between([b for b, _ in bands], [ri["p10"] for _, ri in bands], [ri["p90"] for _, ri in bands],
+                        color="C0", alpha=0.2, lw=0, label="P10–P90 over curve samples")
+    ax.plot(budgets, [r["spend"] for r in rows], color="0.6", lw=1, label="spend (ROI 1)")
+    marks(ax)
+    level_axis(ax)
+    ax.yaxis.set_major_formatter(money)
+    ax.set_xlabel(f"budget ({cc})" if cc else "budget")
+    ax.set_ylabel("expected return")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+
+    ax = axes["mroi"]
+    m = [(r["budget"], r["marginal_roi"]) for r in rows if r["marginal_roi"] is not None]
+    ax.plot([b for b, _ in m], [v for _, v in m], marker="o", ms=3, color="C1", label="marginal ROI of the plan")
+    ax.axhline(1.0, color="C3", lw=0.8, alpha=0.6)
+    marks(ax)
+    level_axis(ax)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(f"budget ({cc})" if cc else "budget")
+    ax.set_ylabel("return of the last unit of money")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+
+    ax = axes["mix"]
+    stacks = [[r["channels"][j]["spend"] for r in rows] for j in range(len(names))]
+    ax.stackplot(budgets, *stacks, labels=names, colors=[f"C{j % 10}" for j in range(len(names))], alpha=0.85)
+    ax.plot(budgets, budgets, color="0.3", lw=1, ls="--", label="budget (the gap above the stack is the reserve)")
+    level_axis(ax)
+    ax.yaxis.set_major_formatter(money)
+    ax.set_xlabel(f"budget ({cc})" if cc else "budget")
+    ax.set_ylabel("spend per channel")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.suptitle(_plain(title))
+    _save(fig, plt, path)
+
+
+__all__ += ["frontier_plot"]
