@@ -118,3 +118,26 @@ def test_shares_of_the_forecast_kpi_on_fitted_curves(runner):
     assert all(x["return_interval"]["p10"] <= x["expected_return"] <= x["return_interval"]["p90"] for x in d["levels"])
     fav = d["favoured"]
     assert 0.15 * kpi - 0.01 <= fav["budget"] <= 0.20 * kpi + 0.01
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_the_installed_command_prints_only_its_result(fmt):
+    """What a scheduler sees: file descriptor 1 holds the frontier and nothing else."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("budget", path=os.path.dirname(sys.executable))
+    if exe is None:
+        pytest.skip("`budget` is not installed (make test installs it)")
+    r = subprocess.run([exe, "frontier", PASTED, "--steps", "4", "--format", fmt], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    if fmt == "json":
+        assert set(json.loads(r.stdout)) == TOP_KEYS
+    elif fmt == "csv":
+        assert len(list(csv.DictReader(io.StringIO(r.stdout)))) == 4
+    else:
+        assert r.stdout.startswith("2027-Q1 plan on pasted curves: budget frontier")
