@@ -613,9 +613,10 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
 def compare(ctx, sources, budget, fmt, output, plot, exact):
     """Compare scenario files (and saved plans) side by side: one column each.
 
-    Each SOURCE is a scenario (.toml), planned as `budget allocate` plans it, or a saved plan
-    (.json from `budget allocate --format json -o plan.json`), shown as it was saved: "the plan
-    we approved vs what the model says now". Per column: budget, spend, reserve, expected return
+    Each SOURCE is a scenario (.toml), planned as `budget allocate` plans it, a saved plan
+    (.json from `budget allocate --format json -o plan.json`), or a plan recorded in a ledger
+    (LEDGER.sqlite#RUN, or LEDGER.sqlite for its plan of record), shown as it was saved: "the
+    plan we approved vs what the model says now". Per column: budget, spend, reserve, expected return
     (P10–P90 on fitted curves), ROI, marginal ROI, uplift over its own current plan, spend and
     share per channel and group (lined up by name, blank where a column lacks one), binding
     constraints; with two columns, the second minus the first. The output says whether the
