@@ -587,8 +587,9 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
         raise Failure(render.infeasible_message(plan.allocation), EXIT_INFEASIBLE)
     if plot:
         from models.plot import forecast_plot
+        from scenarios.report import forecast_chart
 
-        _draw(forecast_plot, fc, plot, f"{sc.name}: forecast")
+        _draw(forecast_plot, _run(ctx, forecast_chart, sc, fc), plot, f"{sc.name}: forecast")
     if fmt == "json":
         _emit(render.json_text(fc), output, "forecast")
     elif fmt == "csv":

@@ -214,8 +214,10 @@ def allocation_plot(plan: dict, path: str, title: str) -> None:
         ax2.set_xticklabels([_plain(p["period"]) for p in periods], rotation=45, ha="right", fontsize=8)
         ax2.yaxis.set_major_formatter(money_formatter(currency))
         ax2.set_ylabel("recommended spend per period")
-        if len(names) <= 12:  # beside the stacks, never over them
-            ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        if len(names) <= 12:  # beside the stacks, never over them; top entry = top of the stack
+            handles, labels = ax2.get_legend_handles_labels()
+            ax2.legend(handles[::-1], labels[::-1], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                       frameon=False)
     fig.suptitle(_plain(title))
     _save(fig, plt, path)
 

@@ -35,7 +35,7 @@ from scenarios.errors import ScenarioError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REFERENCE_SPLIT", "REPORT_FILE", "ReportFiles", "write_report"]
+__all__ = ["REFERENCE_SPLIT", "REPORT_FILE", "ReportFiles", "forecast_chart", "write_report"]
 
 #: The planning documents' reference split of a budget by group (the reserve included), which
 #: the group chart sets each plan against.
@@ -251,19 +251,30 @@ def _groups_data(section: _Section) -> dict:
     return {"groups": rows}
 
 
-def _forecast_data(section: _Section) -> dict:
-    fc = dict(section.forecast)
-    fc["currency"] = section.plan.allocation.currency
-    h = section.history
-    if h is not None:
+def forecast_chart(scenario, fc: dict, history=None) -> dict:
+    """What :func:`models.plot.forecast_plot` draws for a scenario's forecast: ``fc`` (from
+    :func:`scenarios.plan.forecast_scenario`) with the scenario's ``currency`` and, when its curves
+    were fitted from a ``[history]``, the last year or so of the recorded KPI and the model's fit
+    of it (``history``: ``{"dates", "actual", "fitted"}``), so the forecast reads as the history's
+    continuation. ``history`` may be given (a loaded :class:`models.history.History`) to skip
+    reading it again.
+    """
+    out = dict(fc)
+    out["currency"] = scenario.problem.currency
+    h = history if history is not None else _history(scenario)[0] if scenario.model is not None else None
+    if h is not None and fc.get("periods"):
         keep = min(len(h.dates), max(3 * len(fc["periods"]), 52))  # a year or so before the horizon
-        fitted = section.scenario.model.predict(h)
-        fc["history"] = {
+        fitted = scenario.model.predict(h)
+        out["history"] = {
             "dates": [d.date().isoformat() for d in h.dates[-keep:]],
             "actual": [float(v) for v in h.target()[-keep:]],
             "fitted": [float(v) for v in fitted[-keep:]],
         }
-    return fc
+    return out
+
+
+def _forecast_data(section: _Section) -> dict:
+    return forecast_chart(section.scenario, section.forecast, history=section.history)
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,7 +536,7 @@ def _comparison_html(cmp: dict) -> str:
         if kind == "money":
             return _money(v, currency) if currency else f"{v:,.0f}"
         if kind == "share":
-            return f"{v:+.1%}" if kind == "share" and v is not None and v < 0 else f"{v:.1%}"
+            return f"{v:.1%}"
         if kind == "ratio":
             return _ratio(v)
         return str(v)
@@ -535,10 +546,13 @@ def _comparison_html(cmp: dict) -> str:
             + ("<th class=n>difference</th>" if two else "") + "</tr>")
     rows = []
     for r in comparison_rows(cmp):
-        if r["section"] == "channel" and r["metric"] != "spend":
-            continue  # the chart shows channels; the table keeps to totals, groups and channel spend
+        if (r["section"] == "channel" and r["metric"] != "spend") or r["section"] == "binding":
+            continue  # channels are in the chart; each scenario's section lists what binds it
         what = r["name"] if not r["item"] else f"{r['label']}: {r['name']}"
-        values = "".join(f"<td class=n>{_e(cell(v, r['kind'], c.get('currency')))}</td>"
+        if r["metric"] == "source":
+            r = dict(r, values=[Path(v).name if v else v for v in r["values"]])
+        css = "t" if r["kind"] == "text" else "n"
+        values = "".join(f"<td class={css}>{_e(cell(v, r['kind'], c.get('currency')))}</td>"
                          for v, c in zip(r["values"], cols))
         diff = ""
         if two:
@@ -604,6 +618,7 @@ h3{margin-top:1.6rem;font-size:1.05rem}
 table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
 th,td{border-bottom:1px solid #e4e4e4;padding:.25rem .6rem;text-align:left;vertical-align:top}
 th{background:#f6f6f6}.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.t{overflow-wrap:anywhere}
 tr.sum td{font-weight:600;border-top:1px solid #bbb}
 figure{margin:1.2rem 0}img{max-width:100%;height:auto;border:1px solid #eee}
 li{margin:.2rem 0}nav a{margin-right:1rem}td:first-child{min-width:11em}

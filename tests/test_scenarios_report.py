@@ -206,6 +206,26 @@ def test_report_folders_that_cannot_be_written_are_refused_before_any_work(tmp_p
     assert r.exit_code == 2  # no scenario: a usage error
 
 
+@pytest.mark.slow
+def test_the_forecast_chart_continues_the_recorded_history():
+    """`budget forecast --plot` and the report draw the recorded KPI before the horizon, the
+    weeks just before it, exactly as the history file has them."""
+    import csv
+
+    from scenarios.plan import forecast_scenario
+    from scenarios.report import forecast_chart
+
+    sc = load_scenario(QUARTERLY)
+    fc, _ = forecast_scenario(sc)
+    data = forecast_chart(sc, fc)
+    assert data["currency"] == "CNY" and data["periods"] == fc["periods"]
+    h = data["history"]
+    rows = list(csv.DictReader(open(example_path("history_weekly.csv"), encoding="utf-8")))
+    assert h["dates"] == [r["date"] for r in rows[-52:]] and h["dates"][-1] < fc["periods"][0]
+    assert h["actual"] == [float(r["revenue"]) for r in rows[-52:]]
+    assert len(h["fitted"]) == 52
+
+
 # --------------------------------------------------------------------------------------------
 # the browser, as a person would (issue #12 §3)
 
