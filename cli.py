@@ -483,7 +483,7 @@ def _country(ctx, param, value):
 @click.pass_context
 def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout, ignore, controls,
         events, date_format, holidays, campaign_days, no_cache):
-    """Fit each channel's response curve from a history (CSV, or a scenario's [history] table).
+    """Fit each channel's response curve from a history (CSV or .xlsx, or a scenario's [history] table).
 
     Carryover (adstock) and saturation (Hill) per channel, a Prophet baseline with trend,
     yearly seasonality, a country's holidays (China's by default, with the campaign days 618,

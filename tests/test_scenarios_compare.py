@@ -161,6 +161,9 @@ def test_scenarios_on_one_history_are_fitted_once(tmp_path, monkeypatch):
                             "fitted": "new"}]
     assert cmp["curves"]["same"] is True
     assert [c["curves_from"] for c in cmp["scenarios"]] == ["fitted from h.csv", "fitted from h.csv (cached fit)"]
+    from scenarios.render import comparison_table
+
+    assert "curves of A, B: fitted from h.csv (one fit, shared)\n" in comparison_table(cmp)
     # A saved plan of the same name beside its scenario: both columns renamed, the fit named after them.
     from click.testing import CliRunner
 
@@ -192,3 +195,11 @@ def test_a_recorded_plan_in_the_ledger_stands_as_a_column(tmp_path, pair):
     cmp = compare_scenarios([f"{ledger}#99", pair[1], tmp_path / "none.sqlite"])
     assert [e["problems"] for e in cmp["errors"]] == [[f"{ledger}: no run 99"],
                                                       [f"{tmp_path / 'none.sqlite'}: no such ledger"]]
+
+
+def test_a_scenario_against_itself_differs_by_nothing(pair):
+    cmp = compare_scenarios([pair[0], pair[0]])
+    assert [c["name"] for c in cmp["scenarios"]] == ["A (A.toml)", "A (A.toml)"]
+    assert cmp["curves"]["same"] is True
+    for block in (cmp["difference"]["plan"], *cmp["difference"]["channels"].values(), *cmp["difference"]["groups"].values()):
+        assert all(v is None or v == 0 for v in block.values())
