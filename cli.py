@@ -657,7 +657,7 @@ def compare(ctx, sources, budget, fmt, output, plot, exact):
                    on_scenario=announce)
     for fit in cmp["fits"]:
         if len(fit["scenarios"]) > 1:
-            _say("%s: fitted once, shared by %d columns", fit["source"], len(fit["scenarios"]))
+            _say("one fit of %s, shared by %d columns", fit["source"], len(fit["scenarios"]))
     problems = "\n".join(_problem_lines(e["source"], e["problems"]) for e in cmp["errors"])
     if cmp["scenarios"]:
         if plot:
