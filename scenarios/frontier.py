@@ -19,7 +19,9 @@ the channel mix. Besides the levels the frontier gives:
   last unit of money still earns the scenario's threshold (its marginal-ROI floor if it has one;
   else 1/margin when it maximises profit; else 1, break-even), i.e. the threshold's budget
   clipped to the band. Below it, more money earns more than it costs; above it, the extra money
-  loses. It is continuous, not one of the swept levels, and is planned like them.
+  loses. It is continuous, not one of the swept levels, and is planned like them; when no plan
+  there meets every constraint (an overall ROI floor, which the threshold leaves out), it is the
+  largest swept level below it that has a plan, and its reason says so.
 
 Levels are multiples of the scenario's budget, or (``of_forecast``) shares of the horizon's
 forecast KPI (:func:`models.forecast.kpi_forecast`: the baseline plus the media return at the
@@ -46,6 +48,8 @@ from scenarios.errors import ScenarioError
 __all__ = ["DEFAULT_LEVELS", "DEFAULT_FORECAST_LEVELS", "budget_frontier", "forecast_kpi", "frontier_levels",
            "parse_level", "problem_at"]
 
+#: How a plan's warning that its last money loses starts (optimizer.solve._below_break_even).
+_BELOW_BREAK_EVEN = "at this budget the last "
 #: The default sweep: 0.5× to 2× the scenario's budget in 16 levels.
 DEFAULT_LEVELS = (0.5, 2.0, 16)
 #: The default sweep with ``of_forecast``: 15% to 20% of the forecast KPI (the planning documents'
@@ -159,7 +163,10 @@ def _row(scenario, level: float, budget: float, samples) -> dict:
         "channels": [{k: c[k] for k in ("channel", "spend", "share", "expected_return", "marginal_roi")}
                      for c in d["channels"]],
         "binding_constraints": [b["name"] for b in d["binding_constraints"]],
-        "warnings": list(d["warnings"]),
+        # The plan's own "marginal ROI < 1 … break-even at about X" holds the current plan at this
+        # level's scale while the frontier scales it with every budget it tries: one break-even
+        # (the frontier's) is reported, not two that differ where change limits bind.
+        "warnings": [w for w in d["warnings"] if not w.startswith(_BELOW_BREAK_EVEN)],
         "diagnosis": list(d["diagnosis"]),
     }
     if alloc.feasible and samples is not None:
@@ -202,13 +209,22 @@ def _favoured(scenario, band: tuple[float, float], reference: float, threshold: 
                    else f"; no channel earns it even on its first {unit_name(cc)}")
     else:
         budget = at_threshold
-        reason = (f"{last} returns {t:.4g} here ({why}): below this budget more money earns more than it costs, "
-                  "above it the extra money loses")
+        reason = (f"{last} returns {t:.4g} at about {money(budget, cc)} ({why}): below that budget more money earns "
+                  "more than it costs, above it the extra money loses")
     budget = round(budget, 2)
     plan = _row(scenario, budget / reference, budget, samples)
     if plan["status"] != "optimal":
-        reason += "; but no plan at that budget satisfies every constraint" + (
-            f" ({plan['diagnosis'][0]})" if plan["diagnosis"] else "")
+        # e.g. an overall ROI floor the threshold leaves out: the largest swept level below it
+        # that has a plan, if any
+        why_not = f" ({plan['diagnosis'][0]})" if plan["diagnosis"] else ""
+        fallback = [r for r in rows if r["status"] == "optimal" and r["budget"] <= budget]
+        if fallback:
+            plan = fallback[-1]
+            reason += (f"; no plan at that budget satisfies every constraint{why_not}, so the largest level below "
+                       f"it that has one, {money(plan['budget'], cc)}")
+            budget = plan["budget"]
+        else:
+            reason += f"; but no plan at that budget satisfies every constraint{why_not}"
     return {"budget": budget, "level": budget / reference, "marginal_roi_threshold": t, "reason": reason, "plan": plan}
 
 
@@ -237,7 +253,8 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
         "levels": [{"level", "budget", "status", "spend", "reserve", "expected_return",
         "return_interval" (None, or {"samples", "alpha", "mean", "p10", "p50", "p90", "cvar"}),
         "roi", "marginal_roi", "channels": [{"channel", "spend", "share", "expected_return",
-        "marginal_roi"}], "binding_constraints": [names], "warnings", "diagnosis"}],
+        "marginal_roi"}], "binding_constraints": [names], "warnings" (the plan's own, but for its
+        "marginal ROI < 1" one: the frontier's break-even replaces it), "diagnosis"}],
         "break_even": {"marginal_roi": 1.0, "budget", "level"} | None,
         "floor": {"marginal_roi", "budget", "level"} | None, "favoured": {"budget", "level",
         "marginal_roi_threshold", "reason", "plan": a level row}, "warnings", "notes", "seconds"}``.
