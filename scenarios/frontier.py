@@ -21,7 +21,8 @@ the channel mix. Besides the levels the frontier gives:
   clipped to the band. Below it, more money earns more than it costs; above it, the extra money
   loses. It is continuous, not one of the swept levels, and is planned like them; when no plan
   there meets every constraint (an overall ROI floor, which the threshold leaves out), it is the
-  largest swept level below it that has a plan, and its reason says so.
+  swept level below it whose plan scores best (return; profit for ``max_profit``), and its
+  reason says so.
 
 Levels are multiples of the scenario's budget, or (``of_forecast``) shares of the horizon's
 forecast KPI (:func:`models.forecast.kpi_forecast`: the baseline plus the media return at the
@@ -184,6 +185,13 @@ def _threshold(scenario) -> tuple[float, str]:
     return 1.0, "break-even"
 
 
+def _score(problem, row: dict) -> float:
+    """What a level's plan is worth by the scenario's objective (profit for max_profit, else return)."""
+    if problem.objective == "max_profit" and problem.margin:
+        return float(problem.margin) * row["expected_return"] - row["spend"]
+    return row["expected_return"]
+
+
 def _favoured(scenario, band: tuple[float, float], reference: float, threshold: tuple[float, str],
               at_threshold: float | None, samples, rows: list[dict]) -> dict:
     """The level in ``band`` (budgets) the curves favour: the threshold's budget clipped to it."""
@@ -214,14 +222,16 @@ def _favoured(scenario, band: tuple[float, float], reference: float, threshold: 
     budget = round(budget, 2)
     plan = _row(scenario, budget / reference, budget, samples)
     if plan["status"] != "optimal":
-        # e.g. an overall ROI floor the threshold leaves out: the largest swept level below it
-        # that has a plan, if any
+        # e.g. an overall ROI floor the threshold leaves out: of the swept levels below it that
+        # have a plan, the one whose plan scores best (share minimums under an ROI floor can make
+        # more budget earn less), the smallest budget on a tie
         why_not = f" ({plan['diagnosis'][0]})" if plan["diagnosis"] else ""
         fallback = [r for r in rows if r["status"] == "optimal" and r["budget"] <= budget]
         if fallback:
-            plan = fallback[-1]
-            reason += (f"; no plan at that budget satisfies every constraint{why_not}, so the largest level below "
-                       f"it that has one, {money(plan['budget'], cc)}")
+            plan = max(fallback, key=lambda r: (round(_score(scenario.problem, r), 2), -r["budget"]))
+            reason += (f"; no plan at that budget satisfies every constraint{why_not}, so the level below it whose "
+                       f"plan {'earns the most profit' if scenario.problem.objective == 'max_profit' else 'returns the most'}"
+                       f", {money(plan['budget'], cc)}")
             budget = plan["budget"]
         else:
             reason += f"; but no plan at that budget satisfies every constraint{why_not}"

@@ -214,15 +214,17 @@ def test_an_roi_floor_out_of_reach_leaves_levels_infeasible_with_their_diagnosis
     assert any("overall ROI floor" in n for n in d["notes"])
 
 
-def test_when_no_plan_meets_every_constraint_at_break_even_the_favoured_level_is_the_largest_below_it():
-    # break-even (~¥13.4M) leaves the ROI floor out, and at that budget the floor cannot be met
+def test_when_no_plan_meets_every_constraint_at_break_even_the_favoured_level_is_the_best_plan_below_it():
+    # break-even (~¥13.4M) leaves the ROI floor out, and at that budget the floor cannot be met;
+    # below it the group minimums under the floor make more budget earn less past ¥9M
     d = budget_frontier(load_scenario(example_path("roi_floor.toml")), frontier_levels(0.8, 1.6, 9))
     assert 1.2e7 < d["break_even"]["budget"] < 1.4e7
-    feasible = [r["budget"] for r in d["levels"] if r["status"] == "optimal"]
+    feasible = {r["budget"]: r["expected_return"] for r in d["levels"] if r["status"] == "optimal"}
+    assert sorted(feasible) == [8e6, 9e6, 10e6, 11e6]
     fav = d["favoured"]
-    assert fav["budget"] == max(b for b in feasible if b <= d["break_even"]["budget"]) == 11_000_000
-    assert fav["plan"]["status"] == "optimal" and fav["plan"]["budget"] == 11_000_000
-    assert "so the largest level below it that has one, ¥11,000,000" in fav["reason"]
+    assert fav["budget"] == max(feasible, key=feasible.get) == 9_000_000
+    assert fav["plan"]["status"] == "optimal" and fav["plan"]["budget"] == 9_000_000
+    assert "so the level below it whose plan returns the most, ¥9,000,000" in fav["reason"]
 
 
 def test_one_break_even_is_reported_not_each_plans_own():
