@@ -305,6 +305,7 @@ def quarterly_report(tmp_path_factory) -> tuple[Path, dict]:
     r = subprocess.run([budget, "report", str(QUARTERLY), "--out", str(out)], capture_output=True, text=True,
                        timeout=900, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
+    assert r.stdout == ""  # files only: a job's stdout stays clean (what it wrote is on stderr)
     assert f"wrote the report to {out / REPORT_FILE}" in r.stderr
     plan = subprocess.run([budget, "allocate", str(QUARTERLY), "--format", "json"], capture_output=True, text=True,
                           timeout=900, stdin=subprocess.DEVNULL)
