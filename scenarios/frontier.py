@@ -20,7 +20,8 @@ the channel mix. Besides the levels the frontier gives:
   else 1/margin when it maximises profit; else 1, break-even), i.e. the threshold's budget
   clipped to the band. Below it, more money earns more than it costs; above it, the extra money
   loses. It is continuous, not one of the swept levels, and is planned like them; when no plan
-  there meets every constraint (an overall ROI floor, which the threshold leaves out), it is the
+  there meets every constraint, or a smaller swept level's plan scores as well or better (an
+  overall ROI floor, which the threshold leaves out, can make more budget earn less), it is the
   swept level below it whose plan scores best (return; profit for ``max_profit``), and its
   reason says so.
 
@@ -221,20 +222,26 @@ def _favoured(scenario, band: tuple[float, float], reference: float, threshold: 
                   "more than it costs, above it the extra money loses")
     budget = round(budget, 2)
     plan = _row(scenario, budget / reference, budget, samples)
-    if plan["status"] != "optimal":
-        # e.g. an overall ROI floor the threshold leaves out: of the swept levels below it that
-        # have a plan, the one whose plan scores best (share minimums under an ROI floor can make
-        # more budget earn less), the smallest budget on a tie
-        why_not = f" ({plan['diagnosis'][0]})" if plan["diagnosis"] else ""
-        fallback = [r for r in rows if r["status"] == "optimal" and r["budget"] <= budget]
-        if fallback:
-            plan = max(fallback, key=lambda r: (round(_score(scenario.problem, r), 2), -r["budget"]))
+    # Limits the threshold leaves out (an overall ROI floor; share minimums under it) can make a
+    # larger budget earn less, or nothing more, or leave no plan at all: then the swept level
+    # below it whose plan scores best (the smallest budget on a tie to the cent) is favoured.
+    problem = scenario.problem
+    below = [r for r in rows if r["status"] == "optimal" and r["budget"] < budget]
+    candidates = below + ([plan] if plan["status"] == "optimal" else [])
+    if candidates:
+        best = max(candidates, key=lambda r: (round(_score(problem, r), 2), -r["budget"]))
+        what = "earns the most profit" if problem.objective == "max_profit" else "returns the most"
+        if plan["status"] != "optimal":
+            why_not = f" ({plan['diagnosis'][0]})" if plan["diagnosis"] else ""
             reason += (f"; no plan at that budget satisfies every constraint{why_not}, so the level below it whose "
-                       f"plan {'earns the most profit' if scenario.problem.objective == 'max_profit' else 'returns the most'}"
-                       f", {money(plan['budget'], cc)}")
-            budget = plan["budget"]
-        else:
-            reason += f"; but no plan at that budget satisfies every constraint{why_not}"
+                       f"plan {what}, {money(best['budget'], cc)}")
+        elif best is not plan:
+            reason += (f"; but under the scenario's other limits the plan at {money(best['budget'], cc)} {what} "
+                       "(a larger budget buys nothing more), so that level")
+        plan, budget = best, best["budget"]
+    else:
+        why_not = f" ({plan['diagnosis'][0]})" if plan["diagnosis"] else ""
+        reason += f"; but no plan at that budget satisfies every constraint{why_not}"
     return {"budget": budget, "level": budget / reference, "marginal_roi_threshold": t, "reason": reason, "plan": plan}
 
 
@@ -329,8 +336,8 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
     notes.append("each level is planned as `budget allocate --budget B` plans it: every constraint of the scenario, "
                  "the current plan scaled to keep its split (locked channels keep their amounts)")
     if problem.roi_min is not None:
-        notes.append("break-even and the favoured level leave the overall ROI floor out (they are about the last "
-                     "unit of money); the levels respect it")
+        notes.append("break-even leaves the overall ROI floor out (it is about the last unit of money); the levels "
+                     "respect it, and the favoured level is the best plan that does")
     d = {
         "scenario": scenario.name,
         "currency": problem.currency,
