@@ -124,7 +124,7 @@ def problem_at(scenario, budget: float, *, floor: bool = True):
     with it) and locked channels keep their amounts. ``floor=False`` drops the marginal-ROI floor."""
     base = scenario.problem
     scale = budget / base.budget if base.budget > 0 else 1.0
-    channels = tuple(c if c.locked else replace(c, current=round(c.current * scale, 2)) for c in base.channels)
+    channels = tuple(c if c.locked else replace(c, current=c.current * scale) for c in base.channels)
     problem = replace(base, budget=float(budget), channels=channels)
     return problem if floor else replace(problem, marginal_roi_min=None)
 
