@@ -88,7 +88,8 @@ def _hostile_scenario(tmp_path: Path, *, infeasible: bool = False) -> Path:
     text = PASTED.read_text(encoding="utf-8")
     text = text.replace('name = "2027-Q1 plan on pasted curves"',
                         'name = "Q1 <script>alert(2)</script> & \\"plan\\""')
-    text = text.replace('description = "Reference split', 'description = "<a href=\\"https://x.invalid\\">click</a> split')
+    text = text.replace('description = "Reference split',
+                        'description = "<a href=\\"https://x.invalid\\">click</a> split')
     text = text.replace('label = "Douyin 抖音"', f'label = "{HOSTILE} 抖音"')
     text = text.replace('label = "Xiaohongshu 小红书"', 'label = "$5 promo$ 小红书"')
     text = text.replace('label = "Content production"', 'label = "</table><b onclick=alert(3)>content"')
