@@ -518,8 +518,10 @@ def _frontier_html(fr: dict) -> str:
                         "<td colspan=4>infeasible</td></tr>")
             continue
         band = r.get("return_interval")
+        own = abs(r["budget"] - fr["scenario_budget"]) < 0.005  # the scenario's own budget, in bold
         rows.append(
-            f"<tr><td class=n>{_e(_money(r['budget'], cc))}</td><td class=n>{r['level']:.2f}</td>"
+            f"<tr{' class=sum' if own else ''}><td class=n>{_e(_money(r['budget'], cc))}</td>"
+            f"<td class=n>{r['level']:.2f}</td>"
             f"<td class=n>{_e(_money(r['expected_return'], cc))}</td>"
             f"<td class=n>{'—' if not band else _e(_money(band['p10'], cc) + ' – ' + _money(band['p90'], cc))}</td>"
             f"<td class=n>{_ratio(r['roi'])}</td><td class=n>{_ratio(r['marginal_roi'])}</td></tr>")
