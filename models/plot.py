@@ -540,5 +540,3 @@ def frontier_plot(data: dict, path: str, title: str) -> None:
     fig.suptitle(_plain(title))
     _save(fig, plt, path)
 
-
-__all__ += ["frontier_plot"]
