@@ -630,6 +630,62 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
 
 
 # --------------------------------------------------------------------------------------------
+# report
+
+
+def _check_output_dir(path: str, option: str) -> None:
+    """Refuse a report folder that cannot be made or written, before any work is done (exit 2)."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise click.BadParameter(f"{path} is a file; give a folder (it is created if missing)", param_hint=option)
+    folder = target if target.is_dir() else target.absolute().parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"{path}: the folder {folder} does not exist", param_hint=option)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{path}: cannot write in the folder {folder}", param_hint=option)
+
+
+@main.command()
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder for report.html and its charts (created if missing; its parent must exist).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the forecast's interval simulation.")
+@NO_CACHE
+@click.pass_context
+def report(ctx, scenarios, out, seed, no_cache):
+    """Write a report of SCENARIO(s): one HTML page with every chart in it, and the charts as PNG.
+
+    Per scenario: the plan's totals, warnings and fit quality in words, each channel's response
+    curve (history's periods as points, P10–P90 band, current and recommended spend marked),
+    current against recommended spend, group shares against the reference split 35/25/20/15/5,
+    and the forecast after the history. The page is self-contained: it opens from disk, loads
+    nothing and runs no script. An infeasible plan is still reported (its conflict explained),
+    then the command exits 4.
+
+    \b
+    Example:
+      budget report scenarios/examples/quarterly.toml --out report
+      budget report scenarios/examples/quarterly.toml scenarios/examples/pasted_curves.toml --out comparison
+    """
+    from scenarios.report import write_report
+
+    _check_output_dir(out, "--out")
+    loaded = [_run(ctx, _load_scenario, path, use_cache=not no_cache) for path in scenarios]
+    try:
+        files = _run(ctx, write_report, loaded, out, seed=seed)
+    except OSError as exc:
+        raise Failure(f"Error: cannot write the report in {out}: {exc}", EXIT_FAILURE) from exc
+    for chart in files.charts:
+        _say("wrote the chart to %s", chart)
+    for reason in files.omitted:
+        _say("left out: %s", reason)
+    _say("wrote the report to %s", files.html)
+    if files.infeasible:
+        raise Failure("Error: no plan satisfies every constraint of " + ", ".join(files.infeasible)
+                      + f" (the report explains why: {files.html})", EXIT_INFEASIBLE)
+
+
+# --------------------------------------------------------------------------------------------
 # compare
 
 
@@ -711,62 +767,6 @@ def compare(ctx, sources, budget, fmt, output, plot, exact):
     if infeasible:
         raise Failure("Error: no plan satisfies every constraint of " + ", ".join(infeasible)
                       + " (the diagnosis is in the comparison)", EXIT_INFEASIBLE)
-
-
-# --------------------------------------------------------------------------------------------
-# report
-
-
-def _check_output_dir(path: str, option: str) -> None:
-    """Refuse a report folder that cannot be made or written, before any work is done (exit 2)."""
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise click.BadParameter(f"{path} is a file; give a folder (it is created if missing)", param_hint=option)
-    folder = target if target.is_dir() else target.absolute().parent
-    if not folder.is_dir():
-        raise click.BadParameter(f"{path}: the folder {folder} does not exist", param_hint=option)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"{path}: cannot write in the folder {folder}", param_hint=option)
-
-
-@main.command()
-@click.argument("scenarios", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Folder for report.html and its charts (created if missing; its parent must exist).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the forecast's interval simulation.")
-@NO_CACHE
-@click.pass_context
-def report(ctx, scenarios, out, seed, no_cache):
-    """Write a report of SCENARIO(s): one HTML page with every chart in it, and the charts as PNG.
-
-    Per scenario: the plan's totals, warnings and fit quality in words, each channel's response
-    curve (history's periods as points, P10–P90 band, current and recommended spend marked),
-    current against recommended spend, group shares against the reference split 35/25/20/15/5,
-    and the forecast after the history. The page is self-contained: it opens from disk, loads
-    nothing and runs no script. An infeasible plan is still reported (its conflict explained),
-    then the command exits 4.
-
-    \b
-    Example:
-      budget report scenarios/examples/quarterly.toml --out report
-      budget report scenarios/examples/quarterly.toml scenarios/examples/pasted_curves.toml --out comparison
-    """
-    from scenarios.report import write_report
-
-    _check_output_dir(out, "--out")
-    loaded = [_run(ctx, _load_scenario, path, use_cache=not no_cache) for path in scenarios]
-    try:
-        files = _run(ctx, write_report, loaded, out, seed=seed)
-    except OSError as exc:
-        raise Failure(f"Error: cannot write the report in {out}: {exc}", EXIT_FAILURE) from exc
-    for chart in files.charts:
-        _say("wrote the chart to %s", chart)
-    for reason in files.omitted:
-        _say("left out: %s", reason)
-    _say("wrote the report to %s", files.html)
-    if files.infeasible:
-        raise Failure("Error: no plan satisfies every constraint of " + ", ".join(files.infeasible)
-                      + f" (the report explains why: {files.html})", EXIT_INFEASIBLE)
 
 
 # --------------------------------------------------------------------------------------------
