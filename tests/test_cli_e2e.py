@@ -262,3 +262,26 @@ def test_a_missing_or_corrupted_ledger_exits_3_untouched(tmp_path):
         assert r.returncode == 3 and "not a readable ledger" in r.stderr and r.stdout == ""
         no_traceback(r.stderr)
     assert bad.read_bytes() == b"not a ledger" * 50
+
+
+@pytest.mark.slow
+def test_budget_fit_then_allocate_fits_once(tmp_path):
+    """`budget fit SCENARIO.toml` fills the cache the plan reads: one fit, not two."""
+    shutil.copy(HISTORY, tmp_path / "history.csv")
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        '[budget]\ntotal = 10_000_000\n[history]\npath = "history.csv"\nbootstrap = 0\nholdout = 500\n',
+        encoding="utf-8")
+    env = {**os.environ, "BUDGET_CACHE_DIR": str(tmp_path / "cache")}
+    run = lambda *a: subprocess.run([BUDGET, *a], capture_output=True, text=True, env=env)  # noqa: E731
+    fitted = run("fit", str(scenario), "--format", "json")
+    assert fitted.returncode == 0, fitted.stderr
+    assert "fitting 9 channels on 156 weekly periods" in fitted.stderr
+    # A holdout longer than the history allows is said, in the report too, never silently dropped.
+    assert "holdout of 500 periods ignored" in fitted.stderr
+    assert any("holdout of 500 periods ignored" in w for w in json.loads(fitted.stdout)["warnings"])
+    planned = run("allocate", str(scenario), "--format", "json")
+    assert planned.returncode == 0, planned.stderr
+    assert "using the cached fit" in planned.stderr and "fitting 9 channels" not in planned.stderr
+    assert any("holdout of 500 periods ignored" in w for w in json.loads(planned.stdout)["warnings"])
+    assert len(list((tmp_path / "cache").glob("fit-*.json"))) == 1
