@@ -97,7 +97,7 @@ class Model:
         Stationarity in y_c makes the hypograph duals of channel c sum to its objective weight;
         in x_c their slope-weighted sum is the price of spend. Their ratio, a convex combination
         of the active segment slopes, is the marginal return the LP sees. (Solved in segment
-        form, the segments' reduced costs give the same: :func:`optimizer.solve.segment_prices`.)
+        form, the segments' reduced costs give the same: :func:`optimizer.highs.segment_prices`.)
         """
         if self.marginals is not None:
             return self.marginals
@@ -117,7 +117,7 @@ class CurveRows:
 
     A 1000-channel model has tens of thousands of these rows; building each as a PuLP
     constraint and handing it to HiGHS row by row costs far more than solving. So they are
-    handed to HiGHS in one ``addRows`` call (:class:`optimizer.solve.BulkHiGHS`), and become
+    handed to HiGHS in one ``addRows`` call (:class:`optimizer.highs.BulkHiGHS`), and become
     ordinary PuLP constraints only for another solver or when the LP file is written.
     """
 
@@ -126,7 +126,7 @@ class CurveRows:
         self.duals: np.ndarray | None = None
         self.constraints: list | None = None  # set once materialised into PuLP
         # The breakpoints behind each entry (x, y, points, values), for the segment form that
-        # optimizer.solve.segment_form hands HiGHS instead of the rows; None once an entry's
+        # optimizer.highs.segment_form hands HiGHS instead of the rows; None once an entry's
         # rows cannot be written that way (a convex part's offset in exact mode).
         self.curves: list[tuple[object, object, np.ndarray, np.ndarray]] | None = []
 
@@ -145,7 +145,7 @@ class CurveRows:
         return np.concatenate([e[3] for e in self.entries]) if self.entries else np.zeros(0)
 
     def highs_arrays(self):
-        """(lower, upper, starts, index, value) for :class:`optimizer.solve.BulkHiGHS`."""
+        """(lower, upper, starts, index, value) for :class:`optimizer.highs.BulkHiGHS`."""
         upper, starts, idx, val = self.arrays()
         return np.full(upper.size, -np.inf), upper, starts, idx, val
 
@@ -188,7 +188,7 @@ class SparseRows:
 
     Columns are positions in ``cols`` (a list of PuLP variables); rows come in blocks of
     ``k`` entries each (or in CSR form), and travel to HiGHS in one ``addRows`` call through
-    :class:`optimizer.solve.BulkHiGHS`. The multi-period planner keeps its carryover
+    :class:`optimizer.highs.BulkHiGHS`. The multi-period planner keeps its carryover
     recursion, hypograph and pacing-change rows here. Rows with a ``lower == upper`` are
     equalities; a row is never finite on both sides otherwise (write two rows).
     """

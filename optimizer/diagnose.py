@@ -116,7 +116,7 @@ def _names(problem, bounds, end) -> str:
 def explain(problem: Problem, pieces, status: str) -> list[str]:
     """Explain why the LP over ``pieces`` had no solution."""
     from optimizer.build import Objective, build_model
-    from optimizer.solve import solve_model
+    from optimizer.highs import solve_model
 
     if status == "unbounded":
         return ["the model is unbounded: a channel curve grows without limit and nothing caps its spend"]
@@ -202,7 +202,7 @@ def _best_without_floors(problem: Problem, pieces):
     import pulp
 
     from optimizer.build import Objective, build_model
-    from optimizer.solve import solve_model
+    from optimizer.highs import solve_model
 
     ret_model = build_model(problem, pieces, Objective(pulp.LpMaximize, 1.0, 0.0), with_roi=False, with_target=False)
     status, _, _ = solve_model(ret_model)

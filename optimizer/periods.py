@@ -32,7 +32,7 @@ pacing-change rows are array rows (:class:`optimizer.build.SparseRows`).
 Each pair's curve has two equivalent LP forms on the same breakpoints p_j (values v_j, slopes
 a_j). The readable *hypograph* form, ``y_p − a_j e_p ≤ v_j − a_j p_j``, is what ``lp_path``
 writes, what CBC solves when HiGHS is missing, and what the small diagnosis LPs use. HiGHS
-gets the *segment* form (:class:`_SegmentForm`, :class:`optimizer.solve.SegmentHiGHS`): e, y
+gets the *segment* form (:class:`_SegmentForm`, :class:`optimizer.highs.SegmentHiGHS`): e, y
 and, with carryover, x = e_t − α e_{t−1} are written in the segment lengths
 0 ≤ δ_j ≤ p_{j+1} − p_j, so the recursion rows vanish, no hypograph row exists, and what is
 left are the coupling rows (one, the budget, when nothing else couples the pairs) over bounded
@@ -73,17 +73,12 @@ from optimizer.build import FLOOR_MARGIN, Objective, SparseRows, _var
 from optimizer.errors import ProblemError
 from optimizer.problem import OBJECTIVES, BudgetMixin, Group, Problem, channel_bounds
 from optimizer.result import Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary, money, pct
+from optimizer.highs import SegmentHiGHS, Substitution, bulk_solver, drop_rows, run_lp, segment_prices
 from optimizer.solve import (
     _first_targets,
-    SegmentHiGHS,
-    Substitution,
-    bulk_solver,
     clamp_cent,
-    drop_rows,
     is_zero_curve,
     objective_value,
-    run_lp,
-    segment_prices,
     shared_violations,
 )
 
@@ -801,7 +796,7 @@ def _hypograph(model: _Model, e: np.ndarray, grid, values: np.ndarray | None = N
 
 
 class _SegmentForm:
-    """The curves in segment form, for :class:`optimizer.solve.SegmentHiGHS`.
+    """The curves in segment form, for :class:`optimizer.highs.SegmentHiGHS`.
 
     Pair p's curve column ``e[p]`` and return column ``model.y[p]`` become
     e_p = p_0 + Σ_j δ_j and y_p = r(p_0) + Σ_j a_j δ_j with 0 ≤ δ_j ≤ p_{j+1} − p_j. Concavity
@@ -1159,7 +1154,7 @@ def _floor_shortfall(problem: PeriodProblem, alloc: PeriodAllocation) -> float:
 def _implied_marginals(rnd: _Round, family: _Family, z: np.ndarray):
     """Each pair's marginal return as the LP prices it, the price κ of return, and the prices π of e.
 
-    Segment form: from the segments' reduced costs (:func:`optimizer.solve.segment_prices`).
+    Segment form: from the segments' reduced costs (:func:`optimizer.highs.segment_prices`).
 
     Hypograph form: stationarity in the free column y_p makes the duals μ of pair p's rows sum
     to κ, and in e_p their slope-weighted sum π_p = Σ μ_j a_j is the price of its effective spend.
