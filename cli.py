@@ -287,10 +287,16 @@ NO_CACHE = click.option("--no-cache", is_flag=True, help="Fit the history again 
 
 
 def _load_scenario(path, **kwargs):
-    """Load a scenario, with progress while curves are fitted from history (it takes a while)."""
+    """Load a scenario, with progress while curves are fitted from history (it takes a while).
+
+    The fit's ConvergenceWarnings are not repeated on stderr: the plan carries every one of
+    them in its warnings (table and JSON), in plain words.
+    """
+    from models.errors import ConvergenceWarning
     from scenarios import load_scenario
 
-    with ProgressBar("fitting curves from history (bootstrap)") as bar:
+    with warnings.catch_warnings(), ProgressBar("fitting curves from history (bootstrap)") as bar:
+        warnings.simplefilter("ignore", ConvergenceWarning)
         return load_scenario(path, progress=bar.update, **kwargs)
 
 
@@ -465,7 +471,10 @@ def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, ch
             settings[key] = value
     if s_shaped:
         settings["s_shaped"] = True
-    with ProgressBar("bootstrap resamples") as bar:
+    from models.errors import ConvergenceWarning
+
+    with warnings.catch_warnings(), ProgressBar("bootstrap resamples") as bar:
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the report lists them, in plain words
         model, cached = _run(ctx, fit_history, csv_path, spec, settings, use_cache=not no_cache,
                              progress=bar.update)
     if cached:

@@ -41,13 +41,15 @@ def _hill_response(beta, k, s, x: np.ndarray) -> np.ndarray:
 
 
 def _hill_marginal(beta, k, s, x: np.ndarray) -> np.ndarray:
-    """d/dx of :func:`_hill_response`; at 0 it is ∞ (s < 1), β/k (s = 1) or 0 (s > 1)."""
+    """d/dx of :func:`_hill_response`; at 0 it is ∞ (s < 1), β/k (s = 1) or 0 (s > 1), and 0
+    everywhere for β = 0 (a channel fitted with no effect returns nothing, however little is spent)."""
     safe = np.where(x > 0, x, 1.0)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         t = np.power(safe / k, s)  # (x/k)^s
         out = beta * s * t / (safe * (1.0 + t) ** 2)
         out = np.where(np.isfinite(out), out, 0.0)
-    at_zero = np.where(np.asarray(s) < 1, math.inf, np.where(np.asarray(s) == 1, beta / k, 0.0))
+    at_zero = np.where(np.asarray(beta) <= 0, 0.0,
+                       np.where(np.asarray(s) < 1, math.inf, np.where(np.asarray(s) == 1, beta / k, 0.0)))
     return np.where(x > 0, out, at_zero)
 
 

@@ -462,9 +462,12 @@ class MediaMixModel:
         self._check_settings(history)
         n = history.periods
         holdout = self.holdout if self.holdout and n - self.holdout >= 26 else 0
-        if self.holdout and not holdout:
-            logger.info("history too short for a %d-period holdout; scoring in sample only", self.holdout)
         warn_list: list[str] = list(history.warnings)
+        if self.holdout and not holdout:
+            # Said, not silently dropped: the user asked for an out-of-sample score.
+            warn_list.append(f"holdout of {self.holdout} periods ignored: it would leave {max(n - self.holdout, 0)} of "
+                             f"{n} periods to fit (at least 26 are needed); the fit is scored in sample only")
+            logger.warning("%s", warn_list[-1])
         self._convergence = []  # non-converged media fits, filled by _fit_blocks
 
         self._priors: dict = {}

@@ -224,25 +224,6 @@ class PeriodAllocation(Allocation):
         return out
 
 
-#: Symbol and unit word of the currencies a plan is likely to be in; any other ISO code is shown as
-#: itself ("CHF 1,000", "the next CHF").
-CURRENCIES = {
-    "CNY": ("¥", "yuan"), "RMB": ("¥", "yuan"), "USD": ("$", "dollar"), "EUR": ("€", "euro"),
-    "GBP": ("£", "pound"), "JPY": ("¥", "yen"), "HKD": ("HK$", "Hong Kong dollar"),
-    "KRW": ("₩", "won"), "INR": ("₹", "rupee"), "SGD": ("S$", "Singapore dollar"),
-}
-
-
-def currency_symbol(code: str) -> str:
-    """``"CNY"`` → ``"¥"``, ``"USD"`` → ``"$"``; an unknown code → the code and a space."""
-    return CURRENCIES.get(code.upper(), (f"{code} ", ""))[0]
-
-
-def unit_name(code: str) -> str:
-    """The currency's unit in words, for "the next yuan": ``"USD"`` → ``"dollar"``."""
-    return CURRENCIES.get(code.upper(), ("", code))[1] or code
-
-
 #: Symbol and unit word of the currencies money() knows; any other ISO code prints as itself.
 _CURRENCIES = {
     "CNY": ("¥", "yuan"),

@@ -602,12 +602,15 @@ def _warnings(problem: Problem, bounds, pieces, spends: np.ndarray, alloc: Alloc
 
 
 def plan_marginal_roi(problem: Problem, bounds, spends: np.ndarray) -> float | None:
-    """The return of the next unit of money the plan spends: the common marginal ROI of the
-    channels free to move (strictly inside their own bounds, in a group not at its limit).
+    """The return of the plan's last unit of money: the common marginal ROI of the channels free
+    to move (strictly inside their own bounds, in a group not at its limit).
 
     At a kink (a tabulated curve's knot) a channel's marginal is an interval from its right to
     its left derivative; the plan's marginal lies in every free channel's interval, so it is the
-    largest right derivative. None when no channel is free to move.
+    largest right derivative. When no channel is free (every one at a limit, the rest of the
+    money in reserve), it is the lowest return of the last cent among the channels held at
+    their upper limit. Channels whose curve earns nothing are left out. None when every channel
+    sits at its minimum.
     """
     b = problem.budget
     tol = 0.011 + 1e-7 * b
@@ -618,9 +621,16 @@ def plan_marginal_roi(problem: Problem, bounds, spends: np.ndarray) -> float | N
         if (spec.min_share is not None and s <= spec.min_share * b + tol) or (
                 spec.max_share is not None and s >= spec.max_share * b - tol):
             at_limit.add(g)
-    free = [marginal_roi(ch.curve, x) for ch, x, (lo, hi) in zip(problem.channels, spends, bounds)
+    # A channel that earns nothing is never where the plan's marginal is set (money it holds
+    # when the reserve is above its minimum is a tie the LP may break either way).
+    live = [(ch, x, lo, hi) for ch, x, (lo, hi) in zip(problem.channels, spends, bounds) if not is_zero_curve(ch.curve)]
+    free = [marginal_roi(ch.curve, x) for ch, x, lo, hi in live
             if lo.value + tol < x < hi.value - tol and ch.group not in at_limit]
-    return max(free) if free else None
+    if free:
+        return max(free)
+    capped = [marginal_roi(ch.curve, x - 0.01) for ch, x, lo, hi in live
+              if x >= hi.value - tol and x > lo.value + tol]
+    return min(capped) if capped else None
 
 
 def _spend_at(problem: Problem, mroi: float) -> float:

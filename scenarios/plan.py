@@ -212,6 +212,7 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
                 f"{_uplift_text(cur['media_return'], rec['media_return'])}, as `forecast` shows"
                 f"{_written_text(scenario)}"
             )
+    alloc.warnings[:0] = scenario.warnings
     alloc.warnings[:0] = curve_warnings(scenario)
     if alloc.feasible and "risk" not in result.extra:
         samples = curve_samples(scenario, per_period=periodic)

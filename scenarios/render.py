@@ -20,10 +20,11 @@ __all__ = [
 
 
 def _currency(code: str | None) -> tuple[str, str]:
-    """(symbol, unit word) of an ISO currency code, e.g. ("¥", "yuan"), ("$", "dollar")."""
+    """(prefix, unit word) of an ISO currency code: ("¥", "yuan"), ("$", "dollar"), ("SEK ", "SEK")."""
     from optimizer.result import currency_symbol, unit_name
 
-    return currency_symbol(code or "CNY"), unit_name(code or "CNY")
+    symbol = currency_symbol(code or "CNY")
+    return symbol + (" " if symbol[-1:].isalpha() else ""), unit_name(code or "CNY")
 
 
 def json_text(data) -> str:
@@ -146,7 +147,7 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
         lines += [f"  - {n}" for n in d["notes"]]
     lines.append("")
     lines.append(
-        f"Money in {d['currency']} ({symbol}). mROI is the return of the next {unit}. The plan equalises it across channels that are free "
+        f"Money in {d['currency']} ({symbol.strip()}). mROI is the return of the next {unit}. The plan equalises it across channels that are free "
         "to move; cut where it is lowest, not where average ROI is below average."
     )
     lines.append(f"solver: {d['solver']['name']} ({d['solver']['mode']}), {d['solver']['seconds']:.2f} s")
@@ -231,7 +232,7 @@ def period_table(alloc) -> str:
         rows.append([name] + [_num(p["channels"][i]["spend"] / 1000) for p in periods])
     rows.append(["total"] + [_num(p["spend"] / 1000) for p in periods])
     rows.append(["return"] + [_num(p["expected_return"] / 1000) for p in periods])
-    symbol, _ = _currency(d["currency"])
+    symbol = _currency(d["currency"])[0].strip()
     head = [f"spend ({symbol}k)"] + [p["period"] for p in periods]
     lines = ["", f"Spend per period ({symbol} thousands):", render_table(head, rows, right=set(range(1, len(head))))]
     after = d.get("after_horizon_return") or 0.0

@@ -189,6 +189,15 @@ def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: b
         The ``[model]`` file cannot be read.
     """
     path = Path(path)
+    data = _read_toml(path)
+    scenario = scenario_from_dict(data, source=str(path), default_name=path.stem, budget=budget,
+                                  base=path.parent, use_cache=use_cache, periods=periods, progress=progress)
+    scenario.path = path
+    return scenario
+
+
+def _read_toml(path: Path) -> dict:
+    """The TOML data of a scenario file; unreadable or invalid is a ScenarioError."""
     try:
         # utf-8-sig: Windows Notepad starts UTF-8 files with a byte-order mark, which tomllib
         # would report as an error at line 1, column 1.
@@ -196,13 +205,9 @@ def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: b
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([f"cannot read the file: {exc}"], str(path)) from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError([f"not valid TOML: {exc}"], str(path)) from None
-    scenario = scenario_from_dict(data, source=str(path), default_name=path.stem, budget=budget,
-                                  base=path.parent, use_cache=use_cache, periods=periods, progress=progress)
-    scenario.path = path
-    return scenario
 
 
 def scenario_from_dict(
@@ -442,14 +447,13 @@ def _check_period_magnitudes(ck: _Checker, data: dict) -> None:
 
 def _check_source(ck: _Checker, data: dict):
     """Validate [history] / [model]; returns ("history"|"model", table) or None."""
-    from models.history import HistorySpec
-
     present = [k for k in ("history", "model") if k in data]
     if len(present) == 2:
         ck.add("model", "give either [history] (fit curves) or [model] (a saved fit), not both")
         return None
     if not present:
         return None
+    from models.history import HistorySpec  # pandas: only for scenarios that fit curves
     kind = present[0]
     spec_keys = set(HistorySpec.__dataclass_fields__) if kind == "history" else set()
     allowed = SOURCE_KEYS | spec_keys | (set(FIT_KEYS) if kind == "history" else set())
@@ -486,6 +490,41 @@ def _check_source(ck: _Checker, data: dict):
     return kind, table
 
 
+def _fit_arguments(table: dict, base: Path):
+    """(history file, HistorySpec, MediaMixModel settings) of a validated ``[history]`` table."""
+    from models.history import HistorySpec
+
+    spec_keys = set(HistorySpec.__dataclass_fields__)
+    spec = HistorySpec.from_dict({k: v for k, v in table.items() if k in spec_keys})
+    settings = {FIT_KEYS[k]: v for k, v in table.items() if k in FIT_KEYS}
+    return (base / table["path"]).resolve(), spec, settings
+
+
+def history_source(path: str | Path):
+    """What ``budget fit SCENARIO.toml`` fits: the scenario's ``[history]`` table, validated.
+
+    Returns
+    -------
+    (Path, HistorySpec, dict)
+        The history file, how to read it, and the estimator settings — the same three a plan
+        of this scenario fits with, so both share one cached fit.
+
+    Raises
+    ------
+    ScenarioError
+        The file is unreadable, or has no valid ``[history]`` table (every problem listed).
+    """
+    path = Path(path)
+    data = _read_toml(path)
+    ck = _Checker()
+    source = _check_source(ck, data) if "history" in data else None
+    if source is None and not ck.problems:
+        ck.add("history", "missing: this scenario has no [history] table to fit")
+    if ck.problems:
+        raise ScenarioError(ck.problems, str(path))
+    return _fit_arguments(source[1], path.parent)
+
+
 def _resolve_source(source, channels: list, base: Path, notes: list, where: str, use_cache: bool, progress,
                     scale: float = 1.0):
     """Curves (and missing channels) from a fitted model: fit [history] (cached) or load [model]."""
@@ -498,9 +537,7 @@ def _resolve_source(source, channels: list, base: Path, notes: list, where: str,
     kind, table = source
     path = (base / table["path"]).resolve()
     if kind == "history":
-        spec_keys = set(HistorySpec.__dataclass_fields__)
-        spec = HistorySpec.from_dict({k: v for k, v in table.items() if k in spec_keys})
-        settings = {FIT_KEYS[k]: v for k, v in table.items() if k in FIT_KEYS}
+        path, spec, settings = _fit_arguments(table, base)
         model, cached = fit_history(path, spec, settings, use_cache=use_cache, progress=progress)
         notes.append(f"curves fitted from {table['path']}" + (" (cached fit)" if cached else ""))
     else:

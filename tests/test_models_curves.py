@@ -81,3 +81,14 @@ def test_points_validation_messages():
     assert curve_problems({"kind": "points", "points": [[0, "x"]]}, "c") == [
         "c.points[0]: must be [spend, return] numbers, got [0, 'x']"
     ]
+
+
+def test_a_curve_without_effect_has_marginal_zero_even_at_zero_spend():
+    """β = 0 (a channel fitted with no detectable effect): its next yuan returns 0, not ∞."""
+    import numpy as np
+
+    from models.curves import HillCurve
+
+    flat = HillCurve(beta=0.0, k=1e5, s=0.7)
+    assert flat.marginal(np.array([0.0, 1.0, 1e6])).tolist() == [0.0, 0.0, 0.0]
+    assert HillCurve(beta=1e6, k=1e5, s=0.7).marginal(np.array([0.0]))[0] == float("inf")

@@ -150,6 +150,19 @@ def test_a_budget_past_break_even_says_so_in_the_scenario_currency(tmp_path):
     assert not any("marginal ROI < 1" in w for w in at.warnings)
 
 
+def test_a_plan_with_every_channel_capped_and_money_in_reserve_still_says_its_last_money_loses(tmp_path):
+    text = WRITTEN.format(currency="CNY", reserve=0.05).replace(
+        "current = 1_000_000\n", "current = 1_000_000\nmax_spend = 2_000_000\n")
+    sc = load_scenario(write(tmp_path, text))
+    alloc = optimize(sc.problem.with_budget(10_000_000))
+    assert alloc.reserve > 5_000_000 and [c.spend for c in alloc.channels][:2] == [2_000_000, 2_000_000]
+    lowest = min(c.marginal_roi for c in alloc.channels if c.channel != "dead")
+    assert alloc.marginal_roi == pytest.approx(lowest, rel=1e-4)  # not the zero channel's 0
+    assert alloc.marginal_roi < 1 and alloc.warnings[0].startswith(f"at this budget the last yuan returns {lowest:.2f}")
+    at = optimize(sc.problem.with_budget(alloc.break_even_budget))
+    assert at.marginal_roi == pytest.approx(1.0, abs=1e-3)
+
+
 @pytest.mark.parametrize("factor", [2, 3])
 def test_break_even_with_group_limits_matches_the_optimizer(factor):
     problem = load_scenario(example_path("pasted_curves.toml")).problem
