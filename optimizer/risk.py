@@ -62,7 +62,8 @@ from optimizer.periods import _model as _period_model
 from optimizer.periods import _report as _period_report
 from optimizer.problem import Problem, channel_bounds
 from optimizer.result import Allocation, PeriodAllocation
-from optimizer.solve import DEFAULT_TOL, _report, initial_pieces, optimize, to_cents
+from optimizer.cents import to_cents
+from optimizer.solve import DEFAULT_TOL, _report, initial_pieces, optimize
 
 logger = logging.getLogger(__name__)
 

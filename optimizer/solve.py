@@ -20,6 +20,7 @@ import numpy as np
 from models.curves import CurveSet
 from optimizer import diagnose
 from optimizer.build import ConvexPart, Model, Objective, Pieces, build_model
+from optimizer.cents import clamp_cent, to_cents
 from optimizer.highs import solve_model
 from optimizer.problem import Problem, channel_bounds
 from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, PlanSummary, money, pct, unit_name
@@ -318,64 +319,6 @@ def optimize(
 
 
 # --------------------------------------------------------------------------------------------
-# Money to the cent
-
-
-def to_cents(problem: Problem, bounds, xs: np.ndarray) -> np.ndarray:
-    """Round spends to whole cents inside their bounds so spend + reserve = budget exactly.
-
-    Works in integer cents; small repairs keep the reserve and group limits that rounding could
-    push over by a few cents.
-    """
-    lo_c = np.array([math.ceil(lo.value * 100 - 1e-6) for lo, _ in bounds], dtype=np.int64)
-    hi_c = np.array([math.floor(hi.value * 100 + 1e-6) for _, hi in bounds], dtype=np.int64)
-    hi_c = np.maximum(hi_c, lo_c)
-    cents = np.clip(np.rint(xs * 100).astype(np.int64), lo_c, hi_c)
-    budget_c = int(round(problem.budget * 100))
-    reserve_min_c = math.ceil(problem.reserve_min * 100 - 1e-6)
-    groups = [(g, np.array([c.group == g for c in problem.channels])) for g in problem.group_names]
-
-    def take(mask, amount):  # remove cents from channels in mask with room above their minimum
-        for i in np.argsort(-(cents - lo_c)):
-            if amount <= 0:
-                break
-            if mask[i]:
-                d = min(amount, int(cents[i] - lo_c[i]))
-                cents[i] -= d
-                amount -= d
-
-    def give(mask, amount):
-        for i in np.argsort(-(hi_c - cents)):
-            if amount <= 0:
-                break
-            if mask[i]:
-                d = min(amount, int(hi_c[i] - cents[i]))
-                cents[i] += d
-                amount -= d
-
-    everyone = np.ones(len(cents), dtype=bool)
-    deficit = reserve_min_c - (budget_c - int(cents.sum()))
-    if deficit > 0:
-        take(everyone, deficit)
-    for g, mask in groups:
-        spec = problem.group(g)
-        if spec.max_share is not None:
-            excess = int(cents[mask].sum()) - math.floor(spec.max_share * problem.budget * 100 + 1e-6)
-            if excess > 0:
-                take(mask, excess)
-        if spec.min_share is not None:
-            short = math.ceil(spec.min_share * problem.budget * 100 - 1e-6) - int(cents[mask].sum())
-            room = budget_c - int(cents.sum()) - reserve_min_c
-            if short > 0 and room > 0:
-                give(mask, min(short, room))
-    if problem.reserve_max_share is not None:
-        over = (budget_c - int(cents.sum())) - math.floor(problem.reserve_max_share * problem.budget * 100 + 1e-6)
-        if over > 0:
-            give(everyone, over)
-    return cents
-
-
-# --------------------------------------------------------------------------------------------
 # Reporting
 
 
@@ -419,11 +362,6 @@ def shared_violations(problem, channel_totals: np.ndarray, ret: float, tol: floa
     if problem.objective == "min_spend" and problem.target_return is not None and ret < problem.target_return * (1 - 1e-9):
         out.append(f"return {money(ret, cc)} is below the target {money(problem.target_return, cc)}")
     return out
-
-
-def clamp_cent(reserve: float) -> float:
-    """A reserve within a cent below zero is float noise in a plan that spends the whole budget: 0."""
-    return 0.0 if -0.01 <= reserve <= 0.0 else float(reserve)
 
 
 def _summarise_current(problem: Problem, bounds) -> PlanSummary:
