@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from optimizer.problem import Problem
-
 if TYPE_CHECKING:
+    from optimizer.problem import Problem
     from optimizer.periods import PeriodProblem
 
 

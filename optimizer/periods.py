@@ -72,15 +72,11 @@ from models.curves import CurveSet, ExponentialCurve, HillCurve, ResponseCurve
 from optimizer.build import FLOOR_MARGIN, Objective, SparseRows, _var
 from optimizer.cents import clamp_cent, period_to_cents
 from optimizer.errors import ProblemError
-from optimizer.problem import OBJECTIVES, BudgetMixin, Group, Problem, channel_bounds
+from optimizer.problem import OBJECTIVES, BudgetMixin, Group, Problem, channel_bounds, objective_value, shared_violations
 from optimizer.result import Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary, money, pct
 from optimizer.highs import SegmentHiGHS, Substitution, bulk_solver, drop_rows, run_lp, segment_prices
-from optimizer.solve import (
-    _first_targets,
-    is_zero_curve,
-    objective_value,
-    shared_violations,
-)
+from optimizer.marginal import is_zero_curve
+from optimizer.solve import _first_targets
 
 logger = logging.getLogger(__name__)
 

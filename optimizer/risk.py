@@ -63,7 +63,8 @@ from optimizer.periods import _report as _period_report
 from optimizer.problem import Problem, channel_bounds
 from optimizer.result import Allocation, PeriodAllocation
 from optimizer.cents import to_cents
-from optimizer.solve import DEFAULT_TOL, _report, initial_pieces, optimize
+from optimizer.report import report_plan
+from optimizer.solve import DEFAULT_TOL, initial_pieces, optimize
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class RiskPlans:
 
 
 class _NoPrices:
-    """Stands in for a PuLP model in :func:`optimizer.solve._report` (no shadow prices here)."""
+    """Stands in for a PuLP model in :func:`optimizer.report.report_plan` (no shadow prices here)."""
 
     named: dict = {}
 
@@ -318,7 +319,7 @@ def _allocation(problem: Problem, x: np.ndarray, measure: str) -> Allocation:
     base = Allocation(scenario=problem.name, status="optimal", objective=problem.objective, budget=problem.budget,
                       currency=problem.currency, mode="cvar" if measure == "cvar" else "sample_mean")
     # A plan for the bad case may well score below today's plan on the point curves: no fallback.
-    alloc = _report(problem, bounds, pieces, _NoPrices(), to_cents(problem, bounds, x) / 100.0, base, guard_current=False)
+    alloc = report_plan(problem, bounds, pieces, _NoPrices(), to_cents(problem, bounds, x) / 100.0, base, guard_current=False)
     alloc.solver_name = "HiGHS"
     return alloc
 
