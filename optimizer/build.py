@@ -272,11 +272,21 @@ class SparseRows:
         self.col_values = np.array([float(v.varValue) if v.varValue is not None else np.nan for v in self.cols])
 
 
-def _var(lp: pulp.LpProblem, name: str, low=None, up=None, cat=pulp.LpContinuous) -> pulp.LpVariable:
+def lp_var(lp: pulp.LpProblem, name: str, low=None, up=None, cat=pulp.LpContinuous) -> pulp.LpVariable:
     """A variable attached to ``lp`` (PuLP ≥ 3.3 API; older PuLP builds it directly)."""
     if hasattr(lp, "add_variable"):
         return lp.add_variable(name, low, up, cat=cat)
     return pulp.LpVariable(name, low, up, cat=cat)
+
+
+def register_columns(lp: pulp.LpProblem, variables: list) -> None:
+    """Make PuLP know columns that only appear in array rows."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if hasattr(lp, "_add_variables"):
+            lp._add_variables(variables)
+        else:
+            lp.addVariables(variables)
 
 
 def _expr(pairs, constant: float = 0.0) -> pulp.LpAffineExpression:
@@ -315,11 +325,11 @@ def build_model(
     for i, piece in enumerate(pieces):
         if elastic:
             # Channel bounds become named constraints so their slack can be reported.
-            xs.append(_var(lp, f"x{i}", 0))
+            xs.append(lp_var(lp, f"x{i}", 0))
         else:
-            xs.append(_var(lp, f"x{i}", piece.lo, piece.hi))
-        ys.append(_var(lp, f"y{i}"))
-    reserve = _var(
+            xs.append(lp_var(lp, f"x{i}", piece.lo, piece.hi))
+        ys.append(lp_var(lp, f"y{i}"))
+    reserve = lp_var(
         lp,
         "reserve",
         0.0 if elastic else problem.reserve_min,
@@ -336,11 +346,11 @@ def build_model(
         """Add a named constraint ``Σ pairs (sense) rhs``; in elastic mode with a slack."""
         pairs = list(pairs)
         if elastic and soft:
-            s = _var(lp, f"s{len(model.slacks)}", 0)
+            s = lp_var(lp, f"s{len(model.slacks)}", 0)
             model.slacks[name] = s
             # The slack always relaxes: ≥ gets +s, ≤ gets −s; = gets both directions.
             if sense == pulp.LpConstraintEQ:
-                s2 = _var(lp, f"s{len(model.slacks)}m", 0)
+                s2 = lp_var(lp, f"s{len(model.slacks)}m", 0)
                 model.slacks[name + "#neg"] = s2
                 pairs = pairs + [(s, 1.0), (s2, -1.0)]
             else:
@@ -419,8 +429,8 @@ def _add_curve(model: Model, i: int, x, y, piece: Pieces) -> None:
     g, gv = piece.convex.grid, piece.convex.values
     widths, rises = np.diff(g), np.diff(gv)
     m = widths.size
-    deltas = [_var(lp, f"d{i}_{j}", 0, 1) for j in range(m)]
-    zs = [_var(lp, f"z{i}_{j}", 0, 1, cat=pulp.LpBinary) for j in range(m)]
+    deltas = [lp_var(lp, f"d{i}_{j}", 0, 1) for j in range(m)]
+    zs = [lp_var(lp, f"z{i}_{j}", 0, 1, cat=pulp.LpBinary) for j in range(m)]
     for j in range(m):
         lp.addConstraint(pulp.LpConstraint(_expr([(zs[j], 1.0), (deltas[j], -1.0)]), pulp.LpConstraintLE, f"zd{i}_{j}", 0))
         if j + 1 < m:
@@ -429,8 +439,8 @@ def _add_curve(model: Model, i: int, x, y, piece: Pieces) -> None:
             )
     start = float(g[-1])
     room = max(piece.hi - start, 0.0)
-    u = _var(lp, f"u{i}", 0, room)
-    v = _var(lp, f"v{i}")
+    u = lp_var(lp, f"u{i}", 0, room)
+    v = lp_var(lp, f"v{i}")
     if m:
         lp.addConstraint(pulp.LpConstraint(_expr([(u, 1.0), (zs[-1], -room)]), pulp.LpConstraintLE, f"uz{i}", 0))
     lp.addConstraint(

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from models.curves import CurveSet
+from optimizer.periods import ZERO_CURVE, AfterHorizonCurve, Family, PeriodProblem
 from optimizer.problem import Problem, channel_bounds
 from optimizer.result import Allocation, money, unit_name
 
@@ -140,3 +141,30 @@ def below_break_even(problem: Problem, bounds, spends: np.ndarray, alloc: Alloca
     if extra < 0.5:
         return f"{head}; break-even (marginal ROI 1) is at a budget of about {about}"
     return f"{head}: the last {money(extra, cc)} spent loses money; break-even (marginal ROI 1) is at a budget of about {about}"
+
+
+def period_marginal_roi(problem: PeriodProblem, e: np.ndarray, curves) -> np.ndarray:
+    """Per channel, the return of one more yuan in its best period (carryover and tail included).
+
+    One more yuan in period t raises e_τ by α^{τ−t} for every τ ≥ t (and the effective spend
+    left at the end by α^{T−1−t}): d total / d x_t = Σ_{τ ≥ t} α^{τ−t} m_τ, the tail's marginal
+    counted in the last period. Accumulated backwards over the periods for all channels at once.
+    """
+    C, T = e.shape
+    alpha = np.array([c.alpha for c in problem.channels])
+    each = CurveSet(list(curves))
+    m = np.stack([each.marginal(e[:, t]) for t in range(T)], axis=1) * problem.efficiency()
+    carry = np.nonzero(alpha > 0)[0]
+    if problem.count_after_horizon and carry.size:
+        tails = Family([ZERO_CURVE] * C, [AfterHorizonCurve(curves[i], alpha[i], problem.channels[i].tail_efficiency)
+                                      for i in carry], carry)
+        m[:, -1] += tails.marginal(e[:, -1])
+    acc = np.zeros(C)
+    best = np.full(C, -np.inf)
+    for t in range(T - 1, -1, -1):
+        with np.errstate(invalid="ignore"):  # an infinite marginal (at zero spend) times α = 0
+            acc = m[:, t] + np.where(alpha > 0, alpha * acc, 0.0)
+        best = np.maximum(best, acc)
+    # A curve that earns nothing has marginal 0 (its slope formula is ∞ at zero spend when s < 1).
+    zero = np.array([is_zero_curve(c) for c in curves])
+    return np.where(np.isfinite(best), best, np.where(zero, 0.0, np.inf))

@@ -8,13 +8,19 @@ the LP's constraint names) and the warnings a careful reader needs (``_warnings`
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from optimizer.build import Model
-from optimizer.cents import clamp_cent, to_cents
-from optimizer.marginal import below_break_even, marginal_roi
+from optimizer.cents import clamp_cent, period_to_cents, to_cents
+from optimizer.marginal import below_break_even, marginal_roi, period_marginal_roi
+from optimizer.period_model import PeriodModel, period_max_name
+from optimizer.periods import PeriodProblem, per_period, plan_returns, plan_violations
 from optimizer.problem import Problem, broken_limits, objective_value
-from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, PlanSummary, money, pct
+from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary, money, pct
+
+_INF = math.inf
 
 
 def summarise_current(problem: Problem, bounds) -> PlanSummary:
@@ -160,4 +166,149 @@ def _warnings(problem: Problem, bounds, pieces, spends: np.ndarray, alloc: Alloc
     below = below_break_even(problem, bounds, spends, alloc)
     if below:
         out.insert(0, below)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Period plans
+
+
+def empty_period_allocation(problem: PeriodProblem, mode: str) -> PeriodAllocation:
+    return PeriodAllocation(
+        scenario=problem.name, status="infeasible", objective=problem.objective, budget=problem.budget,
+        currency=problem.currency, mode=mode, periods=tuple(problem.periods),
+        count_after_horizon=problem.count_after_horizon,
+    )
+
+
+def summarise_current_periods(problem: PeriodProblem) -> PlanSummary | None:
+    cur = problem.current()
+    if cur is None:
+        return None
+    ev = plan_returns(problem, cur)
+    spend = float(cur.sum())
+    violations = plan_violations(problem, cur, ev["total"], tol=0.5)
+    return PlanSummary(spend=spend, reserve=clamp_cent(problem.budget - spend), expected_return=ev["total"],
+                       roi=ev["total"] / spend if spend > 0 else None, feasible=not violations,
+                       violations=tuple(violations))
+
+
+def report_period_plan(problem, alloc: PeriodAllocation, lo, hi, x, curves, sol, model: PeriodModel,
+            guard_current: bool = True) -> PeriodAllocation:
+    C, T = lo.shape
+    b = problem.budget
+    cents = period_to_cents(problem, lo, hi, x)
+    spends = cents / 100.0
+    ev = plan_returns(problem, spends, curves)
+    current = summarise_current_periods(problem)
+    if guard_current and current is not None and current.feasible:
+        cur = problem.current()
+        if objective_value(problem, float(spends.sum()), ev["total"]) < objective_value(
+            problem, current.spend, current.expected_return
+        ) - 1e-9 * max(1.0, abs(current.expected_return)):
+            alloc.warnings.append("the plan scored below the current plan on the true curves; keeping the current plan")
+            cents = np.rint(cur * 100).astype(np.int64)
+            spends = cents / 100.0
+            ev = plan_returns(problem, spends, curves)
+    alloc.status = "optimal"
+    alloc.period_spend = spends
+    alloc.period_effective = ev["effective"]
+    alloc.period_return = ev["returns"]
+    alloc.after_horizon = ev["after_horizon"]
+    alloc.after_horizon_return = float(ev["after_horizon"].sum())
+    alloc.carryover_return = ev["carryover_return"]
+    reserve_c = int(round(b * 100)) - int(cents.sum())
+    spend_total = int(cents.sum()) / 100.0
+    ret_total = ev["total"]
+    margins = period_marginal_roi(problem, ev["effective"], curves)
+    cur = problem.current()
+    per_channel_return = ev["returns"].sum(axis=1) + (ev["after_horizon"] if problem.count_after_horizon else 0.0)
+    for i, ch in enumerate(problem.channels):
+        s = float(cents[i].sum()) / 100.0
+        cs = float(cur[i].sum()) if cur is not None else 0.0
+        r = float(per_channel_return[i])
+        alloc.channels.append(ChannelResult(
+            channel=ch.name, group=ch.group, spend=s, share=s / b if b else 0.0, current_spend=cs,
+            change=s - cs, expected_return=r, roi=r / s if s > 0 else None,
+            marginal_roi=float(margins[i]), label=ch.label,
+        ))
+    for g in problem.group_names:
+        mask = np.array([c.group == g for c in problem.channels])
+        gs = float(cents[mask].sum()) / 100.0
+        gc = float(cur[mask].sum()) if cur is not None else 0.0
+        alloc.groups.append(GroupResult(group=g, spend=gs, share=gs / b if b else 0.0, current_spend=gc))
+    alloc.spend = spend_total
+    alloc.reserve = reserve_c / 100.0
+    alloc.expected_return = ret_total
+    alloc.roi = ret_total / spend_total if spend_total > 0 else None
+    alloc.current = current
+    if current is not None and current.expected_return > 0:
+        alloc.uplift = ret_total / current.expected_return - 1.0
+    alloc.binding = _period_binding(problem, lo, hi, spends, alloc, model)
+    alloc.warnings.extend(_period_warnings(problem, spends, alloc))
+    return alloc
+
+
+def _period_binding(problem, lo, hi, spends, alloc, model: PeriodModel) -> list[Binding]:
+    """The limits the plan sits at, under the names of the LP's constraints, with their prices."""
+    out: list[Binding] = []
+    b = problem.budget
+    tol = 0.011 + 1e-7 * b
+
+    def price(name):
+        pi = getattr(model.named.get(name), "pi", None)
+        return None if pi is None else abs(float(pi))
+
+    if alloc.reserve <= problem.reserve_min + tol:
+        out.append(Binding("reserve_min", f"reserve held at its minimum {money(problem.reserve_min, problem.currency)} "
+                           f"({pct(problem.reserve_min_share)} of budget)", price("budget_total")))
+    if problem.reserve_max_share is not None and alloc.reserve >= problem.reserve_max_share * b - tol:
+        out.append(Binding("reserve_max", f"reserve at its maximum {pct(problem.reserve_max_share)}"))
+    for g in problem.group_names:
+        spec = problem.group(g)
+        s = float(sum(spends[i].sum() for i, c in enumerate(problem.channels) if c.group == g))
+        if spec.min_share is not None and s <= spec.min_share * b + tol:
+            out.append(Binding(f"group_min[{g}]", f"group {g} at its minimum {pct(spec.min_share)} ({money(s)})", price(f"group_min[{g}]")))
+        if spec.max_share is not None and s >= spec.max_share * b - tol:
+            out.append(Binding(f"group_max[{g}]", f"group {g} at its maximum {pct(spec.max_share)} ({money(s)})", price(f"group_max[{g}]")))
+    p_lo, p_hi = problem.period_limits()
+    col = spends.sum(axis=0)
+    caps = per_period(problem.pacing.cap, problem.T, _INF)
+    for t, label in enumerate(problem.periods):
+        if p_lo[t] > 0 and col[t] <= p_lo[t] + tol:
+            out.append(Binding(f"period_min[{label}]", f"period {label} at its minimum {money(p_lo[t])}", price(f"period_min[{label}]")))
+        if math.isfinite(p_hi[t]) and col[t] >= p_hi[t] - tol:
+            name = f"{period_max_name(caps[t], p_hi[t])}[{label}]"
+            out.append(Binding(name, f"period {label} at its maximum {money(p_hi[t])}", price(name)))
+    for i, ch in enumerate(problem.channels):
+        s = float(spends[i].sum())
+        if ch.min_total is not None and s <= ch.min_total + tol:
+            out.append(Binding(f"min_total[{ch.name}]", f"{ch.name} at its minimum {money(ch.min_total)}", price(f"min_total[{ch.name}]")))
+        if ch.max_total is not None and s >= ch.max_total - tol:
+            out.append(Binding(f"max_total[{ch.name}]", f"{ch.name} at its maximum {money(ch.max_total)}", price(f"max_total[{ch.name}]")))
+    frac, absolute = problem.change_limits()
+    for i, ch in enumerate(problem.channels):
+        for t in range(1, problem.T):
+            d, prev = spends[i, t] - spends[i, t - 1], spends[i, t - 1]
+            limit = min(frac[i] * prev if math.isfinite(frac[i]) else _INF, absolute[i])
+            if math.isfinite(limit) and abs(d) >= limit - tol and (limit > 0 or prev > 0):
+                out.append(Binding(f"max_change[{ch.name},{problem.periods[t]}]",
+                                   f"{ch.name} changes by {money(d)} into {problem.periods[t]}, its limit"))
+    if problem.roi_min is not None and alloc.spend > 0 and alloc.roi is not None and alloc.roi <= problem.roi_min * (1 + 1e-4):
+        out.append(Binding("roi_min", f"overall ROI {alloc.roi:.3f} at the floor {problem.roi_min:g}", price("roi_min")))
+    if problem.objective == "min_spend" and problem.target_return is not None:
+        out.append(Binding("target_return", f"return reaches the target {money(problem.target_return)}", price("target_return")))
+    return out
+
+
+def _period_warnings(problem, spends, alloc) -> list[str]:
+    out = []
+    unspent = alloc.reserve - problem.reserve_min
+    if unspent > 1.0 and problem.objective == "max_return":
+        reasons = sorted({bd.name.split("[")[0] for bd in alloc.binding if bd.name != "reserve_min"})
+        out.append(f"{money(unspent, problem.currency)} above the minimum reserve is left unspent and kept in reserve"
+                   + (f" (limits that bind: {', '.join(reasons)})" if reasons else ""))
+    if not problem.count_after_horizon and any(c.alpha > 0 for c in problem.channels) and alloc.after_horizon_return > 0:
+        out.append(f"{money(alloc.after_horizon_return, problem.currency)} of return from this plan arrives after the horizon "
+                   "(carryover) and is not counted; set count_after_horizon to count it")
     return out

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.curves import curve_from_dict, curve_problems
-from optimizer.problem import OBJECTIVES, Channel, Group, Problem
+from optimizer import OBJECTIVES, Channel, Group, Problem
 from scenarios.errors import ScenarioError
 from scenarios.horizon import check_horizon
 
