@@ -283,6 +283,39 @@ FORMAT = click.option(
     help="Output format (results on stdout, or in --output).",
 )
 OUTPUT = click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the result to FILE (atomically).")
+SHEET_FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv", "xlsx"]), default="table", show_default=True,
+    help="Output format (results on stdout, or in --output; xlsx needs --output or a redirected stdout).",
+)
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _check_sheet(fmt: str, output: str | None) -> None:
+    """An Excel workbook is binary: to a file, or to a stdout that is not a terminal (``> plan.xlsx``)."""
+    if fmt == "xlsx" and not output and _stdout_is_terminal():
+        raise click.UsageError("--format xlsx writes a binary workbook: give --output FILE.xlsx "
+                               "(or redirect stdout to a file)")
+
+
+def _emit_bytes(data: bytes, output: str | None, what: str = "result") -> None:
+    """Binary output (a workbook): written atomically to ``output``, else to stdout as it is."""
+    if output:
+        from models.atomic import atomic_target
+
+        try:
+            with atomic_target(output) as tmp:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except OSError as exc:
+            raise Failure(f"Error: cannot write {output}: {exc}", EXIT_FAILURE) from exc
+        _say("wrote the %s to %s", what, output)
+    else:
+        click.echo(data, nl=False)
 NO_CACHE = click.option("--no-cache", is_flag=True, help="Fit the history again instead of reusing a cached fit.")
 
 
@@ -307,7 +340,7 @@ def _load_scenario(path, **kwargs):
 @main.command()
 @click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
 @click.option("--budget", type=float, help="Override the scenario's total budget (the current plan keeps its split).")
-@FORMAT
+@SHEET_FORMAT
 @OUTPUT
 @click.option("--exact", is_flag=True, help="Solve S-shaped curves exactly (MILP) instead of on their concave envelope.")
 @click.option("--lp-file", type=click.Path(dir_okay=False), help="Write the final LP model to FILE (debugging).")
@@ -326,7 +359,9 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_
     and compares it with the current plan. A scenario with a [horizon] table is planned
     period by period (carryover, seasonal efficiency, pacing); CSV is then one row per period
     and channel. An infeasible plan exits 4 and says which constraints conflict (with
-    --format json the JSON is still printed, with "status": "infeasible").
+    --format json the JSON is still printed, with "status": "infeasible"). --format xlsx
+    writes an Excel workbook (sheets summary, channels, groups, and periods for a period
+    plan) to --output, or to stdout when it is not a terminal.
 
     \b
     Example:
@@ -337,6 +372,7 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_
       budget allocate scenarios/examples/quarterly.toml --risk cvar:0.1
       budget allocate scenarios/examples/weekly.toml --risk cvar:0.1
       budget allocate scenarios/examples/weekly.toml --plot plan.png
+      budget allocate scenarios/examples/weekly.toml --format xlsx -o plan.xlsx
     """
     from scenarios import render
     from scenarios.plan import plan_scenario
@@ -356,6 +392,7 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--risk") from None
     _check_output(output, "--output")
+    _check_sheet(fmt, output)
     _check_output(lp_file, "--lp-file")
     _check_output(plot, "--plot", PLOT_FORMATS)
 
@@ -370,6 +407,10 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_
         _draw(allocation_plot, alloc.to_dict(), plot, f"{sc.name}: recommended plan")
     if fmt == "json":
         _emit(render.allocation_json(alloc, sc, extra), output, "plan")
+    elif fmt == "xlsx":  # like JSON, an infeasible plan's workbook is still written (its diagnosis)
+        from scenarios.sheets import allocation_workbook
+
+        _emit_bytes(allocation_workbook(alloc, sc, extra), output, "plan")
     elif not alloc.feasible:
         pass
     elif fmt == "csv":
@@ -554,6 +595,89 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
         _emit(render.forecast_csv(fc), output, "forecast")
     else:
         _emit(render.forecast_table(fc, sc.name) + "".join(f"note: {n}\n" for n in fc["notes"]), output, "forecast")
+
+
+# --------------------------------------------------------------------------------------------
+# compare
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--budget", type=float, help="Plan every scenario file at this total budget (saved plans keep theirs).")
+@SHEET_FORMAT
+@OUTPUT
+@click.option("--plot", "plot", type=click.Path(dir_okay=False),
+              help="Also draw spend per channel and expected return, side by side, to FILE (.png, .svg, .pdf).")
+@click.option("--exact", is_flag=True, help="Solve S-shaped curves exactly (MILP) instead of on their concave envelope.")
+@click.pass_context
+def compare(ctx, sources, budget, fmt, output, plot, exact):
+    """Compare scenario files (and saved plans) side by side: one column each.
+
+    Each SOURCE is a scenario (.toml), planned as `budget allocate` plans it, or a saved plan
+    (.json from `budget allocate --format json -o plan.json`), shown as it was saved: "the plan
+    we approved vs what the model says now". Per column: budget, spend, reserve, expected return
+    (P10–P90 on fitted curves), ROI, marginal ROI, uplift over its own current plan, spend and
+    share per channel and group (lined up by name, blank where a column lacks one), binding
+    constraints; with two columns, the second minus the first. The output says whether the
+    columns were planned on the same curves. Scenarios on the same history share one fit.
+    A file that cannot be read is reported on stderr with its problems, the others are still
+    compared, and the command exits 3; an infeasible scenario is a column with its diagnosis
+    (exit 4).
+
+    \b
+    Example:
+      budget compare scenarios/examples/pasted_curves.toml scenarios/examples/roi_floor.toml
+      budget compare scenarios/examples/quarterly.toml scenarios/examples/weekly.toml --format json
+      budget allocate scenarios/examples/quarterly.toml --format json -o approved.json
+      budget compare approved.json scenarios/examples/quarterly.toml --budget 11000000 --plot compare.png
+      budget compare scenarios/examples/pasted_curves.toml scenarios/examples/roi_floor.toml --format xlsx -o compare.xlsx
+    """
+    from models.errors import ConvergenceWarning
+    from scenarios import render
+    from scenarios.compare import compare_scenarios
+
+    if budget is not None:
+        from scenarios.schema import MAX_MONEY, MIN_BUDGET
+
+        if not math.isfinite(budget) or budget < MIN_BUDGET or budget > MAX_MONEY:
+            raise click.BadParameter(f"must be between {MIN_BUDGET:g} (a cent) and {MAX_MONEY:g}, got {budget:g}",
+                                     param_hint="--budget")
+    _check_output(output, "--output")
+    _check_sheet(fmt, output)
+    _check_output(plot, "--plot", PLOT_FORMATS)
+
+    def announce(i, total, name):
+        _say("comparing %d/%d: %s", i, total, name)
+
+    with warnings.catch_warnings(), ProgressBar("fitting curves from history (bootstrap)") as bar:
+        warnings.simplefilter("ignore", ConvergenceWarning)  # each column's warnings list them
+        cmp = _run(ctx, compare_scenarios, sources, budget=budget, exact=exact, fit_progress=bar.update,
+                   on_scenario=announce)
+    for fit in cmp["fits"]:
+        if len(fit["scenarios"]) > 1:
+            _say("%s: fitted once, shared by %d columns", fit["source"], len(fit["scenarios"]))
+    problems = "\n".join(_problem_lines(e["source"], e["problems"]) for e in cmp["errors"])
+    if cmp["scenarios"]:
+        if plot:
+            from models.plot import comparison_plot
+
+            _draw(comparison_plot, cmp, plot, "Scenarios side by side")
+        if fmt == "json":
+            _emit(render.json_text(cmp), output, "comparison")
+        elif fmt == "csv":
+            _emit(render.comparison_csv(cmp), output, "comparison")
+        elif fmt == "xlsx":
+            from scenarios.sheets import comparison_workbook
+
+            _emit_bytes(comparison_workbook(cmp), output, "comparison")
+        else:
+            _emit(render.comparison_table(cmp), output, "comparison")
+    if problems:
+        raise Failure(problems, EXIT_INPUT)
+    infeasible = [c["name"] for c in cmp["scenarios"] if c["status"] != "optimal"]
+    if infeasible:
+        raise Failure("Error: no plan satisfies every constraint of " + ", ".join(infeasible)
+                      + " (the diagnosis is in the comparison)", EXIT_INFEASIBLE)
 
 
 # --------------------------------------------------------------------------------------------

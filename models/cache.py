@@ -22,6 +22,9 @@ from models.serialize import SCHEMA_VERSION, load_model, save_model
 
 logger = logging.getLogger(__name__)
 
+#: Periods above which a fit is announced as slow (about five years of daily data).
+LARGE_HISTORY = 2000
+
 #: Environment variable naming the cache folder (default: $XDG_CACHE_HOME/budget-engine).
 CACHE_ENV = "BUDGET_CACHE_DIR"
 
@@ -102,6 +105,10 @@ def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = Non
             logger.warning("ignoring an unreadable cached fit (%s); fitting again", exc)
     logger.info("fitting %d channels on %d %s periods of %s", len(history.channels), history.periods,
                 history.frequency, path)
+    if history.periods > LARGE_HISTORY:
+        logger.warning("a large history (%d %s periods × %d channels): the fit may take many minutes; a weekly "
+                       "aggregate of the same data fits in seconds and plans as well", history.periods,
+                       history.frequency, len(history.channels))
     model = MediaMixModel(**settings).fit(history, progress=progress)
     if use_cache:
         try:

@@ -209,12 +209,13 @@ class History:
 
 
 def load_history(path, spec: HistorySpec | None = None, **overrides) -> History:
-    """Read and validate a history CSV.
+    """Read and validate a history file (CSV or .xlsx).
 
     Parameters
     ----------
     path : str or os.PathLike
-        CSV file (UTF-8, a header row).
+        CSV file (UTF-8, a header row), or an Excel workbook (``.xlsx``: its first sheet, the
+        header in row 1; date cells as dates or text).
     spec : HistorySpec, optional
         Reading settings; keyword ``overrides`` replace its fields (``load_history(p,
         layout="long")``).
@@ -230,6 +231,8 @@ def load_history(path, spec: HistorySpec | None = None, **overrides) -> History:
     """
     spec = _spec_with(spec, overrides)
     source = os.path.basename(os.fspath(path))
+    if os.fspath(path).lower().endswith(XLSX_SUFFIXES):
+        return history_from_frame(_read_xlsx(path, source, spec.date_format), spec, source=source)
     try:
         # Everything as text first: numbers are checked cell by cell so that a bad cell can be
         # reported with its row instead of silently turning a column into strings.
@@ -239,6 +242,64 @@ def load_history(path, spec: HistorySpec | None = None, **overrides) -> History:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise HistoryError([f"{source}: cannot be read as CSV ({exc})"], source) from None
     return history_from_frame(frame, spec, source=source)
+
+
+#: File endings read as Excel workbooks (the first sheet) instead of CSV.
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+
+
+def _xlsx_text(value, date_format: str | None) -> str:
+    """A cell as the text a CSV of the same sheet would hold: numbers in full, date cells in
+    ``date_format`` (else ISO, with the time only when there is one), empty cells empty."""
+    import datetime as dt
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        if date_format:
+            return value.strftime(date_format)
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.strftime(date_format) if date_format else value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _read_xlsx(path, source: str, date_format: str | None) -> pd.DataFrame:
+    """The first sheet of a workbook as text cells, header in row 1.
+
+    Every sheet row stays a frame row (an empty row inside the data is reported at its row), so
+    the rows in problems are the ones the spreadsheet shows; empty rows after the data are
+    dropped. Formulas are read as the values the spreadsheet last computed.
+    """
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except FileNotFoundError:
+        raise HistoryError([f"{source}: file not found"], source) from None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise HistoryError([f"{source}: cannot be read as an Excel workbook ({exc})"], source) from None
+    try:
+        rows = [[_xlsx_text(v, date_format) for v in row] for row in book.worksheets[0].iter_rows(values_only=True)]
+    finally:
+        book.close()
+    while rows and not any(rows[-1]):
+        rows.pop()
+    if not rows or not any(rows[0]):
+        raise HistoryError([f"{source}: the first sheet has no header row (row 1 names the columns)"], source)
+    width = max(len(r) for r in rows)
+    header = rows[0] + [""] * (width - len(rows[0]))
+    while header and not header[-1] and not any(len(r) >= len(header) and r[len(header) - 1] for r in rows[1:]):
+        header.pop()
+    header = [h or f"Unnamed: {i}" for i, h in enumerate(header)]
+    body = [(r + [""] * (len(header) - len(r)))[:len(header)] for r in rows[1:]]
+    return pd.DataFrame(body, columns=header, dtype=str)
 
 
 def history_from_frame(frame: pd.DataFrame, spec: HistorySpec | None = None, source: str = "history",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CJK_FONTS", "allocation_plot", "cjk_font", "forecast_plot"]
+__all__ = ["CJK_FONTS", "allocation_plot", "cjk_font", "comparison_plot", "forecast_plot"]
 
 #: CJK font families tried in order (Linux packages first, then macOS and Windows system fonts).
 CJK_FONTS = (
@@ -168,5 +168,53 @@ def allocation_plot(plan: dict, path: str, title: str) -> None:
         if len(names) <= 12:
             ax2.legend(fontsize=7)
     fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, plt, path)
+
+
+# --------------------------------------------------------------------------------------------
+# budget compare
+
+
+def comparison_plot(cmp: dict, path: str, title: str) -> None:
+    """Scenarios side by side (``cmp`` as :func:`scenarios.compare.compare_scenarios` returns it):
+    spend per channel, one bar per scenario (no bar where a scenario lacks the channel), and
+    each scenario's expected return with its P10–P90 range where its curves are fitted; written
+    to ``path`` (PNG, SVG, PDF). Money axes read in full (no "1e6" offset)."""
+    from matplotlib.ticker import FuncFormatter
+
+    cols = cmp["scenarios"]
+    names = [str(c.get("label") or c["channel"]).replace("$", r"\$") for c in cmp["channels"]]
+    scen = [str(c["name"]).replace("$", r"\$") for c in cols]
+    plt = _pyplot([title, *names, *scen])
+    full = FuncFormatter(lambda v, _pos=None: f"{v:,.0f}")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, max(3.5, 0.3 * len(names) * max(2, len(cols)) + 1.5)),
+                                  gridspec_kw={"width_ratios": [3, 1.2]})
+    y = range(len(names))
+    height = 0.8 / max(1, len(cols))
+    for j, col in enumerate(cols):
+        spends = [(col["channels"].get(c["channel"]) or {}).get("spend") for c in cmp["channels"]]
+        pos = [i - 0.4 + height * (j + 0.5) for i in y]
+        ax.barh([p for p, s in zip(pos, spends) if s is not None], [s for s in spends if s is not None], height,
+                label=scen[j], color=f"C{j % 10}")
+    ax.set_yticks(list(y))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(full)
+    ax.set_xlabel(f"spend ({cmp.get('currency') or 'each scenario in its own currency'})")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(len(cols), 3), frameon=False)
+    returns = [c.get("expected_return") or 0.0 for c in cols]
+    p10 = [c.get("return_p10") for c in cols]
+    p90 = [c.get("return_p90") for c in cols]
+    low = [0.0 if lo is None else max(r - lo, 0.0) for r, lo in zip(returns, p10)]
+    high = [0.0 if hi is None else max(hi - r, 0.0) for r, hi in zip(returns, p90)]
+    x = list(range(len(cols)))
+    band = any(high) or any(low)
+    ax2.bar(x, returns, yerr=[low, high] if band else None, capsize=4, color=[f"C{j % 10}" for j in x])
+    ax2.set_xticks(x)
+    ax2.set_xticklabels(scen, rotation=30, ha="right", fontsize=8)
+    ax2.yaxis.set_major_formatter(full)
+    ax2.set_ylabel("expected return" + (" (whiskers: P10–P90)" if band else ""))
+    fig.suptitle(str(title).replace("$", r"\$"))
     fig.tight_layout()
     _save(fig, plt, path)

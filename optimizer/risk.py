@@ -66,9 +66,11 @@ def cvar(values, alpha: float) -> float:
 
 
 def _stats(values, alpha: float) -> dict:
+    """Mean, P10/P50/P90 and CVaR of returns: money, so rounded to the cent like every money key."""
     v = np.asarray(values, float)
-    p10, p50, p90 = (float(q) for q in np.percentile(v, [10, 50, 90]))
-    return {"mean": float(v.mean()), "p10": p10, "p50": p50, "p90": p90, "cvar": cvar(v, alpha)}
+    p10, p50, p90 = np.percentile(v, [10, 50, 90])
+    out = {"mean": v.mean(), "p10": p10, "p50": p50, "p90": p90, "cvar": cvar(v, alpha)}
+    return {k: round(float(x), 2) + 0.0 for k, x in out.items()}
 
 
 def _sample_matrix(names: list[str], samples: dict) -> list[list]:

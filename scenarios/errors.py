@@ -8,3 +8,8 @@ class ScenarioError(ValueError):
         self.problems = list(problems)
         self.source = source
         super().__init__(f"{source}: {len(self.problems)} problem(s)\n" + "\n".join(self.problems))
+
+
+class LedgerError(RuntimeError):
+    """The run ledger cannot be used as asked (not a ledger, corrupted, newer schema, read-only,
+    locked too long, or a conflicting record); it was left as it was."""

@@ -259,6 +259,7 @@ def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
     }
     fc = forecast(model, plans, periods, seed=seed)
     fc["scenario"] = scenario.name
+    fc["warnings"] = list(alloc.warnings)  # what the curves and the scenario rest on, as in allocate
     fc["notes"] = []
     cc = alloc.currency
     if not plan.periodic:

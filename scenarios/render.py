@@ -16,6 +16,7 @@ import unicodedata
 __all__ = [
     "allocation_csv", "allocation_json", "allocation_table", "fit_table", "forecast_csv", "forecast_table",
     "infeasible_message", "json_text", "period_csv", "period_table", "render_table", "risk_table",
+    "comparison_csv", "comparison_table", "spreadsheet_safe",
 ]
 
 
@@ -82,6 +83,37 @@ def _pct(v: float | None, signed: bool = False) -> str:
         v = 0.0
     return f"{v * 100:+.1f}%" if signed else f"{v * 100:.1f}%"
 
+
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection):
+#: ``=``, ``+``, ``-``, ``@``, and tab and carriage return, which some spreadsheets skip first.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A cell a spreadsheet shows as written instead of running it: text that begins with a
+    formula character gets a leading ``'`` (OWASP's CSV-injection advice); numbers, negative ones
+    included, stay numbers, and everything else is returned as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    """``csv.writer`` whose text cells go through :func:`spreadsheet_safe`."""
+
+    def __init__(self, buf, **kwargs):
+        self._w = csv.writer(buf, **kwargs)
+
+    def writerow(self, row):
+        return self._w.writerow([spreadsheet_safe(v) for v in row])
+
+
+class _SafeDictWriter(csv.DictWriter):
+    """``csv.DictWriter`` whose text cells go through :func:`spreadsheet_safe`."""
+
+    def writerow(self, rowdict):
+        return super().writerow({k: spreadsheet_safe(v) for k, v in rowdict.items()})
 
 
 #: Binding constraints listed in the table (a weekly plan can have hundreds; JSON has them all).
@@ -167,7 +199,7 @@ def allocation_csv(alloc) -> str:
     cur = d["current"] or {}
     fields = ALLOCATION_CSV_FIELDS + ["currency"]
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    w = _SafeDictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for c in d["channels"]:
         w.writerow({**{k: ("" if c.get(k) is None else c[k]) for k in ALLOCATION_CSV_FIELDS}, "currency": d["currency"]})
@@ -249,7 +281,7 @@ PERIOD_CSV_FIELDS = ["period", "channel", "spend", "effective_spend", "expected_
 def period_csv(alloc) -> str:
     """Long format: one row per period and channel."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=PERIOD_CSV_FIELDS, lineterminator="\n")
+    w = _SafeDictWriter(buf, fieldnames=PERIOD_CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     for p in alloc.to_dict()["periods"]:
         for c in p["channels"]:
@@ -309,6 +341,8 @@ def forecast_table(fc: dict, scenario_name: str) -> str:
     plans = fc["plans"]
     lines = [f"{scenario_name}: forecast of {len(fc['periods'])} {fc['frequency']} periods "
              f"from {fc['periods'][0]} (P50 [P10–P90])", ""]
+    if fc.get("warnings"):  # what the forecast rests on comes first, as in a plan
+        lines += ["Warnings:"] + [f"  - {w}" for w in fc["warnings"]] + [""]
     rows = []
     for i, period in enumerate(fc["periods"]):
         rows.append([period, _band_text(fc["baseline"], i)] + [_band_text(p["total"], i) for p in plans.values()])
@@ -328,7 +362,7 @@ def forecast_table(fc: dict, scenario_name: str) -> str:
 
 def forecast_csv(fc: dict) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = _SafeWriter(buf, lineterminator="\n")
     w.writerow(["period", "series", "p10", "p50", "p90", "point"])
     series = [("baseline", fc["baseline"])]
     for name, p in fc["plans"].items():
@@ -339,3 +373,126 @@ def forecast_csv(fc: dict) -> str:
     return buf.getvalue()
 
 
+
+
+def _compare_cell(v, kind: str) -> str:
+    if v is None:
+        return ""
+    if kind == "money":
+        return _num(v)
+    if kind == "share":
+        return _pct(v)
+    if kind == "ratio":
+        return _num(v, 2)
+    return str(v)
+
+
+def _compare_diff(v, kind: str) -> str:
+    if v is None:
+        return ""
+    if kind == "money":
+        return _signed(v)
+    if kind == "share":
+        points = 0.0 if abs(v) < 5e-4 else v * 100
+        return f"{points:+.1f} pt" if points else "0 pt"
+    return f"{v:+.2f}" if abs(v) >= 0.005 else "0"
+
+
+def comparison_table(cmp: dict) -> str:
+    """The human report of :func:`scenarios.compare.compare_scenarios`: one column per scenario,
+    the plan's figures, then spend (share) per channel and per group, with the difference of two."""
+    from pathlib import Path
+
+    from scenarios.compare import comparison_rows
+
+    cols = cmp["scenarios"]
+    # Columns are lettered (scenario names are long); the legend says which is which.
+    names = [_letter(i) for i in range(len(cols))]
+    two = cmp.get("difference") is not None
+    lines = [f"{n} = {c['name']} ({Path(c['source']).name}, {c['kind']})" for n, c in zip(names, cols)]
+    if cmp["currency"]:
+        symbol = _currency(cmp["currency"])[0].strip()
+        lines.append(f"money in {cmp['currency']} ({symbol})")
+    else:
+        lines.append(f"money in each column's own currency "
+                     f"({', '.join(c['currency'] for c in cols)}): no difference column")
+    lines += [cmp["curves"]["text"], ""]
+    for fit in cmp["fits"]:
+        shared = len(fit["scenarios"])
+        how = {"new": "fitted from", "cached": "a cached fit of", "saved model": "the saved model"}.get(
+            fit["fitted"], fit["fitted"])
+        users = ", ".join(names[[c["name"] for c in cols].index(s)] for s in fit["scenarios"])
+        lines.append(f"curves of {users}: {how} {Path(fit['source']).name}"
+                     + (" (one fit, shared)" if shared > 1 else ""))
+    if cmp["fits"]:
+        lines.append("")
+    rows = comparison_rows(cmp)
+    head = ["", *names] + ([f"{names[1]} − {names[0]}"] if two else [])
+    right = set(range(1, len(head)))
+    plan_rows = [[r["name"], *(_compare_cell(v, r["kind"]) for v in r["values"])]
+                 + ([_compare_diff(r["difference"], r["kind"])] if two else [])
+                 for r in rows if r["section"] == "plan" and r["metric"] not in ("source", "curves_from", "currency")]
+    lines.append(render_table(head, plan_rows, right=right))
+    for section, title in (("channel", "channel"), ("group", "group")):
+        by_item: dict[str, dict] = {}
+        for r in rows:
+            if r["section"] == section:
+                by_item.setdefault(r["item"], {"label": r["label"]})[r["metric"]] = r
+        table = []
+        for item, metrics in by_item.items():
+            spend, share = metrics["spend"], metrics["share"]
+            cells = [
+                "" if s is None else f"{_num(s)} ({_pct(sh)})" for s, sh in zip(spend["values"], share["values"])
+            ]
+            diff = ""
+            if two and spend["difference"] is not None:
+                diff = f"{_compare_diff(spend['difference'], 'money')} ({_compare_diff(share['difference'], 'share')})"
+            name = item if metrics["label"] in (None, item) else f"{item} ({metrics['label']})"
+            table.append([name, *cells] + ([diff] if two else []))
+        lines += ["", f"Spend (share) per {title}:",
+                  render_table([title, *names] + (head[-1:] if two else []), table, right=right)]
+    lines += ["", "Binding constraints (what limits each plan):"]
+    for n, c in zip(names, cols):
+        shown = c["binding_constraints"][:BINDING_SHOWN]
+        more = len(c["binding_constraints"]) - len(shown)
+        lines.append(f"  {n}: " + (", ".join(shown) or "none")
+                     + (f" … and {more} more (all of them in --format json)" if more > 0 else ""))
+    infeasible = [c for c in cols if c["status"] != "optimal"]
+    for c in infeasible:
+        lines += ["", f"{names[cols.index(c)]}: no plan satisfies every constraint:"] + [f"  - {p}" for p in c["diagnosis"]]
+    warned = [c for c in cols if c["warnings"]]
+    if warned:
+        lines += ["", "Warnings:"]
+        for c in warned:
+            lines += [f"  {names[cols.index(c)]}:"] + [f"    - {w}" for w in c["warnings"]]
+    if cmp["errors"]:
+        lines += ["", "Not compared (their problems are on stderr): " + ", ".join(e["source"] for e in cmp["errors"])]
+    return "\n".join(lines) + "\n"
+
+
+def _letter(i: int) -> str:
+    """Column letters A … Z, then AA, AB, … (as a spreadsheet names columns)."""
+    out = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        out = chr(65 + r) + out
+    return out
+
+
+def comparison_csv(cmp: dict) -> str:
+    """One row per figure (``section, item, label, metric``), one column per scenario (its name),
+    and ``difference`` with two; numbers as plain numbers (shares as fractions), text made safe
+    to open in a spreadsheet."""
+    from scenarios.compare import comparison_rows
+
+    names = [c["name"] for c in cmp["scenarios"]]
+    two = cmp.get("difference") is not None
+    buf = io.StringIO()
+    w = _SafeWriter(buf, lineterminator="\n")
+    w.writerow(["section", "item", "label", "metric", *names] + (["difference"] if two else []))
+    for r in comparison_rows(cmp):
+        values = ["" if v is None else v for v in r["values"]]
+        w.writerow([r["section"], r["item"], r["label"], r["metric"], *values]
+                   + (["" if r["difference"] is None else r["difference"]] if two else []))
+    return buf.getvalue()

@@ -119,7 +119,10 @@ def test_bad_scenario_exits_3_with_nothing_on_stdout(fmt, tmp_path):
 def test_usage_errors_exit_2(tmp_path):
     for args in (["allocate", PASTED, "--format", "xml"], ["allocate", str(tmp_path / "none.toml")],
                  ["allocate", PASTED, "--budget", "-1"], ["nosuchcommand"],
-                 ["allocate", PASTED, "--plot", str(tmp_path / "x.bmpx")]):
+                 ["allocate", PASTED, "--plot", str(tmp_path / "x.bmpx")],
+                 ["allocate", PASTED, "--lp-file", str(tmp_path / "missing" / "model.lp")],
+                 ["allocate", PASTED, "-o", str(tmp_path)],
+                 ["forecast", QUARTERLY, "--plot", str(tmp_path / "missing" / "f.png")]):
         r = budget(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert r.stdout == ""
@@ -216,3 +219,13 @@ def test_help_is_fast_to_reach_and_every_command_has_examples():
         assert r.returncode == 0
         assert "Example:" in r.stdout, args
     assert "Exit codes:" in budget("--help").stdout
+
+
+def test_quiet_silences_everything_but_errors(tmp_path):
+    target = tmp_path / "plan.json"
+    loud = budget("allocate", PASTED, "--format", "json", "-o", str(target))
+    assert loud.returncode == 0 and f"wrote the plan to {target}" in loud.stderr
+    quiet = budget("-q", "allocate", PASTED, "--format", "json", "-o", str(target))
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""
+    failed = budget("-q", "allocate", str(tmp_path / "missing.toml"))
+    assert failed.returncode == 2 and "Error" in failed.stderr

@@ -268,3 +268,93 @@ def test_cap_problems_keeps_order_and_counts_each_kind():
         "f.csv: too little history",
     ]
     assert cap_problems(["a", "b"], limit=1, kinds=["x", "x"]) == ["a", "… and 1 more like this"]
+
+
+def test_a_large_history_is_announced_before_a_long_fit(tmp_path, caplog, monkeypatch):
+    """A 200k-row daily history used to fit for minutes without a word when stderr is no terminal."""
+    import logging
+
+    import numpy as np
+    import pandas as pd
+
+    from models import cache
+    from models.fit import MediaMixModel
+
+    days = cache.LARGE_HISTORY + 10
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"date": pd.date_range("2015-01-01", periods=days, freq="D").strftime("%Y-%m-%d"),
+                          "revenue": rng.uniform(1e5, 2e5, days), "search": rng.uniform(0, 1e4, days)})
+    frame.to_csv(tmp_path / "daily.csv", index=False)
+    monkeypatch.setattr(MediaMixModel, "fit", lambda self, history, progress=None: self)  # the warning, not the fit
+    with caplog.at_level(logging.WARNING, logger="models.cache"):
+        cache.fit_history(tmp_path / "daily.csv", cache.HistorySpec(), use_cache=False)
+    assert f"a large history ({days} daily periods × 1 channels)" in caplog.text
+
+
+# -- Excel workbooks ------------------------------------------------------------------------------
+
+
+def write_xlsx(tmp_path, frame, name="history.xlsx", dates_as_cells=True):
+    """The frame as a workbook a person would save: dates as date cells, numbers as numbers."""
+    import datetime as dt
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        cells = []
+        for col, value in zip(frame.columns, row):
+            if col == "date" and dates_as_cells:
+                cells.append(dt.datetime.fromisoformat(value))
+            else:
+                try:
+                    cells.append(float(value))
+                except ValueError:
+                    cells.append(value)
+        sheet.append(cells)
+    path = tmp_path / name
+    book.save(path)
+    return path
+
+
+def test_xlsx_history_reads_like_the_same_csv(tmp_path):
+    frame = weekly_frame()
+    from_csv = load_history(write(tmp_path, frame))
+    for as_cells in (True, False):
+        h = load_history(write_xlsx(tmp_path, frame, dates_as_cells=as_cells))
+        assert h.frequency == "weekly" and h.periods == from_csv.periods
+        assert list(h.dates) == list(from_csv.dates)
+        np.testing.assert_array_equal(h.spend.to_numpy(), from_csv.spend.to_numpy())
+        np.testing.assert_array_equal(h.kpi, from_csv.kpi)
+
+
+def test_xlsx_problems_name_the_rows_the_spreadsheet_shows(tmp_path):
+    frame = weekly_frame()
+    frame.loc[3, "tv"] = "lots"     # spreadsheet row 5 (the header is row 1)
+    frame.loc[9, "social"] = "-5"   # row 11
+    path = write_xlsx(tmp_path, frame)
+    from openpyxl import load_workbook
+
+    book = load_workbook(path)
+    book.active["A20"] = None       # row 20: an empty date cell
+    book.active.append([])          # empty rows after the data are not data
+    book.save(path)
+    found = problems(path)
+    assert "history.xlsx row 5: spend for tv 'lots' is not a number" in found
+    assert "history.xlsx row 11: spend for social must be ≥ 0, got -5" in found
+    assert "history.xlsx row 20: date is empty" in found
+
+
+def test_xlsx_dates_follow_date_format(tmp_path):
+    frame = weekly_frame()
+    h = load_history(write_xlsx(tmp_path, frame), date_format="%d.%m.%Y")
+    assert h.dates[0] == pd.Timestamp(frame["date"][0])
+
+
+def test_a_file_that_is_not_a_workbook_is_one_clear_problem(tmp_path):
+    path = tmp_path / "history.xlsx"
+    path.write_text("date,revenue\n", encoding="utf-8")
+    found = problems(path)
+    assert len(found) == 1 and found[0].startswith("history.xlsx: cannot be read as an Excel workbook")

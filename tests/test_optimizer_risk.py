@@ -72,7 +72,7 @@ def test_identical_samples_give_a_point_mass_at_the_plans_return():
     same = {c.name: [c.curve] * 20 for c in problem.channels}
     dist = return_distribution(plan, same)
     for key in ("mean", "p10", "p50", "p90", "cvar"):
-        assert dist[key] == pytest.approx(plan.expected_return, rel=1e-12)
+        assert dist[key] == pytest.approx(plan.expected_return, abs=0.005)  # money: to the cent
 
 
 def test_distribution_of_a_period_plan_follows_the_recursion():
@@ -86,9 +86,9 @@ def test_distribution_of_a_period_plan_follows_the_recursion():
     samples = {c.name: [c.curve.scaled(m) for m in scales] for c in chans}
     dist = return_distribution(plan, samples, problem=problem)
     # Scaling every curve by m scales every return by m.
-    assert dist["p50"] == pytest.approx(plan.expected_return, rel=1e-9)
-    assert dist["mean"] == pytest.approx(plan.expected_return, rel=1e-9)
-    assert dist["cvar"] == pytest.approx(0.8 * plan.expected_return, rel=1e-9)
+    assert dist["p50"] == pytest.approx(plan.expected_return, abs=0.005)
+    assert dist["mean"] == pytest.approx(plan.expected_return, abs=0.005)
+    assert dist["cvar"] == pytest.approx(0.8 * plan.expected_return, abs=0.005)
 
 
 def risky_periods(S=40, seed=0, **kw):

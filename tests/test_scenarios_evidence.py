@@ -353,3 +353,14 @@ def test_started_from_its_own_steady_state_the_forecast_gives_the_plans_return(h
     assert point.sum() == pytest.approx(expected, rel=1e-9)
     history_start, _ = media_returns(model, plan)
     assert history_start.sum() != pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_the_forecast_carries_the_same_warnings_as_the_plan(history_dir):
+    from scenarios.plan import forecast_scenario
+
+    sc = load_quietly(history_dir / "s.toml")
+    plan = plan_scenario(sc).allocation
+    fc, _ = forecast_scenario(sc)
+    assert any(w.startswith("curves: mini_program: ") for w in fc["warnings"])
+    assert fc["warnings"] == plan.warnings
