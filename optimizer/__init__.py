@@ -1,4 +1,11 @@
-"""Allocate a budget across channels: response curves → LP (PuLP + HiGHS) → Allocation."""
+"""Allocate a budget across channels: response curves → LP (PuLP + HiGHS) → Allocation.
+
+The public face: notebook users, cli.py and scenarios/ import from here only. Inside, one
+concept a module: problem.py / periods.py (what to plan), build.py / period_model.py (the LP),
+highs.py (where the LP reaches HiGHS), refine.py (breakpoints and stopping rules), solve.py (the
+planners, top to bottom), cents.py (money to the cent), report.py and marginal.py (the report),
+diagnose.py (infeasibility), risk.py (CVaR over curve samples).
+"""
 
 from optimizer.errors import ProblemError, SolverError
 from optimizer.problem import OBJECTIVES, Channel, Group, Problem, channel_bounds

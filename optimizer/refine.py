@@ -13,15 +13,10 @@ planner's sample LPs): the same windows for all (channel, period) pairs at once 
 (:func:`pair_grid`, :func:`pair_spacing`); refinement stops when the duality bound
 (:func:`duality_gap`) certifies the plan within ``PERIOD_TOL`` of the true optimum.
 
-For period plans, like one horizon, the LP is an inner (secant) approximation,
-refined around the solution (a fine window where the LP's implied marginal return says the
-optimum is, widening geometrically) until a duality bound (the LP's prices applied to the
-true curves) certifies that the plan is within ``tol`` of the true optimum. The first window
-sits at the budget's common marginal return found by a root search over all pairs (each curve
-seen in spend units), which for the benchmark problems is close enough to certify in one or
-two LPs. The breakpoint windows are built for all pairs at once with numpy.
-
-Money is rounded to the cent afterwards so that spend + reserve = budget exactly.
+The first targets put most plans within tolerance in one or two LPs; the windows are moved
+to where the LP's implied marginal returns say the optimum is, and the model is kept fine where
+each pair is now and where its last window was (with carryover the prices of pairs that other
+decisions pin are not unique and may swing between rounds).
 """
 
 from __future__ import annotations
@@ -37,31 +32,21 @@ from optimizer.period_model import Round
 from optimizer.periods import Family
 from optimizer.problem import Problem
 
-
 #: Default relative accuracy of the piecewise-linear model near the solution.
 DEFAULT_TOL = 2e-5
-
-
 #: Relative gap at which refinement stops. The duality bound certifies it (it bounds the true gap
 #: from above), so it can sit closer to the 1e-4 (0.01%) promise than the single-period
 #: optimizer's 2e-5, whose stopping rule measures model error rather than the gap itself.
 PERIOD_TOL = 5e-5
-
-
 #: Breakpoints on each channel's convex part in exact mode.
 EXACT_CONVEX_SEGMENTS = 96
-
-
+#: Coarse breakpoints (shares of each channel's interval) for one horizon, and for period plans.
 COARSE = np.array([0.0, 1e-3, 1e-2, 0.04, 0.1, 0.2, 0.35, 0.55, 0.8, 1.0])
-
-
 PAIR_COARSE = np.array([0.0, 0.1, 0.35, 1.0])
-
-
 #: Window spacing grows by this factor per step away from the target, and the coarse points
 #: outside the window (shares of each pair's interval) are few: the LP's size is the number
 #: of segments, and the duality bound only needs a fine point where the prices put each
-#: optimum (measured on benchmarks/periods.py; optimizer.solve uses 4 and ten coarse points).
+#: optimum (measured on benchmarks/periods.py; :func:`zoom`, for one horizon, uses 4 and ten coarse points).
 WIDEN = 16.0
 
 
