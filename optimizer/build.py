@@ -90,6 +90,7 @@ class Model:
     slacks: dict[str, pulp.LpVariable] = field(default_factory=dict)
     rows: "CurveRows" = None
     marginals: np.ndarray | None = None  # set by a solve in segment form
+    prices: tuple | None = None  # (κ, π) of a segment-form solve: the price of return and of each spend
 
     def implied_marginals(self) -> np.ndarray:
         """Each channel's marginal return as the LP prices it (NaN where the solver gave no duals).

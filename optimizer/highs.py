@@ -376,7 +376,8 @@ def solve_model(model: Model, lp_path: str | None = None, segments: bool = False
     solver = SegmentHiGHS(SparseRows([]), sub, msg=False)
     status, seconds = run_lp(model.lp, solver)
     if status == "optimal" and sub.reduced is not None:
-        model.marginals, _, _ = segment_prices(sub.reduced, sub.owner, sub.slope, len(model.x))
+        model.marginals, kappa, pi = segment_prices(sub.reduced, sub.owner, sub.slope, len(model.x))
+        model.prices = None if kappa is None else (kappa, pi)
     return status, seconds, solver.name
 
 

@@ -30,6 +30,7 @@ from optimizer.refine import (
     DEFAULT_TOL,
     PERIOD_TOL,
     channel_errors,
+    channel_gap,
     chord_slopes,
     duality_gap,
     first_targets,
@@ -64,7 +65,8 @@ def optimize(
         Solve S-shaped curves exactly (MILP with binary segments on their convex part) instead
         of on their concave envelope.
     tol
-        Relative accuracy of the piecewise-linear model next to the solution.
+        Stop once the duality bound shows the plan within this relative gap of the optimum (exact
+        mode's MILP, which has no prices: once the model error next to the solution is this small).
     max_rounds
         Refinement rounds at most.
     lp_path
@@ -115,10 +117,16 @@ def optimize(
             return base
         xs = np.array([float(v.varValue or 0.0) for v in model.x])
         total = float(family.response(xs).sum())
-        errs = channel_errors(pieces, xs)
         allowed = tol * max(abs(total), 1e-9 * problem.budget, 1e-12)
-        logger.debug("round %d: model error %.3g (allowed %.3g)", rounds, errs.sum(), allowed)
-        if errs.sum() <= allowed:
+        if model.prices is not None:  # the certified rule, as for period plans: the duality bound
+            lp_value = (objective.return_weight * float(sum(float(v.varValue or 0.0) for v in model.y))
+                        + objective.spend_weight * float(xs.sum()))
+            scale = max(abs(lp_value), abs(total) * 1e-3, 1e-9 * problem.budget, 1e-12)
+            gap, limit = channel_gap(pieces, family, *model.prices), tol * scale
+        else:  # no prices (exact mode's MILP, CBC): the model error next to the solution
+            gap, limit = float(channel_errors(pieces, xs).sum()), allowed
+        logger.debug("round %d: gap %.3g (allowed %.3g)", rounds, gap, limit)
+        if gap <= limit:
             break
         implied = model.implied_marginals()
         implied = np.where(np.isfinite(implied), implied, chord_slopes(pieces, xs))
