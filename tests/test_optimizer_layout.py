@@ -3,7 +3,8 @@
 - no module imports an optimizer module's underscore names;
 - no import circles between the optimizer's modules;
 - cli.py and scenarios/ reach the optimizer through its public face, ``optimizer``;
-- every module can be read in one sitting.
+- every module can be read in one sitting;
+- only the optimizer imports pulp, and only its backend (highs.py) reaches highspy.
 """
 
 from __future__ import annotations
@@ -94,3 +95,15 @@ def test_cli_and_scenarios_use_the_public_face_only():
 def test_every_optimizer_module_reads_in_one_sitting():
     long = {p.name: n for p in OPTIMIZER if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_only_the_optimizer_imports_pulp_and_only_its_backend_imports_highspy():
+    pulp, highspy = [], []
+    for path in _python_files():
+        for module, _ in _imports(path):
+            where = str(path.relative_to(ROOT))
+            if module.split(".")[0] == "pulp" and not where.startswith("optimizer/"):
+                pulp.append(where)
+            if module.split(".")[0] == "highspy" and where != "optimizer/highs.py":
+                highspy.append(where)
+    assert (pulp, highspy) == ([], [])
