@@ -21,8 +21,11 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[test]'
 	touch $@
 
+# The plan as a table, then the same plan as a report to open in a browser (report/report.html).
 demo: $(STAMP)
 	$(BIN)/budget allocate $$($(BIN)/python -c "import scenarios; print(scenarios.example_path('quarterly.toml'))")
+	$(BIN)/budget report $$($(BIN)/python -c "import scenarios; print(scenarios.example_path('quarterly.toml'))") --out report
+	@echo "report: $(CURDIR)/report/report.html"
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q

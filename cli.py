@@ -483,7 +483,7 @@ def _country(ctx, param, value):
 @click.pass_context
 def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout, ignore, controls,
         events, date_format, holidays, campaign_days, no_cache):
-    """Fit each channel's response curve from a history (CSV, or a scenario's [history] table).
+    """Fit each channel's response curve from a history (CSV or .xlsx, or a scenario's [history] table).
 
     Carryover (adstock) and saturation (Hill) per channel, a Prophet baseline with trend,
     yearly seasonality, a country's holidays (China's by default, with the campaign days 618,
@@ -587,8 +587,9 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
         raise Failure(render.infeasible_message(plan.allocation), EXIT_INFEASIBLE)
     if plot:
         from models.plot import forecast_plot
+        from scenarios.report import forecast_chart
 
-        _draw(forecast_plot, fc, plot, f"{sc.name}: forecast")
+        _draw(forecast_plot, _run(ctx, forecast_chart, sc, fc), plot, f"{sc.name}: forecast")
     if fmt == "json":
         _emit(render.json_text(fc), output, "forecast")
     elif fmt == "csv":
@@ -613,9 +614,10 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
 def compare(ctx, sources, budget, fmt, output, plot, exact):
     """Compare scenario files (and saved plans) side by side: one column each.
 
-    Each SOURCE is a scenario (.toml), planned as `budget allocate` plans it, or a saved plan
-    (.json from `budget allocate --format json -o plan.json`), shown as it was saved: "the plan
-    we approved vs what the model says now". Per column: budget, spend, reserve, expected return
+    Each SOURCE is a scenario (.toml), planned as `budget allocate` plans it, a saved plan
+    (.json from `budget allocate --format json -o plan.json`), or a plan recorded in a ledger
+    (LEDGER.sqlite#RUN, or LEDGER.sqlite for its plan of record), shown as it was saved: "the
+    plan we approved vs what the model says now". Per column: budget, spend, reserve, expected return
     (P10–P90 on fitted curves), ROI, marginal ROI, uplift over its own current plan, spend and
     share per channel and group (lined up by name, blank where a column lacks one), binding
     constraints; with two columns, the second minus the first. The output says whether the
@@ -655,7 +657,7 @@ def compare(ctx, sources, budget, fmt, output, plot, exact):
                    on_scenario=announce)
     for fit in cmp["fits"]:
         if len(fit["scenarios"]) > 1:
-            _say("%s: fitted once, shared by %d columns", fit["source"], len(fit["scenarios"]))
+            _say("one fit of %s, shared by %d columns", fit["source"], len(fit["scenarios"]))
     problems = "\n".join(_problem_lines(e["source"], e["problems"]) for e in cmp["errors"])
     if cmp["scenarios"]:
         if plot:
@@ -678,6 +680,151 @@ def compare(ctx, sources, budget, fmt, output, plot, exact):
     if infeasible:
         raise Failure("Error: no plan satisfies every constraint of " + ", ".join(infeasible)
                       + " (the diagnosis is in the comparison)", EXIT_INFEASIBLE)
+
+
+# --------------------------------------------------------------------------------------------
+# report
+
+
+def _check_output_dir(path: str, option: str) -> None:
+    """Refuse a report folder that cannot be made or written, before any work is done (exit 2)."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise click.BadParameter(f"{path} is a file; give a folder (it is created if missing)", param_hint=option)
+    folder = target if target.is_dir() else target.absolute().parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"{path}: the folder {folder} does not exist", param_hint=option)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{path}: cannot write in the folder {folder}", param_hint=option)
+
+
+@main.command()
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder for report.html and its charts (created if missing; its parent must exist).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the forecast's interval simulation.")
+@NO_CACHE
+@click.pass_context
+def report(ctx, scenarios, out, seed, no_cache):
+    """Write a report of SCENARIO(s): one HTML page with every chart in it, and the charts as PNG.
+
+    Per scenario: the plan's totals, warnings and fit quality in words, each channel's response
+    curve (history's periods as points, P10–P90 band, current and recommended spend marked),
+    current against recommended spend, group shares against the reference split 35/25/20/15/5,
+    and the forecast after the history. The page is self-contained: it opens from disk, loads
+    nothing and runs no script. An infeasible plan is still reported (its conflict explained),
+    then the command exits 4.
+
+    \b
+    Example:
+      budget report scenarios/examples/quarterly.toml --out report
+      budget report scenarios/examples/quarterly.toml scenarios/examples/pasted_curves.toml --out comparison
+    """
+    from scenarios.report import write_report
+
+    _check_output_dir(out, "--out")
+    loaded = [_run(ctx, _load_scenario, path, use_cache=not no_cache) for path in scenarios]
+    try:
+        files = _run(ctx, write_report, loaded, out, seed=seed)
+    except OSError as exc:
+        raise Failure(f"Error: cannot write the report in {out}: {exc}", EXIT_FAILURE) from exc
+    for chart in files.charts:
+        _say("wrote the chart to %s", chart)
+    for reason in files.omitted:
+        _say("left out: %s", reason)
+    _say("wrote the report to %s", files.html)
+    if files.infeasible:
+        raise Failure("Error: no plan satisfies every constraint of " + ", ".join(files.infeasible)
+                      + f" (the report explains why: {files.html})", EXIT_INFEASIBLE)
+
+
+# --------------------------------------------------------------------------------------------
+# frontier
+
+
+def _levels(start: str | None, stop: str | None, steps: int, of_forecast: bool) -> list[float]:
+    """--from/--to/--steps as the sweep's levels (usage errors before any work)."""
+    from scenarios.frontier import DEFAULT_FORECAST_LEVELS, DEFAULT_LEVELS, frontier_levels, parse_level
+
+    lo, hi, _ = DEFAULT_FORECAST_LEVELS if of_forecast else DEFAULT_LEVELS
+    try:
+        lo = parse_level(start) if start is not None else lo
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from") from None
+    try:
+        hi = parse_level(stop) if stop is not None else hi
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+    if of_forecast and hi > 1:
+        raise click.BadParameter(f"with --of-forecast a level is a share of the forecast KPI (15% or 0.15), "
+                                 f"got {stop!r}", param_hint="--to")
+    try:
+        return frontier_levels(lo, hi, steps)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from/--to") from None
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
+@click.option("--from", "start", metavar="LEVEL",
+              help="Lowest level: a multiple of the scenario's budget (0.5, or 50%), or with --of-forecast a share "
+                   "of the forecast KPI (15%) [0.5; 15%].")
+@click.option("--to", "stop", metavar="LEVEL", help="Highest level, likewise [2.0; 20%].")
+@click.option("--steps", type=click.IntRange(2, 1000), default=16, show_default=True,
+              help="Levels in the sweep, both ends included.")
+@click.option("--of-forecast", is_flag=True,
+              help="Levels are shares of the horizon's forecast KPI (baseline + media at the historical run rate; "
+                   "curves fitted from history), as in \"marketing spend 15–20% of GMV\".")
+@FORMAT
+@OUTPUT
+@click.option("--plot", "plot", type=click.Path(dir_okay=False),
+              help="Also draw the frontier to FILE (.png, .svg, .pdf): return with P10–P90, marginal ROI, channel mix.")
+@NO_CACHE
+@click.pass_context
+def frontier(ctx, scenario, start, stop, steps, of_forecast, fmt, output, plot, no_cache):
+    """Sweep the budget of SCENARIO: what each level buys under its constraints.
+
+    Plans the scenario at each level as `budget allocate --budget B` would (every constraint; the
+    current plan scaled to keep its split) and reports the expected return (P10–P90 where the
+    curves are fitted), ROI, the plan's marginal ROI and the channel mix per level; the budget
+    where marginal ROI falls to 1 (break-even) and to the scenario's marginal-ROI floor; and the
+    level within the band the curves favour: the largest budget whose last unit of money still
+    earns the scenario's threshold (its marginal-ROI floor, else 1), i.e. that threshold's budget
+    clipped to the band. Levels are multiples of the budget, or with --of-forecast shares of
+    the horizon's forecast KPI. Levels no plan satisfies are listed as infeasible; if none has a
+    plan the command exits 4.
+
+    \b
+    Example:
+      budget frontier scenarios/examples/pasted_curves.toml
+      budget frontier scenarios/examples/quarterly.toml --from 15% --to 20% --of-forecast
+      budget frontier scenarios/examples/quarterly.toml --from 0.8 --to 1.6 --steps 9 --format csv -o frontier.csv
+      budget frontier scenarios/examples/pasted_curves.toml --format json --plot frontier.png
+    """
+    from scenarios import render
+    from scenarios.frontier import budget_frontier
+
+    levels = _levels(start, stop, steps, of_forecast)
+    _check_output(output, "--output")
+    _check_output(plot, "--plot", PLOT_FORMATS)
+    sc = _run(ctx, _load_scenario, scenario, use_cache=not no_cache)
+    with ProgressBar("planning budget levels") as bar:
+        data = _run(ctx, budget_frontier, sc, levels, of_forecast=of_forecast, progress=bar.update)
+    feasible = [r for r in data["levels"] if r["status"] == "optimal"]
+    if plot and feasible:
+        from models.plot import frontier_plot
+
+        _draw(frontier_plot, data, plot, f"{sc.name}: budget frontier")
+    if fmt == "json":
+        _emit(render.json_text(data), output, "frontier")
+    elif fmt == "csv":
+        _emit(render.frontier_csv(data), output, "frontier")
+    else:
+        _emit(render.frontier_table(data), output, "frontier")
+    if not feasible:
+        first = data["levels"][0]
+        raise Failure(f"Error: no level of the frontier of {sc.name} has a plan that satisfies every constraint"
+                      + (f": {first['diagnosis'][0]}" if first["diagnosis"] else ""), EXIT_INFEASIBLE)
 
 
 # --------------------------------------------------------------------------------------------

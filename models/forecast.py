@@ -185,3 +185,42 @@ def _band(draws: np.ndarray, point: np.ndarray) -> dict:
         "point": point.tolist(), "p10": q[0].tolist(), "p50": q[1].tolist(), "p90": q[2].tolist(),
         "horizon": {"point": float(point.sum()), "p10": float(h[0]), "p50": float(h[1]), "p90": float(h[2])},
     }
+
+
+def kpi_forecast(model: MediaMixModel, periods: int) -> dict:
+    """The KPI the next ``periods`` periods are expected to bring if marketing goes on as it has:
+    the baseline plus every fitted channel's media return at its historical run rate (its mean
+    spend per period), from the carryover history left; point forecasts.
+
+    This is the figure a budget set as a share of the forecast KPI ("marketing spend 15–20% of
+    GMV") is a share of. It depends on the model and the horizon only, never on a scenario's
+    own budget or current plan, so a budget derived from it cannot feed back into it.
+
+    Parameters
+    ----------
+    model
+        A fitted model with the Prophet baseline.
+    periods
+        Horizon length in the model's periods.
+
+    Returns
+    -------
+    dict
+        ``{"periods", "start", "end", "baseline", "media", "total", "run_rate_spend"}``: the horizon's
+        first and last period start (ISO dates), the baseline and media parts of the KPI and
+        their sum, and the spend at the run rate that earns the media part (money over the horizon).
+    """
+    dates = horizon_dates(model, periods)
+    baseline = float(np.sum(model.forecast_baseline(dates)))
+    plan = {c: np.full(periods, float(model.spend_stats_[c]["mean"])) for c in model.channels_}
+    point, _ = media_returns(model, plan)
+    media = float(np.sum(point)) if point is not None else 0.0
+    return {
+        "periods": int(periods),
+        "start": dates[0].date().isoformat(),
+        "end": dates[-1].date().isoformat(),
+        "baseline": baseline,
+        "media": media,
+        "total": baseline + media,
+        "run_rate_spend": float(sum(np.sum(v) for v in plan.values())),
+    }

@@ -29,7 +29,7 @@ from scenarios.errors import ScenarioError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["compare_scenarios", "comparison_rows", "saved_plan_column", "PLAN_METRICS"]
+__all__ = ["compare_scenarios", "comparison_rows", "recorded_plan_column", "saved_plan_column", "PLAN_METRICS"]
 
 #: Plan-level figures, in the order shown: (key, label, kind). ``kind`` says how a figure reads:
 #: money (the currency), share (a percentage), ratio (ROI), or text.
@@ -53,6 +53,9 @@ CHANNEL_METRICS = (("spend", "spend", "money"), ("share", "share", "share"),
                    ("expected_return", "return", "money"), ("marginal_roi", "mROI", "ratio"))
 GROUP_METRICS = (("spend", "spend", "money"), ("share", "share", "share"))
 
+#: File endings of a run ledger (:mod:`scenarios.ledger`); ``LEDGER#ID`` names one recorded run.
+LEDGER_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+
 #: Keys a saved plan (``budget allocate --format json``) must have to stand in a column.
 SAVED_PLAN_KEYS = ("scenario", "status", "budget", "currency", "channels", "groups")
 
@@ -65,7 +68,9 @@ def compare_scenarios(sources, *, budget: float | None = None, use_cache: bool =
     ----------
     sources
         Scenario files (``.toml``), saved plans (``.json`` from ``budget allocate --format json``),
-        or already loaded :class:`scenarios.Scenario` objects, in column order (at least one).
+        recorded plans in a run ledger (``q1.sqlite#3`` for run 3, ``q1.sqlite`` for its one
+        current plan of record), or already loaded :class:`scenarios.Scenario` objects, in
+        column order (at least one).
     budget
         Plan every scenario file at this total instead of its own (saved plans keep theirs).
     use_cache
@@ -81,7 +86,7 @@ def compare_scenarios(sources, *, budget: float | None = None, use_cache: bool =
     -------
     dict
         ``scenarios``: one column per source that could be read, each with ``name``,
-        ``source``, ``kind`` ("scenario", "period plan" or "saved plan"), ``status``,
+        ``source``, ``kind`` ("scenario", "period plan", "saved plan" or "recorded plan"), ``status``,
         ``currency``, ``horizon``, the :data:`PLAN_METRICS` keys, ``channels`` and ``groups``
         (``{name: {"label", "group", "spend", "share", "expected_return", "marginal_roi"}}``),
         ``binding_constraints`` (names), ``warnings``, ``diagnosis`` (when infeasible) and
@@ -121,8 +126,10 @@ def compare_scenarios(sources, *, budget: float | None = None, use_cache: bool =
         curve_sets.append(curves)
         if fit is not None:
             entry = fits.setdefault(fit["key"], {"source": fit["source"], "scenarios": [], "fitted": fit["fitted"]})
-            entry["scenarios"].append(column["name"])
+            entry["scenarios"].append(column)
     _unique_names(columns)
+    for entry in fits.values():  # named once every column has its final (unique) name
+        entry["scenarios"] = [c["name"] for c in entry["scenarios"]]
     currencies = {c["currency"] for c in columns}
     currency = currencies.pop() if len(currencies) == 1 else None
     return {
@@ -149,7 +156,9 @@ def _problems(exc: Exception) -> list[str] | None:
 
     if isinstance(exc, (ScenarioError, HistoryError)):
         return list(exc.problems)  # a history's problems name its file and row already
-    if isinstance(exc, ModelFileError):
+    from scenarios.errors import LedgerError
+
+    if isinstance(exc, (ModelFileError, LedgerError)):
         return [str(exc)]
     return None
 
@@ -164,6 +173,9 @@ def _column(src, *, budget, use_cache, exact, fit_progress):
         path = Path(src)
         if path.suffix.lower() == ".json":
             return saved_plan_column(path), None, None
+        ledger = _ledger_source(src)
+        if ledger is not None:
+            return recorded_plan_column(*ledger), None, None
         scenario = load_scenario(path, budget=budget, use_cache=use_cache, progress=fit_progress)
     return _scenario_column(scenario, exact=exact), _curves_of(scenario), _fit_of(scenario)
 
@@ -211,6 +223,57 @@ def saved_plan_column(path) -> dict:
     column["source"] = os.fspath(path)
     column["horizon"] = data.get("horizon")
     column["curves_from"] = "the saved plan's (not in the file)"
+    return column
+
+
+def _ledger_source(src) -> tuple[Path, int | None] | None:
+    """(ledger file, run id or None) when ``src`` names a ledger (``q1.sqlite`` or ``q1.sqlite#3``)."""
+    text = os.fspath(src)
+    path, sep, run = text.rpartition("#")
+    if sep and run.isdigit() and path.lower().endswith(LEDGER_SUFFIXES):
+        return Path(path), int(run)
+    if text.lower().endswith(LEDGER_SUFFIXES):
+        return Path(text), None
+    return None
+
+
+def recorded_plan_column(ledger, run_id: int | None = None) -> dict:
+    """A column from a plan recorded in a run ledger (``budget allocate --record``).
+
+    Parameters
+    ----------
+    ledger
+        The ledger file.
+    run_id
+        The run; None takes the ledger's current plan of record (there must be exactly one
+        scenario with one, else the runs to choose from are listed).
+
+    Raises
+    ------
+    LedgerError
+        No such ledger or run, several plans of record to choose from, or an unreadable ledger.
+    """
+    from scenarios.errors import LedgerError
+    from scenarios.ledger import Ledger
+
+    path = Path(ledger)
+    with Ledger(path, create=False) as book:
+        if run_id is None:
+            current = [r for r in book.runs(current_only=True) if r.kind == "plan"]
+            if not current:
+                raise LedgerError(f"{path}: no plan of record")
+            if len(current) > 1:
+                runs = ", ".join(f"{path}#{r.id} ({r.scenario_name})" for r in current)
+                raise LedgerError(f"{path}: several plans of record; name one run: {runs}")
+            run = current[0]
+        else:
+            run = book.get(run_id)
+    plan = run.result
+    extra = {k: plan[k] for k in ("return_interval",) if isinstance(plan.get(k), dict)}
+    column = _from_plan_dict(plan, extra, kind="recorded plan")
+    column["source"] = f"{path}#{run.id}"
+    column["horizon"] = plan.get("horizon")
+    column["curves_from"] = f"the recorded plan's (run {run.id}, recorded {run.started})"
     return column
 
 
@@ -337,7 +400,7 @@ def _curves_verdict(columns: list[dict], curve_sets: list[dict | None]) -> dict:
     """Were the columns planned on the same curves? Channel by channel, for channels they share."""
     if len(columns) < 2:
         return {"same": None, "text": "one column: nothing to compare curves with", "differ": []}
-    unknown = [c["name"] for c, cv in zip(columns, curve_sets) if cv is None]
+    unknown = [c["name"] for c, cv in zip(columns, curve_sets) if cv is None]  # saved or recorded plans
     differ = []
     known = [(c["name"], cv) for c, cv in zip(columns, curve_sets) if cv is not None]
     for i, (name_a, a) in enumerate(known):
@@ -356,12 +419,12 @@ def _curves_verdict(columns: list[dict], curve_sets: list[dict | None]) -> dict:
     elif unknown:
         parts.append("whether the columns share curves is not known: "
                      + ", ".join(unknown) + (" is a saved plan" if len(unknown) == 1 else " are saved plans")
-                     + " (a saved plan does not record its curves)")
+                     + " (a saved or recorded plan does not keep its curves)")
         same = None
     else:
         parts.append("compared on the same curves: the differences come from the budget, limits and reserve alone")
         same = True
-    kinds = {c["kind"] for c in columns} - {"saved plan"}
+    kinds = {c["kind"] for c in columns} - {"saved plan", "recorded plan"}
     if len(kinds) > 1:
         parts.append("some columns are planned over one horizon and others period by period (carryover and "
                      "efficiency per period), so their figures are not computed the same way")

@@ -409,7 +409,9 @@ def comparison_table(cmp: dict) -> str:
     # Columns are lettered (scenario names are long); the legend says which is which.
     names = [_letter(i) for i in range(len(cols))]
     two = cmp.get("difference") is not None
-    lines = [f"{n} = {c['name']} ({Path(c['source']).name}, {c['kind']})" for n, c in zip(names, cols)]
+    lines = [f"{n} = {c['name']} ("
+             + ("" if c["name"].endswith(f"({Path(c['source']).name})") else f"{Path(c['source']).name}, ")
+             + f"{c['kind']})" for n, c in zip(names, cols)]
     if cmp["currency"]:
         symbol = _currency(cmp["currency"])[0].strip()
         lines.append(f"money in {cmp['currency']} ({symbol})")
@@ -496,3 +498,124 @@ def comparison_csv(cmp: dict) -> str:
         w.writerow([r["section"], r["item"], r["label"], r["metric"], *values]
                    + (["" if r["difference"] is None else r["difference"]] if two else []))
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# budget frontier (scenarios.frontier.budget_frontier)
+
+
+def frontier_level(level: float, basis: str) -> str:
+    """A frontier level as a person reads it: ``1.25×`` (of the budget), ``17.5%`` (of the
+    forecast KPI)."""
+    if basis == "forecast":
+        return f"{level * 100:.3g}%"
+    return f"{level:.3g}×"
+
+
+def _frontier_reference(d: dict) -> str:
+    symbol, _ = _currency(d["currency"])
+    if d["basis"] == "forecast":
+        k = d["forecast_kpi"]
+        return (f"the forecast KPI {symbol}{_num(k['total'])} over {k['periods']} periods from {k['start']} "
+                f"(baseline {symbol}{_num(k['baseline'])} + media {symbol}{_num(k['media'])} at the historical "
+                "run rate)")
+    return f"the budget {symbol}{_num(d['scenario_budget'])}"
+
+
+def frontier_table(d: dict) -> str:
+    """The human report of a budget frontier: one row per level, the channel mix per level, then
+    break-even, the marginal-ROI floor and the level the curves favour."""
+    symbol, unit = _currency(d["currency"])
+    basis = d["basis"]
+    levels = d["levels"]
+    of = " of" if basis == "forecast" else ""
+    lines = [f"{d['scenario']}: budget frontier, {frontier_level(levels[0]['level'], basis)} to "
+             f"{frontier_level(levels[-1]['level'], basis)}{of} {_frontier_reference(d)} ({d['currency']}); "
+             f"objective {d['objective']}", ""]
+    if d["warnings"]:
+        lines.append("Warnings:")
+        lines += [f"  - {w}" for w in d["warnings"]]
+        lines.append("")
+    here = d["scenario_level"]
+    rows = []
+    for r in levels:
+        mark = " ←" if abs(r["level"] - here) <= 1e-9 * max(1.0, here) else ""
+        if r["status"] != "optimal":
+            rows.append([frontier_level(r["level"], basis) + mark, _num(r["budget"]), "infeasible", "", "", "", "",
+                         ""])
+            continue
+        ri = r["return_interval"]
+        band = f"{_num(ri['p10'])}–{_num(ri['p90'])}" if ri else "-"
+        rows.append([frontier_level(r["level"], basis) + mark, _num(r["budget"]), _num(r["spend"]), _num(r["reserve"]),
+                     _num(r["expected_return"]), band, _num(r["roi"], 2), _num(r["marginal_roi"], 2)])
+    lines.append(render_table(["level", "budget", "spend", "reserve", "return", "P10–P90", "ROI", "mROI"], rows,
+                              right={1, 2, 3, 4, 5, 6, 7}))
+    if any(abs(r["level"] - here) <= 1e-9 * max(1.0, here) for r in levels):
+        lines.append("← the scenario's own budget")
+    lines.append("")
+    names = [c["channel"] for c in d["channels"]]
+    mix = []
+    for j, name in enumerate(names):
+        mix.append([name] + [_pct(r["channels"][j]["share"]) if r["status"] == "optimal" else "-" for r in levels])
+    mix.append(["reserve"] + [_pct(r["reserve"] / r["budget"]) if r["status"] == "optimal" and r["budget"] else "-"
+                              for r in levels])
+    lines.append("Channel mix (share of each level's budget):")
+    lines.append(render_table(["channel"] + [frontier_level(r["level"], basis) for r in levels], mix,
+                              right=set(range(1, len(levels) + 1))))
+    lines.append("")
+    ref = d["reference"]
+
+    def where(block: dict) -> str:
+        if block["budget"] <= 0.01:
+            return f"not even the first {unit} earns it"
+        return f"about {symbol}{_num(block['budget'])} ({frontier_level(block['budget'] / ref, basis)})"
+
+    if d["break_even"] is not None:
+        lines.append(f"break-even (marginal ROI 1): {where(d['break_even'])}")
+    else:
+        lines.append("break-even (marginal ROI 1): beyond any plannable budget")
+    if d["floor"] is not None:
+        lines.append(f"marginal-ROI floor {d['floor']['marginal_roi']:g}: {where(d['floor'])}; past it the plan "
+                     "keeps the rest in reserve")
+    fav = d["favoured"]
+    lines.append(f"favoured within the band: {symbol}{_num(fav['budget'])} "
+                 f"({frontier_level(fav['level'], basis)}): {fav['reason']}")
+    bad = [r for r in levels if r["status"] != "optimal"]
+    if bad:
+        lines.append(f"no plan satisfies every constraint at {len(bad)} level(s), from "
+                     f"{frontier_level(bad[0]['level'], basis)}" + (f": {bad[0]['diagnosis'][0]}" if bad[0]["diagnosis"]
+                                                                     else ""))
+    if d.get("notes"):
+        lines.append("")
+        lines.append("Notes:")
+        lines += [f"  - {n}" for n in d["notes"]]
+    lines.append("")
+    lines.append(f"Money in {d['currency']} ({symbol.strip()}). mROI is the return of the plan's last {unit}; "
+                 f"P10–P90 is the return's spread over the bootstrap curve samples.")
+    return "\n".join(lines) + "\n"
+
+
+FRONTIER_CSV_FIELDS = [
+    "level", "budget", "status", "spend", "reserve", "expected_return", "return_p10", "return_p50", "return_p90",
+    "roi", "marginal_roi",
+]
+
+
+def frontier_csv(d: dict) -> str:
+    """One row per level (``level`` a multiple of the budget, or a share of the forecast KPI, as
+    ``basis`` says), then each channel's spend in a ``spend[channel]`` column and ``currency``."""
+    names = [c["channel"] for c in d["channels"]]
+    buf = io.StringIO()
+    w = _SafeWriter(buf, lineterminator="\n")
+    w.writerow(FRONTIER_CSV_FIELDS + [f"spend[{n}]" for n in names] + ["basis", "currency"])
+    for r in d["levels"]:
+        ri = r["return_interval"] or {}
+        ok = r["status"] == "optimal"
+        w.writerow([r["level"], r["budget"], r["status"]]
+                   + ["" if v is None else v for v in (r["spend"], r["reserve"], r["expected_return"], ri.get("p10"),
+                                                        ri.get("p50"), ri.get("p90"), r["roi"], r["marginal_roi"])]
+                   + [c["spend"] if ok else "" for c in r["channels"]] + [d["basis"], d["currency"]])
+    return buf.getvalue()
+
+
+__all__ += ["frontier_csv", "frontier_level", "frontier_table"]

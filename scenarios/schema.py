@@ -23,7 +23,7 @@ TOP_KEYS = {
     "budget", "reserve", "constraints", "current", "groups", "channels", "history", "model",
     "horizon", "pacing",
 }
-BUDGET_KEYS = {"total", "currency", "horizon"}
+BUDGET_KEYS = {"total", "share_of_forecast", "currency", "horizon"}
 RESERVE_KEYS = {"min_share", "max_share"}
 CONSTRAINT_KEYS = {"roi_min", "marginal_roi_min"}
 CURRENT_KEYS = {"group_shares"}
@@ -81,6 +81,10 @@ class Scenario:
     fitted_channels: frozenset = frozenset()
     #: The [horizon] plan, when the scenario plans period by period (scenarios.horizon.HorizonSpec).
     horizon_spec: object = None
+    #: ``[budget] share_of_forecast``: the budget as this share of the horizon's forecast KPI.
+    share_of_forecast: float | None = None
+    #: The KPI forecast that share was taken of (:func:`models.forecast.kpi_forecast`), else None.
+    forecast_kpi: dict | None = None
 
 
 class _Checker:
@@ -246,22 +250,20 @@ def scenario_from_dict(
         b = {}
         ck.add("budget", "required: a table with `total` (and optionally `currency`, `horizon`)")
     total = ck.budget_total("budget.total", b.get("total"))
-    if b and "total" not in b:
-        ck.add("budget.total", "required")
-    scale = 1.0
+    # The budget as a share of the horizon's forecast KPI ("marketing spend 15–20% of GMV"): known
+    # only once the curves are fitted, so the total and the current plan's amounts that depend on
+    # it are settled after the channels are read (see _share_of_forecast).
+    share_fc = ck.number("budget.share_of_forecast", b.get("share_of_forecast"), positive=True, maximum=1.0)
+    if "total" in b and "share_of_forecast" in b:
+        ck.add("budget", "give either `total` or `share_of_forecast`, not both")
+    elif b and "total" not in b and "share_of_forecast" not in b:
+        ck.add("budget.total", "required (or `share_of_forecast`: the budget as a share of the horizon's forecast KPI)")
     notes = []
     if budget is not None:
         budget = ck.budget_total("budget (override)", budget)
-    if budget is not None:
-        if total is not None and total > 0 and budget != total:
-            # The current plan is compared at the new budget with the same split; locked
-            # channels keep their absolute amount.
-            scale = budget / total
-            notes.append(
-                f"budget overridden: {total:,.0f} → {budget:,.0f}; the current plan is scaled by "
-                f"{scale:.4g} to keep its split (locked channels keep their amounts)"
-            )
-        total = budget
+    scale = 1.0
+    if "share_of_forecast" not in b:
+        total, scale = _override(total, budget, notes)
     currency = ck.text("budget.currency", b.get("currency"), "CNY")
     horizon = ck.text("budget.horizon", b.get("horizon"))
 
@@ -293,6 +295,9 @@ def scenario_from_dict(
     if source is not None and periods is not None:
         source = (source[0], {**source[1], "periods": periods})
     has_source = source is not None
+    if "share_of_forecast" in b and not has_source and "model" not in data and "history" not in data:
+        ck.add("budget.share_of_forecast", "needs curves fitted from history ([history] or [model]) to forecast the "
+                                           "KPI it is a share of; give budget.total instead")
     raw_channels = data.get("channels")
     if raw_channels is None and has_source:
         raw_channels = {}
@@ -326,6 +331,7 @@ def scenario_from_dict(
 
     channels = []
     scenario_warnings: list[str] = []
+    pending: dict[str, tuple[str, float]] = {}  # share_of_forecast: current amounts settled with the total
     for cname, craw in raw_channels.items():
         p = f"channels.{cname}"
         ch = ck.table(p, craw, CHANNEL_KEYS)
@@ -334,13 +340,17 @@ def scenario_from_dict(
         group = ck.text(f"{p}.group", ch.get("group"), "other")
         if "group" in ch:
             _check_group(ck, scenario_warnings, f"{p}.group", group, raw_groups)
-        if group_shares.get(group) is not None and total is not None:
+        if group_shares.get(group) is not None and (total is not None or share_fc is not None):
             members = [n for n, g in channel_groups.items() if g == group]
-            current = float(group_shares[group]) * total / len(members)
+            if total is None:
+                pending[cname] = ("share", float(group_shares[group]) / len(members))
+            current = float(group_shares[group]) * (total or 0.0) / len(members)
         else:
             current = ck.money(f"{p}.current", ch.get("current", 0.0))
             if current is not None and ch.get("locked") is not True:
                 current *= scale
+                if share_fc is not None:
+                    pending[cname] = ("scale", 1.0)
         min_spend = ck.money(f"{p}.min_spend", ch.get("min_spend"))
         max_spend = ck.money(f"{p}.max_spend", ch.get("max_spend"))
         ck.ordered(f"{p}.min_spend", min_spend, f"{p}.max_spend", max_spend)
@@ -378,10 +388,15 @@ def scenario_from_dict(
         raise ScenarioError(ck.problems, where)
     model, periods = None, None
     fitted = frozenset()
+    kpi = None
+    if share_fc is not None:
+        model = _source_model(source, base, notes, use_cache, progress)
+        total, scale, kpi, channels = _share_of_forecast(share_fc, model, source, budget, channels, pending, notes,
+                                                         where, currency)
     if has_source:
         explicit = {c.name for c in channels if c.curve is not None}
         model, periods, channels = _resolve_source(source, channels, base, notes, where, use_cache, progress,
-                                                   scale=scale)
+                                                   scale=scale, model=model)
         fitted = frozenset(c.name for c in channels if c.name not in explicit)
     problem = Problem(
         channels=tuple(channels),
@@ -399,7 +414,60 @@ def scenario_from_dict(
     )
     return Scenario(name=name, path=None, problem=problem, horizon=horizon, description=description, notes=notes,
                     warnings=scenario_warnings,
-                    model=model, periods=periods, fitted_channels=fitted, horizon_spec=horizon_spec)
+                    model=model, periods=periods, fitted_channels=fitted, horizon_spec=horizon_spec,
+                    share_of_forecast=share_fc, forecast_kpi=kpi)
+
+
+def _override(total, budget, notes: list):
+    """(total, scale) once ``--budget`` overrides ``total``: the current plan is compared at the
+    new budget with the same split, scaled by ``scale``; locked channels keep their amounts."""
+    if budget is None:
+        return total, 1.0
+    scale = 1.0
+    if total is not None and total > 0 and budget != total:
+        scale = budget / total
+        notes.append(
+            f"budget overridden: {total:,.0f} → {budget:,.0f}; the current plan is scaled by "
+            f"{scale:.4g} to keep its split (locked channels keep their amounts)"
+        )
+    return budget, scale
+
+
+def _share_of_forecast(share: float, model, source, budget, channels: list, pending: dict, notes: list, where: str,
+                       currency: str):
+    """``[budget] share_of_forecast``: the total as that share of the horizon's forecast KPI
+    (:func:`models.forecast.kpi_forecast`, over the plan's periods) in whole cents, then the
+    ``--budget`` override, and the current amounts that depend on the total (group shares; written
+    amounts scaled by an override). Returns (total, scale, kpi, channels)."""
+    from dataclasses import replace
+
+    from models.forecast import kpi_forecast
+    from optimizer.result import money
+
+    periods = source[1].get("periods") or QUARTER_PERIODS.get(model.frequency_, 13)
+    try:
+        kpi = kpi_forecast(model, periods)
+    except NotImplementedError as exc:  # a model fitted without the Prophet baseline
+        raise ScenarioError([f"budget.share_of_forecast: cannot forecast the KPI: {exc}"], where) from None
+    total = round(share * kpi["total"], 2)
+    if not MIN_BUDGET <= total <= MAX_MONEY:
+        raise ScenarioError([f"budget.share_of_forecast: {share:g} of the forecast KPI {kpi['total']:,.2f} is a budget "
+                             f"of {total:,.2f}, outside one cent … {MAX_MONEY:g}"], where)
+    notes.append(
+        f"budget {money(total, currency)}: {share:.4g} × the KPI forecast over the {periods} periods from "
+        f"{kpi['start']} ({money(kpi['total'], currency)}: baseline {money(kpi['baseline'], currency)} + media "
+        f"{money(kpi['media'], currency)} with every channel at its historical run rate)"
+    )
+    total, scale = _override(total, budget, notes)
+    out = []
+    for c in channels:
+        how, factor = pending.get(c.name, (None, 1.0))
+        if how == "share":
+            c = replace(c, current=factor * total)
+        elif how == "scale":
+            c = replace(c, current=c.current * scale)
+        out.append(c)
+    return total, scale, kpi, out
 
 
 def _check_group(ck: _Checker, warnings: list, path: str, group: str, raw_groups: dict) -> None:
@@ -525,24 +593,31 @@ def history_source(path: str | Path):
     return _fit_arguments(source[1], path.parent)
 
 
-def _resolve_source(source, channels: list, base: Path, notes: list, where: str, use_cache: bool, progress,
-                    scale: float = 1.0):
-    """Curves (and missing channels) from a fitted model: fit [history] (cached) or load [model]."""
-    from dataclasses import replace
-
+def _source_model(source, base: Path, notes: list, use_cache: bool, progress):
+    """The fitted model of a validated [history] (fitted, or from the cache) or [model] table."""
     from models.cache import fit_history
-    from models.history import HistorySpec
     from models.serialize import load_model
 
     kind, table = source
-    path = (base / table["path"]).resolve()
     if kind == "history":
         path, spec, settings = _fit_arguments(table, base)
         model, cached = fit_history(path, spec, settings, use_cache=use_cache, progress=progress)
         notes.append(f"curves fitted from {table['path']}" + (" (cached fit)" if cached else ""))
     else:
-        model = load_model(path)
+        model = load_model((base / table["path"]).resolve())
         notes.append(f"curves from the saved model {table['path']}")
+    return model
+
+
+def _resolve_source(source, channels: list, base: Path, notes: list, where: str, use_cache: bool, progress,
+                    scale: float = 1.0, model=None):
+    """Curves (and missing channels) from a fitted model: fit [history] (cached) or load [model]
+    (``model``: already loaded)."""
+    from dataclasses import replace
+
+    kind, table = source
+    if model is None:
+        model = _source_model(source, base, notes, use_cache, progress)
     periods = table.get("periods") or QUARTER_PERIODS.get(model.frequency_, 13)
     factor = table.get("extrapolation_cap", 1.5)
     known = {c.name for c in channels}

@@ -166,3 +166,24 @@ def test_installed_budget_json_and_xlsx_through_a_redirect(tmp_path):
                            timeout=300, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     assert load_workbook(target).sheetnames == ["summary", "channels", "groups"]
+
+
+def test_broken_file_in_a_workbook_gets_a_problems_sheet(run, tmp_path):
+    bad, book = tmp_path / "bad.toml", tmp_path / "cmp.xlsx"
+    bad.write_text("name = [\n", encoding="utf-8")
+    r = run("compare", PASTED, str(bad), FLOOR, "--format", "xlsx", "-o", str(book))
+    assert r.exit_code == 3
+    wb = load_workbook(book)
+    assert wb.sheetnames == ["comparison", "channels", "groups", "problems"]
+    problems = list(wb["problems"].iter_rows(min_row=5, values_only=True))
+    assert problems[0][0] == str(bad) and problems[0][1].startswith("not valid TOML")
+
+
+def test_infeasible_allocate_still_writes_its_workbook_and_exits_4(run, tmp_path):
+    text = open(PASTED, encoding="utf-8").read().replace("min_spend = 600_000", "min_spend = 9_900_000")
+    tight, book = tmp_path / "tight.toml", tmp_path / "plan.xlsx"
+    tight.write_text(text, encoding="utf-8")
+    r = run("allocate", str(tight), "--format", "xlsx", "-o", str(book))
+    assert r.exit_code == 4 and "Error: no plan satisfies every constraint" in r.stderr
+    rows = list(load_workbook(book)["summary"].iter_rows(min_row=4, values_only=True))
+    assert rows[0][0] == "no plan satisfies every constraint" and len(rows) > 1

@@ -115,3 +115,118 @@ def test_the_command_says_where_it_wrote_the_chart(tmp_path):
     assert r.exit_code == 0, r.stderr
     assert f"wrote the chart to {chart}" in r.stderr
     assert chart.read_text().lstrip().startswith("<?xml")
+
+
+# --------------------------------------------------------------------------------------------
+# Chart quality (issue #12 §3): money reads as money, legends hide nothing, Chinese names draw.
+
+
+def _figures(monkeypatch):
+    """Keep each drawn figure (laid out) instead of only writing it."""
+    import models.plot
+
+    kept = []
+    real = models.plot._save
+
+    def save(fig, plt, path):
+        fig.canvas.draw()
+        kept.append(fig)
+        close, plt.close = plt.close, lambda *a: None  # keep the figure open: _save closes it
+        try:
+            real(fig, plt, path)
+        finally:
+            plt.close = close
+
+    monkeypatch.setattr(models.plot, "_save", save)
+    return kept
+
+
+def _tick_texts(axis) -> list[str]:
+    return [t.get_text() for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+
+
+def _big_plan() -> dict:
+    """A plan in the tens of millions, where matplotlib's default axis writes "1e7"."""
+    channels = [{"channel": c, "label": label, "group": g, "spend": s, "current_spend": cur}
+                for c, label, g, s, cur in (("douyin", "Douyin 抖音", "content", 18_000_000.0, 14_000_000.0),
+                                            ("wecom", "企业微信社群", "private_domain", 12_500_000.0, 12_000_000.0),
+                                            ("popup", "Pop-up stores 快闪店", "offline", 9_000_000.0, 15_000_000.0))]
+    return {"currency": "CNY", "channels": channels}
+
+
+def test_money_tick_labels_known_answers():
+    from models.plot import compact_money
+
+    assert [compact_money(v, "CNY") for v in (0, 850_000, 1_250_000, 999_999.7, 31_250_000, 2e9, -1_500_000, 12.5)] == [
+        "¥0", "¥850k", "¥1.25M", "¥1M", "¥31.25M", "¥2B", "-¥1.5M", "¥12.5"]
+    assert compact_money(2_500_000, "USD") == "$2.5M" and compact_money(2_500_000, "SEK") == "SEK 2.5M"
+    assert compact_money(2_500_000) == "2.5M" and compact_money(-1e-9, "CNY") == "¥0"
+
+
+def test_money_axes_have_no_offset_and_no_scientific_notation(tmp_path, monkeypatch):
+    from models.plot import allocation_plot, forecast_plot, group_shares_plot, response_curves_plot
+
+    kept = _figures(monkeypatch)
+    allocation_plot(_big_plan(), str(tmp_path / "a.png"), "plan")
+    periods = ["2025-01-06", "2025-01-13", "2025-01-20"]
+    band = {"p10": [6.9e6, 7.0e6, 7.1e6], "p50": [7.2e6, 7.3e6, 7.4e6], "p90": [7.5e6, 7.6e6, 7.7e6]}
+    forecast_plot({"frequency": "weekly", "periods": periods, "currency": "CNY", "baseline": band,
+                   "plans": {"recommended": {"total": band}},
+                   "history": {"dates": ["2024-12-16", "2024-12-23", "2024-12-30"], "actual": [7.1e6, 6.8e6, 7.0e6]}},
+                  str(tmp_path / "f.png"), "forecast")
+    xs = [i * 2e5 for i in range(50)]
+    response_curves_plot({"currency": "CNY", "channels": [
+        {"label": "Douyin 抖音", "x": xs, "y": [3e7 * x / (x + 2e6) for x in xs], "p10": None, "p90": None,
+         "points": {"x": [1e6, 2e6], "y": [1e7, 1.4e7]}, "current": {"spend": 1.4e6, "return": 1.2e7},
+         "recommended": {"spend": 1.8e6, "return": 1.4e7}}]}, str(tmp_path / "c.png"), "curves")
+    assert len(kept) == 3
+    money_axes = [kept[0].axes[0].xaxis, kept[1].axes[0].yaxis, kept[2].axes[0].xaxis, kept[2].axes[0].yaxis]
+    for axis in money_axes:
+        labels = _tick_texts(axis)
+        assert labels and all(t.lstrip("-−").startswith("¥") for t in labels), labels
+        assert axis.get_offset_text().get_text() == "", axis.get_offset_text().get_text()
+        assert not [t for t in labels if "e+" in t or "e6" in t or "e7" in t]
+    # the forecast's x axis is dates, history included: no period index numbers
+    assert any(t in ("Jan", "2025", "Dec", "2024") for t in _tick_texts(kept[1].axes[0].xaxis))
+
+
+def _overlaps(fig, legend, patches) -> list:
+    renderer = fig.canvas.get_renderer()
+    box = legend.get_window_extent(renderer)
+    return [p for p in patches if p.get_height() and p.get_width() and box.overlaps(p.get_window_extent(renderer))]
+
+
+def test_legends_cover_no_bars(tmp_path, monkeypatch):
+    """The legend of every bar chart sits outside the bars (it used to sit on the longest ones)."""
+    from models.plot import allocation_plot, group_shares_plot
+
+    kept = _figures(monkeypatch)
+    allocation_plot(_big_plan(), str(tmp_path / "a.png"), "plan")
+    group_shares_plot({"groups": [{"label": "内容 content", "current": 0.35, "recommended": 0.44, "reference": 0.35},
+                                  {"label": "offline", "current": 0.6, "recommended": 0.51, "reference": 0.6},
+                                  {"label": "reserve", "current": 0.05, "recommended": 0.05, "reference": None}]},
+                      str(tmp_path / "g.png"), "groups")
+    for fig in kept:
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            assert legend is not None
+            assert _overlaps(fig, legend, ax.patches) == []
+
+
+def test_report_charts_draw_chinese_names_and_dollar_signs_as_text(tmp_path, caplog):
+    """Every glyph of a Chinese name is in the font used (no boxes); a label with two `$` is text,
+    not matplotlib math (which would fail the chart or draw it in italics)."""
+    from models.plot import group_shares_plot, response_curves_plot
+
+    xs = [i * 1e4 for i in range(20)]
+    data = {"currency": "CNY", "channels": [
+        {"label": label, "x": xs, "y": [2 * x for x in xs], "p10": [x for x in xs], "p90": [3 * x for x in xs],
+         "points": None, "current": {"spend": 5e4, "return": 1e5}, "recommended": None}
+        for label in ("抖音", "$5 promo$ 小红书", "企业微信社群")]}
+    with caplog.at_level(logging.WARNING, logger="models.plot"):
+        missing = _draw_capturing(response_curves_plot, data, str(tmp_path / "c.png"), "曲线 $x$")
+        missing += _draw_capturing(group_shares_plot, {"groups": [
+            {"label": "私域 private domain", "current": 0.2, "recommended": 0.25, "reference": 0.2}]},
+            str(tmp_path / "g.png"), "分组")
+    assert missing == [] and caplog.records == []
+    assert (tmp_path / "c.png").read_bytes()[:8] == PNG and (tmp_path / "g.png").read_bytes()[:8] == PNG

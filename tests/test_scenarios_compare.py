@@ -109,7 +109,7 @@ def test_a_saved_plan_stands_as_a_column(tmp_path, pair):
     assert cmp["scenarios"][0]["kind"] == "saved plan"
     assert cmp["scenarios"][0]["name"] == "A"
     assert cmp["difference"] == direct["difference"]
-    assert cmp["curves"]["same"] is None and "a saved plan does not record its curves" in cmp["curves"]["text"]
+    assert cmp["curves"]["same"] is None and "a saved or recorded plan does not keep its curves" in cmp["curves"]["text"]
 
 
 def test_a_broken_file_is_reported_and_the_others_compare(tmp_path, pair):
@@ -160,5 +160,46 @@ def test_scenarios_on_one_history_are_fitted_once(tmp_path, monkeypatch):
     assert cmp["fits"] == [{"source": str((tmp_path / "h.csv").resolve()), "scenarios": ["base", "more"],
                             "fitted": "new"}]
     assert cmp["curves"]["same"] is True
-    assert all(c["curves_from"] == "fitted from h.csv" or c["curves_from"].startswith("fitted from h.csv")
-               for c in cmp["scenarios"])
+    assert [c["curves_from"] for c in cmp["scenarios"]] == ["fitted from h.csv", "fitted from h.csv (cached fit)"]
+    from scenarios.render import comparison_table
+
+    assert "curves of A, B: fitted from h.csv (one fit, shared)\n" in comparison_table(cmp)
+    # A saved plan of the same name beside its scenario: both columns renamed, the fit named after them.
+    from click.testing import CliRunner
+
+    from cli import main
+
+    saved = tmp_path / "base.json"
+    assert CliRunner().invoke(main, ["allocate", str(paths[0]), "--format", "json", "-o", str(saved)]).exit_code == 0
+    cmp = compare_scenarios([saved, paths[0]])
+    assert [c["name"] for c in cmp["scenarios"]] == ["base (base.json)", "base (base.toml)"]
+    assert cmp["fits"][0]["scenarios"] == ["base (base.toml)"] and cmp["fits"][0]["fitted"] == "cached"
+    assert len(fits) == 1
+
+
+def test_a_recorded_plan_in_the_ledger_stands_as_a_column(tmp_path, pair):
+    from scenarios.ledger import record_plan
+    from scenarios.plan import plan_scenario
+    from scenarios.schema import load_scenario
+
+    ledger = tmp_path / "q1.sqlite"
+    plan = plan_scenario(load_scenario(pair[0]))
+    run, _new = record_plan(ledger, pair[0], json.loads(json.dumps(plan.allocation.to_dict())), command="test")
+    direct = compare_scenarios(pair)
+    for source in (f"{ledger}#{run.id}", ledger):
+        cmp = compare_scenarios([source, pair[1]])
+        assert cmp["errors"] == []
+        assert cmp["scenarios"][0]["kind"] == "recorded plan"
+        assert cmp["scenarios"][0]["source"] == f"{ledger}#{run.id}"
+        assert cmp["difference"] == direct["difference"]
+    cmp = compare_scenarios([f"{ledger}#99", pair[1], tmp_path / "none.sqlite"])
+    assert [e["problems"] for e in cmp["errors"]] == [[f"{ledger}: no run 99"],
+                                                      [f"{tmp_path / 'none.sqlite'}: no such ledger"]]
+
+
+def test_a_scenario_against_itself_differs_by_nothing(pair):
+    cmp = compare_scenarios([pair[0], pair[0]])
+    assert [c["name"] for c in cmp["scenarios"]] == ["A (A.toml)", "A (A.toml)"]
+    assert cmp["curves"]["same"] is True
+    for block in (cmp["difference"]["plan"], *cmp["difference"]["channels"].values(), *cmp["difference"]["groups"].values()):
+        assert all(v is None or v == 0 for v in block.values())
