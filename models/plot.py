@@ -19,9 +19,9 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CJK_FONTS", "allocation_plot", "bundled_cjk_font", "cjk_characters", "cjk_font", "compact_money", "comparison_plot", "forecast_plot",
-           "group_shares_plot",
-           "money_formatter", "response_curves_plot"]
+__all__ = ["CJK_FONTS", "allocation_plot", "bundled_cjk_font", "cjk_characters", "cjk_font", "compact_money",
+           "comparison_plot", "forecast_plot", "frontier_plot", "group_shares_plot", "money_formatter",
+           "response_curves_plot"]
 
 #: CJK font families tried in order (Linux packages first, then macOS and Windows system fonts).
 CJK_FONTS = (
@@ -540,5 +540,3 @@ def frontier_plot(data: dict, path: str, title: str) -> None:
     fig.suptitle(_plain(title))
     _save(fig, plt, path)
 
-
-__all__ += ["frontier_plot"]

@@ -19,7 +19,11 @@ the channel mix. Besides the levels the frontier gives:
   last unit of money still earns the scenario's threshold (its marginal-ROI floor if it has one;
   else 1/margin when it maximises profit; else 1, break-even), i.e. the threshold's budget
   clipped to the band. Below it, more money earns more than it costs; above it, the extra money
-  loses. It is continuous, not one of the swept levels, and is planned like them.
+  loses. It is continuous, not one of the swept levels, and is planned like them; when no plan
+  there meets every constraint, or a smaller swept level's plan scores as well or better (an
+  overall ROI floor, which the threshold leaves out, can make more budget earn less), it is the
+  swept level below it whose plan scores best (return; profit for ``max_profit``), and its
+  reason says so.
 
 Levels are multiples of the scenario's budget, or (``of_forecast``) shares of the horizon's
 forecast KPI (:func:`models.forecast.kpi_forecast`: the baseline plus the media return at the
@@ -46,6 +50,8 @@ from scenarios.errors import ScenarioError
 __all__ = ["DEFAULT_LEVELS", "DEFAULT_FORECAST_LEVELS", "budget_frontier", "forecast_kpi", "frontier_levels",
            "parse_level", "problem_at"]
 
+#: How a plan's warning that its last money loses starts (optimizer.solve._below_break_even).
+_BELOW_BREAK_EVEN = "at this budget the last "
 #: The default sweep: 0.5× to 2× the scenario's budget in 16 levels.
 DEFAULT_LEVELS = (0.5, 2.0, 16)
 #: The default sweep with ``of_forecast``: 15% to 20% of the forecast KPI (the planning documents'
@@ -118,7 +124,7 @@ def problem_at(scenario, budget: float, *, floor: bool = True):
     with it) and locked channels keep their amounts. ``floor=False`` drops the marginal-ROI floor."""
     base = scenario.problem
     scale = budget / base.budget if base.budget > 0 else 1.0
-    channels = tuple(c if c.locked else replace(c, current=round(c.current * scale, 2)) for c in base.channels)
+    channels = tuple(c if c.locked else replace(c, current=c.current * scale) for c in base.channels)
     problem = replace(base, budget=float(budget), channels=channels)
     return problem if floor else replace(problem, marginal_roi_min=None)
 
@@ -159,7 +165,10 @@ def _row(scenario, level: float, budget: float, samples) -> dict:
         "channels": [{k: c[k] for k in ("channel", "spend", "share", "expected_return", "marginal_roi")}
                      for c in d["channels"]],
         "binding_constraints": [b["name"] for b in d["binding_constraints"]],
-        "warnings": list(d["warnings"]),
+        # The plan's own "marginal ROI < 1 … break-even at about X" holds the current plan at this
+        # level's scale while the frontier scales it with every budget it tries: one break-even
+        # (the frontier's) is reported, not two that differ where change limits bind.
+        "warnings": [w for w in d["warnings"] if not w.startswith(_BELOW_BREAK_EVEN)],
         "diagnosis": list(d["diagnosis"]),
     }
     if alloc.feasible and samples is not None:
@@ -175,6 +184,13 @@ def _threshold(scenario) -> tuple[float, str]:
     if p.objective == "max_profit" and p.margin:
         return 1.0 / float(p.margin), f"1/margin (a unit of return is worth {p.margin:g} in profit)"
     return 1.0, "break-even"
+
+
+def _score(problem, row: dict) -> float:
+    """What a level's plan is worth by the scenario's objective (profit for max_profit, else return)."""
+    if problem.objective == "max_profit" and problem.margin:
+        return float(problem.margin) * row["expected_return"] - row["spend"]
+    return row["expected_return"]
 
 
 def _favoured(scenario, band: tuple[float, float], reference: float, threshold: tuple[float, str],
@@ -202,13 +218,30 @@ def _favoured(scenario, band: tuple[float, float], reference: float, threshold: 
                    else f"; no channel earns it even on its first {unit_name(cc)}")
     else:
         budget = at_threshold
-        reason = (f"{last} returns {t:.4g} here ({why}): below this budget more money earns more than it costs, "
-                  "above it the extra money loses")
+        reason = (f"{last} returns {t:.4g} at about {money(budget, cc)} ({why}): below that budget more money earns "
+                  "more than it costs, above it the extra money loses")
     budget = round(budget, 2)
     plan = _row(scenario, budget / reference, budget, samples)
-    if plan["status"] != "optimal":
-        reason += "; but no plan at that budget satisfies every constraint" + (
-            f" ({plan['diagnosis'][0]})" if plan["diagnosis"] else "")
+    # Limits the threshold leaves out (an overall ROI floor; share minimums under it) can make a
+    # larger budget earn less, or nothing more, or leave no plan at all: then the swept level
+    # below it whose plan scores best (the smallest budget on a tie to the cent) is favoured.
+    problem = scenario.problem
+    below = [r for r in rows if r["status"] == "optimal" and r["budget"] < budget]
+    candidates = below + ([plan] if plan["status"] == "optimal" else [])
+    if candidates:
+        best = max(candidates, key=lambda r: (round(_score(problem, r), 2), -r["budget"]))
+        what = "earns the most profit" if problem.objective == "max_profit" else "returns the most"
+        if plan["status"] != "optimal":
+            why_not = f" ({plan['diagnosis'][0]})" if plan["diagnosis"] else ""
+            reason += (f"; no plan at that budget satisfies every constraint{why_not}, so the level below it whose "
+                       f"plan {what}, {money(best['budget'], cc)}")
+        elif best is not plan:
+            reason += (f"; but under the scenario's other limits the plan at {money(best['budget'], cc)} {what} "
+                       "(a larger budget buys nothing more), so that level")
+        plan, budget = best, best["budget"]
+    else:
+        why_not = f" ({plan['diagnosis'][0]})" if plan["diagnosis"] else ""
+        reason += f"; but no plan at that budget satisfies every constraint{why_not}"
     return {"budget": budget, "level": budget / reference, "marginal_roi_threshold": t, "reason": reason, "plan": plan}
 
 
@@ -237,7 +270,8 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
         "levels": [{"level", "budget", "status", "spend", "reserve", "expected_return",
         "return_interval" (None, or {"samples", "alpha", "mean", "p10", "p50", "p90", "cvar"}),
         "roi", "marginal_roi", "channels": [{"channel", "spend", "share", "expected_return",
-        "marginal_roi"}], "binding_constraints": [names], "warnings", "diagnosis"}],
+        "marginal_roi"}], "binding_constraints": [names], "warnings" (the plan's own, but for its
+        "marginal ROI < 1" one: the frontier's break-even replaces it), "diagnosis"}],
         "break_even": {"marginal_roi": 1.0, "budget", "level"} | None,
         "floor": {"marginal_roi", "budget", "level"} | None, "favoured": {"budget", "level",
         "marginal_roi_threshold", "reason", "plan": a level row}, "warnings", "notes", "seconds"}``.
@@ -302,8 +336,8 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
     notes.append("each level is planned as `budget allocate --budget B` plans it: every constraint of the scenario, "
                  "the current plan scaled to keep its split (locked channels keep their amounts)")
     if problem.roi_min is not None:
-        notes.append("break-even and the favoured level leave the overall ROI floor out (they are about the last "
-                     "unit of money); the levels respect it")
+        notes.append("break-even leaves the overall ROI floor out (it is about the last unit of money); the levels "
+                     "respect it, and the favoured level is the best plan that does")
     d = {
         "scenario": scenario.name,
         "currency": problem.currency,

@@ -179,7 +179,8 @@ def _history(sc):
     try:
         csv_path, spec, _settings = history_source(sc.path)
     except ScenarioError:
-        return None, "curves from a saved model ([model]): its history is not in the scenario, so no past periods are shown"
+        return None, ("curves from a saved model ([model]): its history is not in the scenario, so no past periods "
+                      "are shown")
     return load_history(csv_path, spec), None
 
 
@@ -484,7 +485,8 @@ def _channel_table(section: _Section) -> str:
             f"<td class=n>{'—' if roi_band is None else f'{roi_band[0]:.2f}–{roi_band[1]:.2f}'}</td></tr>")
     foot = (f"<tr class=sum><td>reserve</td><td></td>"
             f"<td class=n>{_e(_money(alloc.current.reserve, cc)) if alloc.current else ''}</td>"
-            f"<td class=n>{_e(_money(alloc.reserve, cc))}</td><td></td><td class=n>{_share(alloc.reserve / alloc.budget)}</td>"
+            f"<td class=n>{_e(_money(alloc.reserve, cc))}</td><td></td>"
+            f"<td class=n>{_share(alloc.reserve / alloc.budget)}</td>"
             "<td></td><td></td><td></td><td></td></tr>"
             f"<tr class=sum><td>total</td><td></td>"
             f"<td class=n>{_e(_money(alloc.current.spend + alloc.current.reserve, cc)) if alloc.current else ''}</td>"
@@ -516,8 +518,10 @@ def _frontier_html(fr: dict) -> str:
                         "<td colspan=4>infeasible</td></tr>")
             continue
         band = r.get("return_interval")
+        own = abs(r["budget"] - fr["scenario_budget"]) < 0.005  # the scenario's own budget, in bold
         rows.append(
-            f"<tr><td class=n>{_e(_money(r['budget'], cc))}</td><td class=n>{r['level']:.2f}</td>"
+            f"<tr{' class=sum' if own else ''}><td class=n>{_e(_money(r['budget'], cc))}</td>"
+            f"<td class=n>{r['level']:.2f}</td>"
             f"<td class=n>{_e(_money(r['expected_return'], cc))}</td>"
             f"<td class=n>{'—' if not band else _e(_money(band['p10'], cc) + ' – ' + _money(band['p90'], cc))}</td>"
             f"<td class=n>{_ratio(r['roi'])}</td><td class=n>{_ratio(r['marginal_roi'])}</td></tr>")

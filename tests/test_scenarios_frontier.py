@@ -149,7 +149,7 @@ def test_the_favoured_level_is_break_even_clipped_to_the_band(band, expected):
     assert fav["plan"]["status"] == "optimal"
     assert fav["plan"]["budget"] == fav["budget"]
     assert fav["plan"]["marginal_roi"] == pytest.approx(marginal_at(fav["budget"]), rel=1e-3)
-    word = {budget_at(1.0): "returns 1 here", 3_000_000.0: "the bottom of the band",
+    word = {budget_at(1.0): "the last yuan returns 1 at about ¥2,402,289 (break-even)", 3_000_000.0: "the bottom of the band",
             2_000_000.0: "the top of the band"}[expected]
     assert word in fav["reason"]
 
@@ -211,7 +211,41 @@ def test_an_roi_floor_out_of_reach_leaves_levels_infeasible_with_their_diagnosis
     ok, bad = d["levels"]
     assert ok["status"] == "optimal" and ok["roi"] == pytest.approx(3.0, rel=1e-6)
     assert bad["status"] == "infeasible" and "roi_min" in " ".join(bad["diagnosis"])
-    assert any("ROI floor out" in n or "overall ROI floor" in n for n in d["notes"])
+    assert any(n.startswith("break-even leaves the overall ROI floor out") for n in d["notes"])
+
+
+def test_when_no_plan_meets_every_constraint_at_break_even_the_favoured_level_is_the_best_plan_below_it():
+    # break-even (~¥13.4M) leaves the ROI floor out, and at that budget the floor cannot be met;
+    # below it the group minimums under the floor make more budget earn less past ¥9M
+    d = budget_frontier(load_scenario(example_path("roi_floor.toml")), frontier_levels(0.8, 1.6, 9))
+    assert 1.2e7 < d["break_even"]["budget"] < 1.4e7
+    feasible = {r["budget"]: r["expected_return"] for r in d["levels"] if r["status"] == "optimal"}
+    assert sorted(feasible) == [8e6, 9e6, 10e6, 11e6]
+    fav = d["favoured"]
+    assert fav["budget"] == max(feasible, key=feasible.get) == 9_000_000
+    assert fav["plan"]["status"] == "optimal" and fav["plan"]["budget"] == 9_000_000
+    assert "so the level below it whose plan returns the most, ¥9,000,000" in fav["reason"]
+
+
+def test_when_a_larger_budget_earns_less_the_favoured_level_is_the_best_plan():
+    # the band's top still earns more than it costs on its last yuan, but under the ROI floor the
+    # group minimums make ¥10M and ¥11M return less than ¥9M
+    d = budget_frontier(load_scenario(example_path("roi_floor.toml")), frontier_levels(0.5, 1.1, 7))
+    returns = {r["budget"]: r["expected_return"] for r in d["levels"]}
+    assert returns[9e6] > returns[10e6] > returns[11e6]
+    fav = d["favoured"]
+    assert fav["budget"] == 9_000_000 and fav["plan"]["expected_return"] == returns[9e6]
+    assert "the top of the band" in fav["reason"]
+    assert "but under the scenario's other limits the plan at ¥9,000,000 returns the most" in fav["reason"]
+
+
+def test_one_break_even_is_reported_not_each_plans_own():
+    """A plan's own "marginal ROI < 1 … break-even at about X" holds its current plan fixed; the
+    frontier's scales it, so only the frontier's is reported."""
+    d = budget_frontier(load_scenario(example_path("pasted_curves.toml")), [2.0])
+    row = d["levels"][0]
+    assert row["marginal_roi"] < 1
+    assert not any("break-even" in w for w in row["warnings"])
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

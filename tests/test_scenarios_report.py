@@ -88,7 +88,8 @@ def _hostile_scenario(tmp_path: Path, *, infeasible: bool = False) -> Path:
     text = PASTED.read_text(encoding="utf-8")
     text = text.replace('name = "2027-Q1 plan on pasted curves"',
                         'name = "Q1 <script>alert(2)</script> & \\"plan\\""')
-    text = text.replace('description = "Reference split', 'description = "<a href=\\"https://x.invalid\\">click</a> split')
+    text = text.replace('description = "Reference split',
+                        'description = "<a href=\\"https://x.invalid\\">click</a> split')
     text = text.replace('label = "Douyin 抖音"', f'label = "{HOSTILE} 抖音"')
     text = text.replace('label = "Xiaohongshu 小红书"', 'label = "$5 promo$ 小红书"')
     text = text.replace('label = "Content production"', 'label = "</table><b onclick=alert(3)>content"')
@@ -152,7 +153,7 @@ def test_the_command_writes_every_file_it_names(tmp_path):
     assert r.exit_code == 0, r.stderr
     said = re.findall(r"^wrote the (?:chart|report) to (.+)$", r.stderr, flags=re.M)
     assert said[-1] == str(out / REPORT_FILE)
-    assert {Path(s).name for s in said[:-1]} >= {"curves.png", "allocation.png", "groups.png"}
+    assert {Path(s).name for s in said[:-1]} == {"curves.png", "allocation.png", "groups.png", "frontier.png"}
     assert sorted(p.name for p in out.iterdir()) == sorted(Path(s).name for s in said)  # nothing else, no temp files
     page = (out / REPORT_FILE).read_text(encoding="utf-8")
     for chart in said[:-1]:
@@ -175,12 +176,9 @@ def test_several_scenarios_get_a_comparison_and_a_section_each(tmp_path):
     assert {"pasted_curves-curves.png", "cut_offline-curves.png", REPORT_FILE} <= names
     page = (out / REPORT_FILE).read_text(encoding="utf-8")
     assert page.count("<section") == 2 and "cut 2 million" in page and "2027-Q1 plan on pasted curves" in page
-    try:
-        import scenarios.compare  # noqa: F401
-    except ImportError:
-        assert "comparison: this installation has no scenarios.compare" in page
-    else:
-        assert "<h2>Comparison</h2><table>" in page and "¥8,000,000" in page and "¥10,000,000" in page
+    assert "comparison.png" in names  # `budget compare`'s chart and table, first
+    assert "<h2>Comparison</h2><table>" in page and "¥8,000,000" in page and "¥10,000,000" in page
+    assert page.count("<h3>Budget frontier</h3>") == 2  # `budget frontier`'s sweep, in each section
 
 
 def test_an_infeasible_plan_is_reported_with_why_and_exits_4(tmp_path):
@@ -305,6 +303,7 @@ def quarterly_report(tmp_path_factory) -> tuple[Path, dict]:
     r = subprocess.run([budget, "report", str(QUARTERLY), "--out", str(out)], capture_output=True, text=True,
                        timeout=900, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
+    assert r.stdout == ""  # files only: a job's stdout stays clean (what it wrote is on stderr)
     assert f"wrote the report to {out / REPORT_FILE}" in r.stderr
     plan = subprocess.run([budget, "allocate", str(QUARTERLY), "--format", "json"], capture_output=True, text=True,
                           timeout=900, stdin=subprocess.DEVNULL)

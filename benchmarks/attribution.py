@@ -1,0 +1,394 @@
+"""Recovery study: how well the fitted curves recover the truth, and what their plans cost.
+
+Usage: python benchmarks/attribution.py [--datasets 24 | --quick] [--bootstrap 20] [--seed 2026]
+                                        [--json] [--out FILE]
+
+Data: ``--datasets`` simulated histories from :func:`models.simulate.study_world` (seeded; issue 9
+§1): 4–12 channels, 104–156 weeks (dataset 10 daily, 11 monthly), noise 2–10% of the KPI, spend
+flighted independently, always-on and correlated 0.3–0.8 across channels and with the season, or
+a mix; small channels (≤ 3% of spend); carryover 0.1–0.7; Hill, logistic and exponential
+saturation and one Weibull S-curve per world (not in every fourth); seasonal efficiency and
+baseline (618, Double 11, Spring Festival); a trend break.
+
+Per dataset
+-----------
+* **fit**: ``MediaMixModel(n_bootstrap=B, n_jobs=1)`` with its defaults otherwise (Prophet
+  baseline, weak priors, holdout 13), on the wide history — what ``budget fit`` does.
+* **ROI error**: per channel, fitted / true − 1 of the steady-state ROI at the channel's mean
+  spend per period (``planning_curve(c, 1)`` at x̄, over x̄; the truth from
+  :func:`models.simulate.true_roi_at_mean`); the dataset's median and worst absolute error.
+* **mROI error**: the same for the marginal ROI of a quarter's spend at the historical split.
+* **coverage**: the share of channels whose bootstrap P10–P90 of that ROI holds the truth.
+* **regret** at 0.5×, 1× and 2× the historical quarterly budget (13 weeks' mean spend; 91 days;
+  3 months): 1 − (return on the TRUE curves of the plan) / (exact optimum on the true curves),
+  for three plans:
+    - *model*: ``optimizer.optimize`` on the fitted planning curves, with the extrapolation cap
+      a scenario file applies by default (1.5 × the largest spend per period seen), no reserve;
+    - *oracle*: the same on curves that know the true family, α, k and s and fit only β (NNLS)
+      and the baseline's weights (least squares on its true regressors: trend with its break,
+      yearly wave, the calendar's event shapes); it does not know the seasonal efficiency: the
+      information limit of the data (:func:`oracle_betas`);
+    - *historical*: the budget split in the history's spend shares.
+  The exact optimum on the true curves is the best of the optimizer (exact mode when a curve is
+  S-shaped) and bisection on the common marginal return (concave curves) or, with an S-curve, a
+  4000-step grid DP whose concave channels are then re-solved exactly by bisection.
+* **do-no-harm violation**: the model's plan loses more than the historical split at that budget.
+
+Summary over the study: median regret at 1× (model, oracle, historical), violations at each
+budget, median ROI error (of dataset medians, and over all channels), coverage, and the same by
+spend regime. Times: a 9-channel weekly dataset takes ~10–20 s (fit with 20 resamples), the
+daily one about a minute; 24 datasets ≈ 10 min on a busy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one core per fit: the machine is shared
+
+import logging  # noqa: E402
+
+import numpy as np  # noqa: E402
+from scipy.linalg import orth  # noqa: E402
+from scipy.optimize import nnls  # noqa: E402
+
+from models.curves import HillCurve, ResponseCurve  # noqa: E402
+from models.fit import MediaMixModel, adstock  # noqa: E402
+from models.history import history_from_frame  # noqa: E402
+from models.simulate import (  # noqa: E402
+    SimWorld, Simulation, quarter_periods, saturation, seasonal_intensity, simulate, study_world, true_curve, true_roi_at_mean,
+)
+from optimizer import Channel, Problem, optimize  # noqa: E402
+from optimizer.exact import bisection_optimum, grid_optimum  # noqa: E402
+
+BUDGETS = (0.5, 1.0, 2.0)
+_BURN = {"daily": 28, "weekly": 8, "monthly": 2}  # the fitter's default burn-in
+_PER_YEAR = {"daily": 365.25, "weekly": 365.25 / 7, "monthly": 12.0}
+
+
+# --------------------------------------------------------------------------------------------
+# Exact optimum on the true curves
+
+
+def true_optimum(curves: list[ResponseCurve], budget: float) -> tuple[np.ndarray, float]:
+    """Best spend of ``budget`` (all of it may be used) over ``curves``, to ~1e-7 relative.
+
+    Concave curves: the better of bisection on the common marginal return and the optimizer.
+    With S-curves: the best of the optimizer's exact (MILP) mode, a 4000-step grid DP, and the
+    grid's plan with its S-curves held and the concave channels re-solved by bisection (which
+    removes the grid's error on them), and every S-curve at zero with the rest by bisection.
+    """
+    n = len(curves)
+    lo, hi = np.zeros(n), np.full(n, float(budget))
+    candidates = []
+    problem = Problem(channels=tuple(Channel(name=f"c{i}", curve=c) for i, c in enumerate(curves)),
+                      budget=float(budget), reserve_min_share=0.0)
+    concave = [c.is_concave for c in curves]
+    alloc = optimize(problem, exact=not all(concave))
+    candidates.append(np.array([r.spend for r in alloc.channels]))
+    if all(concave):
+        candidates.append(bisection_optimum(curves, lo, hi, budget)[0])
+    else:
+        xg, _ = grid_optimum(curves, budget, steps=4000)
+        candidates.append(xg)
+        idx = [i for i in range(n) if concave[i]]
+        for held in (xg, np.zeros(n)):
+            rest = budget - sum(held[i] for i in range(n) if not concave[i])
+            x = held.copy()
+            if idx and rest > 0:
+                x[idx] = bisection_optimum([curves[i] for i in idx], lo[idx], np.full(len(idx), rest), rest)[0]
+            candidates.append(x)
+    values = [float(sum(float(c.response(v)) for c, v in zip(curves, x))) for x in candidates]
+    best = int(np.argmax(values))
+    return candidates[best], values[best]
+
+
+def plan_value(curves: list[ResponseCurve], x) -> float:
+    return float(sum(float(c.response(v)) for c, v in zip(curves, x)))
+
+
+def plan(curves: list[ResponseCurve], names: list[str], budget: float, current, caps=None) -> np.ndarray:
+    """The optimizer's plan of ``budget`` on ``curves`` (exact mode if any is S-shaped)."""
+    caps = caps or [None] * len(curves)
+    channels = tuple(Channel(name=n, curve=c, current=float(x0), extrapolation_cap=cap)
+                     for n, c, x0, cap in zip(names, curves, current, caps))
+    problem = Problem(channels=channels, budget=float(budget), reserve_min_share=0.0)
+    alloc = optimize(problem, exact=not all(c.is_concave for c in curves))
+    if alloc.status != "optimal":  # pragma: no cover - no constraint here can conflict
+        raise RuntimeError(f"plan is {alloc.status}")
+    by = {r.channel: r.spend for r in alloc.channels}
+    return np.array([by[n] for n in names])
+
+
+# --------------------------------------------------------------------------------------------
+# The oracle: true shapes, fitted β and baseline
+
+
+def oracle_betas(sim: Simulation, history) -> dict[str, float]:
+    """β by NNLS on the true-shape features, the baseline's weights by least squares.
+
+    The oracle knows every channel's family, α, k and s, and the baseline's regressors: a trend
+    with its break (a step and a change of slope on the true date), the yearly wave (sine and
+    cosine of the day of the year) and the calendar's true event shapes (618 and Double 11 presale
+    ramps, the Spring Festival lull). It does not know the channels' seasonal efficiency, the
+    spend before the history (the fitter's warm start stands in), the noise or any β: what is left
+    is what the data can tell, the information limit a model that must also learn the shapes
+    cannot beat (up to noise).
+    """
+    world = sim.world
+    freq = world.frequency
+    n = history.periods
+    y = history.target()
+    years = np.arange(n) / _PER_YEAR[freq]
+    tb = years[min(int(world.break_at * n), n - 1)]
+    after = (years >= tb).astype(float)
+    doy = 2 * np.pi * history.dates.day_of_year.to_numpy() / 365.25
+    cal = seasonal_intensity(history.dates, freq)
+    B = np.column_stack([np.ones(n), years, after, after * (years - tb), np.sin(doy), np.cos(doy),
+                         cal["618"], cal["double11"], cal["spring_festival"]])
+    H = np.column_stack([
+        saturation(ch.family, adstock(history.spend[ch.name].to_numpy(dtype=float), ch.alpha), ch.k, ch.s)
+        for ch in world.channels
+    ])
+    burn = _BURN[freq]
+    Q = orth(B[burn:])
+    Hb, yb = H[burn:], y[burn:]
+    Hr = Hb - Q @ (Q.T @ Hb)
+    yr = yb - Q @ (Q.T @ yb)
+    beta, _ = nnls(Hr, yr, maxiter=100 * H.shape[1])
+    return {ch.name: float(b) for ch, b in zip(world.channels, beta)}
+
+
+# --------------------------------------------------------------------------------------------
+# One dataset
+
+
+def _roi_at(curve: HillCurve, x: float) -> float:
+    return float(curve.response(x)) / x
+
+
+def run_dataset(index: int, seed: int, n_bootstrap: int) -> dict:
+    world: SimWorld = study_world(index, seed)
+    sim = simulate(world, seed=seed * 1000 + index)
+    names = world.names
+    t0 = time.perf_counter()
+    history = history_from_frame(sim.frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MediaMixModel(n_bootstrap=n_bootstrap, n_jobs=1, random_state=0).fit(history)
+    fit_seconds = time.perf_counter() - t0
+
+    Q = quarter_periods(world.frequency)
+    xbar = sim.mean_spend
+    shares = sim.spend_shares()
+
+    # Steady-state ROI at mean spend: fitted, oracle, bootstrap interval.
+    obeta = oracle_betas(sim, history)
+    roi_err, oracle_err, covered, channels = {}, {}, {}, []
+    for c in names:
+        truth = true_roi_at_mean(world, c, xbar[c])
+        fitted = _roi_at(model.planning_curve(c, 1), xbar[c])
+        roi_err[c] = fitted / truth - 1
+        oracle_err[c] = obeta[c] / world.channel(c).beta - 1
+        samples = model.bootstrap_.get(c)
+        if samples is not None and len(samples):
+            sroi = [_roi_at(HillCurve(beta=b, k=k * (1 - a), s=s), xbar[c]) for b, k, s, a in samples]
+            p10, p90 = np.percentile(sroi, [10, 90])
+            covered[c] = bool(p10 <= truth <= p90)
+        else:
+            p10 = p90 = float("nan")
+        ch = world.channel(c)
+        channels.append({"channel": c, "family": ch.family, "pattern": ch.pattern, "alpha": round(ch.alpha, 3),
+                         "spend_share": round(shares[c], 4), "true_roi": round(truth, 4),
+                         "fitted_roi": round(fitted, 4), "roi_p10": round(float(p10), 4),
+                         "roi_p90": round(float(p90), 4), "oracle_roi_error": round(oracle_err[c], 4)})
+
+    # Plans at 0.5×, 1×, 2× the historical quarter's spend, scored on the true curves.
+    true_q = [true_curve(world, c, Q) for c in names]
+    fit_q = [model.planning_curve(c, Q) for c in names]
+    oracle_q = [true_curve(world, c, Q).scaled(obeta[c] / world.channel(c).beta) for c in names]
+    caps = [model.extrapolation_cap(c, Q) for c in names]
+    base_budget = Q * sum(xbar.values())
+    hist_x = np.array([shares[c] for c in names]) * base_budget
+    mroi_err = [float(f.marginal(x)) / float(t.marginal(x)) - 1
+                for f, t, x in zip(fit_q, true_q, hist_x) if float(t.marginal(x)) > 0]
+    regrets = {}
+    for m in BUDGETS:
+        B = m * base_budget
+        current = hist_x * m
+        _, best = true_optimum(true_q, B)
+        x_model = plan(fit_q, names, B, current, caps)
+        x_oracle = plan(oracle_q, names, B, current, caps)
+        regrets[f"{m:g}x"] = {
+            "model": 1 - plan_value(true_q, x_model) / best,
+            "oracle": 1 - plan_value(true_q, x_oracle) / best,
+            "historical": 1 - plan_value(true_q, current) / best,
+            "model_spent": float(x_model.sum() / B),
+        }
+
+    ao = [j for j, ch in enumerate(world.channels) if ch.pattern == "always_on"]
+    logx = np.column_stack([np.log1p(sim.spend[c]) for c in names])
+    realised_corr = (float(np.mean(np.corrcoef(logx[:, ao].T)[np.triu_indices(len(ao), 1)]))
+                     if len(ao) > 1 else None)
+    abs_err = np.abs(list(roi_err.values()))
+    return {
+        "dataset": index,
+        "frequency": world.frequency,
+        "periods": world.periods,
+        "channels": len(names),
+        "regime": ["flighted", "always_on", "mixed"][index % 3],
+        "noise": round(world.noise, 4),
+        "spend_corr": round(world.spend_corr, 3),
+        "spend_corr_realised": None if realised_corr is None else round(realised_corr, 3),
+        "season_corr": round(world.season_corr, 3),
+        "scurve": any(ch.family == "scurve" for ch in world.channels),
+        "small_channels": sum(1 for c in names if shares[c] <= 0.03),
+        "fit_seconds": round(fit_seconds, 1),
+        "r2": round(model.fit_["r2"], 4),
+        "holdout_mape": None if model.fit_["holdout"]["mape"] is None else round(model.fit_["holdout"]["mape"], 4),
+        "roi_error_median": round(float(np.median(abs_err)), 4),
+        "roi_error_worst": round(float(np.max(abs_err)), 4),
+        "roi_error_weighted": round(float(sum(shares[c] * abs(e) for c, e in roi_err.items())), 4),
+        "roi_error_oracle_median": round(float(np.median(np.abs(list(oracle_err.values())))), 4),
+        "mroi_error_median": round(float(np.median(np.abs(mroi_err))), 4) if mroi_err else None,
+        "coverage": round(sum(covered.values()) / len(covered), 4) if covered else None,
+        "zero_beta_channels": sum(1 for c in names if model.params_[c].beta <= 0),
+        "regret": {k: {kk: round(vv, 5) for kk, vv in v.items()} for k, v in regrets.items()},
+        "roi_errors": {c: round(e, 4) for c, e in roi_err.items()},
+        "channel_detail": channels,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Summary and output
+
+
+def summarise(rows: list[dict]) -> dict:
+    def med(v):
+        v = [x for x in v if x is not None]
+        return round(float(np.median(v)), 4) if v else None
+
+    out = {"datasets": len(rows)}
+    for m in BUDGETS:
+        key = f"{m:g}x"
+        out[f"regret_{key}"] = {who: med([r["regret"][key][who] for r in rows]) for who in ("model", "oracle", "historical")}
+        out[f"do_no_harm_violations_{key}"] = sum(
+            1 for r in rows if r["regret"][key]["model"] > r["regret"][key]["historical"] + 1e-6)
+    out["roi_error_median_of_datasets"] = med([r["roi_error_median"] for r in rows])
+    out["roi_error_median_all_channels"] = med([abs(e) for r in rows for e in r["roi_errors"].values()])
+    out["roi_error_spend_weighted_median_of_datasets"] = med([r["roi_error_weighted"] for r in rows])
+    out["zero_beta_share"] = round(sum(r["zero_beta_channels"] for r in rows) / sum(r["channels"] for r in rows), 4)
+    out["roi_error_worst"] = round(max(r["roi_error_worst"] for r in rows), 4)
+    out["roi_error_oracle_median_of_datasets"] = med([r["roi_error_oracle_median"] for r in rows])
+    out["mroi_error_median_of_datasets"] = med([r["mroi_error_median"] for r in rows])
+    cov = [(r["coverage"], r["channels"]) for r in rows if r["coverage"] is not None]
+    out["coverage_all_channels"] = round(sum(c * n for c, n in cov) / sum(n for _, n in cov), 4) if cov else None
+    out["median_r2"] = med([r["r2"] for r in rows])
+    out["median_holdout_mape"] = med([r["holdout_mape"] for r in rows])
+    by = {}
+    for regime in ("flighted", "always_on", "mixed"):
+        sub = [r for r in rows if r["regime"] == regime]
+        if sub:
+            by[regime] = {
+                "datasets": len(sub),
+                "roi_error_median": med([r["roi_error_median"] for r in sub]),
+                "regret_1x": {who: med([r["regret"]["1x"][who] for r in sub]) for who in ("model", "oracle", "historical")},
+                "do_no_harm_violations_1x": sum(1 for r in sub if r["regret"]["1x"]["model"] > r["regret"]["1x"]["historical"] + 1e-6),
+                "coverage": med([r["coverage"] for r in sub]),
+            }
+    out["by_regime"] = by
+    return out
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
+
+
+def render(result: dict) -> str:
+    rows = result["datasets"]
+    head = (f"{'#':>2} {'freq':<7} {'n':>4} {'ch':>2} {'regime':<9} {'noise':>5} {'R²':>5} "
+            f"{'ROI err med':>11} {'worst':>7} {'oracle':>7} {'cover':>6} "
+            f"{'regret 0.5× model/orc/hist':>27} {'1× model/orc/hist':>24} {'2× model/orc/hist':>24}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        rg = r["regret"]
+        cells = [f"{_pct(rg[k]['model'])}/{_pct(rg[k]['oracle'])}/{_pct(rg[k]['historical'])}" for k in ("0.5x", "1x", "2x")]
+        lines.append(
+            f"{r['dataset']:>2} {r['frequency']:<7} {r['periods']:>4} {r['channels']:>2} {r['regime']:<9} "
+            f"{_pct(r['noise']):>5} {r['r2']:>5.2f} {_pct(r['roi_error_median']):>11} {_pct(r['roi_error_worst']):>7} "
+            f"{_pct(r['roi_error_oracle_median']):>7} {_pct(r['coverage']):>6} {cells[0]:>27} {cells[1]:>24} {cells[2]:>24}")
+    s = result["summary"]
+    lines += [
+        "",
+        f"datasets: {s['datasets']} (seed {result['seed']}, {result['bootstrap']} bootstrap resamples, "
+        f"{result['seconds']:.0f} s)",
+        "median regret at 1×:   model {m} | oracle {o} | historical split {h}".format(
+            m=_pct(s["regret_1x"]["model"]), o=_pct(s["regret_1x"]["oracle"]), h=_pct(s["regret_1x"]["historical"])),
+        "median regret at 0.5×: model {m} | oracle {o} | historical split {h}".format(
+            m=_pct(s["regret_0.5x"]["model"]), o=_pct(s["regret_0.5x"]["oracle"]), h=_pct(s["regret_0.5x"]["historical"])),
+        "median regret at 2×:   model {m} | oracle {o} | historical split {h}".format(
+            m=_pct(s["regret_2x"]["model"]), o=_pct(s["regret_2x"]["oracle"]), h=_pct(s["regret_2x"]["historical"])),
+        f"do-no-harm violations (plan loses more than the historical split): "
+        f"{s['do_no_harm_violations_0.5x']} / {s['do_no_harm_violations_1x']} / {s['do_no_harm_violations_2x']} "
+        f"of {s['datasets']} at 0.5× / 1× / 2×",
+        f"ROI error (steady state at mean spend): median {_pct(s['roi_error_median_of_datasets'])} of dataset "
+        f"medians, {_pct(s['roi_error_median_all_channels'])} over all channels, worst {_pct(s['roi_error_worst'])}; "
+        f"oracle {_pct(s['roi_error_oracle_median_of_datasets'])}",
+        f"ROI error weighted by spend share: median {_pct(s['roi_error_spend_weighted_median_of_datasets'])}; "
+        f"channels fitted with β = 0 (no effect): {_pct(s['zero_beta_share'])}",
+        f"marginal ROI error at the historical split: median {_pct(s['mroi_error_median_of_datasets'])}",
+        f"80% interval coverage: {_pct(s['coverage_all_channels'])} of channels",
+        f"in-sample R² median {s['median_r2']}, holdout MAPE median {_pct(s['median_holdout_mape'])}",
+    ]
+    for regime, b in s["by_regime"].items():
+        lines.append(
+            f"  {regime:<9} ({b['datasets']}): ROI error {_pct(b['roi_error_median'])}, regret 1× model "
+            f"{_pct(b['regret_1x']['model'])} / oracle {_pct(b['regret_1x']['oracle'])} / historical "
+            f"{_pct(b['regret_1x']['historical'])}, violations {b['do_no_harm_violations_1x']}, coverage {_pct(b['coverage'])}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=int, default=24, help="datasets in the study (default 24)")
+    parser.add_argument("--quick", action="store_true", help="4 weekly datasets, 10 resamples (while developing)")
+    parser.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples per fit (default 20)")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument("--out", default=None, help="also write the JSON to this file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    for noisy in ("cmdstanpy", "prophet", "models"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    n = 4 if args.quick else args.datasets
+    boot = args.bootstrap if args.bootstrap is not None else (10 if args.quick else 20)
+    t0 = time.perf_counter()
+    rows = []
+    for i in range(n):
+        t = time.perf_counter()
+        rows.append(run_dataset(i, args.seed, boot))
+        r = rows[-1]
+        print(f"dataset {i + 1}/{n}: {r['frequency']} {r['channels']} channels {r['regime']}, ROI error "
+              f"{_pct(r['roi_error_median'])}, regret 1× {_pct(r['regret']['1x']['model'])} "
+              f"({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
+    result = {"seed": args.seed, "bootstrap": boot, "seconds": round(time.perf_counter() - t0, 1),
+              "summary": summarise(rows), "datasets": rows}
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=1, ensure_ascii=False)
+            fh.write("\n")
+    print(json.dumps(result, indent=1, ensure_ascii=False) if args.json else render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
