@@ -92,12 +92,14 @@ def _run(ctx: click.Context, fn, *args, **kwargs):
     """Call into the library; map its typed errors to messages and exit codes in one place."""
     from models.errors import HistoryError, ModelFileError
     from optimizer import SolverError
-    from scenarios.errors import ScenarioError
+    from scenarios.errors import LedgerError, ScenarioError
 
     try:
         return fn(*args, **kwargs)
     except (ScenarioError, HistoryError) as exc:
         raise Failure(_problem_lines(exc.source, exc.problems), EXIT_INPUT) from exc
+    except LedgerError as exc:
+        raise Failure(f"Error: {exc}", EXIT_INPUT) from exc
     except ModelFileError as exc:
         raise Failure(f"Error: {exc}", EXIT_INPUT) from exc
     except SolverError as exc:
@@ -350,8 +352,13 @@ def _load_scenario(path, **kwargs):
 @click.option("--plot", "plot", type=click.Path(dir_okay=False),
               help="Also draw the plan against the current one to FILE (.png, .svg, .pdf; per period too).")
 @NO_CACHE
+@click.option("--record", is_flag=True, help="Record this plan as the plan of record in the ledger (for rebalances).")
+@click.option("--ledger", type=click.Path(dir_okay=False),
+              help="The ledger (SQLite) for --record [$BUDGET_LEDGER, else budget-ledger.sqlite beside SCENARIO].")
+@click.option("--force", is_flag=True, help="With --record: record even if another plan of record exists "
+                                            "(it is superseded, not deleted).")
 @click.pass_context
-def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_cache):
+def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_cache, record, ledger, force):
     """Recommend how to split the budget of SCENARIO across its channels (and periods).
 
     Finds the global optimum of the scenario's objective under every constraint it states
@@ -373,6 +380,7 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_
       budget allocate scenarios/examples/weekly.toml --risk cvar:0.1
       budget allocate scenarios/examples/weekly.toml --plot plan.png
       budget allocate scenarios/examples/weekly.toml --format xlsx -o plan.xlsx
+      budget allocate scenarios/examples/quarterly.toml --record --ledger q1.sqlite
     """
     from scenarios import render
     from scenarios.plan import plan_scenario
@@ -395,10 +403,19 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_
     _check_sheet(fmt, output)
     _check_output(lp_file, "--lp-file")
     _check_output(plot, "--plot", PLOT_FORMATS)
+    if record:
+        from scenarios.ledger import default_ledger_path
+
+        ledger = ledger or str(default_ledger_path(scenario))
+        _check_output(ledger, "--ledger")
+    elif ledger or force:
+        raise click.UsageError("--ledger and --force go with --record")
 
     sc = _run(ctx, _load_scenario, scenario, budget=budget, use_cache=not no_cache)
     plan = _run(ctx, plan_scenario, sc, exact=exact, lp_path=lp_file, risk_alpha=risk_alpha)
     alloc, extra = plan.allocation, plan.extra
+    if record and alloc.feasible:  # before any output: a plan that could not be recorded writes nothing
+        _record_plan(ctx, ledger, scenario, render.allocation_json(alloc, sc, extra), {"budget": budget}, force)
     if lp_file:
         _say("wrote the LP model to %s", lp_file)
     if plot and alloc.feasible:
@@ -420,6 +437,20 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_
         _emit(text + render.risk_table(extra), output, "plan")
     if not alloc.feasible:
         raise Failure(render.infeasible_message(alloc), EXIT_INFEASIBLE)
+
+
+def _record_plan(ctx, ledger: str, scenario: str, plan_json: str, overrides: dict, force: bool) -> None:
+    import json
+
+    from scenarios.ledger import record_plan
+
+    run, new = _run(ctx, record_plan, ledger, scenario, json.loads(plan_json), command=" ".join(sys.argv),
+                    overrides=overrides, force=force)
+    if new:
+        _say("recorded the plan of record as run %d in %s", run.id, ledger)
+    else:
+        _say("the plan of record is already run %d in %s (recorded %s, same scenario and data); nothing new "
+             "recorded (--force records it again)", run.id, ledger, run.started)
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,6 +630,62 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
 
 
 # --------------------------------------------------------------------------------------------
+# report
+
+
+def _check_output_dir(path: str, option: str) -> None:
+    """Refuse a report folder that cannot be made or written, before any work is done (exit 2)."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise click.BadParameter(f"{path} is a file; give a folder (it is created if missing)", param_hint=option)
+    folder = target if target.is_dir() else target.absolute().parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"{path}: the folder {folder} does not exist", param_hint=option)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{path}: cannot write in the folder {folder}", param_hint=option)
+
+
+@main.command()
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder for report.html and its charts (created if missing; its parent must exist).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the forecast's interval simulation.")
+@NO_CACHE
+@click.pass_context
+def report(ctx, scenarios, out, seed, no_cache):
+    """Write a report of SCENARIO(s): one HTML page with every chart in it, and the charts as PNG.
+
+    Per scenario: the plan's totals, warnings and fit quality in words, each channel's response
+    curve (history's periods as points, P10–P90 band, current and recommended spend marked),
+    current against recommended spend, group shares against the reference split 35/25/20/15/5,
+    and the forecast after the history. The page is self-contained: it opens from disk, loads
+    nothing and runs no script. An infeasible plan is still reported (its conflict explained),
+    then the command exits 4.
+
+    \b
+    Example:
+      budget report scenarios/examples/quarterly.toml --out report
+      budget report scenarios/examples/quarterly.toml scenarios/examples/pasted_curves.toml --out comparison
+    """
+    from scenarios.report import write_report
+
+    _check_output_dir(out, "--out")
+    loaded = [_run(ctx, _load_scenario, path, use_cache=not no_cache) for path in scenarios]
+    try:
+        files = _run(ctx, write_report, loaded, out, seed=seed)
+    except OSError as exc:
+        raise Failure(f"Error: cannot write the report in {out}: {exc}", EXIT_FAILURE) from exc
+    for chart in files.charts:
+        _say("wrote the chart to %s", chart)
+    for reason in files.omitted:
+        _say("left out: %s", reason)
+    _say("wrote the report to %s", files.html)
+    if files.infeasible:
+        raise Failure("Error: no plan satisfies every constraint of " + ", ".join(files.infeasible)
+                      + f" (the report explains why: {files.html})", EXIT_INFEASIBLE)
+
+
+# --------------------------------------------------------------------------------------------
 # compare
 
 
@@ -680,62 +767,6 @@ def compare(ctx, sources, budget, fmt, output, plot, exact):
     if infeasible:
         raise Failure("Error: no plan satisfies every constraint of " + ", ".join(infeasible)
                       + " (the diagnosis is in the comparison)", EXIT_INFEASIBLE)
-
-
-# --------------------------------------------------------------------------------------------
-# report
-
-
-def _check_output_dir(path: str, option: str) -> None:
-    """Refuse a report folder that cannot be made or written, before any work is done (exit 2)."""
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise click.BadParameter(f"{path} is a file; give a folder (it is created if missing)", param_hint=option)
-    folder = target if target.is_dir() else target.absolute().parent
-    if not folder.is_dir():
-        raise click.BadParameter(f"{path}: the folder {folder} does not exist", param_hint=option)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"{path}: cannot write in the folder {folder}", param_hint=option)
-
-
-@main.command()
-@click.argument("scenarios", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Folder for report.html and its charts (created if missing; its parent must exist).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the forecast's interval simulation.")
-@NO_CACHE
-@click.pass_context
-def report(ctx, scenarios, out, seed, no_cache):
-    """Write a report of SCENARIO(s): one HTML page with every chart in it, and the charts as PNG.
-
-    Per scenario: the plan's totals, warnings and fit quality in words, each channel's response
-    curve (history's periods as points, P10–P90 band, current and recommended spend marked),
-    current against recommended spend, group shares against the reference split 35/25/20/15/5,
-    and the forecast after the history. The page is self-contained: it opens from disk, loads
-    nothing and runs no script. An infeasible plan is still reported (its conflict explained),
-    then the command exits 4.
-
-    \b
-    Example:
-      budget report scenarios/examples/quarterly.toml --out report
-      budget report scenarios/examples/quarterly.toml scenarios/examples/pasted_curves.toml --out comparison
-    """
-    from scenarios.report import write_report
-
-    _check_output_dir(out, "--out")
-    loaded = [_run(ctx, _load_scenario, path, use_cache=not no_cache) for path in scenarios]
-    try:
-        files = _run(ctx, write_report, loaded, out, seed=seed)
-    except OSError as exc:
-        raise Failure(f"Error: cannot write the report in {out}: {exc}", EXIT_FAILURE) from exc
-    for chart in files.charts:
-        _say("wrote the chart to %s", chart)
-    for reason in files.omitted:
-        _say("left out: %s", reason)
-    _say("wrote the report to %s", files.html)
-    if files.infeasible:
-        raise Failure("Error: no plan satisfies every constraint of " + ", ".join(files.infeasible)
-                      + f" (the report explains why: {files.html})", EXIT_INFEASIBLE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -878,6 +909,92 @@ def cache_clear() -> None:
     for f in files:
         f.unlink(missing_ok=True)
     click.echo(f"removed {len(files)} cached fit(s) from {folder}")
+
+
+# --------------------------------------------------------------------------------------------
+# runs (the ledger)
+
+
+LEDGER_OPTION = click.option("--ledger", type=click.Path(dir_okay=False),
+                             help="The ledger [$BUDGET_LEDGER, else budget-ledger.sqlite here].")
+
+
+def _open_ledger(ctx, path: str | None):
+    from scenarios.ledger import Ledger, default_ledger_path
+
+    return _run(ctx, Ledger, path or default_ledger_path(), create=False)
+
+
+@main.group(invoke_without_command=True)
+@LEDGER_OPTION
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Also runs that a later run superseded.")
+@click.pass_context
+def runs(ctx, ledger, fmt, show_all):
+    """List the runs recorded in a ledger (plans of record; later, rebalances).
+
+    \b
+    Example:
+      budget runs --ledger q1.sqlite
+      budget runs show 1 --ledger q1.sqlite --format json
+      budget runs export --ledger q1.sqlite -o runs.csv
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from scenarios import render
+
+    with _open_ledger(ctx, ledger) as book:
+        items = [r.to_dict(with_result=False) for r in _run(ctx, book.runs, current_only=not show_all)]
+    for r in items:
+        r.pop("command", None) if fmt != "json" else None
+    if fmt == "json":
+        click.echo(render.json_text(items), nl=False)
+    elif fmt == "csv":
+        click.echo(render.runs_csv(items), nl=False)
+    else:
+        click.echo(render.runs_table(items), nl=False)
+
+
+@runs.command("show")
+@click.argument("run_id", type=int)
+@LEDGER_OPTION
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def runs_show(ctx, run_id, ledger, fmt):
+    """Print one recorded run: what was run, and the plan it recorded.
+
+    \b
+    Example:
+      budget runs show 1 --ledger q1.sqlite
+    """
+    from scenarios import render
+
+    with _open_ledger(ctx, ledger) as book:
+        run = _run(ctx, book.get, run_id)
+        rows = book.plan_rows(run_id)
+    if fmt == "json":
+        click.echo(render.json_text({**run.to_dict(), "plan_rows": rows}), nl=False)
+    else:
+        click.echo(render.run_table(run.to_dict(with_result=False), rows), nl=False)
+
+
+@runs.command("export")
+@LEDGER_OPTION
+@OUTPUT
+@click.pass_context
+def runs_export(ctx, ledger, output):
+    """Write every recorded plan row as CSV (run, scenario, as-of, period, channel, spend, return).
+
+    \b
+    Example:
+      budget runs export --ledger q1.sqlite -o runs.csv
+    """
+    from scenarios import render
+
+    _check_output(output, "--output")
+    with _open_ledger(ctx, ledger) as book:
+        data = [(r.to_dict(with_result=False), book.plan_rows(r.id)) for r in _run(ctx, book.runs)]
+    _emit(render.runs_export_csv(data), output, "runs")
 
 
 # --------------------------------------------------------------------------------------------

@@ -501,6 +501,65 @@ def comparison_csv(cmp: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# the ledger's runs
+
+RUN_FIELDS = ["id", "kind", "scenario_name", "as_of", "started", "status", "exit_code", "superseded_by",
+              "scenario_hash", "data_hash", "version"]
+
+
+def runs_table(runs: list[dict]) -> str:
+    """One line per recorded run."""
+    if not runs:
+        return "no runs recorded\n"
+    rows = [[str(r["id"]), r["kind"], r["scenario_name"], r["as_of"] or "-", r["started"], r["status"],
+             "-" if r["superseded_by"] is None else f"by {r['superseded_by']}", r["scenario_hash"][:12]]
+            for r in runs]
+    return render_table(["run", "kind", "scenario", "as of", "started (UTC)", "status", "superseded", "scenario hash"],
+                        rows, right={0}) + "\n"
+
+
+def runs_csv(runs: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RUN_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in runs:
+        w.writerow({k: "" if r.get(k) is None else r[k] for k in RUN_FIELDS})
+    return buf.getvalue()
+
+
+def run_table(run: dict, rows: list[dict]) -> str:
+    """One run: its record, then its plan rows."""
+    lines = [f"run {run['id']}: {run['kind']} of {run['scenario_name']}"
+             + (f" as of {run['as_of']}" if run["as_of"] else "") + f", {run['status']}",
+             f"recorded {run['started']} by budget {run['version']}: {run['command']}",
+             f"scenario {run['scenario_path']} (sha256 {run['scenario_hash'][:12]})"
+             + (f", data sha256 {run['data_hash'][:12]}" if run["data_hash"] else ""), ""]
+    if run["superseded_by"] is not None:
+        lines.insert(1, f"superseded by run {run['superseded_by']}")
+    periodic = any(r["period"] for r in rows)
+    table = [([r["period"]] if periodic else []) + [r["channel"], _num(r["spend"]), _num(r["expected_return"])]
+             for r in rows]
+    head = (["period"] if periodic else []) + ["channel", "spend", "expected return"]
+    lines.append(render_table(head, table, right=set(range(len(head) - 2, len(head)))))
+    lines.append(f"total spend {_num(sum(r['spend'] for r in rows))}, expected return "
+                 f"{_num(sum(r['expected_return'] for r in rows))}")
+    return "\n".join(lines) + "\n"
+
+
+def runs_export_csv(data: list[tuple[dict, list[dict]]]) -> str:
+    """Every plan row of every run, long format."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["run", "kind", "scenario", "as_of", "superseded_by", "period", "channel", "spend", "expected_return"])
+    for run, rows in data:
+        for r in rows:
+            w.writerow([run["id"], run["kind"], run["scenario_name"], run["as_of"],
+                        "" if run["superseded_by"] is None else run["superseded_by"],
+                        r["period"], r["channel"], r["spend"], r["expected_return"]])
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
 # budget frontier (scenarios.frontier.budget_frontier)
 
 

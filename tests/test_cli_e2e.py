@@ -229,3 +229,59 @@ def test_quiet_silences_everything_but_errors(tmp_path):
     assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""
     failed = budget("-q", "allocate", str(tmp_path / "missing.toml"))
     assert failed.returncode == 2 and "Error" in failed.stderr
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_runs_list_show_and_export(fmt, tmp_path):
+    ledger = str(tmp_path / "q1.sqlite")
+    rec = budget("allocate", PASTED, "--record", "--ledger", ledger, "--format", "json")
+    assert rec.returncode == 0 and json.loads(rec.stdout)["status"] == "optimal"
+    assert f"recorded the plan of record as run 1 in {ledger}" in rec.stderr
+    listed = budget("runs", "--ledger", ledger, "--format", fmt)
+    assert listed.returncode == 0, listed.stderr
+    out = parse(fmt, listed.stdout)
+    if fmt == "json":
+        assert [r["id"] for r in out] == [1] and out[0]["kind"] == "plan"
+    shown = budget("runs", "show", "1", "--ledger", ledger, "--format", "json" if fmt == "json" else "table")
+    assert shown.returncode == 0
+    if fmt == "json":
+        d = json.loads(shown.stdout)
+        assert len(d["plan_rows"]) == 9 and d["result"]["status"] == "optimal"
+    exported = budget("runs", "export", "--ledger", ledger)
+    rows = parse("csv", exported.stdout)
+    assert rows[0][:3] == ["run", "kind", "scenario"] and len(rows) == 1 + 9
+
+
+def test_a_missing_or_corrupted_ledger_exits_3_untouched(tmp_path):
+    r = budget("runs", "--ledger", str(tmp_path / "none.sqlite"))
+    assert r.returncode == 3 and "no such ledger" in r.stderr and r.stdout == ""
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"not a ledger" * 50)
+    for args in (["runs", "--ledger", str(bad)], ["allocate", PASTED, "--record", "--ledger", str(bad)]):
+        r = budget(*args)
+        assert r.returncode == 3 and "not a readable ledger" in r.stderr and r.stdout == ""
+        no_traceback(r.stderr)
+    assert bad.read_bytes() == b"not a ledger" * 50
+
+
+@pytest.mark.slow
+def test_budget_fit_then_allocate_fits_once(tmp_path):
+    """`budget fit SCENARIO.toml` fills the cache the plan reads: one fit, not two."""
+    shutil.copy(HISTORY, tmp_path / "history.csv")
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        '[budget]\ntotal = 10_000_000\n[history]\npath = "history.csv"\nbootstrap = 0\nholdout = 500\n',
+        encoding="utf-8")
+    env = {**os.environ, "BUDGET_CACHE_DIR": str(tmp_path / "cache")}
+    run = lambda *a: subprocess.run([BUDGET, *a], capture_output=True, text=True, env=env)  # noqa: E731
+    fitted = run("fit", str(scenario), "--format", "json")
+    assert fitted.returncode == 0, fitted.stderr
+    assert "fitting 9 channels on 156 weekly periods" in fitted.stderr
+    # A holdout longer than the history allows is said, in the report too, never silently dropped.
+    assert "holdout of 500 periods ignored" in fitted.stderr
+    assert any("holdout of 500 periods ignored" in w for w in json.loads(fitted.stdout)["warnings"])
+    planned = run("allocate", str(scenario), "--format", "json")
+    assert planned.returncode == 0, planned.stderr
+    assert "using the cached fit" in planned.stderr and "fitting 9 channels" not in planned.stderr
+    assert any("holdout of 500 periods ignored" in w for w in json.loads(planned.stdout)["warnings"])
+    assert len(list((tmp_path / "cache").glob("fit-*.json"))) == 1

@@ -107,6 +107,9 @@ def scratch(tmp_path_factory) -> Path:
     shutil.copytree(example_path().parent, root / "scenarios" / "examples")
     robyn_like(root / "dt_simulated_weekly.csv")
     meridian_like(root / "national_media.csv")
+    # The `budget runs` examples read a ledger with a plan of record in it, whatever order they run in.
+    r = run_shell("budget allocate scenarios/examples/pasted_curves.toml --record --ledger q1.sqlite", root)
+    assert r.returncode == 0, r.stderr
     return root
 
 
