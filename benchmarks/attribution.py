@@ -305,6 +305,21 @@ def summarise(rows: list[dict]) -> dict:
                 "coverage": med([r["coverage"] for r in sub]),
             }
     out["by_regime"] = by
+    out["oracle_do_no_harm_violations_1x"] = sum(
+        1 for r in rows if r["regret"]["1x"]["oracle"] > r["regret"]["1x"]["historical"] + 1e-6)
+    out["model_more_than_1pt_above_oracle_1x"] = sum(
+        1 for r in rows if r["regret"]["1x"]["model"] > r["regret"]["1x"]["oracle"] + 0.01)
+    noise = {}
+    for label, lo, hi in (("noise <= 5%", 0.0, 0.05), ("noise > 5%", 0.05, 1.0)):
+        sub = [r for r in rows if lo < r["noise"] <= hi]
+        if sub:
+            noise[label] = {
+                "datasets": len(sub),
+                "roi_error_median": med([r["roi_error_median"] for r in sub]),
+                "regret_1x": {who: med([r["regret"]["1x"][who] for r in sub]) for who in ("model", "oracle", "historical")},
+                "do_no_harm_violations_1x": sum(1 for r in sub if r["regret"]["1x"]["model"] > r["regret"]["1x"]["historical"] + 1e-6),
+            }
+    out["by_noise"] = noise
     return out
 
 
@@ -348,11 +363,14 @@ def render(result: dict) -> str:
         f"80% interval coverage: {_pct(s['coverage_all_channels'])} of channels",
         f"in-sample R² median {s['median_r2']}, holdout MAPE median {_pct(s['median_holdout_mape'])}",
     ]
-    for regime, b in s["by_regime"].items():
+    lines.append(f"oracle loses more than the historical split at 1× in {s['oracle_do_no_harm_violations_1x']}; "
+                 f"model more than 1 point above the oracle at 1× in {s['model_more_than_1pt_above_oracle_1x']}")
+    for regime, b in [*s["by_regime"].items(), *s["by_noise"].items()]:
         lines.append(
-            f"  {regime:<9} ({b['datasets']}): ROI error {_pct(b['roi_error_median'])}, regret 1× model "
+            f"  {regime:<11} ({b['datasets']}): ROI error {_pct(b['roi_error_median'])}, regret 1× model "
             f"{_pct(b['regret_1x']['model'])} / oracle {_pct(b['regret_1x']['oracle'])} / historical "
-            f"{_pct(b['regret_1x']['historical'])}, violations {b['do_no_harm_violations_1x']}, coverage {_pct(b['coverage'])}")
+            f"{_pct(b['regret_1x']['historical'])}, violations {b['do_no_harm_violations_1x']}"
+            + (f", coverage {_pct(b['coverage'])}" if "coverage" in b else ""))
     return "\n".join(lines)
 
 
