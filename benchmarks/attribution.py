@@ -286,6 +286,14 @@ def summarise(rows: list[dict]) -> dict:
     out["roi_error_median_all_channels"] = med([abs(e) for r in rows for e in r["roi_errors"].values()])
     out["roi_error_spend_weighted_median_of_datasets"] = med([r["roi_error_weighted"] for r in rows])
     out["zero_beta_share"] = round(sum(r["zero_beta_channels"] for r in rows) / sum(r["channels"] for r in rows), 4)
+    detail = [c for r in rows for c in r["channel_detail"]]
+    errs = np.array([c["fitted_roi"] / c["true_roi"] - 1 for c in detail])
+    small = np.array([c["spend_share"] <= 0.03 for c in detail])
+    out["channels"] = len(detail)
+    out["share_within_25pct"] = round(float(np.mean(np.abs(errs) < 0.25)), 4)
+    out["share_overestimated_2x"] = round(float(np.mean(errs > 1.0)), 4)
+    out["zero_beta_share_small_channels"] = round(float(np.mean(errs[small] <= -0.999)), 4) if small.any() else None
+    out["roi_error_oracle_median_all_channels"] = med([abs(c["oracle_roi_error"]) for c in detail])
     out["roi_error_worst"] = round(max(r["roi_error_worst"] for r in rows), 4)
     out["roi_error_oracle_median_of_datasets"] = med([r["roi_error_oracle_median"] for r in rows])
     out["mroi_error_median_of_datasets"] = med([r["mroi_error_median"] for r in rows])
@@ -320,6 +328,11 @@ def summarise(rows: list[dict]) -> dict:
                 "do_no_harm_violations_1x": sum(1 for r in sub if r["regret"]["1x"]["model"] > r["regret"]["1x"]["historical"] + 1e-6),
             }
     out["by_noise"] = noise
+    out["by_frequency"] = {
+        f: {"datasets": len(sub), "regret_1x": {who: med([r["regret"]["1x"][who] for r in sub])
+                                                for who in ("model", "oracle", "historical")}}
+        for f in ("weekly", "daily", "monthly") if (sub := [r for r in rows if r["frequency"] == f])
+    }
     return out
 
 
@@ -356,7 +369,11 @@ def render(result: dict) -> str:
         f"of {s['datasets']} at 0.5× / 1× / 2×",
         f"ROI error (steady state at mean spend): median {_pct(s['roi_error_median_of_datasets'])} of dataset "
         f"medians, {_pct(s['roi_error_median_all_channels'])} over all channels, worst {_pct(s['roi_error_worst'])}; "
-        f"oracle {_pct(s['roi_error_oracle_median_of_datasets'])}",
+        f"oracle {_pct(s['roi_error_oracle_median_of_datasets'])} of dataset medians, "
+        f"{_pct(s['roi_error_oracle_median_all_channels'])} over all channels",
+        f"of {s['channels']} channels: {_pct(s['share_within_25pct'])} within 25% of the true ROI, "
+        f"{_pct(s['share_overestimated_2x'])} over-estimated by more than 100%, "
+        f"β = 0 for {_pct(s['zero_beta_share_small_channels'])} of the small ones (≤ 3% of spend)",
         f"ROI error weighted by spend share: median {_pct(s['roi_error_spend_weighted_median_of_datasets'])}; "
         f"channels fitted with β = 0 (no effect): {_pct(s['zero_beta_share'])}",
         f"marginal ROI error at the historical split: median {_pct(s['mroi_error_median_of_datasets'])}",
@@ -365,11 +382,14 @@ def render(result: dict) -> str:
     ]
     lines.append(f"oracle loses more than the historical split at 1× in {s['oracle_do_no_harm_violations_1x']}; "
                  f"model more than 1 point above the oracle at 1× in {s['model_more_than_1pt_above_oracle_1x']}")
-    for regime, b in [*s["by_regime"].items(), *s["by_noise"].items()]:
+    for regime, b in [*s["by_regime"].items(), *s["by_noise"].items(), *s["by_frequency"].items()]:
         lines.append(
-            f"  {regime:<11} ({b['datasets']}): ROI error {_pct(b['roi_error_median'])}, regret 1× model "
+            f"  {regime:<11} ({b['datasets']}): "
+            + (f"ROI error {_pct(b['roi_error_median'])}, " if "roi_error_median" in b else "")
+            + "regret 1× model "
             f"{_pct(b['regret_1x']['model'])} / oracle {_pct(b['regret_1x']['oracle'])} / historical "
-            f"{_pct(b['regret_1x']['historical'])}, violations {b['do_no_harm_violations_1x']}"
+            f"{_pct(b['regret_1x']['historical'])}"
+            + (f", violations {b['do_no_harm_violations_1x']}" if "do_no_harm_violations_1x" in b else "")
             + (f", coverage {_pct(b['coverage'])}" if "coverage" in b else ""))
     return "\n".join(lines)
 
