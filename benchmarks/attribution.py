@@ -1,7 +1,7 @@
 """Recovery study: how well the fitted curves recover the truth, and what their plans cost.
 
 Usage: python benchmarks/attribution.py [--datasets 24 | --quick] [--bootstrap 20] [--seed 2026]
-                                        [--json] [--out FILE]
+                                        [--control] [--json] [--out FILE]
 
 Data: ``--datasets`` simulated histories from :func:`models.simulate.study_world` (seeded; issue 9
 §1): 4–12 channels, 104–156 weeks (dataset 10 daily, 11 monthly), noise 2–10% of the KPI, spend
@@ -34,6 +34,10 @@ Per dataset
   4000-step grid DP whose concave channels are then re-solved exactly by bisection.
 * **do-no-harm violation**: the model's plan loses more than the historical split at that budget.
 
+``--control`` runs the same datasets in the model's own form (Hill s = 0.8 on the same α and k
+and ROI, flighted spend, flat efficiency, no trend break, 0.5% noise; the baseline keeps its
+calendar): a check on the study itself, since a fitter should nearly recover those.
+
 Summary over the study: median regret at 1× (model, oracle, historical), violations at each
 budget, median ROI error (of dataset medians, and over all channels), coverage, and the same by
 spend regime. Times: a 9-channel weekly dataset takes ~10–20 s (fit with 20 resamples), the
@@ -64,7 +68,8 @@ from models.curves import HillCurve, ResponseCurve  # noqa: E402
 from models.fit import MediaMixModel, adstock  # noqa: E402
 from models.history import history_from_frame  # noqa: E402
 from models.simulate import (  # noqa: E402
-    SimWorld, Simulation, quarter_periods, saturation, seasonal_intensity, simulate, study_world, true_curve, true_roi_at_mean,
+    SimWorld, Simulation, control_world, quarter_periods, saturation, seasonal_intensity, simulate, study_world,
+    true_curve, true_roi_at_mean,
 )
 from optimizer import Channel, Problem, optimize  # noqa: E402
 from optimizer.exact import bisection_optimum, grid_optimum  # noqa: E402
@@ -175,8 +180,10 @@ def _roi_at(curve: HillCurve, x: float) -> float:
     return float(curve.response(x)) / x
 
 
-def run_dataset(index: int, seed: int, n_bootstrap: int) -> dict:
+def run_dataset(index: int, seed: int, n_bootstrap: int, control: bool = False) -> dict:
     world: SimWorld = study_world(index, seed)
+    if control:
+        world = control_world(world)
     sim = simulate(world, seed=seed * 1000 + index)
     names = world.names
     t0 = time.perf_counter()
@@ -244,7 +251,7 @@ def run_dataset(index: int, seed: int, n_bootstrap: int) -> dict:
         "frequency": world.frequency,
         "periods": world.periods,
         "channels": len(names),
-        "regime": ["flighted", "always_on", "mixed"][index % 3],
+        "regime": "control" if control else ["flighted", "always_on", "mixed"][index % 3],
         "noise": round(world.noise, 4),
         "spend_corr": round(world.spend_corr, 3),
         "spend_corr_realised": None if realised_corr is None else round(realised_corr, 3),
@@ -302,7 +309,7 @@ def summarise(rows: list[dict]) -> dict:
     out["median_r2"] = med([r["r2"] for r in rows])
     out["median_holdout_mape"] = med([r["holdout_mape"] for r in rows])
     by = {}
-    for regime in ("flighted", "always_on", "mixed"):
+    for regime in ("flighted", "always_on", "mixed", "control"):
         sub = [r for r in rows if r["regime"] == regime]
         if sub:
             by[regime] = {
@@ -402,6 +409,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--out", default=None, help="also write the JSON to this file")
+    parser.add_argument("--control", action="store_true",
+                        help="the same datasets in the model's own form (models.simulate.control_world): "
+                             "Hill s = 0.8, flighted spend, flat efficiency, no break, 0.5%% noise")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     for noisy in ("cmdstanpy", "prophet", "models"):
@@ -412,12 +422,12 @@ def main(argv=None) -> int:
     rows = []
     for i in range(n):
         t = time.perf_counter()
-        rows.append(run_dataset(i, args.seed, boot))
+        rows.append(run_dataset(i, args.seed, boot, control=args.control))
         r = rows[-1]
         print(f"dataset {i + 1}/{n}: {r['frequency']} {r['channels']} channels {r['regime']}, ROI error "
               f"{_pct(r['roi_error_median'])}, regret 1× {_pct(r['regret']['1x']['model'])} "
               f"({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
-    result = {"seed": args.seed, "bootstrap": boot, "seconds": round(time.perf_counter() - t0, 1),
+    result = {"seed": args.seed, "bootstrap": boot, "control": args.control, "seconds": round(time.perf_counter() - t0, 1),
               "summary": summarise(rows), "datasets": rows}
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

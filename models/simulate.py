@@ -72,6 +72,7 @@ __all__ = [
     "seasonal_intensity",
     "true_roi_at_mean_channel",
     "with_noise",
+    "control_world",
 ]
 
 #: Saturation families, each scaled so that f(k) = 1/2. "hill" (s ≤ 1, concave), "logistic"
@@ -679,3 +680,19 @@ def study_world(index: int, seed: int = 2026) -> SimWorld:
 def with_noise(world: SimWorld, noise: float) -> SimWorld:
     """The same world with another noise level (0 for exact tests)."""
     return replace(world, noise=float(noise))
+
+
+def control_world(world: SimWorld) -> SimWorld:
+    """The same world in the model's own form: a check on the study, not a study case.
+
+    Every channel becomes a Hill curve with s = 0.8 on the same α and k, its β set so that its
+    steady-state ROI at mean spend is unchanged; spend is flighted independently; efficiency is
+    flat; the trend does not break; noise is 0.5% of the KPI. The baseline keeps its calendar.
+    A fitter that cannot recover this world has a problem the hard cases do not explain.
+    """
+    channels = []
+    for ch in world.channels:
+        f = float(saturation("hill", ch.mean_spend / (1 - ch.alpha), ch.k, 0.8))
+        channels.append(replace(ch, family="hill", s=0.8, efficiency=0.0, pattern="flighted",
+                                beta=true_roi_at_mean_channel(ch) * ch.mean_spend / f))
+    return replace(world, channels=tuple(channels), noise=0.005, break_level=0.0, break_growth=0.0)

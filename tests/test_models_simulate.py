@@ -15,8 +15,8 @@ import pytest
 from benchmarks.attribution import true_optimum
 from models.history import history_from_frame
 from models.simulate import (
-    SATURATIONS, SimChannel, SimWorld, WeibullCurve, random_world, simulate, study_world, true_curve,
-    true_roi_at_mean, with_noise,
+    SATURATIONS, SimChannel, SimWorld, WeibullCurve, control_world, random_world, simulate, study_world,
+    true_curve, true_roi_at_mean, with_noise,
 )
 from optimizer import Channel, Problem, optimize
 from optimizer.exact import grid_optimum
@@ -190,3 +190,12 @@ def test_oracle_recovers_beta_exactly_from_a_noiseless_history():
     betas = oracle_betas(sim, history_from_frame(sim.frame))
     for ch in world.channels:
         assert betas[ch.name] == pytest.approx(ch.beta, rel=0.01)
+
+
+def test_control_world_is_the_model_form_with_the_same_rois():
+    world = study_world(0)
+    control = control_world(world)
+    assert {c.family for c in control.channels} == {"hill"} and {c.pattern for c in control.channels} == {"flighted"}
+    assert control.noise == 0.005 and control.break_level == 0.0
+    for a, b in zip(world.channels, control.channels):
+        assert true_roi_at_mean(control, b.name) == pytest.approx(true_roi_at_mean(world, a.name), rel=1e-9)
