@@ -91,7 +91,7 @@ def _problem_lines(source: str, problems: list[str]) -> str:
 def _run(ctx: click.Context, fn, *args, **kwargs):
     """Call into the library; map its typed errors to messages and exit codes in one place."""
     from models.errors import HistoryError, ModelFileError
-    from optimizer.errors import SolverError
+    from optimizer import SolverError
     from scenarios.errors import LedgerError, ScenarioError
 
     try:

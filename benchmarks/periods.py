@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from models.curves import ExponentialCurve, HillCurve  # noqa: E402
 from optimizer.exact import bisection_optimum  # noqa: E402
-from optimizer.periods import Pacing, PeriodChannel, PeriodProblem, optimize_periods  # noqa: E402
+from optimizer import Pacing, PeriodChannel, PeriodProblem, optimize_periods  # noqa: E402
 
 
 def random_period_problem(seed: int, channels: int, periods: int, *, carryover: bool = True,

@@ -90,6 +90,7 @@ class Model:
     slacks: dict[str, pulp.LpVariable] = field(default_factory=dict)
     rows: "CurveRows" = None
     marginals: np.ndarray | None = None  # set by a solve in segment form
+    prices: tuple | None = None  # (κ, π) of a segment-form solve: the price of return and of each spend
 
     def implied_marginals(self) -> np.ndarray:
         """Each channel's marginal return as the LP prices it (NaN where the solver gave no duals).
@@ -97,7 +98,7 @@ class Model:
         Stationarity in y_c makes the hypograph duals of channel c sum to its objective weight;
         in x_c their slope-weighted sum is the price of spend. Their ratio, a convex combination
         of the active segment slopes, is the marginal return the LP sees. (Solved in segment
-        form, the segments' reduced costs give the same: :func:`optimizer.solve.segment_prices`.)
+        form, the segments' reduced costs give the same: :func:`optimizer.highs.segment_prices`.)
         """
         if self.marginals is not None:
             return self.marginals
@@ -117,7 +118,7 @@ class CurveRows:
 
     A 1000-channel model has tens of thousands of these rows; building each as a PuLP
     constraint and handing it to HiGHS row by row costs far more than solving. So they are
-    handed to HiGHS in one ``addRows`` call (:class:`optimizer.solve.BulkHiGHS`), and become
+    handed to HiGHS in one ``addRows`` call (:class:`optimizer.highs.BulkHiGHS`), and become
     ordinary PuLP constraints only for another solver or when the LP file is written.
     """
 
@@ -126,7 +127,7 @@ class CurveRows:
         self.duals: np.ndarray | None = None
         self.constraints: list | None = None  # set once materialised into PuLP
         # The breakpoints behind each entry (x, y, points, values), for the segment form that
-        # optimizer.solve.segment_form hands HiGHS instead of the rows; None once an entry's
+        # optimizer.highs.segment_form hands HiGHS instead of the rows; None once an entry's
         # rows cannot be written that way (a convex part's offset in exact mode).
         self.curves: list[tuple[object, object, np.ndarray, np.ndarray]] | None = []
 
@@ -145,7 +146,7 @@ class CurveRows:
         return np.concatenate([e[3] for e in self.entries]) if self.entries else np.zeros(0)
 
     def highs_arrays(self):
-        """(lower, upper, starts, index, value) for :class:`optimizer.solve.BulkHiGHS`."""
+        """(lower, upper, starts, index, value) for :class:`optimizer.highs.BulkHiGHS`."""
         upper, starts, idx, val = self.arrays()
         return np.full(upper.size, -np.inf), upper, starts, idx, val
 
@@ -188,7 +189,7 @@ class SparseRows:
 
     Columns are positions in ``cols`` (a list of PuLP variables); rows come in blocks of
     ``k`` entries each (or in CSR form), and travel to HiGHS in one ``addRows`` call through
-    :class:`optimizer.solve.BulkHiGHS`. The multi-period planner keeps its carryover
+    :class:`optimizer.highs.BulkHiGHS`. The multi-period planner keeps its carryover
     recursion, hypograph and pacing-change rows here. Rows with a ``lower == upper`` are
     equalities; a row is never finite on both sides otherwise (write two rows).
     """
@@ -272,11 +273,21 @@ class SparseRows:
         self.col_values = np.array([float(v.varValue) if v.varValue is not None else np.nan for v in self.cols])
 
 
-def _var(lp: pulp.LpProblem, name: str, low=None, up=None, cat=pulp.LpContinuous) -> pulp.LpVariable:
+def lp_var(lp: pulp.LpProblem, name: str, low=None, up=None, cat=pulp.LpContinuous) -> pulp.LpVariable:
     """A variable attached to ``lp`` (PuLP ≥ 3.3 API; older PuLP builds it directly)."""
     if hasattr(lp, "add_variable"):
         return lp.add_variable(name, low, up, cat=cat)
     return pulp.LpVariable(name, low, up, cat=cat)
+
+
+def register_columns(lp: pulp.LpProblem, variables: list) -> None:
+    """Make PuLP know columns that only appear in array rows."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if hasattr(lp, "_add_variables"):
+            lp._add_variables(variables)
+        else:
+            lp.addVariables(variables)
 
 
 def _expr(pairs, constant: float = 0.0) -> pulp.LpAffineExpression:
@@ -315,11 +326,11 @@ def build_model(
     for i, piece in enumerate(pieces):
         if elastic:
             # Channel bounds become named constraints so their slack can be reported.
-            xs.append(_var(lp, f"x{i}", 0))
+            xs.append(lp_var(lp, f"x{i}", 0))
         else:
-            xs.append(_var(lp, f"x{i}", piece.lo, piece.hi))
-        ys.append(_var(lp, f"y{i}"))
-    reserve = _var(
+            xs.append(lp_var(lp, f"x{i}", piece.lo, piece.hi))
+        ys.append(lp_var(lp, f"y{i}"))
+    reserve = lp_var(
         lp,
         "reserve",
         0.0 if elastic else problem.reserve_min,
@@ -336,11 +347,11 @@ def build_model(
         """Add a named constraint ``Σ pairs (sense) rhs``; in elastic mode with a slack."""
         pairs = list(pairs)
         if elastic and soft:
-            s = _var(lp, f"s{len(model.slacks)}", 0)
+            s = lp_var(lp, f"s{len(model.slacks)}", 0)
             model.slacks[name] = s
             # The slack always relaxes: ≥ gets +s, ≤ gets −s; = gets both directions.
             if sense == pulp.LpConstraintEQ:
-                s2 = _var(lp, f"s{len(model.slacks)}m", 0)
+                s2 = lp_var(lp, f"s{len(model.slacks)}m", 0)
                 model.slacks[name + "#neg"] = s2
                 pairs = pairs + [(s, 1.0), (s2, -1.0)]
             else:
@@ -419,8 +430,8 @@ def _add_curve(model: Model, i: int, x, y, piece: Pieces) -> None:
     g, gv = piece.convex.grid, piece.convex.values
     widths, rises = np.diff(g), np.diff(gv)
     m = widths.size
-    deltas = [_var(lp, f"d{i}_{j}", 0, 1) for j in range(m)]
-    zs = [_var(lp, f"z{i}_{j}", 0, 1, cat=pulp.LpBinary) for j in range(m)]
+    deltas = [lp_var(lp, f"d{i}_{j}", 0, 1) for j in range(m)]
+    zs = [lp_var(lp, f"z{i}_{j}", 0, 1, cat=pulp.LpBinary) for j in range(m)]
     for j in range(m):
         lp.addConstraint(pulp.LpConstraint(_expr([(zs[j], 1.0), (deltas[j], -1.0)]), pulp.LpConstraintLE, f"zd{i}_{j}", 0))
         if j + 1 < m:
@@ -429,8 +440,8 @@ def _add_curve(model: Model, i: int, x, y, piece: Pieces) -> None:
             )
     start = float(g[-1])
     room = max(piece.hi - start, 0.0)
-    u = _var(lp, f"u{i}", 0, room)
-    v = _var(lp, f"v{i}")
+    u = lp_var(lp, f"u{i}", 0, room)
+    v = lp_var(lp, f"v{i}")
     if m:
         lp.addConstraint(pulp.LpConstraint(_expr([(u, 1.0), (zs[-1], -room)]), pulp.LpConstraintLE, f"uz{i}", 0))
     lp.addConstraint(

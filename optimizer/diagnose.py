@@ -10,14 +10,25 @@ the constraints that needed slack are listed with the amounts.
 from __future__ import annotations
 
 import logging
+import math
+import warnings
 
 import numpy as np
 
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import pulp
+
+from optimizer.build import Objective, build_model
+from optimizer.highs import solve_model
+from optimizer.period_model import Layout, build_period_model, hypograph, period_max_name, solve_period_model
+from optimizer.periods import PeriodProblem, per_period
 from optimizer.problem import Problem
-from optimizer.result import money as _money
-from optimizer.result import pct as _pct
+from optimizer.result import money, pct
 
 logger = logging.getLogger(__name__)
+
+_INF = math.inf
 
 
 def _source_text(problem: Problem, source: str, channel) -> str:
@@ -25,23 +36,23 @@ def _source_text(problem: Problem, source: str, channel) -> str:
     kind = source.split("[")[0]
     b = problem.budget
     if kind == "locked":
-        return f"locked at {_money(channel.current)}"
+        return f"locked at {money(channel.current)}"
     if kind == "min_spend":
-        return f"min_spend {_money(channel.min_spend)}"
+        return f"min_spend {money(channel.min_spend)}"
     if kind == "max_spend":
-        return f"max_spend {_money(channel.max_spend)}"
+        return f"max_spend {money(channel.max_spend)}"
     if kind == "min_share":
-        return f"min_share {_pct(channel.min_share)} = {_money(channel.min_share * b)}"
+        return f"min_share {pct(channel.min_share)} = {money(channel.min_share * b)}"
     if kind == "max_share":
-        return f"max_share {_pct(channel.max_share)} = {_money(channel.max_share * b)}"
+        return f"max_share {pct(channel.max_share)} = {money(channel.max_share * b)}"
     if kind == "max_change":
-        return f"max_change ±{_pct(channel.max_change)} of current {_money(channel.current)}"
+        return f"max_change ±{pct(channel.max_change)} of current {money(channel.current)}"
     if kind == "marginal_roi_min":
         return f"marginal ROI ≥ {problem.marginal_roi_min:g} (its next yuan returns less beyond that)"
     if kind == "extrapolation_cap":
-        return f"extrapolation cap {_money(channel.extrapolation_cap)} (1.5× the largest spend in history)"
+        return f"extrapolation cap {money(channel.extrapolation_cap)} (1.5× the largest spend in history)"
     if kind == "budget_total":
-        return f"the budget left after the {_pct(problem.reserve_min_share)} reserve"
+        return f"the budget left after the {pct(problem.reserve_min_share)} reserve"
     return source
 
 
@@ -54,8 +65,8 @@ def bound_conflicts(problem: Problem, bounds) -> list[str]:
             lo_why = "; ".join(_source_text(problem, s, ch) for s in lo.sources)
             hi_why = "; ".join(_source_text(problem, s, ch) for s in hi.sources)
             out.append(
-                f"channel {ch.name}: its minimum {_money(lo.value)} ({lo_why}) is above its "
-                f"maximum {_money(hi.value)} ({hi_why}) [{', '.join(lo.sources + hi.sources)}]"
+                f"channel {ch.name}: its minimum {money(lo.value)} ({lo_why}) is above its "
+                f"maximum {money(hi.value)} ({hi_why}) [{', '.join(lo.sources + hi.sources)}]"
             )
     if out:
         return out
@@ -64,16 +75,16 @@ def bound_conflicts(problem: Problem, bounds) -> list[str]:
     available = b - problem.reserve_min
     if lows.sum() > available + 0.005:
         out.append(
-            f"channel minimums sum to {_money(lows.sum())} but only {_money(available)} is left after "
-            f"the {_pct(problem.reserve_min_share)} reserve ({_money(problem.reserve_min)}) "
+            f"channel minimums sum to {money(lows.sum())} but only {money(available)} is left after "
+            f"the {pct(problem.reserve_min_share)} reserve ({money(problem.reserve_min)}) "
             f"[{_names(problem, bounds, 'lo')}, reserve_min]"
         )
     if problem.reserve_max_share is not None:
         needed = b - problem.reserve_max_share * b
         if highs.sum() < needed - 0.005:
             out.append(
-                f"channel maximums sum to {_money(highs.sum())} but at least {_money(needed)} must be spent "
-                f"because the reserve may hold at most {_pct(problem.reserve_max_share)} [reserve_max]"
+                f"channel maximums sum to {money(highs.sum())} but at least {money(needed)} must be spent "
+                f"because the reserve may hold at most {pct(problem.reserve_max_share)} [reserve_max]"
             )
     group_min_total = 0.0
     for g in problem.group_names:
@@ -82,25 +93,25 @@ def bound_conflicts(problem: Problem, bounds) -> list[str]:
         g_lo, g_hi = float(lows[mask].sum()), float(highs[mask].sum())
         if spec.max_share is not None and g_lo > spec.max_share * b + 0.005:
             out.append(
-                f"group {g}: its channel minimums sum to {_money(g_lo)}, above the group maximum "
-                f"{_pct(spec.max_share)} ({_money(spec.max_share * b)}) [group_max[{g}]]"
+                f"group {g}: its channel minimums sum to {money(g_lo)}, above the group maximum "
+                f"{pct(spec.max_share)} ({money(spec.max_share * b)}) [group_max[{g}]]"
             )
         if spec.min_share is not None:
             group_min_total += spec.min_share * b
             if g_hi < spec.min_share * b - 0.005:
                 caps = sorted({s.split("[")[0] for (_, hi), m in zip(bounds, mask) if m for s in hi.sources})
                 out.append(
-                    f"group {g}: its minimum {_pct(spec.min_share)} ({_money(spec.min_share * b)}) cannot be "
-                    f"reached: its channels can take at most {_money(g_hi)}"
+                    f"group {g}: its minimum {pct(spec.min_share)} ({money(spec.min_share * b)}) cannot be "
+                    f"reached: its channels can take at most {money(g_hi)}"
                     + (f" (capped by {', '.join(caps)})" if caps else "")
                     + f" [group_min[{g}]]"
                 )
         if spec.min_share is not None and spec.max_share is not None and spec.min_share > spec.max_share:
-            out.append(f"group {g}: min_share {_pct(spec.min_share)} is above max_share {_pct(spec.max_share)}")
+            out.append(f"group {g}: min_share {pct(spec.min_share)} is above max_share {pct(spec.max_share)}")
     if group_min_total > available + 0.005:
         out.append(
-            f"group minimums sum to {_money(group_min_total)} but only {_money(available)} is left after "
-            f"the {_pct(problem.reserve_min_share)} reserve [group_min, reserve_min]"
+            f"group minimums sum to {money(group_min_total)} but only {money(available)} is left after "
+            f"the {pct(problem.reserve_min_share)} reserve [group_min, reserve_min]"
         )
     return out
 
@@ -115,8 +126,6 @@ def _names(problem, bounds, end) -> str:
 
 def explain(problem: Problem, pieces, status: str) -> list[str]:
     """Explain why the LP over ``pieces`` had no solution."""
-    from optimizer.build import Objective, build_model
-    from optimizer.solve import solve_model
 
     if status == "unbounded":
         return ["the model is unbounded: a channel curve grows without limit and nothing caps its spend"]
@@ -128,19 +137,19 @@ def explain(problem: Problem, pieces, status: str) -> list[str]:
         if problem.roi_min is not None and (best_roi is None or best_roi < problem.roi_min):
             out.append(
                 f"overall ROI ≥ {problem.roi_min:g} is unreachable: the best ROI the other constraints "
-                f"allow is {best_roi:.2f} (spending {_money(spend_at_best)}) [roi_min]"
+                f"allow is {best_roi:.2f} (spending {money(spend_at_best)}) [roi_min]"
                 if best_roi is not None
                 else f"overall ROI ≥ {problem.roi_min:g} is unreachable [roi_min]"
             )
         if problem.objective == "min_spend" and problem.target_return is not None:
             if best_return < problem.target_return:
                 out.append(
-                    f"target return {_money(problem.target_return)} is unreachable: the most the "
-                    f"constraints allow is {_money(best_return)} [target_return]"
+                    f"target return {money(problem.target_return)} is unreachable: the most the "
+                    f"constraints allow is {money(best_return)} [target_return]"
                 )
             elif problem.roi_min is not None and not out:
                 out.append(
-                    f"target return {_money(problem.target_return)} and overall ROI ≥ {problem.roi_min:g} "
+                    f"target return {money(problem.target_return)} and overall ROI ≥ {problem.roi_min:g} "
                     "cannot both hold: reaching the target needs spend whose ROI falls below the floor "
                     "[target_return, roi_min]"
                 )
@@ -159,13 +168,13 @@ def explain(problem: Problem, pieces, status: str) -> list[str]:
             gives[key] = gives.get(key, 0.0) + v
     if len(gives) == 1:
         (name, v), = gives.items()
-        return [f"{_limit_text(problem, name)} must give way by {_money(v)} for the rest to hold [{name}]"]
+        return [f"{_limit_text(problem, name)} must give way by {money(v)} for the rest to hold [{name}]"]
     if gives:
         # The elastic optimum spreads the shortfall over the conflicting limits in no meaningful
         # proportion; the set of limits and the total are what matter.
         limits = "; ".join(_limit_text(problem, n) for n in gives)
         return [
-            f"these limits cannot all hold: {limits}; together they are {_money(sum(gives.values()))} apart "
+            f"these limits cannot all hold: {limits}; together they are {money(sum(gives.values()))} apart "
             f"[{', '.join(gives)}]"
         ]
     return ["the constraints conflict (the solver found no plan, and no single limit explains it)"]
@@ -177,19 +186,19 @@ def _limit_text(problem: Problem, name: str) -> str:
     kind, _, arg = name.partition("[")
     arg = arg.rstrip("]")
     if kind == "reserve_min":
-        return f"reserve ≥ {_pct(problem.reserve_min_share)} ({_money(problem.reserve_min)})"
+        return f"reserve ≥ {pct(problem.reserve_min_share)} ({money(problem.reserve_min)})"
     if kind == "reserve_max" and problem.reserve_max_share is not None:
-        return f"reserve ≤ {_pct(problem.reserve_max_share)} ({_money(problem.reserve_max_share * b)})"
+        return f"reserve ≤ {pct(problem.reserve_max_share)} ({money(problem.reserve_max_share * b)})"
     if kind in ("group_min", "group_max"):
         spec = problem.group(arg)
         share = spec.min_share if kind == "group_min" else spec.max_share
-        return f"group {arg} {'≥' if kind == 'group_min' else '≤'} {_pct(share)} ({_money(share * b)})"
+        return f"group {arg} {'≥' if kind == 'group_min' else '≤'} {pct(share)} ({money(share * b)})"
     if kind in ("min", "max"):
         return f"{arg} {'minimum' if kind == 'min' else 'maximum'}"
     if kind == "roi_min":
         return f"overall ROI ≥ {problem.roi_min:g}"
     if kind == "target_return":
-        return f"return ≥ {_money(problem.target_return)}"
+        return f"return ≥ {money(problem.target_return)}"
     return name
 
 
@@ -201,8 +210,6 @@ def _best_without_floors(problem: Problem, pieces):
     """
     import pulp
 
-    from optimizer.build import Objective, build_model
-    from optimizer.solve import solve_model
 
     ret_model = build_model(problem, pieces, Objective(pulp.LpMaximize, 1.0, 0.0), with_roi=False, with_target=False)
     status, _, _ = solve_model(ret_model)
@@ -230,3 +237,125 @@ def _best_without_floors(problem: Problem, pieces):
             break
         rho, spend_at = new, sx
     return rho, best_return, spend_at
+
+
+# --------------------------------------------------------------------------------------------
+# Period plans
+
+
+def period_bound_conflicts(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray) -> list[str]:
+    """Conflicts visible from the limits alone, in money; empty when none."""
+    out = []
+    b = problem.budget
+    eps = 0.005 + 1e-9 * b
+    available = b - problem.reserve_min
+    for i, ch in enumerate(problem.channels):
+        for t, label in enumerate(problem.periods):
+            if lo[i, t] > hi[i, t] + eps:
+                out.append(f"channel {ch.name} in {label}: its minimum {money(lo[i, t])} is above its maximum "
+                           f"{money(hi[i, t])} (per-period, total, group and period limits) [bounds[{ch.name},{label}]]")
+        if ch.min_total is not None and hi[i].sum() < ch.min_total - eps:
+            out.append(f"channel {ch.name}: its minimum total {money(ch.min_total)} cannot be reached: its periods "
+                       f"can take at most {money(hi[i].sum())} [min_total[{ch.name}]]")
+        if ch.max_total is not None and lo[i].sum() > ch.max_total + eps:
+            out.append(f"channel {ch.name}: its per-period minimums sum to {money(lo[i].sum())}, above its maximum "
+                       f"total {money(ch.max_total)} [max_total[{ch.name}]]")
+    if out:
+        return out
+    ch_min = np.array([max(lo[i].sum(), ch.min_total or 0.0) for i, ch in enumerate(problem.channels)])
+    if ch_min.sum() > available + eps:
+        out.append(f"channel minimums sum to {money(ch_min.sum())} but only {money(available)} is left after the "
+                   f"{pct(problem.reserve_min_share)} reserve ({money(problem.reserve_min)}) [min_total, reserve_min]")
+    p_lo, p_hi = problem.period_limits()
+    caps = per_period(problem.pacing.cap, problem.T, _INF)
+    col_min = lo.sum(axis=0)
+    for t, label in enumerate(problem.periods):
+        if p_lo[t] > p_hi[t] + eps:
+            out.append(f"period {label}: its minimum {money(p_lo[t])} is above its maximum {money(p_hi[t])} "
+                       f"[period_min[{label}], {period_max_name(caps[t], p_hi[t])}[{label}]]")
+        elif col_min[t] > p_hi[t] + eps:
+            out.append(f"period {label}: channel minimums need {money(col_min[t])} but the period may spend at most "
+                       f"{money(p_hi[t])} (cap or max share) [{period_max_name(caps[t], p_hi[t])}[{label}]]")
+        elif hi[:, t].sum() < p_lo[t] - eps:
+            out.append(f"period {label}: its minimum {money(p_lo[t])} cannot be reached: its channels can take at most "
+                       f"{money(hi[:, t].sum())} [period_min[{label}]]")
+    if p_lo.sum() > available + eps:
+        out.append(f"per-period minimums sum to {money(p_lo.sum())} but only {money(available)} is left after the "
+                   f"{pct(problem.reserve_min_share)} reserve [period_min, reserve_min]")
+    if problem.reserve_max_share is not None:
+        needed = b - problem.reserve_max_share * b
+        room = min(float(np.minimum(p_hi, hi.sum(axis=0)).sum()), float(sum(min(hi[i].sum(), c.max_total if c.max_total is not None else _INF) for i, c in enumerate(problem.channels))))
+        if room < needed - eps:
+            out.append(f"at most {money(room)} can be spent (period caps and channel maximums) but at least {money(needed)} "
+                       f"must be, because the reserve may hold at most {pct(problem.reserve_max_share)} [reserve_max]")
+    group_min_total = 0.0
+    for g in problem.group_names:
+        spec = problem.group(g)
+        mask = np.array([c.group == g for c in problem.channels])
+        g_lo, g_hi = float(ch_min[mask].sum()), float(hi[mask].sum())
+        if spec.max_share is not None and g_lo > spec.max_share * b + eps:
+            out.append(f"group {g}: its channel minimums sum to {money(g_lo)}, above the group maximum "
+                       f"{pct(spec.max_share)} ({money(spec.max_share * b)}) [group_max[{g}]]")
+        if spec.min_share is not None:
+            group_min_total += spec.min_share * b
+            if g_hi < spec.min_share * b - eps:
+                out.append(f"group {g}: its minimum {pct(spec.min_share)} ({money(spec.min_share * b)}) cannot be reached: "
+                           f"its channels can take at most {money(g_hi)} [group_min[{g}]]")
+    if group_min_total > available + eps:
+        out.append(f"group minimums sum to {money(group_min_total)} but only {money(available)} is left after the "
+                   f"{pct(problem.reserve_min_share)} reserve [group_min, reserve_min]")
+    return out
+
+
+def explain_periods(problem: PeriodProblem, L: Layout, grid, carry_base: float, status: str) -> list[str]:
+    """Why the period LP has no solution: return floors first, then an elastic model."""
+    if status == "unbounded":
+        return ["the model is unbounded: a channel curve grows without limit and nothing caps its spend"]
+    out: list[str] = []
+
+    def solve(**kw):
+        model = build_period_model(problem, L, carry_base, **kw)
+        rnd = hypograph(model, L.pair_e, grid)
+        # Small diagnostic LPs: dual simplex, whose vertex solutions name one limit of a tie.
+        st, sol, *_ = solve_period_model(model, L.pair_e, rnd, options={"solver": "simplex", "presolve": "off"})
+        return model, rnd, st, sol
+
+    def incremental(rnd, sol):
+        return float(rnd.interpolant(np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi)).sum()) - carry_base
+
+    _, rnd, st, sol = solve(objective=Objective(pulp.LpMaximize, 1.0, 0.0), with_floors=False)
+    if st == "optimal":
+        best_return = incremental(rnd, sol)
+        spend = float(sol[L.x].sum())
+        if problem.roi_min is not None:
+            # Best ROI by Dinkelbach: maximise Σy − ρΣx, update ρ = Σy/Σx until it stops rising.
+            rho = best_return / spend if spend > 0 else None
+            spend_at = spend
+            for _ in range(30):
+                if rho is None:
+                    break
+                _, rnd2, st2, s2 = solve(objective=Objective(pulp.LpMaximize, 1.0, -rho), with_floors=False)
+                if st2 != "optimal":
+                    break
+                sx, sy = float(s2[L.x].sum()), incremental(rnd2, s2)
+                if sx <= 0 or sy / sx <= rho * (1 + 1e-9):
+                    break
+                rho, spend_at = sy / sx, sx
+            if rho is None or rho < problem.roi_min:
+                out.append(f"overall ROI ≥ {problem.roi_min:g} is unreachable: the best ROI the other constraints allow is "
+                           f"{(rho or 0.0):.2f} (spending {money(spend_at)}) [roi_min]")
+        if problem.objective == "min_spend" and problem.target_return is not None and best_return < problem.target_return:
+            out.append(f"target return {money(problem.target_return)} is unreachable: the most the constraints allow is "
+                       f"{money(best_return)} [target_return]")
+        if out:
+            return out
+    model, _, st, sol = solve(elastic=True)
+    if st != "optimal":
+        return [f"the constraints conflict (the elastic model is {st})"]
+    for key, (var, name, side) in model.slacks.items():
+        v = float(var.varValue or 0.0)
+        if v > 0.005 + 1e-9 * problem.budget:
+            what = "ROI" if name == "roi_min" else "money"
+            direction = "its minimum" if side == "lo" else "its maximum"
+            out.append(f"{name} must give way by {money(v)} ({what}, {direction}) for the rest to hold")
+    return out or ["the constraints conflict (the solver found no plan, and no single limit explains it)"]

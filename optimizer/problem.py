@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from models.curves import ResponseCurve
+from optimizer.cents import clamp_cent
+from optimizer.result import money, pct
 
 OBJECTIVES = ("max_return", "max_profit", "min_spend")
 
@@ -143,3 +147,58 @@ def _tightest(candidates: list[tuple[float, str]], pick) -> Bound:
     tol = 1e-9 * max(1.0, abs(value))
     sources = tuple(dict.fromkeys(s for v, s in candidates if s and abs(v - value) <= tol))
     return Bound(float(value), sources)
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring a plan against the problem
+
+
+def objective_value(problem: Problem, spend: float, ret: float) -> float:
+    """The objective on true curves (bigger is better for every objective)."""
+    if problem.objective == "max_profit":
+        return float(problem.margin) * ret - spend
+    if problem.objective == "min_spend":
+        return -spend
+    return ret
+
+
+def broken_limits(problem: Problem, spends: np.ndarray, returns: np.ndarray) -> list[str]:
+    """Which constraints a plan breaks (used for the current plan), excluding change limits."""
+    out = []
+    b = problem.budget
+    cc = problem.currency
+    tol = 0.005 + 1e-9 * b
+    for ch, x in zip(problem.channels, spends):
+        lo, hi = channel_bounds(problem, ch)
+        # Limits defined relative to the current plan hold for it by definition.
+        if x < lo.value - tol and not all(s.startswith(("locked", "max_change")) for s in lo.sources):
+            out.append(f"{ch.name}: spend {money(x, cc)} is below its minimum {money(lo.value, cc)}")
+        if x > hi.value + tol and not all(s.startswith(("locked", "max_change")) for s in hi.sources):
+            out.append(f"{ch.name}: spend {money(x, cc)} is above its maximum {money(hi.value, cc)} ({', '.join(hi.sources)})")
+    return out + shared_violations(problem, spends, float(returns.sum()), tol)
+
+
+def shared_violations(problem, channel_totals: np.ndarray, ret: float, tol: float) -> list[str]:
+    """Limits every plan shares (reserve, groups, ROI floor, return target), given each channel's
+    total spend and the plan's total return; used for single-horizon and period plans alike."""
+    out = []
+    b = problem.budget
+    cc = problem.currency
+    reserve = clamp_cent(b - float(channel_totals.sum()))
+    if reserve < problem.reserve_min - tol:
+        out.append(f"reserve {money(reserve, cc)} is below the minimum {money(problem.reserve_min, cc)}")
+    if problem.reserve_max_share is not None and reserve > problem.reserve_max_share * b + tol:
+        out.append(f"reserve {money(reserve, cc)} is above the maximum {money(problem.reserve_max_share * b, cc)}")
+    for g in problem.group_names:
+        spec = problem.group(g)
+        s = float(sum(x for ch, x in zip(problem.channels, channel_totals) if ch.group == g))
+        if spec.min_share is not None and s < spec.min_share * b - tol:
+            out.append(f"group {g}: {money(s, cc)} is below its minimum {pct(spec.min_share)}")
+        if spec.max_share is not None and s > spec.max_share * b + tol:
+            out.append(f"group {g}: {money(s, cc)} is above its maximum {pct(spec.max_share)}")
+    spend = float(channel_totals.sum())
+    if problem.roi_min is not None and spend > 0 and ret < problem.roi_min * spend * (1 - 1e-9):
+        out.append(f"ROI {ret / spend:.2f} is below the floor {problem.roi_min:g}")
+    if problem.objective == "min_spend" and problem.target_return is not None and ret < problem.target_return * (1 - 1e-9):
+        out.append(f"return {money(ret, cc)} is below the target {money(problem.target_return, cc)}")
+    return out

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-def _cents(v: float | None) -> float | None:
-    """Money for JSON: rounded to the cent, never ``-0.0`` (None and non-finite pass through)."""
-    if v is None:
-        return None
-    return round(float(v), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+from optimizer.cents import json_cents as _cents
 
 
 @dataclass(frozen=True)

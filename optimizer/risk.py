@@ -36,35 +36,21 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import pulp
 
-from optimizer.build import Objective, SparseRows, _var
+from optimizer.build import Objective, SparseRows, lp_var, register_columns
+from optimizer.cents import to_cents
 from optimizer.errors import ProblemError
-from optimizer.periods import (
-    _INF,
-    PERIOD_TOL,
-    AfterHorizonCurve,
-    PeriodProblem,
-    _empty,
-    _Family,
-    _grid,
-    _layout,
-    _local_errors,
-    _Model,
-    _register,
-    _SegmentForm,
-    _solve_model,
-    _spacing,
-    effective_spend,
-    family_values,
-    optimize_periods,
-    plan_returns,
-)
-from optimizer.periods import _model as _period_model
-from optimizer.periods import _report as _period_report
+from optimizer.period_model import PeriodModel, SegmentForm, family_values, layout, solve_period_model
+from optimizer.period_model import build_period_model as period_model
+from optimizer.periods import AfterHorizonCurve, Family, PeriodProblem, effective_spend, plan_returns
 from optimizer.problem import Problem, channel_bounds
+from optimizer.refine import DEFAULT_TOL, PERIOD_TOL, initial_pieces, pair_errors, pair_grid, pair_spacing
+from optimizer.report import empty_period_allocation, report_period_plan, report_plan
 from optimizer.result import Allocation, PeriodAllocation
-from optimizer.solve import DEFAULT_TOL, _report, initial_pieces, optimize, to_cents
+from optimizer.solve import optimize, optimize_periods
 
 logger = logging.getLogger(__name__)
+
+_INF = math.inf
 
 __all__ = ["RiskPlans", "optimize_cvar", "optimize_cvar_periods", "return_distribution", "cvar"]
 
@@ -158,12 +144,12 @@ class RiskPlans:
 
 
 class _NoPrices:
-    """Stands in for a PuLP model in :func:`optimizer.solve._report` (no shadow prices here)."""
+    """Stands in for a PuLP model in :func:`optimizer.report.report_plan` (no shadow prices here)."""
 
     named: dict = {}
 
 
-def _model(problem: Problem, measure: str, curves: list[list], alpha: float, lo: np.ndarray, hi: np.ndarray) -> _Model:
+def _model(problem: Problem, measure: str, curves: list[list], alpha: float, lo: np.ndarray, hi: np.ndarray) -> PeriodModel:
     """The sample LP as a PuLP model: x per channel, the reserve, η and u per sample (CVaR), and
     a return y_{c,s} per channel and sample (index c·S + s) on that sample's curve of x_c.
 
@@ -176,17 +162,17 @@ def _model(problem: Problem, measure: str, curves: list[list], alpha: float, lo:
     margin = float(problem.margin) if problem.objective == "max_profit" else 1.0
     spend_weight = 1.0 if problem.objective == "max_profit" else 0.0
     lp = pulp.LpProblem(f"{measure}_over_samples", pulp.LpMaximize)
-    X = [_var(lp, f"x_{i}", float(lo[i]), float(hi[i])) for i in range(C)]
+    X = [lp_var(lp, f"x_{i}", float(lo[i]), float(hi[i])) for i in range(C)]
     r_hi = problem.reserve_max_share * b if problem.reserve_max_share is not None else None
-    R = _var(lp, "reserve", problem.reserve_min, r_hi)
+    R = lp_var(lp, "reserve", problem.reserve_min, r_hi)
     cvar_on = measure == "cvar"
-    ETA = _var(lp, "eta", None if cvar_on else 0.0, None if cvar_on else 0.0)
-    U = [_var(lp, f"u_{s}", 0.0) for s in range(S)]
-    Y = [_var(lp, f"y_{c}_{s}") for c in range(C) for s in range(S)]
+    ETA = lp_var(lp, "eta", None if cvar_on else 0.0, None if cvar_on else 0.0)
+    U = [lp_var(lp, f"u_{s}", 0.0) for s in range(S)]
+    Y = [lp_var(lp, f"y_{c}_{s}") for c in range(C) for s in range(S)]
     cols = X + [R, ETA] + U + Y
-    _register(lp, cols)
+    register_columns(lp, cols)
     y_idx = C + 2 + S + np.arange(C * S)
-    model = _Model(lp=lp, cols=cols, y=y_idx, fixed=SparseRows(cols))
+    model = PeriodModel(lp=lp, cols=cols, y=y_idx, fixed=SparseRows(cols))
 
     def named(key: str, terms, sense, rhs: float) -> None:
         con = pulp.LpConstraint(pulp.LpAffineExpression(terms), sense, f"c{len(model.named)}_{key.split('[')[0]}", rhs)
@@ -220,20 +206,20 @@ def _plan_for(problem: Problem, measure: str, curves: list[list], alpha: float, 
               tol: float, max_rounds: int) -> tuple[str, np.ndarray | None]:
     """Solve the sample LP for ``measure`` ("mean" or "cvar"); returns (status, spends).
 
-    The curves go to HiGHS in segment form (:class:`optimizer.periods._SegmentForm`), refined
+    The curves go to HiGHS in segment form (:class:`optimizer.period_model.SegmentForm`), refined
     around the plan until the model error next to it is within ``tol`` in every sample.
     """
     C, S = len(curves), len(curves[0])
     bounds = [channel_bounds(problem, ch) for ch in problem.channels]
     lo = np.array([b[0].value for b in bounds])
     hi = np.maximum(np.array([b[1].value for b in bounds]), lo)
-    family = _Family([r if r.is_concave else r.envelope() for row in curves for r in row])
+    family = Family([r if r.is_concave else r.envelope() for row in curves for r in row])
     model = _model(problem, measure, curves, alpha, lo, hi)
     status, sol, *_ = _refine(model, np.arange(C), lo, hi, family, S, np.clip(start, lo, hi), tol, max_rounds, measure)
     return (status, None) if sol is None else (status, sol[:C])
 
 
-def _refine(model: _Model, e: np.ndarray, lo: np.ndarray, hi: np.ndarray, family: _Family, S: int,
+def _refine(model: PeriodModel, e: np.ndarray, lo: np.ndarray, hi: np.ndarray, family: Family, S: int,
             start: np.ndarray, tol: float, max_rounds: int, label: str):
     """Solve a sample LP (pairs with curve columns ``e`` in [lo, hi], S sample curves each:
     ``family`` curve p·S + s) in segment form, refining one grid per pair, fine enough for its
@@ -249,15 +235,15 @@ def _refine(model: _Model, e: np.ndarray, lo: np.ndarray, hi: np.ndarray, family
     allowed = tol * max(abs(float(family.response(np.repeat(z, S)).sum())) / S, 1e-12)
     t0 = time.perf_counter()
     for rnd in range(1, max_rounds + 1):
-        h = _spacing(family, lo_s, hi_s, np.repeat(z, S), allowed / S).reshape(n, S).min(axis=1)
-        pts, owner, P = _grid(lo, hi, z, h, None)
+        h = pair_spacing(family, lo_s, hi_s, np.repeat(z, S), allowed / S).reshape(n, S).min(axis=1)
+        pts, owner, P = pair_grid(lo, hi, z, h, None)
         values = np.stack([family_values(family, pts, owner * S + s) for s in range(S)], axis=1)
-        form = _SegmentForm(model, e, (pts, owner, None), values=values)
-        status, sol, secs, solver = _solve_model(model, e, form.round())
+        form = SegmentForm(model, e, (pts, owner, None), values=values)
+        status, sol, secs, solver = solve_period_model(model, e, form.round())
         if status != "optimal":
             return status, None, rnd, time.perf_counter() - t0, solver
         z = np.clip(sol[e], lo, hi)
-        err = _local_errors(family, np.repeat(P, S, axis=0), np.repeat(z, S)).reshape(n, S).sum(axis=0)
+        err = pair_errors(family, np.repeat(P, S, axis=0), np.repeat(z, S)).reshape(n, S).sum(axis=0)
         total = float(family.response(np.repeat(z, S)).sum()) / S
         logger.debug("%s round %d: worst sample model error %.3g (allowed %.3g), LP %.3fs", label, rnd, err.max(), allowed, secs)
         allowed = tol * max(abs(total), 1e-12)
@@ -319,7 +305,7 @@ def _allocation(problem: Problem, x: np.ndarray, measure: str) -> Allocation:
     base = Allocation(scenario=problem.name, status="optimal", objective=problem.objective, budget=problem.budget,
                       currency=problem.currency, mode="cvar" if measure == "cvar" else "sample_mean")
     # A plan for the bad case may well score below today's plan on the point curves: no fallback.
-    alloc = _report(problem, bounds, pieces, _NoPrices(), to_cents(problem, bounds, x) / 100.0, base, guard_current=False)
+    alloc = report_plan(problem, bounds, pieces, _NoPrices(), to_cents(problem, bounds, x) / 100.0, base, guard_current=False)
     alloc.solver_name = "HiGHS"
     return alloc
 
@@ -360,10 +346,10 @@ def optimize_cvar_periods(problem: PeriodProblem, samples: dict, alpha: float = 
 def _period_plan(problem: PeriodProblem, measure: str, curves: list[list], alpha: float, start: np.ndarray,
                  tol: float, max_rounds: int) -> PeriodAllocation:
     """The period plan with the best sample mean or CVaR: the period LP of
-    :func:`optimizer.periods._model` with one return per (pair, sample), curves in segment form."""
+    :func:`optimizer.period_model.build_period_model` with one return per (pair, sample), curves in segment form."""
     C, T, S = len(problem.channels), problem.T, len(curves[0])
     lo, hi = problem.entry_bounds()
-    L = _layout(problem, lo, hi, [c.curve for c in problem.channels])
+    L = layout(problem, lo, hi, [c.curve for c in problem.channels])
     eff = problem.efficiency()
     own = [[r if r.is_concave else r.envelope() for r in row] for row in curves]
     flat = [own[c][s].scaled(float(eff[c, t])) for c in range(C) for t in range(T) for s in range(S)]
@@ -373,19 +359,19 @@ def _period_plan(problem: PeriodProblem, measure: str, curves: list[list], alpha
             if ch.alpha > 0:
                 tails += [AfterHorizonCurve(own[c][s], ch.alpha, ch.tail_efficiency) for s in range(S)]
                 tail_pair += [(c * T + T - 1) * S + s for s in range(S)]
-    family = _Family(flat, tails, tail_pair)
+    family = Family(flat, tails, tail_pair)
     none = effective_spend(problem, np.zeros_like(lo)).ravel()
     base = family.response(np.repeat(none, S)).reshape(C * T, S).sum(axis=0)  # each sample's return without spend
     objective = Objective.for_problem(problem)
-    model = _period_model(problem, L, float(base.mean()), objective=objective, samples=S)
+    model = period_model(problem, L, float(base.mean()), objective=objective, samples=S)
     if measure == "cvar":
         # max η − 1/(αS) Σ u_s  s.t.  u_s ≥ η − outcome_s, outcome_s = m (Σ_p y_{p,s} − base_s) − w Σ x
         lp = model.lp
-        eta = _var(lp, "eta")
-        U = [_var(lp, f"u_{s}", 0.0) for s in range(S)]
+        eta = lp_var(lp, "eta")
+        U = [lp_var(lp, f"u_{s}", 0.0) for s in range(S)]
         first = len(model.cols)
         model.cols += [eta] + U
-        _register(lp, [eta] + U)
+        register_columns(lp, [eta] + U)
         m, w = objective.return_weight, -objective.spend_weight
         ys = model.y.reshape(C * T, S).T  # sample s: its C·T returns
         idx = [np.stack([first + 1 + np.arange(S), np.full(S, first)], axis=1), ys]
@@ -401,9 +387,9 @@ def _period_plan(problem: PeriodProblem, measure: str, curves: list[list], alpha
                                                    max_rounds, f"{measure} (periods)")
     if status != "optimal":
         raise ProblemError(f"the {measure} plan over the samples is {status} although the point plan is feasible")
-    alloc = _empty(problem, "cvar" if measure == "cvar" else "sample_mean")
+    alloc = empty_period_allocation(problem, "cvar" if measure == "cvar" else "sample_mean")
     # A plan for the bad case may well score below today's plan on the point curves: no fallback.
-    alloc = _period_report(problem, alloc, lo, hi, sol[L.x], [c.curve for c in problem.channels], sol, model,
+    alloc = report_period_plan(problem, alloc, lo, hi, sol[L.x], [c.curve for c in problem.channels], sol, model,
                            guard_current=False)
     alloc.solver_name, alloc.iterations, alloc.solver_seconds = solver, rounds, seconds
     return alloc

@@ -133,7 +133,7 @@ def _threshold_budget(scenario, mroi: float) -> float | None:
     """About the budget at which the plan's marginal ROI falls to ``mroi``, each budget tried
     with the current plan scaled to it (change limits are relative to it), as the levels are
     planned; without the scenario's own marginal-ROI floor. None beyond any plannable budget."""
-    from optimizer.solve import break_even_budget
+    from optimizer import break_even_budget
     from scenarios.schema import MAX_MONEY
 
     def at(budget: float):
@@ -148,7 +148,7 @@ def _threshold_budget(scenario, mroi: float) -> float | None:
 def _row(scenario, level: float, budget: float, samples) -> dict:
     """One level: the scenario planned at ``budget``."""
     from optimizer import optimize
-    from optimizer.risk import return_distribution
+    from optimizer import return_distribution
 
     alloc = optimize(problem_at(scenario, budget))
     d = alloc.to_dict()
@@ -196,7 +196,7 @@ def _score(problem, row: dict) -> float:
 def _favoured(scenario, band: tuple[float, float], reference: float, threshold: tuple[float, str],
               at_threshold: float | None, samples, rows: list[dict]) -> dict:
     """The level in ``band`` (budgets) the curves favour: the threshold's budget clipped to it."""
-    from optimizer.result import money, unit_name
+    from optimizer import money, unit_name
 
     lo, hi = band
     t, why = threshold

@@ -136,8 +136,7 @@ def period_problem(scenario, spec: HorizonSpec):
     """The scenario's plan as a :class:`optimizer.periods.PeriodProblem` (one decision per channel
     per period); single-horizon limits (bounds, change limits, caps) apply to channel totals."""
     from models.curves import HillCurve
-    from optimizer.periods import Pacing, PeriodChannel, PeriodProblem
-    from optimizer.problem import channel_bounds
+    from optimizer import Pacing, PeriodChannel, PeriodProblem, channel_bounds
 
     problem, model = scenario.problem, scenario.model
     if spec.labels is not None:

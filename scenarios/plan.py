@@ -133,7 +133,7 @@ def _cents(v: float) -> float:
 
 
 def _money(v: float, currency: str) -> str:
-    from optimizer.result import money
+    from optimizer import money
 
     return money(v, currency)
 
@@ -170,9 +170,7 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
     ScenarioError
         ``risk_alpha`` without curve samples.
     """
-    from optimizer import optimize
-    from optimizer.periods import optimize_periods
-    from optimizer.risk import optimize_cvar, optimize_cvar_periods, return_distribution
+    from optimizer import optimize, optimize_cvar, optimize_cvar_periods, optimize_periods, return_distribution
     from scenarios.horizon import period_problem
 
     periodic = scenario.horizon_spec is not None

@@ -22,7 +22,7 @@ __all__ = [
 
 def _currency(code: str | None) -> tuple[str, str]:
     """(prefix, unit word) of an ISO currency code: ("¥", "yuan"), ("$", "dollar"), ("SEK ", "SEK")."""
-    from optimizer.result import currency_symbol, unit_name
+    from optimizer import currency_symbol, unit_name
 
     symbol = currency_symbol(code or "CNY")
     return symbol + (" " if symbol[-1:].isalpha() else ""), unit_name(code or "CNY")

@@ -389,7 +389,7 @@ def _e(text) -> str:
 
 
 def _money(v, currency: str) -> str:
-    from optimizer.result import money
+    from optimizer import money
 
     return money(v, currency)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.curves import curve_from_dict, curve_problems
-from optimizer.problem import OBJECTIVES, Channel, Group, Problem
+from optimizer import OBJECTIVES, Channel, Group, Problem
 from scenarios.errors import ScenarioError
 from scenarios.horizon import check_horizon
 
@@ -442,7 +442,7 @@ def _share_of_forecast(share: float, model, source, budget, channels: list, pend
     from dataclasses import replace
 
     from models.forecast import kpi_forecast
-    from optimizer.result import money
+    from optimizer import money
 
     periods = source[1].get("periods") or QUARTER_PERIODS.get(model.frequency_, 13)
     try:

@@ -32,7 +32,7 @@ HEADER_ROW = 4
 def money_format(currency: str | None) -> str:
     """Excel's number format for money in ``currency``: ``"¥"#,##0.00`` for CNY,
     ``"$"#,##0.00`` for USD, ``#,##0.00 "SEK"`` for a code without a symbol."""
-    from optimizer.result import currency_symbol
+    from optimizer import currency_symbol
 
     symbol = currency_symbol(currency or "CNY").replace('"', "")
     if symbol[-1:].isalpha():

@@ -11,7 +11,7 @@ from cli import main
 from models.plot import allocation_plot, cjk_font
 from optimizer import optimize
 from models.curves import HillCurve
-from optimizer.periods import PeriodChannel, PeriodProblem, optimize_periods
+from optimizer import PeriodChannel, PeriodProblem, optimize_periods
 from scenarios import example_path, load_scenario
 
 PNG = b"\x89PNG\r\n\x1a\n"

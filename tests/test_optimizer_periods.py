@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.curves import ExponentialCurve, HillCurve
-from optimizer import Group, optimize
+from optimizer import Group, optimize, optimize_periods
 from optimizer.exact import bisection_optimum
 from optimizer.periods import (
     AfterHorizonCurve,
@@ -20,7 +20,6 @@ from optimizer.periods import (
     PeriodProblem,
     effective_spend,
     from_problem,
-    optimize_periods,
     plan_returns,
     plan_violations,
 )

@@ -8,7 +8,7 @@ import pytest
 
 from models.curves import HillCurve
 from optimizer import Channel, Problem, optimize
-from optimizer.periods import Pacing, PeriodChannel, PeriodProblem, optimize_periods, plan_violations
+from optimizer import Pacing, PeriodChannel, PeriodProblem, optimize_periods, plan_violations
 from optimizer.risk import cvar, optimize_cvar, optimize_cvar_periods, return_distribution
 
 

@@ -16,9 +16,9 @@ import pytest
 from models.errors import ConvergenceWarning
 from models.fit import naive_holdout_nrmse, quality_warnings
 from optimizer import optimize
-from optimizer.periods import from_problem, optimize_periods
+from optimizer import from_problem, optimize_periods
 from optimizer.result import currency_symbol, money, unit_name
-from optimizer.solve import break_even_budget
+from optimizer import break_even_budget
 from scenarios import example_path, load_scenario
 from scenarios.plan import curve_warnings, forecast_scenario, plan_scenario
 
