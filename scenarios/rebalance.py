@@ -448,6 +448,7 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
     out["channels"] = [{"channel": c, "plan_of_record_remaining": _cents(X_rem[i].sum()),
                         "replan_remaining": _cents(X_new[i].sum()),
                         "change": _cents(X_new[i].sum() - X_rem[i].sum()), "locked": c in locked,
+                        "carryover": _cents(carry[i]), "scale": round(float(scale[i]), 4),
                         "marginal_roi": _marginal(rem, X_rem, i)}
                        for i, c in enumerate(names)]
     R_new = np.asarray(alloc.period_return, float)

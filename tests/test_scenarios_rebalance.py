@@ -204,3 +204,28 @@ def test_rebalance_table_is_validated_with_every_problem(tmp_path):
     path.write_text(SCENARIO.replace("[rebalance]\nmax_change = 1.0\n", ""))
     spec = load_scenario(path).rebalance
     assert (spec.unit, spec.max_change, spec.min_gain, spec.spend_tolerance) == (1000.0, 0.2, 0.002, 0.1)
+
+
+def test_carryover_starts_from_the_actual_spend(setup, monkeypatch):
+    """With α > 0 (curves fitted from history) the remaining periods start from e = x + α e_prev."""
+    from dataclasses import replace as dc_replace
+
+    import scenarios.horizon as horizon
+
+    folder, _, sc, por = setup
+    real = horizon.period_problem
+
+    def with_carryover(scenario, spec):
+        p = real(scenario, spec)
+        return dc_replace(p, channels=tuple(dc_replace(c, alpha=0.5, carryover=40_000.0) for c in p.channels))
+
+    monkeypatch.setattr(horizon, "period_problem", with_carryover)
+    acts = read_actuals(_actuals(folder, M1 + "M2,a,100000\nM2,b,50000\n"), sc, ("M1", "M2", "M3"))
+    out = rebalance(sc, acts, por)
+    carry = {c["channel"]: c["carryover"] for c in out["channels"]}
+    # a: e1 = 300,000 + 0.5·40,000 = 320,000; e2 = 100,000 + 0.5·320,000 = 260,000
+    assert carry["a"] == pytest.approx(260_000, abs=0.01)
+    assert carry["b"] == pytest.approx(50_000 + 0.5 * (200_000 + 20_000), abs=0.01)
+    b = out["budget"]
+    replanned = sum(c["spend"] for p in out["periods"] for c in p["channels"])
+    assert round(b["spent_to_date"] + replanned + b["reserve"], 2) == 1_500_000.00
