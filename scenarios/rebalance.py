@@ -40,10 +40,10 @@ MODEL_UPDATE = {
     "none": "curves not refitted with the new periods and not rescaled (the actuals give no attributed "
             "return); drift flags say when a refit is due",
 }
-#: What the return drift flags compare (the plan of record carries no per-period KPI P10–P90).
+#: What the return drift flags compare. The KPI is tested against the forecast P10–P90 for the
+#: spend made when the model can forecast it (curves fitted from history, a KPI in the actuals).
 DRIFT_BASIS = ("actual attributed return vs the model's expected return at the actual spend, to date, "
-               "beyond [rebalance] return_tolerance (the plan of record carries no per-period KPI P10–P90 "
-               "to test the KPI against)")
+               "beyond [rebalance] return_tolerance")
 #: A channel's rescaling factor is kept within these bounds (one bad month is not a new world).
 SCALE_BOUNDS = (0.1, 10.0)
 
@@ -60,6 +60,7 @@ class Actuals:
     content: bytes
     source: str
     ignored: tuple[str, ...] = ()
+    kpi: dict | None = None  # {period: KPI}, wide layout only
 
 
 def _label(value: str, plan_periods: tuple[str, ...]) -> str | None:
@@ -115,6 +116,7 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
     ignored: list[str] = []
     spend: dict = {}
     returns: dict = {}
+    kpi: dict = {}
 
     def number(cell: str, what: str, row: int) -> float | None:
         try:
@@ -168,18 +170,24 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
                 returns[(p, ch)] = y
     else:
         mapping = _wide_channels(columns, spec, date_col, channels, problems, ignored, force)
+        rows_of: set[str] = set()
         for i, r in frame.iterrows():
             row = int(i) + 2
             p = period_of(r[date_col], row)
             if p is None:
                 continue
-            if any(q == p for q, _ in spend):
+            if p in rows_of:
                 problems.append(f"row {row}: period {p} appears twice")
                 continue
+            rows_of.add(p)
             for ch, col in mapping.items():
                 x = number(r[col], f"{col} spend", row)
                 if x is not None:
                     spend[(p, ch)] = x
+            if spec.kpi in columns and str(r[spec.kpi]).strip() != "":
+                y = number(r[spec.kpi], spec.kpi, row)
+                if y is not None:
+                    kpi[p] = y
     seen = [p for p in plan_periods if any(q == p for q, _ in spend)]
     if not seen and not problems:
         problems.append("no actuals for any period of the plan")
@@ -193,7 +201,7 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
         for ch in channels:
             spend.setdefault((p, ch), 0.0)
     return Actuals(periods=tuple(seen), channels=channels, spend=spend, returns=returns or None,
-                   content=content, source=source, ignored=tuple(ignored))
+                   content=content, source=source, ignored=tuple(ignored), kpi=kpi or None)
 
 
 def _ignored(col: str, spec) -> bool:
@@ -409,11 +417,19 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
                                       f"at that spend ({dev_r:+.0%}; tolerance ±{spec.return_tolerance:.0%}): "
                                       "its curve no longer fits; refit with the new periods"})
 
+    basis = [DRIFT_BASIS] if has_ret else []
+    kpi_rows = _kpi_drift(scenario, base, X_full, actuals, done, cur, drift, notes)
+    if kpi_rows is not None:
+        basis.insert(0, "the KPI per period vs the forecast P10–P90 for the spend actually made (baseline "
+                        "+ media over the fit's bootstrap curves)")
     out = {
         "scenario": name, "status": "ok" if alloc.feasible else "infeasible", "as_of": done[-1],
         "currency": cur, "plan_of_record_run": plan_run_id,
         "periods_done": list(done), "periods_remaining": list(periods[k:]),
-        "model_update": model_update, "drift_basis": DRIFT_BASIS,
+        "model_update": model_update,
+        "drift_basis": "; ".join(basis) or "spend to date vs the plan of record only (the actuals give no "
+                                           "attributed return, and no KPI the model can forecast)",
+        "kpi": kpi_rows or [],
         "budget": {"total": _cents(B), "spent_to_date": spent, "remaining": remaining,
                    "plan_of_record_reserve": _cents(por_reserve), "reserve": _cents(alloc.reserve)},
         "variance": variance, "drift": drift, "notes": notes, "ignored": list(actuals.ignored),
@@ -497,6 +513,44 @@ def _level(X_rem, X_new, periods, cur, unit, *, unspent, por_reserve, new_reserv
                     "amount": float(rounded), "exact_amount": _cents(new_reserve - por_reserve),
                     "periods": list(periods), "expected_gain": None, "text": text})
     return out
+
+
+def _kpi_drift(scenario, base, X_full, actuals, done, cur, drift, notes) -> list[dict] | None:
+    """Flag periods whose KPI fell outside the forecast P10–P90 for the spend actually made.
+
+    Needs a fitted model (the baseline forecast) and a KPI per period (wide actuals); returns
+    the rows (period, actual, p10, p90), or None when the test cannot be made.
+    """
+    from optimizer import money
+
+    if not actuals.kpi or scenario.model is None:
+        if actuals.kpi:
+            notes.append("the KPI per period is not tested: written curves have no baseline forecast")
+        return None
+    from models.forecast import forecast
+
+    model = scenario.model
+    fitted = set(model.channels_)
+    names = [c.name for c in base.channels]
+    plan = {c: X_full[i] for i, c in enumerate(names) if c in fitted}
+    fc = forecast(model, {"actual": plan}, base.T, seed=0)
+    if tuple(fc["periods"]) != tuple(base.periods):
+        notes.append("the KPI per period is not tested: the plan's periods are not the model's next periods")
+        return None
+    band = fc["plans"]["actual"]["total"]
+    rows = []
+    for t, p in enumerate(done):
+        if p not in actuals.kpi:
+            continue
+        y, lo, hi = actuals.kpi[p], band["p10"][t], band["p90"][t]
+        rows.append({"period": p, "actual": _cents(y), "p10": _cents(lo), "p90": _cents(hi)})
+        if not lo <= y <= hi:
+            drift.append({"kind": "kpi", "channel": "", "period": p, "actual": _cents(y),
+                          "expected": _cents(band["p50"][t]), "deviation": round((y - band["p50"][t]) / band["p50"][t], 4)
+                          if band["p50"][t] else None, "tolerance": 0.8,
+                          "text": f"KPI in {p}: {money(y, cur)}, outside the forecast P10–P90 for the spend made "
+                                  f"({money(lo, cur)}–{money(hi, cur)}): the model no longer explains the new periods"})
+    return rows
 
 
 def _marginal(problem, X: np.ndarray, i: int) -> float | None:

@@ -340,3 +340,28 @@ def test_rebalance_bad_actuals_exit_3_and_leave_the_ledger_alone(tmp_path):
     no_traceback(r.stderr)
     assert "3 problem(s)" in r.stderr and "row 2" in r.stderr and "tiktok" in r.stderr and "2027-07" in r.stderr
     assert ledger.read_bytes() == before
+
+
+def test_rebalance_on_fitted_weekly_curves_flags_a_kpi_outside_its_band(tmp_path):
+    """Curves fitted from history: carryover from the actual spend, and the KPI tested against the
+    forecast P10–P90 for that spend (a KPI far below it is drift: exit 5 with --fail-on-drift)."""
+    ledger = str(tmp_path / "w.sqlite")
+    rec = budget("allocate", WEEKLY, "--record", "--ledger", ledger, "--format", "json")
+    assert rec.returncode == 0, rec.stderr
+    plan = json.loads(rec.stdout)
+    names = [c["channel"] for c in plan["periods"][0]["channels"]]
+    lines = ["date,revenue," + ",".join(names)]
+    for p in plan["periods"][:4]:
+        lines.append(p["period"] + ",1000000," + ",".join(str(c["spend"]) for c in p["channels"]))
+    actuals = tmp_path / "actuals.csv"
+    actuals.write_text("\n".join(lines) + "\n")
+    r = budget("rebalance", WEEKLY, "--actuals", str(actuals), "--ledger", ledger, "--format", "json",
+               "--fail-on-drift")
+    assert r.returncode == 5, r.stderr
+    d = json.loads(r.stdout)
+    assert d["as_of"] == plan["periods"][3]["period"] and len(d["periods_remaining"]) == 9
+    assert [f["kind"] for f in d["drift"]] == ["kpi"] * 4 and "P10–P90" in d["drift_basis"]
+    assert all(c["carryover"] > 0 for c in d["channels"] if c["channel"] in ("douyin", "wecom_community"))
+    b = d["budget"]
+    total = b["spent_to_date"] + sum(c["spend"] for p in d["periods"] for c in p["channels"]) + b["reserve"]
+    assert round(total, 2) == b["total"]

@@ -229,3 +229,24 @@ def test_carryover_starts_from_the_actual_spend(setup, monkeypatch):
     b = out["budget"]
     replanned = sum(c["spend"] for p in out["periods"] for c in p["channels"])
     assert round(b["spent_to_date"] + replanned + b["reserve"], 2) == 1_500_000.00
+
+
+def test_wide_actuals_read_like_the_history(tmp_path):
+    """A scenario fitted from a wide history reads wide actuals: spend columns and the KPI."""
+    from types import SimpleNamespace
+
+    from models.history import HistorySpec
+
+    sc = SimpleNamespace(history_spec=HistorySpec(), problem=SimpleNamespace(
+        channels=[SimpleNamespace(name="a"), SimpleNamespace(name="b")]))
+    periods = ("2025-01-06", "2025-01-13", "2025-01-20")
+    ok = _actuals(tmp_path, "date,revenue,a,b\n2025-01-06,900,10,20\n2025/01/13,950,11,21\n")
+    acts = read_actuals(ok, sc, periods)
+    assert acts.periods == periods[:2] and acts.returns is None
+    assert acts.spend[("2025-01-13", "b")] == 21 and acts.kpi == {"2025-01-06": 900, "2025-01-13": 950}
+    bad = _actuals(tmp_path, "date,revenue,a,c\n2025-01-06,900,x,20\n2025-01-06,1,1,1\n", "bad.csv")
+    with pytest.raises(HistoryError) as err:
+        read_actuals(bad, sc, periods)
+    text = "\n".join(err.value.problems)
+    assert "unknown channel 'c'" in text and "row 2: a spend 'x' is not a number" in text
+    assert "row 3: period 2025-01-06 appears twice" in text
