@@ -1029,7 +1029,8 @@ def runs(ctx, ledger, fmt, show_all):
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
 def runs_show(ctx, run_id, ledger, fmt):
-    """Print one recorded run: what was run, and the plan it recorded.
+    """Print one recorded run: what was run, and the plan it recorded (a rebalance: also its
+    actuals, suggestions and drift flags).
 
     \b
     Example:
@@ -1040,10 +1041,11 @@ def runs_show(ctx, run_id, ledger, fmt):
     with _open_ledger(ctx, ledger) as book:
         run = _run(ctx, book.get, run_id)
         rows = book.plan_rows(run_id)
+        extra = _run(ctx, book.rebalance_rows, run_id) if run.kind == "rebalance" else {}
     if fmt == "json":
-        click.echo(render.json_text({**run.to_dict(), "plan_rows": rows}), nl=False)
+        click.echo(render.json_text({**run.to_dict(), "plan_rows": rows, **extra}), nl=False)
     else:
-        click.echo(render.run_table(run.to_dict(with_result=False), rows), nl=False)
+        click.echo(render.run_table(run.to_dict(with_result=False), rows, extra), nl=False)
 
 
 @runs.command("export")

@@ -321,6 +321,9 @@ def test_rebalance_month_by_month_as_a_scheduler_runs_it(tmp_path):
     assert drift.returncode == 5 and "drift flagged" in drift.stderr and "Suggestions:" in drift.stdout
     forced = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--force")
     assert forced.returncode == 0 and "as run 4" in forced.stderr
+    shown = json.loads(budget("runs", "show", "4", "--ledger", ledger, "--format", "json").stdout)
+    assert len(shown["actuals"]) == 8 and shown["suggestions"] and shown["drift"]
+    assert "Suggestions:" in budget("runs", "show", "4", "--ledger", ledger).stdout
     db = sqlite3.connect(ledger)
     rows = db.execute("SELECT id, kind, as_of, superseded_by FROM runs ORDER BY id").fetchall()
     assert rows == [(1, "plan", "", None), (2, "rebalance", "2027-01", None), (3, "rebalance", "2027-02", 4),
