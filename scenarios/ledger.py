@@ -296,9 +296,16 @@ class Ledger:
             raise LedgerError(f"{self.path}: no run {run_id}")
         return _run(row[0])
 
-    def runs(self, *, scenario_name: str | None = None, current_only: bool = False) -> list[Run]:
-        """Every run (oldest first), optionally of one scenario and only the current ones."""
-        sql, args = "SELECT * FROM runs", []
+    def runs(self, *, scenario_name: str | None = None, current_only: bool = False,
+             with_result: bool = True) -> list[Run]:
+        """Every run (oldest first), optionally of one scenario and only the current ones.
+
+        ``with_result=False`` leaves each run's stored JSON unread (``result`` is ``{}``): a
+        listing of thousands of runs need not parse thousands of plans.
+        """
+        columns = "*" if with_result else ", ".join(
+            [f for f in Run.__dataclass_fields__ if f != "result"] + ["'{}' AS result"])
+        sql, args = f"SELECT {columns} FROM runs", []
         where = []
         if scenario_name is not None:
             where.append("scenario_name = ?")
@@ -307,7 +314,8 @@ class Ledger:
             where.append("superseded_by IS NULL")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_run(r) for r in self._query(sql + " ORDER BY id", tuple(args))]
+        rows = self._query(sql + " ORDER BY id", tuple(args))
+        return [_run(r, with_result) for r in rows]
 
     def plan_rows(self, run_id: int) -> list[dict]:
         """The plan rows of a run: ``{"period", "channel", "spend", "expected_return"}``."""
@@ -359,9 +367,9 @@ class Ledger:
         return False
 
 
-def _run(row: sqlite3.Row) -> Run:
+def _run(row: sqlite3.Row, with_result: bool = True) -> Run:
     data = dict(row)
-    data["result"] = json.loads(data["result"])
+    data["result"] = json.loads(data["result"]) if with_result else {}
     return Run(**data)
 
 
