@@ -964,7 +964,7 @@ def rebalance(ctx, scenario, actuals, as_of, ledger, fmt, output, dry_run, force
     ledger = ledger or str(default_ledger_path(scenario))
     sc = _run(ctx, _load_scenario, scenario, use_cache=not no_cache)
     result, run, new = _run(ctx, run_rebalance, scenario, sc, actuals, ledger, as_of=as_of, force=force,
-                            dry_run=dry_run, command=" ".join(sys.argv))
+                            dry_run=dry_run, command=" ".join(sys.argv), fail_on_drift=fail_on_drift)
     if dry_run:
         _say("dry run: nothing recorded")
     elif new:

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from scenarios.errors import LedgerError
 
-__all__ = ["LEDGER_ENV", "LEDGER_NAME", "Ledger", "LedgerError", "Run", "content_hash", "default_ledger_path"]
+__all__ = ["LEDGER_ENV", "LEDGER_NAME", "Ledger", "LedgerError", "Run", "content_hash", "default_ledger_path",
+           "plan_rows", "product_version", "record_plan", "scenario_hashes"]
 
 #: Environment variable naming the ledger file (a job's configuration).
 LEDGER_ENV = "BUDGET_LEDGER"
@@ -419,7 +420,7 @@ def plan_rows(plan: dict) -> list[tuple[str, str, float, float]]:
     return [("", c["channel"], c["spend"], c["expected_return"]) for c in plan["channels"]]
 
 
-def _product_version() -> str:
+def product_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -440,7 +441,7 @@ def record_plan(ledger_path: str | Path, scenario_path: str | Path, plan: dict, 
         The plan of record and whether this call recorded it (False: the same scenario content
         and data were recorded before, and that run stands).
     """
-    product = _product_version()
+    product = product_version()
     scenario_hash, data_hash = scenario_hashes(scenario_path, overrides)
     with Ledger(ledger_path) as ledger:
         return ledger.record(kind="plan", command=command, scenario_name=plan["scenario"],

@@ -635,7 +635,7 @@ def _transfers(problem, X0, X1, names, unit, cur, periods) -> list[dict]:
 
 def run_rebalance(scenario_path: str | Path, scenario, actuals_path: str | Path, ledger_path: str | Path, *,
                   as_of: str | None = None, force: bool = False, dry_run: bool = False,
-                  command: str = "budget rebalance") -> tuple[dict, object, bool]:
+                  command: str = "budget rebalance", fail_on_drift: bool = False) -> tuple[dict, object, bool]:
     """Read the actuals, rebalance against the plan of record in ``ledger_path`` and record it.
 
     Returns
@@ -653,7 +653,7 @@ def run_rebalance(scenario_path: str | Path, scenario, actuals_path: str | Path,
         Bad actuals (nothing recorded).
     """
     from scenarios.errors import LedgerError
-    from scenarios.ledger import Ledger, _product_version, content_hash, scenario_hashes
+    from scenarios.ledger import Ledger, product_version, content_hash, scenario_hashes
 
     if not Path(ledger_path).exists():
         raise LedgerError(f"{ledger_path}: no such ledger; record the plan of record first "
@@ -696,7 +696,9 @@ def run_rebalance(scenario_path: str | Path, scenario, actuals_path: str | Path,
         run, new = ledger.record(
             kind="rebalance", command=command, scenario_name=scenario.name,
             scenario_path=str(Path(scenario_path).resolve()), scenario_hash=scenario_hash, data_hash=data_hash,
-            as_of=key, status=result["status"], exit_code=0 if result["status"] == "ok" else 4,
-            version=_product_version(), result=result, rows=rows, force=force, actuals=acts,
+            as_of=key, status=result["status"],
+            # The exit code the command gives for this result (5: drift, with --fail-on-drift).
+            exit_code=4 if result["status"] != "ok" else 5 if fail_on_drift and result["drift"] else 0,
+            version=product_version(), result=result, rows=rows, force=force, actuals=acts,
             suggestions=result["suggestions"], drift=result["drift"])
         return run.result, run, new

@@ -362,6 +362,8 @@ def test_rebalance_on_fitted_weekly_curves_flags_a_kpi_outside_its_band(tmp_path
     r = budget("rebalance", WEEKLY, "--actuals", str(actuals), "--ledger", ledger, "--format", "json",
                "--fail-on-drift")
     assert r.returncode == 5, r.stderr
+    recorded = json.loads(budget("runs", "--ledger", ledger, "--format", "json").stdout)
+    assert [(x["kind"], x["exit_code"]) for x in recorded] == [("plan", 0), ("rebalance", 5)]  # as the job exited
     d = json.loads(r.stdout)
     assert d["as_of"] == plan["periods"][3]["period"] and len(d["periods_remaining"]) == 9
     assert [f["kind"] for f in d["drift"]] == ["kpi"] * 4 and "P10–P90" in d["drift_basis"]
