@@ -198,10 +198,17 @@ class Ledger:
             self.db.execute("PRAGMA integrity_check").fetchone()  # a damaged file fails here, not mid-run
             return
         with self._transaction():
+            # Read again under the write lock: another job may have created or upgraded the ledger
+            # between our first look and the lock (two jobs starting on a new ledger at once).
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise LedgerError(f"{self.path}: written by a newer version of budget (ledger schema {version}, "
+                                  f"this version knows up to {SCHEMA_VERSION}); upgrade budget to use it")
             for step in MIGRATIONS[version:]:
                 for statement in filter(str.strip, step.split(";")):
                     self.db.execute(statement)
-            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version < SCHEMA_VERSION:
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         with contextlib.suppress(sqlite3.DatabaseError):  # WAL needs a writable folder; plain journal otherwise
             self.db.execute("PRAGMA journal_mode = WAL")
 
