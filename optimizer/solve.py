@@ -1,6 +1,8 @@
 """Plan: the pipeline from a problem to an allocation, for one horizon and period by period.
 
-Each planner reads top to bottom: bounds → coarse breakpoints and first targets
+A single-horizon plan is a plan of one period (:func:`optimizer.periods.one_period`), made by
+the same loop (:func:`period_loop`); only exact mode's MILP on S-curves has its own
+(:func:`_exact_loop`). Each planner reads top to bottom: bounds → coarse breakpoints and first targets
 (:mod:`optimizer.refine`) → LP model (:mod:`optimizer.build`, :mod:`optimizer.period_model`) →
 HiGHS (:mod:`optimizer.highs`) → refine until exact enough → round to the cent
 (:mod:`optimizer.cents`) → report on the true curves (:mod:`optimizer.report`); an infeasible
@@ -23,15 +25,13 @@ import numpy as np
 from models.curves import CurveSet, ResponseCurve
 from optimizer import diagnose
 from optimizer.build import FLOOR_MARGIN, Objective, Pieces, build_model
-from optimizer.cents import to_cents
 from optimizer.highs import solve_model
 from optimizer.period_model import build_period_model, layout, segment_round, solve_period_model, write_lp
-from optimizer.periods import InSpend, Interval, PeriodChannel, PeriodProblem, effective_spend
+from optimizer.periods import InSpend, Interval, PeriodProblem, effective_spend, one_period
 from optimizer.refine import (
     DEFAULT_TOL,
     PERIOD_TOL,
     channel_errors,
-    channel_gap,
     chord_slopes,
     duality_gap,
     first_targets,
@@ -43,7 +43,7 @@ from optimizer.refine import (
     zoom,
 )
 from optimizer.problem import Problem, broken_limits, channel_bounds
-from optimizer.report import empty_period_allocation, report_period_plan, report_plan, summarise_current, summarise_current_periods
+from optimizer.report import plan_cents, empty_period_allocation, report_period_plan, report_plan, summarise_current, summarise_current_periods
 from optimizer.result import Allocation, PeriodAllocation
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ def optimize(
         of on their concave envelope.
     tol
         Stop once the duality bound shows the plan within this relative gap of the optimum (exact
-        mode's MILP, which has no prices: once the model error next to the solution is this small).
+        mode's MILP on S-curves, which has no prices: once the model error next to the solution
+        is this small).
     max_rounds
         Refinement rounds at most.
     lp_path
@@ -96,7 +97,7 @@ def optimize(
         base.current = summarise_current(problem, bounds)
         return base
 
-    if exact:
+    if exact and not all(c.curve.is_concave for c in problem.channels):
         pieces, model, xs, rounds, solver_name, failed = _exact_loop(problem, bounds, tol, max_rounds, lp_path)
         if failed:
             base.diagnosis = diagnose.explain(problem, pieces, failed)
@@ -121,7 +122,7 @@ def optimize(
         xs = run.sol[run.L.x].ravel()
         lp_value = float(run.rnd.interpolant(np.clip(run.sol[run.L.pair_e], run.L.pair_lo, run.L.pair_hi)).sum())
     if mode == "envelope" and (problem.roi_min is not None or problem.objective == "min_spend"):
-        spends = to_cents(problem, bounds, xs) / 100.0
+        spends = plan_cents(problem, bounds, xs) / 100.0
         returns = np.array([float(c.curve.response(x)) for c, x in zip(problem.channels, spends)])
         broken = [v for v in broken_limits(problem, spends, returns) if "ROI" in v or "target" in v]
         if broken:
@@ -141,23 +142,10 @@ def optimize(
     return alloc
 
 
-def one_period(problem: Problem, bounds) -> PeriodProblem:
-    """The single-horizon problem as a plan of one period (T = 1: the curves as they are)."""
-    channels = tuple(PeriodChannel(name=c.name, curve=c.curve, group=c.group, min_per_period=lo.value,
-                                   max_per_period=max(hi.value, lo.value), current=c.current, label=c.label)
-                     for c, (lo, hi) in zip(problem.channels, bounds))
-    return PeriodProblem(
-        periods=("1",), channels=channels, budget=problem.budget, groups=problem.groups,
-        reserve_min_share=problem.reserve_min_share, reserve_max_share=problem.reserve_max_share,
-        roi_min=problem.roi_min, objective=problem.objective, margin=problem.margin,
-        target_return=problem.target_return, name=problem.name, currency=problem.currency,
-    )
-
-
 def _exact_loop(problem: Problem, bounds, tol: float, max_rounds: int, lp_path: str | None):
-    """Exact mode: the MILP with binary segments on S-curves' convex parts, refined on the model error."""
-    exact = True
-    pieces = initial_pieces(problem, bounds, exact)
+    """Exact mode: the MILP with binary segments on S-curves' convex parts. A MILP has no prices
+    to certify with, so it is refined until the model error next to the solution is small."""
+    pieces = initial_pieces(problem, bounds, True)
     coarse = [p.breakpoints.copy() for p in pieces]
     family = CurveSet([p.curve for p in pieces])
     starts = np.array([p.start for p in pieces])
@@ -170,20 +158,14 @@ def _exact_loop(problem: Problem, bounds, tol: float, max_rounds: int, lp_path: 
     xs = None
     for rounds in range(1, max_rounds + 1):
         model = build_model(problem, pieces, objective)
-        status, secs, solver_name = solve_model(model, lp_path if rounds == max_rounds else None, segments=True)
+        status, secs, solver_name = solve_model(model, lp_path if rounds == max_rounds else None)
         solver_seconds += secs
         if status != "optimal":
             return pieces, model, None, rounds, solver_name, status
         xs = np.array([float(v.varValue or 0.0) for v in model.x])
         total = float(family.response(xs).sum())
         allowed = tol * max(abs(total), 1e-9 * problem.budget, 1e-12)
-        if model.prices is not None:  # the certified rule, as for period plans: the duality bound
-            lp_value = (objective.return_weight * float(sum(float(v.varValue or 0.0) for v in model.y))
-                        + objective.spend_weight * float(xs.sum()))
-            scale = max(abs(lp_value), abs(total) * 1e-3, 1e-9 * problem.budget, 1e-12)
-            gap, limit = channel_gap(pieces, family, *model.prices), tol * scale
-        else:  # no prices (exact mode's MILP, CBC): the model error next to the solution
-            gap, limit = float(channel_errors(pieces, xs).sum()), allowed
+        gap, limit = float(channel_errors(pieces, xs).sum()), allowed
         logger.debug("round %d: gap %.3g (allowed %.3g)", rounds, gap, limit)
         if gap <= limit:
             break
