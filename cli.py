@@ -52,10 +52,12 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_INFEASIBLE = 4
+EXIT_DRIFT = 5
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 unexpected failure; 2 usage error; 3 invalid input (every problem "
-    "listed); 4 infeasible plan (the conflicting constraints are explained)."
+    "listed); 4 infeasible plan (the conflicting constraints are explained); 5 drift flagged "
+    "(rebalance --fail-on-drift; the run is recorded)."
 )
 
 #: Chart formats ``--plot`` writes (chosen by the file's extension).
@@ -909,6 +911,72 @@ def cache_clear() -> None:
     for f in files:
         f.unlink(missing_ok=True)
     click.echo(f"removed {len(files)} cached fit(s) from {folder}")
+
+
+# --------------------------------------------------------------------------------------------
+# rebalance
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
+@click.option("--actuals", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Spend (and attributed return) per channel and period so far, laid out like the history.")
+@click.option("--as-of", "as_of", metavar="PERIOD", help="The last closed period to use [the last in --actuals].")
+@click.option("--ledger", type=click.Path(dir_okay=False),
+              help="The ledger with the plan of record [$BUDGET_LEDGER, else budget-ledger.sqlite beside SCENARIO].")
+@FORMAT
+@OUTPUT
+@click.option("--dry-run", is_flag=True, help="Compute and print, record nothing.")
+@click.option("--force", is_flag=True, help="Accept actuals outside the plan or changing recorded periods, and record "
+                                            "a new run that supersedes the recorded one (nothing is deleted).")
+@click.option("--fail-on-drift", is_flag=True, help=f"Exit {EXIT_DRIFT} when drift is flagged (after recording).")
+@NO_CACHE
+@click.pass_context
+def rebalance(ctx, scenario, actuals, as_of, ledger, fmt, output, dry_run, force, fail_on_drift, no_cache):
+    """Re-plan the rest of SCENARIO's horizon from actuals; suggest transfers; flag drift.
+
+    The periods in --actuals are fixed at their actual spend; the remaining budget (budget −
+    spend to date, the reserve kept) is planned over the remaining periods from the carryover
+    that spend built, within the scenario's limits and its [rebalance] change limits, and
+    compared with the plan of record (budget allocate --record). Each rebalance is one
+    transaction in the ledger, keyed by scenario and as-of period: running it again with the
+    same actuals prints the recorded result (exit 0). Exit 5 with --fail-on-drift when drift
+    is flagged.
+
+    \b
+    Example:
+      budget allocate scenarios/examples/monthly.toml --record --ledger q1.sqlite
+      budget rebalance scenarios/examples/monthly.toml --actuals scenarios/examples/actuals_m1_m2.csv \\
+          --ledger q1.sqlite
+    """
+    from scenarios import render
+    from scenarios.ledger import default_ledger_path
+    from scenarios.rebalance import run_rebalance
+
+    _check_output(output, "--output")
+    ledger = ledger or str(default_ledger_path(scenario))
+    sc = _run(ctx, _load_scenario, scenario, use_cache=not no_cache)
+    result, run, new = _run(ctx, run_rebalance, scenario, sc, actuals, ledger, as_of=as_of, force=force,
+                            dry_run=dry_run, command=" ".join(sys.argv))
+    if dry_run:
+        _say("dry run: nothing recorded")
+    elif new:
+        _say("recorded the rebalance as of %s as run %d in %s", result["as_of"], run.id, ledger)
+    else:
+        _say("this rebalance is already run %d in %s (recorded %s, same scenario, plan of record and actuals); "
+             "printing the recorded result (--force records it again)", run.id, ledger, run.started)
+    if fmt == "json":
+        _emit(render.json_text(result), output, "rebalance")
+    elif fmt == "csv":
+        _emit(render.rebalance_csv(result), output, "rebalance")
+    else:
+        _emit(render.rebalance_table(result), output, "rebalance")
+    if result["status"] != "ok":
+        raise Failure("Error: the remaining periods cannot be planned within the limits:\n"
+                      + "\n".join(f"  - {d}" for d in result.get("diagnosis", [])), EXIT_INFEASIBLE)
+    if fail_on_drift and result["drift"]:
+        raise Failure(f"Error: drift flagged ({len(result['drift'])}): "
+                      + "; ".join(d["text"] for d in result["drift"]), EXIT_DRIFT)
 
 
 # --------------------------------------------------------------------------------------------

@@ -263,6 +263,34 @@ def true_planning_curve(params: GeneratorParams, channel: str, periods: int) -> 
     return HillCurve(beta=periods * ch.beta, k=ch.k * periods * (1 - ch.alpha), s=ch.s)
 
 
+def monthly_actuals(planned: dict, params: GeneratorParams | None = None, *, quarter_weeks: int = 13,
+                    months: int = 3, drifting: str = "popup_stores", efficiency: float = 0.55,
+                    overspend: float = 1.25, noise: float = 0.02, seed: int = BUNDLED_SEED) -> pd.DataFrame:
+    """Actuals for the first months of a month-by-month plan, from the true curves.
+
+    ``planned`` is ``{(period, channel): spend}`` (the plan of record's months to generate).
+    Each channel spends its plan ± ``noise`` and earns the true monthly curve (the quarter's
+    steady-state curve over ``quarter_weeks`` weeks, split evenly over ``months``) at that spend;
+    ``drifting`` spends ``overspend`` × its plan and earns only ``efficiency`` × its curve (its
+    efficiency fell), so a rebalance has a transfer to suggest and a drift to flag.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long layout: ``period, channel, spend, return`` (CNY, to the cent).
+    """
+    params = params or bundled_params()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (period, channel), x in planned.items():
+        curve = true_planning_curve(params, channel, quarter_weeks)
+        spend = x * (overspend if channel == drifting else 1.0) * (1 + noise * rng.standard_normal())
+        ret = float(curve.beta / months * _hill(np.array([spend]), curve.k / months, curve.s)[0])
+        ret *= (efficiency if channel == drifting else 1.0) * (1 + noise * rng.standard_normal())
+        rows.append({"period": period, "channel": channel, "spend": round(spend, 2), "return": round(ret, 2)})
+    return pd.DataFrame(rows)
+
+
 def _main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Write a synthetic weekly history from known curves.")
     parser.add_argument("--out", required=True, help="CSV file to write")

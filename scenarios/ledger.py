@@ -67,6 +67,39 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, period, channel)
     );
     """,
+    # 2: what a rebalance saw and said (scenarios/rebalance.py).
+    """
+    CREATE TABLE actuals (
+        run_id            INTEGER NOT NULL REFERENCES runs(id),
+        period            TEXT NOT NULL,
+        channel           TEXT NOT NULL,
+        spend             REAL NOT NULL,
+        attributed_return REAL,                   -- NULL when the actuals did not give it
+        PRIMARY KEY (run_id, period, channel)
+    );
+    CREATE TABLE suggestions (
+        run_id        INTEGER NOT NULL REFERENCES runs(id),
+        seq           INTEGER NOT NULL,
+        kind          TEXT NOT NULL,              -- 'transfer', 'reserve_release' or 'reserve_draw'
+        from_channel  TEXT,
+        to_channel    TEXT,
+        amount        REAL NOT NULL,
+        expected_gain REAL,
+        text          TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE drift_flags (
+        run_id    INTEGER NOT NULL REFERENCES runs(id),
+        seq       INTEGER NOT NULL,
+        kind      TEXT NOT NULL,                  -- 'spend' or 'return'
+        channel   TEXT NOT NULL,
+        actual    REAL NOT NULL,
+        expected  REAL NOT NULL,
+        tolerance REAL NOT NULL,
+        text      TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -186,13 +219,20 @@ class Ledger:
 
     def record(self, *, kind: str, command: str, scenario_name: str, scenario_path: str | None, scenario_hash: str,
                data_hash: str | None, as_of: str, status: str, exit_code: int, version: str, result: dict,
-               rows: list[tuple[str, str, float, float]], force: bool = False) -> tuple[Run, bool]:
-        """Record a run and its plan rows in one transaction.
+               rows: list[tuple[str, str, float, float]], force: bool = False,
+               actuals: list[tuple[str, str, float, float | None]] = (), suggestions: list[dict] = (),
+               drift: list[dict] = ()) -> tuple[Run, bool]:
+        """Record a run and its plan rows (and a rebalance's actuals, suggestions and drift flags)
+        in one transaction.
 
         Parameters
         ----------
         rows
             ``(period, channel, spend, expected_return)``; period ``""`` for a single horizon.
+        actuals
+            ``(period, channel, spend, attributed_return or None)``.
+        suggestions, drift
+            A rebalance's ``suggestions`` and ``drift`` entries, as its JSON has them.
         force
             Record even when a current run with this key exists; the new run supersedes it.
 
@@ -233,6 +273,15 @@ class Ledger:
                      None, status, exit_code, version, json.dumps(result, ensure_ascii=False, allow_nan=False)))
                 self.db.executemany("INSERT INTO plan_rows VALUES (?,?,?,?,?)",
                                     [(run_id, p, c, float(s), float(r)) for p, c, s, r in rows])
+                self.db.executemany("INSERT INTO actuals VALUES (?,?,?,?,?)",
+                                    [(run_id, p, c, float(s), None if r is None else float(r))
+                                     for p, c, s, r in actuals])
+                self.db.executemany("INSERT INTO suggestions VALUES (?,?,?,?,?,?,?,?)",
+                                    [(run_id, i, s["kind"], s.get("from"), s.get("to"), float(s["amount"]),
+                                      s.get("expected_gain"), s["text"]) for i, s in enumerate(suggestions)])
+                self.db.executemany("INSERT INTO drift_flags VALUES (?,?,?,?,?,?,?,?)",
+                                    [(run_id, i, d["kind"], d["channel"], float(d["actual"]), float(d["expected"]),
+                                      float(d["tolerance"]), d["text"]) for i, d in enumerate(drift)])
                 self.db.execute("UPDATE runs SET finished = ? WHERE id = ?", (_now(), run_id))
         except sqlite3.DatabaseError as exc:
             raise LedgerError(_explain(self.path, exc)) from None
@@ -265,6 +314,20 @@ class Ledger:
         rows = self._query("SELECT period, channel, spend, expected_return FROM plan_rows WHERE run_id = ? "
                            "ORDER BY rowid", (run_id,))
         return [dict(r) for r in rows]
+
+    def current(self, kind: str, scenario_name: str, as_of: str = "") -> Run | None:
+        """The current (not superseded) run with this key, or None."""
+        row = self._query("SELECT * FROM runs WHERE kind = ? AND scenario_name = ? AND as_of = ? "
+                          "AND superseded_by IS NULL", (kind, scenario_name, as_of))
+        return _run(row[0]) if row else None
+
+    def recorded_actuals(self, scenario_name: str) -> dict[tuple[str, str], tuple[float, float | None, int]]:
+        """``(period, channel) → (spend, attributed_return, run_id)`` as the current rebalances of
+        the scenario recorded them (the latest run wins)."""
+        rows = self._query("SELECT a.period, a.channel, a.spend, a.attributed_return, a.run_id FROM actuals a "
+                           "JOIN runs r ON r.id = a.run_id WHERE r.kind = 'rebalance' AND r.scenario_name = ? "
+                           "AND r.superseded_by IS NULL ORDER BY a.run_id", (scenario_name,))
+        return {(r["period"], r["channel"]): (r["spend"], r["attributed_return"], r["run_id"]) for r in rows}
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         try:
@@ -339,6 +402,15 @@ def plan_rows(plan: dict) -> list[tuple[str, str, float, float]]:
     return [("", c["channel"], c["spend"], c["expected_return"]) for c in plan["channels"]]
 
 
+def _product_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("budget-engine")
+    except PackageNotFoundError:  # a source checkout that is not installed
+        return "unknown"
+
+
 def record_plan(ledger_path: str | Path, scenario_path: str | Path, plan: dict, *, command: str,
                 overrides: dict | None = None, force: bool = False) -> tuple[Run, bool]:
     """Record ``plan`` (the plan's JSON, as ``budget allocate --format json`` prints it) as the
@@ -351,12 +423,7 @@ def record_plan(ledger_path: str | Path, scenario_path: str | Path, plan: dict, 
         The plan of record and whether this call recorded it (False: the same scenario content
         and data were recorded before, and that run stands).
     """
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        product = version("budget-engine")
-    except PackageNotFoundError:  # a source checkout that is not installed
-        product = "unknown"
+    product = _product_version()
     scenario_hash, data_hash = scenario_hashes(scenario_path, overrides)
     with Ledger(ledger_path) as ledger:
         return ledger.record(kind="plan", command=command, scenario_name=plan["scenario"],

@@ -678,3 +678,79 @@ def frontier_csv(d: dict) -> str:
 
 
 __all__ += ["frontier_csv", "frontier_level", "frontier_table"]
+
+
+# --------------------------------------------------------------------------------------------
+# rebalance
+
+
+def rebalance_table(r: dict) -> str:
+    """A rebalance for a lead: what to move where, what drifted, the numbers behind it."""
+    sym, _ = _currency(r.get("currency"))
+    b = r["budget"]
+    out = [f"Rebalance of {r['scenario']} as of {r['as_of']} (plan of record: run {r.get('plan_of_record_run')})",
+           f"  periods done: {', '.join(r['periods_done'])}; to re-plan: {', '.join(r['periods_remaining'])}",
+           f"  budget {sym}{_num(b['total'])}: spent to date {sym}{_num(b['spent_to_date'])}, remaining "
+           f"{sym}{_num(b['remaining'])}; reserve {sym}{_num(b['plan_of_record_reserve'])} in the plan of record, "
+           f"{sym}{_num(b['reserve'])} now",
+           f"  model: {r['model_update']}", ""]
+    if r.get("suggestions"):
+        out.append("Suggestions:")
+        out += [f"  - {s['text']}" for s in r["suggestions"]]
+    elif r["status"] == "ok":
+        out.append("Suggestions: none (keep the plan of record)")
+    out.append("")
+    if r["drift"]:
+        out.append("Drift:")
+        out += [f"  - {d['text']}" for d in r["drift"]]
+    else:
+        out.append("Drift: none")
+    out += ["", "To date:"]
+    rows = [[v["channel"], _num(v["planned_spend"]), _num(v["actual_spend"]), _signed(v["spend_variance"]),
+             _num(v["planned_return"]), _num(v["expected_return_at_actual_spend"]), _num(v["actual_return"])]
+            for v in r["variance"]]
+    out.append(render_table(["channel", "planned", "actual", "variance", "planned return", "expected at actual",
+                             "actual return"], rows, right={1, 2, 3, 4, 5, 6}))
+    if r["status"] == "ok":
+        out += ["", "Remaining periods:"]
+        rows = [[c["channel"] + (" (locked)" if c["locked"] else ""), _num(c["plan_of_record_remaining"]),
+                 _num(c["replan_remaining"]), _signed(c["change"]), _num(c["marginal_roi"], 2)]
+                for c in r["channels"]]
+        out.append(render_table(["channel", "plan of record", "re-plan", "change", "marginal ROI"], rows,
+                                right={1, 2, 3, 4}))
+        e = r["end_of_horizon"]
+        out += ["", f"End of horizon: recorded expected return {sym}{_num(e['recorded_expected_return'])}; "
+                    f"with the actuals, the plan of record now expects {sym}{_num(e['plan_of_record_expected_return'])}"
+                    f" and the re-plan {sym}{_num(e['replan_expected_return'])} "
+                    f"({_signed(e['change_vs_recorded'])} vs recorded)"]
+    out += [f"Note: {n}" for n in r.get("notes", [])]
+    out += [f"Ignored (--force): {n}" for n in r.get("ignored", [])]
+    return "\n".join(out) + "\n"
+
+
+REBALANCE_CSV_FIELDS = ["section", "channel", "period", "from", "to", "amount", "planned", "actual", "expected",
+                        "change", "text"]
+
+
+def rebalance_csv(r: dict) -> str:
+    """One row per suggestion, drift flag, channel to date and re-planned channel and period."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=REBALANCE_CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    rows = []
+    for s in r.get("suggestions", []):
+        rows.append({"section": s["kind"], "from": s["from"], "to": s["to"], "amount": s["amount"],
+                     "expected": s["expected_gain"], "text": s["text"]})
+    for d in r["drift"]:
+        rows.append({"section": f"drift_{d['kind']}", "channel": d["channel"], "actual": d["actual"],
+                     "expected": d["expected"], "text": d["text"]})
+    for v in r["variance"]:
+        rows.append({"section": "to_date", "channel": v["channel"], "planned": v["planned_spend"],
+                     "actual": v["actual_spend"], "change": v["spend_variance"]})
+    for p in r.get("periods", []):
+        for c in p["channels"]:
+            rows.append({"section": "replan", "channel": c["channel"], "period": p["period"], "planned": c["spend"],
+                         "expected": c["expected_return"]})
+    for row in rows:
+        w.writerow({k: spreadsheet_safe("" if row.get(k) is None else row[k]) for k in REBALANCE_CSV_FIELDS})
+    return buf.getvalue()

@@ -21,8 +21,10 @@ from scenarios.horizon import check_horizon
 TOP_KEYS = {
     "name", "description", "objective", "margin", "target_return",
     "budget", "reserve", "constraints", "current", "groups", "channels", "history", "model",
-    "horizon", "pacing",
+    "horizon", "pacing", "rebalance",
 }
+#: ``[rebalance]``: limits on what ``budget rebalance`` suggests (scenarios/rebalance.py).
+REBALANCE_KEYS = {"unit", "max_change", "min_gain", "locked", "spend_tolerance", "return_tolerance"}
 BUDGET_KEYS = {"total", "share_of_forecast", "currency", "horizon"}
 RESERVE_KEYS = {"min_share", "max_share"}
 CONSTRAINT_KEYS = {"roi_min", "marginal_roi_min"}
@@ -81,6 +83,10 @@ class Scenario:
     fitted_channels: frozenset = frozenset()
     #: The [horizon] plan, when the scenario plans period by period (scenarios.horizon.HorizonSpec).
     horizon_spec: object = None
+    #: ``[rebalance]`` (always set: the defaults when the file has no such table).
+    rebalance: object = None
+    #: How the scenario's history is read (models.history.HistorySpec); actuals are read the same way.
+    history_spec: object = None
     #: ``[budget] share_of_forecast``: the budget as this share of the horizon's forecast KPI.
     share_of_forecast: float | None = None
     #: The KPI forecast that share was taken of (:func:`models.forecast.kpi_forecast`), else None.
@@ -164,6 +170,52 @@ class _Checker:
     def ordered(self, path_lo: str, lo, path_hi: str, hi) -> None:
         if lo is not None and hi is not None and lo > hi:
             self.add(path_lo, f"must be ≤ {path_hi.rsplit('.', 1)[-1]} ({hi:g}), got {lo:g}")
+
+
+@dataclass(frozen=True)
+class RebalanceSpec:
+    """``[rebalance]``: what a monthly rebalance may suggest (defaults as documented in README).
+
+    ``unit``: transfers are rounded to this amount; ``max_change``: a channel's remaining spend
+    moves at most this share of its remaining planned spend in one rebalance; ``min_gain``: no
+    transfer is suggested when the re-plan gains less than this share of the remaining expected
+    return (no churn for a small gain); ``locked``: channels held to the plan of record;
+    ``spend_tolerance`` / ``return_tolerance``: drift when actual spend / attributed return departs
+    from the plan by more than this share.
+    """
+
+    unit: float = 1000.0
+    max_change: float = 0.2
+    min_gain: float = 0.002
+    locked: tuple[str, ...] = ()
+    spend_tolerance: float = 0.1
+    return_tolerance: float = 0.2
+
+
+def check_rebalance(ck, raw, channels: set[str]) -> RebalanceSpec:
+    """Validate ``[rebalance]`` (every problem into ``ck``); the defaults where a key is missing."""
+    r = ck.table("rebalance", raw, REBALANCE_KEYS)
+    d = RebalanceSpec()
+    unit = ck.money("rebalance.unit", r.get("unit"), positive=True)
+    max_change = ck.share("rebalance.max_change", r.get("max_change"))
+    min_gain = ck.share("rebalance.min_gain", r.get("min_gain"))
+    spend_tol = ck.share("rebalance.spend_tolerance", r.get("spend_tolerance"))
+    return_tol = ck.share("rebalance.return_tolerance", r.get("return_tolerance"))
+    locked = r.get("locked", [])
+    if not isinstance(locked, list) or not all(isinstance(x, str) for x in locked):
+        ck.add("rebalance.locked", f"must be a list of channel names, got {locked!r}")
+        locked = []
+    for name in locked:
+        if name not in channels:
+            ck.add("rebalance.locked", f"unknown channel {name!r}")
+    return RebalanceSpec(
+        unit=d.unit if unit is None else float(unit),
+        max_change=d.max_change if max_change is None else float(max_change),
+        min_gain=d.min_gain if min_gain is None else float(min_gain),
+        locked=tuple(locked),
+        spend_tolerance=d.spend_tolerance if spend_tol is None else float(spend_tol),
+        return_tolerance=d.return_tolerance if return_tol is None else float(return_tol),
+    )
 
 
 def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: bool = True,
@@ -290,6 +342,16 @@ def scenario_from_dict(
 
     source = _check_source(ck, data)
     horizon_spec = check_horizon(ck, data, has_model=source is not None)
+    rebalance = check_rebalance(ck, data.get("rebalance", {}), set(data.get("channels") or {}))
+    history_spec = None
+    if source is not None and source[0] == "history" and "history" in data:
+        from models.history import HistorySpec
+
+        try:
+            history_spec = HistorySpec.from_dict({k: v for k, v in data["history"].items()
+                                                  if k in HistorySpec.__dataclass_fields__})
+        except (TypeError, ValueError):
+            pass  # already reported by _check_source
     if horizon_spec is not None:
         _check_period_magnitudes(ck, data)
     if source is not None and periods is not None:
@@ -415,6 +477,7 @@ def scenario_from_dict(
     return Scenario(name=name, path=None, problem=problem, horizon=horizon, description=description, notes=notes,
                     warnings=scenario_warnings,
                     model=model, periods=periods, fitted_channels=fitted, horizon_spec=horizon_spec,
+                    rebalance=rebalance, history_spec=history_spec,
                     share_of_forecast=share_fc, forecast_kpi=kpi)
 
 

@@ -27,6 +27,8 @@ PASTED = str(EXAMPLES / "pasted_curves.toml")
 QUARTERLY = str(EXAMPLES / "quarterly.toml")
 WEEKLY = str(EXAMPLES / "weekly.toml")
 HISTORY = str(EXAMPLES / "history_weekly.csv")
+MONTHLY = str(EXAMPLES / "monthly.toml")
+ACTUALS = str(EXAMPLES / "actuals_m1_m2.csv")
 
 pytestmark = pytest.mark.skipif(BUDGET is None, reason="the `budget` console script is not installed "
                                                        "(make test installs it)")
@@ -285,3 +287,81 @@ def test_budget_fit_then_allocate_fits_once(tmp_path):
     assert "using the cached fit" in planned.stderr and "fitting 9 channels" not in planned.stderr
     assert any("holdout of 500 periods ignored" in w for w in json.loads(planned.stdout)["warnings"])
     assert len(list((tmp_path / "cache").glob("fit-*.json"))) == 1
+
+
+def test_rebalance_month_by_month_as_a_scheduler_runs_it(tmp_path):
+    """Record, month 1, month 2, a re-run (idempotent), --dry-run, --force, --fail-on-drift."""
+    import sqlite3
+
+    ledger = str(tmp_path / "q1.sqlite")
+    r = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger)
+    assert r.returncode == 3 and "record the plan of record first" in r.stderr and r.stdout == ""
+    assert budget("allocate", MONTHLY, "--record", "--ledger", ledger).returncode == 0
+    m1 = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--as-of", "2027-01", "--ledger", ledger,
+                "--format", "json")
+    assert m1.returncode == 0, m1.stderr
+    d1 = json.loads(m1.stdout)
+    assert d1["as_of"] == "2027-01" and d1["periods_remaining"] == ["2027-02", "2027-03"]
+    assert "recorded the rebalance as of 2027-01 as run 2" in m1.stderr
+    m2 = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--format", "json")
+    assert m2.returncode == 0, m2.stderr
+    d2 = json.loads(m2.stdout)
+    assert d2["as_of"] == "2027-02"
+    assert any(s["kind"] == "transfer" and s["from"] == "popup_stores" for s in d2["suggestions"])
+    assert {(d["kind"], d["channel"]) for d in d2["drift"]} >= {("return", "popup_stores")}
+    b = d2["budget"]
+    spent = b["spent_to_date"] + sum(c["spend"] for p in d2["periods"] for c in p["channels"]) + b["reserve"]
+    assert round(spent, 2) == b["total"]
+    again = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--format", "json")
+    assert again.returncode == 0 and json.loads(again.stdout) == d2 and "already run 3" in again.stderr
+    dry = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--dry-run", "--format", "csv")
+    assert dry.returncode == 0 and "nothing recorded" in dry.stderr
+    parse("csv", dry.stdout)
+    drift = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--fail-on-drift")
+    assert drift.returncode == 5 and "drift flagged" in drift.stderr and "Suggestions:" in drift.stdout
+    forced = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--force")
+    assert forced.returncode == 0 and "as run 4" in forced.stderr
+    db = sqlite3.connect(ledger)
+    rows = db.execute("SELECT id, kind, as_of, superseded_by FROM runs ORDER BY id").fetchall()
+    assert rows == [(1, "plan", "", None), (2, "rebalance", "2027-01", None), (3, "rebalance", "2027-02", 4),
+                    (4, "rebalance", "2027-02", None)]
+    assert db.execute("SELECT count(*) FROM drift_flags WHERE run_id = 4").fetchone()[0] >= 1
+    db.close()
+
+
+def test_rebalance_bad_actuals_exit_3_and_leave_the_ledger_alone(tmp_path):
+    ledger = tmp_path / "q1.sqlite"
+    assert budget("allocate", MONTHLY, "--record", "--ledger", str(ledger)).returncode == 0
+    before = ledger.read_bytes()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("period,channel,spend,return\n2027-01,douyin,abc,1\n2027-07,douyin,5,1\n2027-01,tiktok,5,1\n")
+    r = budget("rebalance", MONTHLY, "--actuals", str(bad), "--ledger", str(ledger), "--format", "json")
+    assert r.returncode == 3 and r.stdout == ""
+    no_traceback(r.stderr)
+    assert "3 problem(s)" in r.stderr and "row 2" in r.stderr and "tiktok" in r.stderr and "2027-07" in r.stderr
+    assert ledger.read_bytes() == before
+
+
+def test_rebalance_on_fitted_weekly_curves_flags_a_kpi_outside_its_band(tmp_path):
+    """Curves fitted from history: carryover from the actual spend, and the KPI tested against the
+    forecast P10–P90 for that spend (a KPI far below it is drift: exit 5 with --fail-on-drift)."""
+    ledger = str(tmp_path / "w.sqlite")
+    rec = budget("allocate", WEEKLY, "--record", "--ledger", ledger, "--format", "json")
+    assert rec.returncode == 0, rec.stderr
+    plan = json.loads(rec.stdout)
+    names = [c["channel"] for c in plan["periods"][0]["channels"]]
+    lines = ["date,revenue," + ",".join(names)]
+    for p in plan["periods"][:4]:
+        lines.append(p["period"] + ",1000000," + ",".join(str(c["spend"]) for c in p["channels"]))
+    actuals = tmp_path / "actuals.csv"
+    actuals.write_text("\n".join(lines) + "\n")
+    r = budget("rebalance", WEEKLY, "--actuals", str(actuals), "--ledger", ledger, "--format", "json",
+               "--fail-on-drift")
+    assert r.returncode == 5, r.stderr
+    d = json.loads(r.stdout)
+    assert d["as_of"] == plan["periods"][3]["period"] and len(d["periods_remaining"]) == 9
+    assert [f["kind"] for f in d["drift"]] == ["kpi"] * 4 and "P10–P90" in d["drift_basis"]
+    assert all(c["carryover"] > 0 for c in d["channels"] if c["channel"] in ("douyin", "wecom_community"))
+    b = d["budget"]
+    total = b["spent_to_date"] + sum(c["spend"] for p in d["periods"] for c in p["channels"]) + b["reserve"]
+    assert round(total, 2) == b["total"]

@@ -110,6 +110,9 @@ def scratch(tmp_path_factory) -> Path:
     # The `budget runs` examples read a ledger with a plan of record in it, whatever order they run in.
     r = run_shell("budget allocate scenarios/examples/pasted_curves.toml --record --ledger q1.sqlite", root)
     assert r.returncode == 0, r.stderr
+    # … and the `budget rebalance` examples one for the month-by-month example.
+    r = run_shell("budget allocate scenarios/examples/monthly.toml --record --ledger q1.sqlite", root)
+    assert r.returncode == 0, r.stderr
     return root
 
 
