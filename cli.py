@@ -924,7 +924,7 @@ def cache_clear() -> None:
 @click.option("--as-of", "as_of", metavar="PERIOD", help="The last closed period to use [the last in --actuals].")
 @click.option("--ledger", type=click.Path(dir_okay=False),
               help="The ledger with the plan of record [$BUDGET_LEDGER, else budget-ledger.sqlite beside SCENARIO].")
-@FORMAT
+@SHEET_FORMAT
 @OUTPUT
 @click.option("--dry-run", is_flag=True, help="Compute and print, record nothing.")
 @click.option("--force", is_flag=True, help="Accept actuals outside the plan or changing recorded periods, and record "
@@ -948,11 +948,14 @@ def rebalance(ctx, scenario, actuals, as_of, ledger, fmt, output, dry_run, force
       budget allocate scenarios/examples/monthly.toml --record --ledger q1.sqlite
       budget rebalance scenarios/examples/monthly.toml --actuals scenarios/examples/actuals_m1_m2.csv \\
           --ledger q1.sqlite
+      budget rebalance scenarios/examples/monthly.toml --actuals scenarios/examples/actuals_m1_m2.csv \\
+          --ledger q1.sqlite --format xlsx -o rebalance.xlsx
     """
     from scenarios import render
     from scenarios.ledger import default_ledger_path
     from scenarios.rebalance import run_rebalance
 
+    _check_sheet(fmt, output)
     _check_output(output, "--output")
     ledger = ledger or str(default_ledger_path(scenario))
     sc = _run(ctx, _load_scenario, scenario, use_cache=not no_cache)
@@ -967,6 +970,10 @@ def rebalance(ctx, scenario, actuals, as_of, ledger, fmt, output, dry_run, force
              "printing the recorded result (--force records it again)", run.id, ledger, run.started)
     if fmt == "json":
         _emit(render.json_text(result), output, "rebalance")
+    elif fmt == "xlsx":
+        from scenarios.sheets import rebalance_workbook
+
+        _emit_bytes(rebalance_workbook(result), output, "rebalance")
     elif fmt == "csv":
         _emit(render.rebalance_csv(result), output, "rebalance")
     else:
@@ -1029,7 +1036,8 @@ def runs(ctx, ledger, fmt, show_all):
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
 def runs_show(ctx, run_id, ledger, fmt):
-    """Print one recorded run: what was run, and the plan it recorded.
+    """Print one recorded run: what was run, and the plan it recorded (a rebalance: also its
+    actuals, suggestions and drift flags).
 
     \b
     Example:
@@ -1040,10 +1048,11 @@ def runs_show(ctx, run_id, ledger, fmt):
     with _open_ledger(ctx, ledger) as book:
         run = _run(ctx, book.get, run_id)
         rows = book.plan_rows(run_id)
+        extra = _run(ctx, book.rebalance_rows, run_id) if run.kind == "rebalance" else {}
     if fmt == "json":
-        click.echo(render.json_text({**run.to_dict(), "plan_rows": rows}), nl=False)
+        click.echo(render.json_text({**run.to_dict(), "plan_rows": rows, **extra}), nl=False)
     else:
-        click.echo(render.run_table(run.to_dict(with_result=False), rows), nl=False)
+        click.echo(render.run_table(run.to_dict(with_result=False), rows, extra), nl=False)
 
 
 @runs.command("export")

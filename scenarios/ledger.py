@@ -329,6 +329,15 @@ class Ledger:
                            "AND r.superseded_by IS NULL ORDER BY a.run_id", (scenario_name,))
         return {(r["period"], r["channel"]): (r["spend"], r["attributed_return"], r["run_id"]) for r in rows}
 
+    def rebalance_rows(self, run_id: int) -> dict:
+        """What a rebalance run recorded besides its plan: ``actuals``, ``suggestions``, ``drift``."""
+        q = {"actuals": "SELECT period, channel, spend, attributed_return FROM actuals WHERE run_id = ? ORDER BY rowid",
+             "suggestions": "SELECT kind, from_channel, to_channel, amount, expected_gain, text FROM suggestions "
+                            "WHERE run_id = ? ORDER BY seq",
+             "drift": "SELECT kind, channel, actual, expected, tolerance, text FROM drift_flags WHERE run_id = ? "
+                      "ORDER BY seq"}
+        return {k: [dict(r) for r in self._query(sql, (run_id,))] for k, sql in q.items()}
+
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         try:
             return self.db.execute(sql, args).fetchall()

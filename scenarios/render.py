@@ -527,8 +527,8 @@ def runs_csv(runs: list[dict]) -> str:
     return buf.getvalue()
 
 
-def run_table(run: dict, rows: list[dict]) -> str:
-    """One run: its record, then its plan rows."""
+def run_table(run: dict, rows: list[dict], extra: dict | None = None) -> str:
+    """One run: its record, then its plan rows (and a rebalance's suggestions and drift flags)."""
     lines = [f"run {run['id']}: {run['kind']} of {run['scenario_name']}"
              + (f" as of {run['as_of']}" if run["as_of"] else "") + f", {run['status']}",
              f"recorded {run['started']} by budget {run['version']}: {run['command']}",
@@ -543,6 +543,14 @@ def run_table(run: dict, rows: list[dict]) -> str:
     lines.append(render_table(head, table, right=set(range(len(head) - 2, len(head)))))
     lines.append(f"total spend {_num(sum(r['spend'] for r in rows))}, expected return "
                  f"{_num(sum(r['expected_return'] for r in rows))}")
+    extra = extra or {}
+    if extra.get("actuals"):
+        lines.append(f"actuals: {len(extra['actuals'])} rows, periods "
+                     + ", ".join(dict.fromkeys(a["period"] for a in extra["actuals"])))
+    for key, title in (("suggestions", "Suggestions"), ("drift", "Drift")):
+        if key in extra:
+            lines.append(f"{title}:" + ("" if extra[key] else " none"))
+            lines += [f"  - {x['text']}" for x in extra[key]]
     return "\n".join(lines) + "\n"
 
 

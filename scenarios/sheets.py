@@ -290,3 +290,61 @@ def comparison_workbook(cmp: dict, *, written: dt.date | None = None) -> bytes:
                 e.add([err["source"], p])
         e.finish()
     return _bytes(book)
+
+
+def rebalance_workbook(result: dict, *, written: dt.date | None = None) -> bytes:
+    """A rebalance (:func:`scenarios.rebalance.run_rebalance`'s result) as a workbook: ``summary``
+    (budget to date, end-of-horizon return, drift flags), ``suggestions`` (the transfers, in
+    words and amounts), ``channels`` (variance to date and the remaining spend, plan of record
+    against the re-plan, with a total row) and ``periods`` (the re-planned spend)."""
+    from openpyxl import Workbook
+
+    money = money_format(result.get("currency"))
+    heading = f"{result['scenario']}: rebalance as of {result['as_of']}"
+    subtitle = (f"written {_today(written).isoformat()}; money in {result.get('currency') or 'CNY'}; "
+                f"periods done {', '.join(result['periods_done'])}; remaining {', '.join(result['periods_remaining'])}")
+    book = Workbook()
+
+    s = _Sheet(book, "summary", heading, subtitle, first=True)
+    s.header(["figure", "value"])
+    for key, value in result["budget"].items():
+        s.add([f"budget: {key.replace('_', ' ')}", _cents(value)], [None, money])
+    for key, value in result["end_of_horizon"].items():
+        s.add([f"end of horizon: {key.replace('_', ' ')}", _cents(value)], [None, money])
+    s.add(["model update", str(result.get("model_update", ""))])
+    if result["drift"]:
+        s.gap()
+        s.add(["drift flags", ""], bold=True)
+        for d in result["drift"]:
+            s.add([d["kind"], d["text"]])
+    s.finish()
+
+    t = _Sheet(book, "suggestions", f"{heading}: suggestions", subtitle)
+    t.header(["kind", "from", "to", "amount", "expected gain", "suggestion"])
+    for g in result["suggestions"]:
+        t.add([g["kind"], g.get("from") or "", g.get("to") or "", _cents(g.get("amount")),
+               _cents(g.get("expected_gain")), g["text"]], [None, None, None, money, money, None])
+    t.finish()
+
+    c = _Sheet(book, "channels", f"{heading}: channels", subtitle)
+    c.header(["channel", "planned spend to date", "actual spend to date", "spend variance",
+              "remaining (plan of record)", "remaining (re-plan)", "change"])
+    remaining = {ch["channel"]: ch for ch in result["channels"]}
+    totals = [0.0] * 6
+    for v in result["variance"]:
+        ch = remaining.get(v["channel"], {})
+        row = [v["planned_spend"], v["actual_spend"], v["spend_variance"], ch.get("plan_of_record_remaining"),
+               ch.get("replan_remaining"), ch.get("change")]
+        totals = [t_ + (x or 0.0) for t_, x in zip(totals, row)]
+        c.add([v["channel"], *map(_cents, row)], [None] + [money] * 6)
+    c.add(["total", *map(_cents, totals)], [None] + [money] * 6, bold=True)
+    c.finish()
+
+    if result.get("periods"):
+        p = _Sheet(book, "periods", f"{heading}: re-planned spend per period", subtitle)
+        p.header(["period", "channel", "spend"], freeze_columns=2)
+        for period in result["periods"]:
+            for ch in period["channels"]:
+                p.add([period["period"], ch["channel"], _cents(ch.get("spend"))], [None, None, money])
+        p.finish()
+    return _bytes(book)

@@ -35,7 +35,8 @@ def test_table_is_the_default(run):
     for needle in ("recommended", "mROI", "reserve", "expected return", "Binding constraints", "reserve_min"):
         assert needle in out
     # stderr (not a terminal here) has progress lines of the fit, or nothing on a cached run.
-    assert all(line.startswith(("fitting curves from history (bootstrap): ", "fitting 9 channels on 156 weekly"))
+    assert all(line.startswith(("fitting curves from history (bootstrap): ", "fitting 9 channels on 156 weekly",
+                                "using the cached fit "))
                for line in r.stderr.splitlines()), r.stderr
 
 

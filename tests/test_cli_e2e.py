@@ -321,6 +321,9 @@ def test_rebalance_month_by_month_as_a_scheduler_runs_it(tmp_path):
     assert drift.returncode == 5 and "drift flagged" in drift.stderr and "Suggestions:" in drift.stdout
     forced = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--force")
     assert forced.returncode == 0 and "as run 4" in forced.stderr
+    shown = json.loads(budget("runs", "show", "4", "--ledger", ledger, "--format", "json").stdout)
+    assert len(shown["actuals"]) == 8 and shown["suggestions"] and shown["drift"]
+    assert "Suggestions:" in budget("runs", "show", "4", "--ledger", ledger).stdout
     db = sqlite3.connect(ledger)
     rows = db.execute("SELECT id, kind, as_of, superseded_by FROM runs ORDER BY id").fetchall()
     assert rows == [(1, "plan", "", None), (2, "rebalance", "2027-01", None), (3, "rebalance", "2027-02", 4),
@@ -365,3 +368,38 @@ def test_rebalance_on_fitted_weekly_curves_flags_a_kpi_outside_its_band(tmp_path
     b = d["budget"]
     total = b["spent_to_date"] + sum(c["spend"] for p in d["periods"] for c in p["channels"]) + b["reserve"]
     assert round(total, 2) == b["total"]
+
+
+def test_rebalance_killed_at_any_moment_or_run_twice_at_once_leaves_one_whole_record(tmp_path):
+    """SIGKILL mid-run leaves the ledger as it was (integrity ok, no half run) and the output file
+    whole or absent; two jobs at once record one run between them."""
+    import sqlite3
+    import time
+
+    ledger = str(tmp_path / "q1.sqlite")
+    assert budget("allocate", MONTHLY, "--record", "--ledger", ledger).returncode == 0
+    out = tmp_path / "rebalance.json"
+    args = [BUDGET, "rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--format", "json", "-o", str(out)]
+    for delay in (0.3, 0.6, 0.9, 1.2, 1.5, 1.8):
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        db = sqlite3.connect(ledger)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        runs = db.execute("SELECT id FROM runs WHERE kind = 'rebalance' AND superseded_by IS NULL").fetchall()
+        assert len(runs) <= 1
+        for (run_id,) in runs:  # a recorded run is whole: its rows came with it
+            assert db.execute("SELECT count(*) FROM actuals WHERE run_id = ?", (run_id,)).fetchone()[0] == 8
+        db.close()
+        if out.exists():
+            json.loads(out.read_text(encoding="utf-8"))
+    jobs = [subprocess.Popen(args[:-2], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                             text=True) for _ in range(2)]
+    results = [(j.communicate(timeout=300), j.returncode) for j in jobs]
+    results = [(rc, o, e) for (o, e), rc in results]
+    assert [rc for rc, _, _ in results] == [0, 0], results
+    assert json.loads(results[0][1]) == json.loads(results[1][1])
+    db = sqlite3.connect(ledger)
+    assert db.execute("SELECT count(*) FROM runs WHERE kind = 'rebalance'").fetchone()[0] == 1
+    db.close()

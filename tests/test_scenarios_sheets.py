@@ -151,3 +151,32 @@ def test_money_format_per_currency():
     assert money_format("CNY") == '"¥"#,##0.00'
     assert money_format("USD") == '"$"#,##0.00'
     assert money_format("SEK") == '#,##0.00 "SEK"'
+
+
+def test_a_rebalance_workbook_reads_back_with_money_that_adds_up(tmp_path):
+    """`budget rebalance --format xlsx`: summary, suggestions, channels (with a total row) and
+    periods; numbers are numbers, and spent to date + re-planned rest + reserve = the budget."""
+    from click.testing import CliRunner
+    from openpyxl import load_workbook
+
+    from cli import main
+    from scenarios import example_path
+
+    ledger, book = str(tmp_path / "q1.sqlite"), tmp_path / "rebalance.xlsx"
+    monthly = str(example_path("monthly.toml"))
+    runner = CliRunner()
+    assert runner.invoke(main, ["allocate", monthly, "--record", "--ledger", ledger]).exit_code == 0
+    r = runner.invoke(main, ["rebalance", monthly, "--actuals", str(example_path("actuals_m1_m2.csv")),
+                             "--ledger", ledger, "--format", "xlsx", "-o", str(book)])
+    assert r.exit_code == 0, r.stderr
+    wb = load_workbook(book)
+    assert wb.sheetnames == ["summary", "suggestions", "channels", "periods"]
+    summary = {row[0]: row[1] for row in wb["summary"].iter_rows(min_row=5, values_only=True) if row[0]}
+    channels = [row for row in wb["channels"].iter_rows(min_row=5, values_only=True) if row[0]]
+    assert channels[-1][0] == "total" and all(isinstance(v, (int, float)) for v in channels[-1][1:])
+    spent, rest = channels[-1][2], channels[-1][5]
+    assert spent == pytest.approx(summary["budget: spent to date"], abs=0.01)
+    assert round((spent + rest + summary["budget: reserve"]) * 100) == round(summary["budget: total"] * 100)
+    moves = [row for row in wb["suggestions"].iter_rows(min_row=5, values_only=True) if row[0] == "transfer"]
+    assert moves and all(isinstance(m[3], (int, float)) and m[3] > 0 for m in moves)
+    assert wb["channels"].freeze_panes == "B5"
