@@ -139,6 +139,14 @@ def period_to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: n
         while cents[i, t] < need and (room(i, t) or (make_room(i, t) and room(i, t))):
             add(i, t)
 
+    # Lower limits rounded up to whole cents can take the total past what the minimum reserve
+    # leaves: take those cents back where a cent breaks no lower limit, rounded up the most first.
+    for k in np.argsort(-(cents - raw).ravel(), kind="stable").tolist() if total > total_hi else []:
+        i, t = divmod(k, T)
+        while total > total_hi and can_take(i, t) and change_ok(i, t, cents[i, t] - 1):
+            take(i, t)
+        if total <= total_hi:
+            break
     # Change limits between periods (ratio and absolute): rounding both ends down can break
     # them, and along a chain of periods each at its limit (spend growing by the most it may,
     # period after period) the shortfall compounds. The LP's plan keeps every limit, so
