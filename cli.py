@@ -91,21 +91,25 @@ def _problem_lines(source: str, problems: list[str]) -> str:
 
 
 def _run(ctx: click.Context, fn, *args, **kwargs):
-    """Call into the library; map its typed errors to messages and exit codes in one place."""
-    from models.errors import HistoryError, ModelFileError
-    from optimizer import SolverError
-    from scenarios.errors import LedgerError, ScenarioError
+    """Call into the library; map its typed errors to messages and exit codes in one place.
 
+    The error classes are imported only when something fails: a command that reads the ledger
+    need not import the optimizer (numpy, PuLP) to start.
+    """
     try:
         return fn(*args, **kwargs)
-    except (ScenarioError, HistoryError) as exc:
-        raise Failure(_problem_lines(exc.source, exc.problems), EXIT_INPUT) from exc
-    except LedgerError as exc:
-        raise Failure(f"Error: {exc}", EXIT_INPUT) from exc
-    except ModelFileError as exc:
-        raise Failure(f"Error: {exc}", EXIT_INPUT) from exc
-    except SolverError as exc:
-        raise Failure(f"Error: solver failure: {exc}", EXIT_FAILURE) from exc
+    except Exception as exc:
+        from models.errors import HistoryError, ModelFileError
+        from optimizer import SolverError
+        from scenarios.errors import LedgerError, ScenarioError
+
+        if isinstance(exc, (ScenarioError, HistoryError)):
+            raise Failure(_problem_lines(exc.source, exc.problems), EXIT_INPUT) from exc
+        if isinstance(exc, (LedgerError, ModelFileError)):
+            raise Failure(f"Error: {exc}", EXIT_INPUT) from exc
+        if isinstance(exc, SolverError):
+            raise Failure(f"Error: solver failure: {exc}", EXIT_FAILURE) from exc
+        raise
 
 
 class BudgetGroup(click.Group):
@@ -960,7 +964,7 @@ def rebalance(ctx, scenario, actuals, as_of, ledger, fmt, output, dry_run, force
     ledger = ledger or str(default_ledger_path(scenario))
     sc = _run(ctx, _load_scenario, scenario, use_cache=not no_cache)
     result, run, new = _run(ctx, run_rebalance, scenario, sc, actuals, ledger, as_of=as_of, force=force,
-                            dry_run=dry_run, command=" ".join(sys.argv))
+                            dry_run=dry_run, command=" ".join(sys.argv), fail_on_drift=fail_on_drift)
     if dry_run:
         _say("dry run: nothing recorded")
     elif new:
@@ -1019,7 +1023,8 @@ def runs(ctx, ledger, fmt, show_all):
     from scenarios import render
 
     with _open_ledger(ctx, ledger) as book:
-        items = [r.to_dict(with_result=False) for r in _run(ctx, book.runs, current_only=not show_all)]
+        items = [r.to_dict(with_result=False) for r in _run(ctx, book.runs, current_only=not show_all,
+                                                             with_result=False)]
     for r in items:
         r.pop("command", None) if fmt != "json" else None
     if fmt == "json":
@@ -1070,7 +1075,7 @@ def runs_export(ctx, ledger, output):
 
     _check_output(output, "--output")
     with _open_ledger(ctx, ledger) as book:
-        data = [(r.to_dict(with_result=False), book.plan_rows(r.id)) for r in _run(ctx, book.runs)]
+        data = [(r.to_dict(with_result=False), book.plan_rows(r.id)) for r in _run(ctx, book.runs, with_result=False)]
     _emit(render.runs_export_csv(data), output, "runs")
 
 

@@ -381,9 +381,9 @@ def _fit_of(scenario) -> dict | None:
     model = scenario.model
     if model is None or scenario.path is None:
         return None
-    from scenarios.schema import _read_toml
+    from scenarios.schema import read_toml
 
-    data = _read_toml(Path(scenario.path))
+    data = read_toml(Path(scenario.path))
     if "history" in data:
         from models.cache import fit_key
         from scenarios.schema import history_source

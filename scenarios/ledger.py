@@ -30,7 +30,8 @@ from pathlib import Path
 
 from scenarios.errors import LedgerError
 
-__all__ = ["LEDGER_ENV", "LEDGER_NAME", "Ledger", "LedgerError", "Run", "content_hash", "default_ledger_path"]
+__all__ = ["LEDGER_ENV", "LEDGER_NAME", "Ledger", "LedgerError", "Run", "content_hash", "default_ledger_path",
+           "plan_rows", "product_version", "record_plan", "scenario_hashes"]
 
 #: Environment variable naming the ledger file (a job's configuration).
 LEDGER_ENV = "BUDGET_LEDGER"
@@ -296,9 +297,16 @@ class Ledger:
             raise LedgerError(f"{self.path}: no run {run_id}")
         return _run(row[0])
 
-    def runs(self, *, scenario_name: str | None = None, current_only: bool = False) -> list[Run]:
-        """Every run (oldest first), optionally of one scenario and only the current ones."""
-        sql, args = "SELECT * FROM runs", []
+    def runs(self, *, scenario_name: str | None = None, current_only: bool = False,
+             with_result: bool = True) -> list[Run]:
+        """Every run (oldest first), optionally of one scenario and only the current ones.
+
+        ``with_result=False`` leaves each run's stored JSON unread (``result`` is ``{}``): a
+        listing of thousands of runs need not parse thousands of plans.
+        """
+        columns = "*" if with_result else ", ".join(
+            [f for f in Run.__dataclass_fields__ if f != "result"] + ["'{}' AS result"])
+        sql, args = f"SELECT {columns} FROM runs", []
         where = []
         if scenario_name is not None:
             where.append("scenario_name = ?")
@@ -307,7 +315,8 @@ class Ledger:
             where.append("superseded_by IS NULL")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_run(r) for r in self._query(sql + " ORDER BY id", tuple(args))]
+        rows = self._query(sql + " ORDER BY id", tuple(args))
+        return [_run(r, with_result) for r in rows]
 
     def plan_rows(self, run_id: int) -> list[dict]:
         """The plan rows of a run: ``{"period", "channel", "spend", "expected_return"}``."""
@@ -359,9 +368,9 @@ class Ledger:
         return False
 
 
-def _run(row: sqlite3.Row) -> Run:
+def _run(row: sqlite3.Row, with_result: bool = True) -> Run:
     data = dict(row)
-    data["result"] = json.loads(data["result"])
+    data["result"] = json.loads(data["result"]) if with_result else {}
     return Run(**data)
 
 
@@ -411,7 +420,7 @@ def plan_rows(plan: dict) -> list[tuple[str, str, float, float]]:
     return [("", c["channel"], c["spend"], c["expected_return"]) for c in plan["channels"]]
 
 
-def _product_version() -> str:
+def product_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -432,7 +441,7 @@ def record_plan(ledger_path: str | Path, scenario_path: str | Path, plan: dict, 
         The plan of record and whether this call recorded it (False: the same scenario content
         and data were recorded before, and that run stands).
     """
-    product = _product_version()
+    product = product_version()
     scenario_hash, data_hash = scenario_hashes(scenario_path, overrides)
     with Ledger(ledger_path) as ledger:
         return ledger.record(kind="plan", command=command, scenario_name=plan["scenario"],

@@ -242,6 +242,26 @@ def _slice(value, k: int):
     return list(value)[k:]
 
 
+def _link_to_last_actual(channel, pacing, last: float, mn, mx, periods: int):
+    """Per-period bounds of the re-planned periods with the change limit from the last actual
+    period to the first re-planned one: the re-plan's own LP only links its own periods, so the
+    scenario's ``max_change`` / ``max_change_abs`` (the channel's, else the pacing's) bind that
+    step here, as bounds on the first period's spend."""
+    frac = channel.max_change if channel.max_change is not None else pacing.max_change
+    absolute = channel.max_change_abs if channel.max_change_abs is not None else pacing.max_change_abs
+    if frac is None and absolute is None:
+        return mn, mx
+    per = lambda v: [v] * periods if v is None or np.isscalar(v) else list(v)  # noqa: E731
+    mn, mx = per(mn), per(mx)
+    lows = [b for b in (mn[0], None if frac is None else last * (1 - frac),
+                        None if absolute is None else last - absolute) if b is not None]
+    highs = [b for b in (mx[0], None if frac is None else last * (1 + frac),
+                         None if absolute is None else last + absolute) if b is not None]
+    mn[0] = max(0.0, *lows) if lows else None
+    mx[0] = min(highs) if highs else None
+    return mn, mx
+
+
 def _scale(value, factor: float):
     if value is None:
         return None
@@ -365,6 +385,8 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
         if c.name in locked:
             mn = mx = [float(v) for v in por_rem]
             lo = hi = None
+        else:
+            mn, mx = _link_to_last_actual(c, base.pacing, float(X_act[i, k - 1]), mn, mx, len(periods) - k)
         rem_channels.append(replace(
             c, carryover=float(carry[i]), efficiency=[float(v) * scale[i] for v in eff[i, k:]],
             min_total=lo, max_total=hi, min_per_period=mn, max_per_period=mx,
@@ -613,7 +635,7 @@ def _transfers(problem, X0, X1, names, unit, cur, periods) -> list[dict]:
 
 def run_rebalance(scenario_path: str | Path, scenario, actuals_path: str | Path, ledger_path: str | Path, *,
                   as_of: str | None = None, force: bool = False, dry_run: bool = False,
-                  command: str = "budget rebalance") -> tuple[dict, object, bool]:
+                  command: str = "budget rebalance", fail_on_drift: bool = False) -> tuple[dict, object, bool]:
     """Read the actuals, rebalance against the plan of record in ``ledger_path`` and record it.
 
     Returns
@@ -631,7 +653,7 @@ def run_rebalance(scenario_path: str | Path, scenario, actuals_path: str | Path,
         Bad actuals (nothing recorded).
     """
     from scenarios.errors import LedgerError
-    from scenarios.ledger import Ledger, _product_version, content_hash, scenario_hashes
+    from scenarios.ledger import Ledger, product_version, content_hash, scenario_hashes
 
     if not Path(ledger_path).exists():
         raise LedgerError(f"{ledger_path}: no such ledger; record the plan of record first "
@@ -674,7 +696,9 @@ def run_rebalance(scenario_path: str | Path, scenario, actuals_path: str | Path,
         run, new = ledger.record(
             kind="rebalance", command=command, scenario_name=scenario.name,
             scenario_path=str(Path(scenario_path).resolve()), scenario_hash=scenario_hash, data_hash=data_hash,
-            as_of=key, status=result["status"], exit_code=0 if result["status"] == "ok" else 4,
-            version=_product_version(), result=result, rows=rows, force=force, actuals=acts,
+            as_of=key, status=result["status"],
+            # The exit code the command gives for this result (5: drift, with --fail-on-drift).
+            exit_code=4 if result["status"] != "ok" else 5 if fail_on_drift and result["drift"] else 0,
+            version=product_version(), result=result, rows=rows, force=force, actuals=acts,
             suggestions=result["suggestions"], drift=result["drift"])
         return run.result, run, new

@@ -45,20 +45,20 @@ def _json_safe(value):
 
 
 
-def _width(text: str) -> int:
+def display_width(text: str) -> int:
     """Display width: CJK characters take two terminal columns."""
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _pad(text: str, width: int, right: bool = False) -> str:
-    gap = " " * max(width - _width(text), 0)
+    gap = " " * max(width - display_width(text), 0)
     return gap + text if right else text + gap
 
 
 def render_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
     """Plain aligned columns (numbers right-aligned), CJK-aware."""
     right = right or set()
-    widths = [max([_width(h)] + [_width(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    widths = [max([display_width(h)] + [display_width(r[i]) for r in rows]) for i, h in enumerate(headers)]
     line = lambda cells: "  ".join(_pad(c, widths[i], i in right) for i, c in enumerate(cells)).rstrip()  # noqa: E731
     out = [line(headers), line(["-" * w for w in widths])]
     out += [line(r) for r in rows]

@@ -245,14 +245,14 @@ def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: b
         The ``[model]`` file cannot be read.
     """
     path = Path(path)
-    data = _read_toml(path)
+    data = read_toml(path)
     scenario = scenario_from_dict(data, source=str(path), default_name=path.stem, budget=budget,
                                   base=path.parent, use_cache=use_cache, periods=periods, progress=progress)
     scenario.path = path
     return scenario
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict:
     """The TOML data of a scenario file; unreadable or invalid is a ScenarioError."""
     try:
         # utf-8-sig: Windows Notepad starts UTF-8 files with a byte-order mark, which tomllib
@@ -646,7 +646,7 @@ def history_source(path: str | Path):
         The file is unreadable, or has no valid ``[history]`` table (every problem listed).
     """
     path = Path(path)
-    data = _read_toml(path)
+    data = read_toml(path)
     ck = _Checker()
     source = _check_source(ck, data) if "history" in data else None
     if source is None and not ck.problems:

@@ -106,9 +106,9 @@ class _Sheet:
         self.row += 1
 
     def _width(self, j: int, text: str) -> None:
-        from scenarios.render import _width
+        from scenarios.render import display_width
 
-        self.widths[j] = max(self.widths.get(j, 8), min(_width(text) + 2, 60))
+        self.widths[j] = max(self.widths.get(j, 8), min(display_width(text) + 2, 60))
 
     def finish(self) -> None:
         from openpyxl.utils import get_column_letter

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -361,6 +362,8 @@ def test_rebalance_on_fitted_weekly_curves_flags_a_kpi_outside_its_band(tmp_path
     r = budget("rebalance", WEEKLY, "--actuals", str(actuals), "--ledger", ledger, "--format", "json",
                "--fail-on-drift")
     assert r.returncode == 5, r.stderr
+    recorded = json.loads(budget("runs", "--ledger", ledger, "--format", "json").stdout)
+    assert [(x["kind"], x["exit_code"]) for x in recorded] == [("plan", 0), ("rebalance", 5)]  # as the job exited
     d = json.loads(r.stdout)
     assert d["as_of"] == plan["periods"][3]["period"] and len(d["periods_remaining"]) == 9
     assert [f["kind"] for f in d["drift"]] == ["kpi"] * 4 and "P10–P90" in d["drift_basis"]
@@ -380,9 +383,11 @@ def test_rebalance_killed_at_any_moment_or_run_twice_at_once_leaves_one_whole_re
     assert budget("allocate", MONTHLY, "--record", "--ledger", ledger).returncode == 0
     out = tmp_path / "rebalance.json"
     args = [BUDGET, "rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--format", "json", "-o", str(out)]
-    for delay in (0.3, 0.6, 0.9, 1.2, 1.5, 1.8):
-        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        time.sleep(delay)
+    rng = random.Random(11)
+    for _ in range(20):  # --force: every run writes (supersedes), so a kill can land mid-transaction
+        p = subprocess.Popen(args + ["--force"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, 1.2))
         p.send_signal(signal.SIGKILL)
         p.wait()
         db = sqlite3.connect(ledger)
@@ -394,7 +399,10 @@ def test_rebalance_killed_at_any_moment_or_run_twice_at_once_leaves_one_whole_re
         db.close()
         if out.exists():
             json.loads(out.read_text(encoding="utf-8"))
-    jobs = [subprocess.Popen(args[:-2], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    ledger = str(tmp_path / "fresh.sqlite")  # two jobs at once on a ledger with no rebalance yet
+    assert budget("allocate", MONTHLY, "--record", "--ledger", ledger).returncode == 0
+    args = [BUDGET, "rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--format", "json"]
+    jobs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                              text=True) for _ in range(2)]
     results = [(j.communicate(timeout=300), j.returncode) for j in jobs]
     results = [(rc, o, e) for (o, e), rc in results]

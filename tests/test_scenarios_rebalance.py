@@ -250,3 +250,19 @@ def test_wide_actuals_read_like_the_history(tmp_path):
     text = "\n".join(err.value.problems)
     assert "unknown channel 'c'" in text and "row 2: a spend 'x' is not a number" in text
     assert "row 3: period 2025-01-06 appears twice" in text
+
+
+def test_the_change_limit_binds_the_step_from_the_last_actual_period(tmp_path):
+    """Pacing max_change 0.5: a channel that spent 100,000 in M1 may spend at most 150,000 in M2,
+    however much the re-plan would like to give it (unlimited, M2 would get ~400,000)."""
+    path = tmp_path / "paced.toml"
+    path.write_text(SCENARIO.replace("[rebalance]", "[pacing]\nmax_change = 0.5\n[rebalance]"))
+    sc = load_scenario(path)
+    plan = plan_scenario(sc)
+    por = json.loads(render.allocation_json(plan.allocation, sc, plan.extra))
+    acts = read_actuals(_actuals(tmp_path, "period,channel,spend\nM1,a,100000\nM1,b,100000\n"), sc, ("M1", "M2", "M3"))
+    out = rebalance(sc, acts, por)
+    assert out["status"] == "ok"
+    m2 = {c["channel"]: c["spend"] for c in out["periods"][0]["channels"]}
+    assert 50_000 - 0.01 <= m2["a"] <= 150_000 + 0.01 and 50_000 - 0.01 <= m2["b"] <= 150_000 + 0.01
+    assert m2["a"] == pytest.approx(150_000, abs=1.0)  # a, the better channel, is held back by the limit
