@@ -89,19 +89,14 @@ class Model:
     named: dict[str, pulp.LpConstraint] = field(default_factory=dict)
     slacks: dict[str, pulp.LpVariable] = field(default_factory=dict)
     rows: "CurveRows" = None
-    marginals: np.ndarray | None = None  # set by a solve in segment form
-    prices: tuple | None = None  # (κ, π) of a segment-form solve: the price of return and of each spend
 
     def implied_marginals(self) -> np.ndarray:
         """Each channel's marginal return as the LP prices it (NaN where the solver gave no duals).
 
         Stationarity in y_c makes the hypograph duals of channel c sum to its objective weight;
         in x_c their slope-weighted sum is the price of spend. Their ratio, a convex combination
-        of the active segment slopes, is the marginal return the LP sees. (Solved in segment
-        form, the segments' reduced costs give the same: :func:`optimizer.highs.segment_prices`.)
+        of the active segment slopes, is the marginal return the LP sees.
         """
-        if self.marginals is not None:
-            return self.marginals
         out = np.full(len(self.x), np.nan)
         duals = self.rows.duals
         if duals is None:
@@ -126,10 +121,6 @@ class CurveRows:
         self.entries: list[tuple[int, object, object, np.ndarray, np.ndarray]] = []
         self.duals: np.ndarray | None = None
         self.constraints: list | None = None  # set once materialised into PuLP
-        # The breakpoints behind each entry (x, y, points, values), for the segment form that
-        # optimizer.highs.segment_form hands HiGHS instead of the rows; None once an entry's
-        # rows cannot be written that way (a convex part's offset in exact mode).
-        self.curves: list[tuple[object, object, np.ndarray, np.ndarray]] | None = []
 
     def add(self, owner: int, y, x, slopes: np.ndarray, rhs: np.ndarray) -> None:
         self.entries.append((owner, y, x, np.asarray(slopes, float), np.asarray(rhs, float)))
@@ -408,10 +399,6 @@ def _hypograph(model: Model, owner: int, y, x, p: np.ndarray, v: np.ndarray, off
     """Rows ``y ≤ v_j + a_j (x + offset − p_j)``, one per segment of breakpoints ``p``."""
     slopes = np.diff(v) / np.diff(p)
     model.rows.add(owner, y, x, slopes, v[:-1] + slopes * (offset - p[:-1]))
-    if offset == 0.0 and model.rows.curves is not None:
-        model.rows.curves.append((x, y, np.asarray(p, float), np.asarray(v, float)))
-    else:
-        model.rows.curves = None
 
 
 def _add_curve(model: Model, i: int, x, y, piece: Pieces) -> None:

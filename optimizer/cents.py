@@ -1,13 +1,9 @@
 """Money to the cent: a plan's spends rounded to whole cents so that spend + reserve = budget exactly.
 
-Two roundings, side by side. :func:`to_cents` rounds a single-horizon plan (one spend per
-channel: to the nearest cent, then small repairs of the reserve and group limits);
-:func:`period_to_cents` a plan period by period (rounded down, so every upper limit holds, then
-the cents handed back largest remainder first to entries where a cent breaks no limit:
-channel totals, periods, groups, reserve and the change limits between periods). The second
-is the first's general case; they stay two functions until the single-horizon plan is a
-one-period plan (issue 10), because the first rounds to the nearest cent and the plans it gives
-are pinned cent by cent by the tests and golden files.
+One rounding, :func:`period_to_cents`, for every plan (a single-horizon plan is a plan of one
+period): rounded down, so every upper limit holds, then the cents handed back largest
+remainder first to entries where a cent breaks no limit (channel totals, periods, groups,
+reserve and the change limits between periods), then lower limits left short are repaired.
 
 Also here: :func:`json_cents` (money in the JSON contract: to the cent, never ``-0``) and
 :func:`clamp_cent` (a reserve within a cent below zero is zero).
@@ -21,7 +17,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from optimizer.problem import Problem
     from optimizer.periods import PeriodProblem
 
 
@@ -35,60 +30,6 @@ def json_cents(v: float | None) -> float | None:
 def clamp_cent(reserve: float) -> float:
     """A reserve within a cent below zero is float noise in a plan that spends the whole budget: 0."""
     return 0.0 if -0.01 <= reserve <= 0.0 else float(reserve)
-
-
-def to_cents(problem: Problem, bounds, xs: np.ndarray) -> np.ndarray:
-    """Round spends to whole cents inside their bounds so spend + reserve = budget exactly.
-
-    Works in integer cents; small repairs keep the reserve and group limits that rounding could
-    push over by a few cents.
-    """
-    lo_c = np.array([math.ceil(lo.value * 100 - 1e-6) for lo, _ in bounds], dtype=np.int64)
-    hi_c = np.array([math.floor(hi.value * 100 + 1e-6) for _, hi in bounds], dtype=np.int64)
-    hi_c = np.maximum(hi_c, lo_c)
-    cents = np.clip(np.rint(xs * 100).astype(np.int64), lo_c, hi_c)
-    budget_c = int(round(problem.budget * 100))
-    reserve_min_c = math.ceil(problem.reserve_min * 100 - 1e-6)
-    groups = [(g, np.array([c.group == g for c in problem.channels])) for g in problem.group_names]
-
-    def take(mask, amount):  # remove cents from channels in mask with room above their minimum
-        for i in np.argsort(-(cents - lo_c)):
-            if amount <= 0:
-                break
-            if mask[i]:
-                d = min(amount, int(cents[i] - lo_c[i]))
-                cents[i] -= d
-                amount -= d
-
-    def give(mask, amount):
-        for i in np.argsort(-(hi_c - cents)):
-            if amount <= 0:
-                break
-            if mask[i]:
-                d = min(amount, int(hi_c[i] - cents[i]))
-                cents[i] += d
-                amount -= d
-
-    everyone = np.ones(len(cents), dtype=bool)
-    deficit = reserve_min_c - (budget_c - int(cents.sum()))
-    if deficit > 0:
-        take(everyone, deficit)
-    for g, mask in groups:
-        spec = problem.group(g)
-        if spec.max_share is not None:
-            excess = int(cents[mask].sum()) - math.floor(spec.max_share * problem.budget * 100 + 1e-6)
-            if excess > 0:
-                take(mask, excess)
-        if spec.min_share is not None:
-            short = math.ceil(spec.min_share * problem.budget * 100 - 1e-6) - int(cents[mask].sum())
-            room = budget_c - int(cents.sum()) - reserve_min_c
-            if short > 0 and room > 0:
-                give(mask, min(short, room))
-    if problem.reserve_max_share is not None:
-        over = (budget_c - int(cents.sum())) - math.floor(problem.reserve_max_share * problem.budget * 100 + 1e-6)
-        if over > 0:
-            give(everyone, over)
-    return cents
 
 
 def period_to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -198,6 +139,14 @@ def period_to_cents(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, x: n
         while cents[i, t] < need and (room(i, t) or (make_room(i, t) and room(i, t))):
             add(i, t)
 
+    # Lower limits rounded up to whole cents can take the total past what the minimum reserve
+    # leaves: take those cents back where a cent breaks no lower limit, rounded up the most first.
+    for k in np.argsort(-(cents - raw).ravel(), kind="stable").tolist() if total > total_hi else []:
+        i, t = divmod(k, T)
+        while total > total_hi and can_take(i, t) and change_ok(i, t, cents[i, t] - 1):
+            take(i, t)
+        if total <= total_hi:
+            break
     # Change limits between periods (ratio and absolute): rounding both ends down can break
     # them, and along a chain of periods each at its limit (spend growing by the most it may,
     # period after period) the shortfall compounds. The LP's plan keeps every limit, so

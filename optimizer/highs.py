@@ -353,31 +353,18 @@ def run_lp(lp: pulp.LpProblem, solver) -> tuple[str, float]:
     return mapping[status], seconds
 
 
-def solve_model(model: Model, lp_path: str | None = None, segments: bool = False) -> tuple[str, float, str]:
-    """Solve a built model; returns (status, seconds, solver name) as :func:`run_lp` does.
-
-    ``segments``: hand HiGHS the curves in segment form (:func:`segment_form`) when the model
-    allows it (an LP, not exact mode's MILP), which leaves it the named rows only; the implied
-    marginals then come from the segments' reduced costs. Elastic diagnosis models keep the
-    hypograph rows: their spend may leave the breakpoints' span.
-    """
+def solve_model(model: Model, lp_path: str | None = None) -> tuple[str, float, str]:
+    """Solve a built single-horizon model (exact mode's MILP, the diagnosis LPs); returns
+    (status, seconds, solver name) as :func:`run_lp` does."""
     if lp_path:  # the readable LP, hypograph rows included; the solve then gets them in bulk again
         model.rows.materialise(model.lp)
         model.lp.writeLP(lp_path)
         drop_rows(model.lp, model.rows)
-    sub = segment_form(model) if segments and not model.lp.isMIP() and pulp.HiGHS().available() else None
-    if sub is None:
-        solver = make_solver(model)
-        try:
-            status, seconds = run_lp(model.lp, solver)
-        finally:
-            model.rows.read_duals()
-        return status, seconds, solver.name
-    solver = SegmentHiGHS(SparseRows([]), sub, msg=False)
-    status, seconds = run_lp(model.lp, solver)
-    if status == "optimal" and sub.reduced is not None:
-        model.marginals, kappa, pi = segment_prices(sub.reduced, sub.owner, sub.slope, len(model.x))
-        model.prices = None if kappa is None else (kappa, pi)
+    solver = make_solver(model)
+    try:
+        status, seconds = run_lp(model.lp, solver)
+    finally:
+        model.rows.read_duals()
     return status, seconds, solver.name
 
 
@@ -394,37 +381,6 @@ def drop_rows(lp: pulp.LpProblem, rows) -> None:
     for con in rows.constraints or []:
         lp._constraints.pop(con.name, None)
     rows.constraints = None
-
-
-def segment_form(model: Model) -> "Substitution | None":
-    """The single-horizon model's curves in segment form: x_c = p_0 + Σ δ_j, y_c = r(p_0) + Σ a_j δ_j
-    (None when a channel's rows cannot be written so)."""
-    from scipy import sparse
-
-    curves = model.rows.curves
-    if not curves or len(curves) != len(model.rows.entries):
-        return None
-    cols, rows, segs, vals, offset, width, owner, slope = [], [], [], [], [], [], [], []
-    k = 0
-    for i, (x, y, p, v) in enumerate(curves):
-        w, a = np.diff(p), np.diff(v) / np.diff(p)
-        idx = k + np.arange(w.size)
-        cols += [x, y]
-        rows += [np.full(w.size, 2 * i), np.full(w.size, 2 * i + 1)]
-        segs += [idx, idx]
-        vals += [np.ones(w.size), a]
-        offset += [p[0], v[0]]
-        width.append(w)
-        owner.append(np.full(w.size, i))
-        slope.append(a)
-        k += w.size
-    M = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(segs))), shape=(len(cols), k))
-    n = len(cols)
-    index_of = {id(v): j for j, v in enumerate(model.x)}  # pair of each segment: its channel in model.x
-    return Substitution(cols=cols, M=M, offset=np.array(offset), replaced=np.ones(n, bool),
-                        bound_rows=np.arange(n) % 2 == 0, width=np.concatenate(width),
-                        owner=np.array([index_of[id(x)] for x, *_ in curves])[np.concatenate(owner)],
-                        slope=np.concatenate(slope))
 
 
 def segment_prices(reduced: np.ndarray, owner: np.ndarray, slope: np.ndarray, n: int):

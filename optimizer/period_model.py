@@ -211,7 +211,7 @@ def build_period_model(problem: PeriodProblem, L: Layout, carry_base: float, *, 
     GE, LE = pulp.LpConstraintGE, pulp.LpConstraintLE
     # Money: every yuan is spent or kept in reserve.
     budget = [(v, 1.0) for v in X] + [(cols[L.reserve], 1.0)]
-    con = pulp.LpConstraint(pulp.LpAffineExpression(budget), pulp.LpConstraintEQ, "budget_total", b)
+    con = pulp.LpConstraint(pulp.LpAffineExpression(budget), pulp.LpConstraintEQ, "budget_total_0", b)
     lp.addConstraint(con)
     model.named["budget_total"] = con
     if elastic:

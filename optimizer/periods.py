@@ -237,6 +237,19 @@ def from_problem(problem: Problem, periods: int | Sequence[str]) -> PeriodProble
     )
 
 
+def one_period(problem: Problem, bounds) -> PeriodProblem:
+    """The single-horizon problem as a plan of one period (T = 1: the curves as they are)."""
+    channels = tuple(PeriodChannel(name=c.name, curve=c.curve, group=c.group, min_per_period=lo.value,
+                                   max_per_period=max(hi.value, lo.value), current=c.current, label=c.label)
+                     for c, (lo, hi) in zip(problem.channels, bounds))
+    return PeriodProblem(
+        periods=("1",), channels=channels, budget=problem.budget, groups=problem.groups,
+        reserve_min_share=problem.reserve_min_share, reserve_max_share=problem.reserve_max_share,
+        roi_min=problem.roi_min, objective=problem.objective, margin=problem.margin,
+        target_return=problem.target_return, name=problem.name, currency=problem.currency,
+    )
+
+
 @dataclass(frozen=True)
 class Interval:
     """Where a pair's spend can go (the interface :func:`optimizer.refine.first_targets` reads)."""

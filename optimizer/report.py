@@ -13,10 +13,10 @@ import math
 import numpy as np
 
 from optimizer.build import Model
-from optimizer.cents import clamp_cent, period_to_cents, to_cents
+from optimizer.cents import clamp_cent, period_to_cents
 from optimizer.marginal import below_break_even, marginal_roi, period_marginal_roi
 from optimizer.period_model import PeriodModel, period_max_name
-from optimizer.periods import PeriodProblem, per_period, plan_returns, plan_violations
+from optimizer.periods import PeriodProblem, one_period, per_period, plan_returns, plan_violations
 from optimizer.problem import Problem, broken_limits, objective_value
 from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary, money, pct
 
@@ -38,6 +38,13 @@ def summarise_current(problem: Problem, bounds) -> PlanSummary:
     )
 
 
+def plan_cents(problem: Problem, bounds, xs: np.ndarray) -> np.ndarray:
+    """A single-horizon plan in whole cents: the period plan's rounding, with T = 1."""
+    lo = np.array([[b.value] for b, _ in bounds])
+    hi = np.maximum(np.array([[b.value] for _, b in bounds]), lo)
+    return period_to_cents(one_period(problem, bounds), lo, hi, np.asarray(xs, float)[:, None]).ravel()
+
+
 def report_plan(problem: Problem, bounds, pieces, model: Model, xs: np.ndarray, base: Allocation,
             guard_current: bool = True) -> Allocation:
     """Round ``xs`` to the cent and report it on the true curves (``guard_current``: fall back
@@ -45,7 +52,7 @@ def report_plan(problem: Problem, bounds, pieces, model: Model, xs: np.ndarray, 
     alloc = base
     alloc.status = "optimal"
     current = summarise_current(problem, bounds)
-    cents = to_cents(problem, bounds, xs)
+    cents = plan_cents(problem, bounds, xs)
     spends = cents / 100.0
     returns = np.array([float(c.curve.response(x)) for c, x in zip(problem.channels, spends)])
     cur_spends = np.array([c.current for c in problem.channels], dtype=float)

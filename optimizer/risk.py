@@ -37,7 +37,6 @@ with warnings.catch_warnings():
     import pulp
 
 from optimizer.build import Objective, SparseRows, lp_var, register_columns
-from optimizer.cents import to_cents
 from optimizer.errors import ProblemError
 from optimizer.period_model import PeriodModel, SegmentForm, family_values, layout, solve_period_model
 from optimizer.period_model import build_period_model as period_model
@@ -305,7 +304,7 @@ def _allocation(problem: Problem, x: np.ndarray, measure: str) -> Allocation:
     base = Allocation(scenario=problem.name, status="optimal", objective=problem.objective, budget=problem.budget,
                       currency=problem.currency, mode="cvar" if measure == "cvar" else "sample_mean")
     # A plan for the bad case may well score below today's plan on the point curves: no fallback.
-    alloc = report_plan(problem, bounds, pieces, _NoPrices(), to_cents(problem, bounds, x) / 100.0, base, guard_current=False)
+    alloc = report_plan(problem, bounds, pieces, _NoPrices(), x, base, guard_current=False)
     alloc.solver_name = "HiGHS"
     return alloc
 
