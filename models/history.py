@@ -268,6 +268,12 @@ def _xlsx_text(value, date_format: str | None) -> str:
     return str(value).strip()
 
 
+def read_xlsx(path, source: str | None = None, date_format: str | None = None) -> pd.DataFrame:
+    """The first sheet of a workbook as a frame of text cells, read as a CSV of it would be (for
+    other tables laid out like a history: actuals)."""
+    return _read_xlsx(path, source or os.path.basename(os.fspath(path)), date_format)
+
+
 def _read_xlsx(path, source: str, date_format: str | None) -> pd.DataFrame:
     """The first sheet of a workbook as text cells, header in row 1.
 

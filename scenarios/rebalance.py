@@ -95,6 +95,7 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
     import pandas as pd
 
     from models.errors import HistoryError
+    from models.history import XLSX_SUFFIXES, read_xlsx
 
     path = Path(path)
     source = path.name
@@ -107,7 +108,10 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
         layout, date_col, ret_col, chan_col, spend_col = "long", "period", "return", "channel", "spend"
     try:
         content = path.read_bytes()
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        if path.suffix.lower() in XLSX_SUFFIXES:  # finance keeps actuals in Excel
+            frame = read_xlsx(path, source, spec.date_format if spec is not None else None)
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except FileNotFoundError:
         raise HistoryError([f"{source}: file not found"], source) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

@@ -266,3 +266,17 @@ def test_the_change_limit_binds_the_step_from_the_last_actual_period(tmp_path):
     m2 = {c["channel"]: c["spend"] for c in out["periods"][0]["channels"]}
     assert 50_000 - 0.01 <= m2["a"] <= 150_000 + 0.01 and 50_000 - 0.01 <= m2["b"] <= 150_000 + 0.01
     assert m2["a"] == pytest.approx(150_000, abs=1.0)  # a, the better channel, is held back by the limit
+
+
+def test_actuals_from_a_workbook_read_like_the_csv(setup):
+    """Finance keeps actuals in Excel: the same rows in an .xlsx give the same rebalance."""
+    from openpyxl import Workbook
+
+    folder, _, sc, por = setup
+    book = Workbook()
+    for row in (line.split(",") for line in M1.strip().splitlines()):
+        book.active.append([float(v) if v.isdigit() else v for v in row])
+    book.save(folder / "actuals.xlsx")
+    from_csv = rebalance(sc, read_actuals(_actuals(folder, M1), sc, ("M1", "M2", "M3")), por)
+    from_xlsx = rebalance(sc, read_actuals(folder / "actuals.xlsx", sc, ("M1", "M2", "M3")), por)
+    assert from_xlsx["periods"] == from_csv["periods"] and from_xlsx["budget"] == from_csv["budget"]
