@@ -1025,8 +1025,9 @@ def runs(ctx, ledger, fmt, show_all):
     with _open_ledger(ctx, ledger) as book:
         items = [r.to_dict(with_result=False) for r in _run(ctx, book.runs, current_only=not show_all,
                                                              with_result=False)]
-    for r in items:
-        r.pop("command", None) if fmt != "json" else None
+    if fmt != "json":  # the command line is long: JSON keeps it, the table and CSV leave it out
+        for r in items:
+            r.pop("command", None)
     if fmt == "json":
         click.echo(render.json_text(items), nl=False)
     elif fmt == "csv":

@@ -345,11 +345,8 @@ def scenario_from_dict(
     rebalance = check_rebalance(ck, data.get("rebalance", {}), set(data.get("channels") or {}))
     history_spec = None
     if source is not None and source[0] == "history" and "history" in data:
-        from models.history import HistorySpec
-
         try:
-            history_spec = HistorySpec.from_dict({k: v for k, v in data["history"].items()
-                                                  if k in HistorySpec.__dataclass_fields__})
+            history_spec = _history_spec(data["history"])
         except (TypeError, ValueError):
             pass  # already reported by _check_source
     if horizon_spec is not None:
@@ -615,20 +612,23 @@ def _check_source(ck: _Checker, data: dict):
             if problem:
                 ck.add("history.holidays", problem)
         try:
-            HistorySpec.from_dict({k: v for k, v in table.items() if k in spec_keys})
+            _history_spec(table)
         except (TypeError, ValueError) as exc:
             ck.add("history", str(exc))
     return kind, table
 
 
-def _fit_arguments(table: dict, base: Path):
-    """(history file, HistorySpec, MediaMixModel settings) of a validated ``[history]`` table."""
+def _history_spec(table: dict):
+    """The HistorySpec a ``[history]`` table states (its other keys are the estimator's)."""
     from models.history import HistorySpec
 
-    spec_keys = set(HistorySpec.__dataclass_fields__)
-    spec = HistorySpec.from_dict({k: v for k, v in table.items() if k in spec_keys})
+    return HistorySpec.from_dict({k: v for k, v in table.items() if k in HistorySpec.__dataclass_fields__})
+
+
+def _fit_arguments(table: dict, base: Path):
+    """(history file, HistorySpec, MediaMixModel settings) of a validated ``[history]`` table."""
     settings = {FIT_KEYS[k]: v for k, v in table.items() if k in FIT_KEYS}
-    return (base / table["path"]).resolve(), spec, settings
+    return (base / table["path"]).resolve(), _history_spec(table), settings
 
 
 def history_source(path: str | Path):
