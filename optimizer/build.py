@@ -1,26 +1,27 @@
-"""Curves → a PuLP model: the hypograph LP (and the MILP pieces for exact S-curves).
+"""The curves in the LP: the building blocks of a PuLP model, and the curves' two forms.
 
-For a concave curve r and breakpoints p_0 < … < p_m on the channel's spend interval, the
-piecewise-linear interpolant is the minimum of its segment lines, so
+Each pair's curve (a (channel, period) entry) enters the LP on breakpoints p_0 < … < p_m
+(values v_j, slopes a_j = Δv / Δp). For a concave curve the secant interpolant is the minimum
+of its segment lines, so two equivalent forms keep a return column at most the interpolant (an
+*inner* approximation: return floors written on it also hold on the true curves):
 
-    y_c ≤ r(p_j) + a_j · (x_c − p_j)   for every segment j,   a_j = Δr / Δp
+* the readable *hypograph* form (:func:`hypograph`), ``y_p − a_j e_p ≤ v_j − a_j p_j``: what
+  ``lp_path`` writes, what CBC solves when HiGHS is missing, what the diagnosis LPs use;
+* the *segment* form (:class:`SegmentForm`), e_p = p_0 + Σ_j δ_j and y_p = v_0 + Σ_j a_j δ_j
+  with 0 ≤ δ_j ≤ p_{j+1} − p_j, which HiGHS gets (:class:`optimizer.highs.SegmentHiGHS`):
+  falling slopes fill the segments in order, and no hypograph row is needed.
 
-makes ``y_c`` at most the interpolant, which never exceeds r (an *inner* approximation). Return
-constraints (ROI floor, return target) written on ``y`` therefore also hold on the true curves,
-and maximising Σ y pushes each y_c onto its interpolant. No segment variables, no binaries.
-
-S-curves in exact mode: the convex part [lo, inflection] gets incremental segments with
-binaries that force them to fill in order; the concave part beyond is a hypograph again.
-
-Every constraint has a stable human name (``budget_total``, ``group_max[content]``, …).
+Both are array rows or substitutions over the model's columns (:class:`SparseRows`,
+:class:`optimizer.highs.Substitution`), because building tens of thousands of rows as PuLP
+constraints costs far more than solving them. Also here: the objective (:class:`Objective`),
+PuLP variables (:func:`lp_var`, :func:`register_columns`) and the return floors' margin.
 """
 
 from __future__ import annotations
 
-import logging
-import re
+import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,37 +29,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import pulp
 
-from models.curves import ResponseCurve
-from optimizer.problem import Problem
+from optimizer.highs import Substitution
 
-logger = logging.getLogger(__name__)
+_INF = math.inf
 
-#: Relative margin on return floors (ROI floor, return target), see build_model.
+#: Relative margin on return floors (ROI floor, return target): rounding spends to the cent
+#: afterwards cannot push a plan that meets them exactly to a few fen below.
 FLOOR_MARGIN = 1e-7
-
-
-@dataclass
-class ConvexPart:
-    """The binary-segment representation of an S-curve's convex part, for exact mode."""
-
-    grid: np.ndarray  # breakpoints lo = g_0 < … < g_n = inflection (clipped to the interval)
-    values: np.ndarray  # true returns at the grid
-
-
-@dataclass
-class Pieces:
-    """How one channel enters the model: its interval, curve and breakpoints."""
-
-    lo: float
-    hi: float
-    curve: ResponseCurve  # the curve the LP sees (the envelope unless exact)
-    breakpoints: np.ndarray  # concave part: secant breakpoints within [start, hi]
-    convex: ConvexPart | None = None
-
-    @property
-    def start(self) -> float:
-        """Where the hypograph part begins."""
-        return float(self.convex.grid[-1]) if self.convex is not None else self.lo
 
 
 @dataclass
@@ -70,109 +47,13 @@ class Objective:
     spend_weight: float
 
     @classmethod
-    def for_problem(cls, problem: Problem) -> "Objective":
+    def for_problem(cls, problem) -> "Objective":
+        """The objective of a plan's problem (its ``objective`` and ``margin``)."""
         if problem.objective == "max_profit":
             return cls(pulp.LpMaximize, float(problem.margin), -1.0)
         if problem.objective == "min_spend":
             return cls(pulp.LpMinimize, 0.0, 1.0)
         return cls(pulp.LpMaximize, 1.0, 0.0)
-
-
-@dataclass
-class Model:
-    """A built PuLP model with handles on its variables and named constraints."""
-
-    lp: pulp.LpProblem
-    x: list
-    y: list
-    reserve: pulp.LpVariable
-    named: dict[str, pulp.LpConstraint] = field(default_factory=dict)
-    slacks: dict[str, pulp.LpVariable] = field(default_factory=dict)
-    rows: "CurveRows" = None
-
-    def implied_marginals(self) -> np.ndarray:
-        """Each channel's marginal return as the LP prices it (NaN where the solver gave no duals).
-
-        Stationarity in y_c makes the hypograph duals of channel c sum to its objective weight;
-        in x_c their slope-weighted sum is the price of spend. Their ratio, a convex combination
-        of the active segment slopes, is the marginal return the LP sees.
-        """
-        out = np.full(len(self.x), np.nan)
-        duals = self.rows.duals
-        if duals is None:
-            return out
-        w = np.abs(duals)
-        num = np.bincount(self.rows.owner_per_row, weights=w * self.rows.all_slopes, minlength=len(self.x))
-        den = np.bincount(self.rows.owner_per_row, weights=w, minlength=len(self.x))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / den, np.nan)
-
-
-class CurveRows:
-    """The hypograph rows ``y − a·x ≤ c`` of every channel, kept as arrays.
-
-    A 1000-channel model has tens of thousands of these rows; building each as a PuLP
-    constraint and handing it to HiGHS row by row costs far more than solving. So they are
-    handed to HiGHS in one ``addRows`` call (:class:`optimizer.highs.BulkHiGHS`), and become
-    ordinary PuLP constraints only for another solver or when the LP file is written.
-    """
-
-    def __init__(self):
-        self.entries: list[tuple[int, object, object, np.ndarray, np.ndarray]] = []
-        self.duals: np.ndarray | None = None
-        self.constraints: list | None = None  # set once materialised into PuLP
-
-    def add(self, owner: int, y, x, slopes: np.ndarray, rhs: np.ndarray) -> None:
-        self.entries.append((owner, y, x, np.asarray(slopes, float), np.asarray(rhs, float)))
-
-    def __len__(self) -> int:
-        return int(sum(e[3].size for e in self.entries))
-
-    @property
-    def owner_per_row(self) -> np.ndarray:
-        return np.concatenate([np.full(e[3].size, e[0]) for e in self.entries]) if self.entries else np.zeros(0, int)
-
-    @property
-    def all_slopes(self) -> np.ndarray:
-        return np.concatenate([e[3] for e in self.entries]) if self.entries else np.zeros(0)
-
-    def highs_arrays(self):
-        """(lower, upper, starts, index, value) for :class:`optimizer.highs.BulkHiGHS`."""
-        upper, starts, idx, val = self.arrays()
-        return np.full(upper.size, -np.inf), upper, starts, idx, val
-
-    def arrays(self):
-        """(upper, starts, index, value) in HiGHS's row-wise form; columns by ``var.index``."""
-        m = len(self)
-        upper = np.concatenate([e[4] for e in self.entries]) if m else np.zeros(0)
-        idx = np.empty(2 * m, dtype=np.int32)
-        val = np.empty(2 * m)
-        pos = 0
-        for _, y, x, a, _c in self.entries:
-            k = a.size
-            idx[pos : pos + 2 * k : 2] = y.index
-            idx[pos + 1 : pos + 2 * k : 2] = x.index
-            val[pos : pos + 2 * k : 2] = 1.0
-            val[pos + 1 : pos + 2 * k : 2] = -a
-            pos += 2 * k
-        starts = np.arange(0, 2 * m, 2, dtype=np.int32)
-        return upper, starts, idx, val
-
-    def materialise(self, lp: pulp.LpProblem) -> None:
-        """Add the rows to the PuLP model as named constraints (slow; other solvers, LP files)."""
-        if self.constraints is not None:
-            return
-        self.constraints = []
-        for owner, y, x, slopes, rhs in self.entries:
-            for j, (a, c) in enumerate(zip(slopes.tolist(), rhs.tolist())):
-                con = pulp.LpConstraint(pulp.LpAffineExpression([(y, 1.0), (x, -a)]), pulp.LpConstraintLE, f"h{owner}_{y.name}_{j}", c)
-                lp.addConstraint(con)
-                self.constraints.append(con)
-
-    def read_duals(self) -> None:
-        """Collect duals from materialised constraints (after a solve through PuLP)."""
-        if self.constraints is not None:
-            self.duals = np.array([c.pi if c.pi is not None else np.nan for c in self.constraints])
 
 
 class SparseRows:
@@ -246,7 +127,7 @@ class SparseRows:
         lower, upper, starts, idx, val = self._concat()
         ends = np.append(starts[1:], idx.size)
         for r in range(lower.size):
-            expr = _expr([(self.cols[j], a) for j, a in zip(idx[starts[r]:ends[r]].tolist(), val[starts[r]:ends[r]].tolist())])
+            expr = pulp.LpAffineExpression([(self.cols[j], a) for j, a in zip(idx[starts[r]:ends[r]].tolist(), val[starts[r]:ends[r]].tolist())])
             lo, up = float(lower[r]), float(upper[r])
             if lo == up:
                 con = pulp.LpConstraint(expr, pulp.LpConstraintEQ, f"r{r}", lo)
@@ -281,176 +162,126 @@ def register_columns(lp: pulp.LpProblem, variables: list) -> None:
             lp.addVariables(variables)
 
 
-def _expr(pairs, constant: float = 0.0) -> pulp.LpAffineExpression:
-    return pulp.LpAffineExpression(pairs, constant=constant)
+@dataclass
+class Round:
+    """One solved round: the breakpoints and what the solution says about them."""
+
+    points: np.ndarray  # every pair's breakpoints, flattened, with their values and owners
+    values: np.ndarray
+    owner: np.ndarray
+    row_owner: np.ndarray = None  # pair of each hypograph row (hypograph form)
+    row_slope: np.ndarray = None
+    rows: SparseRows = None
+    first_row: int = 0
+    sub: Substitution = None  # segment form (after the solve: its reduced costs)
+    duals: np.ndarray = None  # hypograph form, after the solve: the rows' duals
+
+    def interpolant(self, z: np.ndarray) -> np.ndarray:
+        """Each pair's secant interpolant at ``z`` (the minimum of its segment lines)."""
+        out = np.full(z.size, np.inf)
+        seg = np.nonzero(self.owner[1:] == self.owner[:-1])[0]
+        o = self.owner[seg]
+        slope = (self.values[seg + 1] - self.values[seg]) / (self.points[seg + 1] - self.points[seg])
+        np.minimum.at(out, o, self.values[seg] + slope * (z[o] - self.points[seg]))
+        single = ~np.isfinite(out)
+        first = np.searchsorted(self.owner, np.arange(z.size))
+        out[single] = self.values[np.minimum(first[single], self.values.size - 1)]
+        return out
 
 
-def build_model(
-    problem: Problem,
-    pieces: list[Pieces],
-    objective: Objective,
-    *,
-    with_roi: bool = True,
-    with_target: bool = True,
-    elastic: bool = False,
-) -> Model:
-    """Build the allocation model.
+def hypograph(model, e: np.ndarray, grid, values: np.ndarray | None = None) -> Round:
+    """The hypograph rows of every pair on breakpoints ``grid`` = (points, owner, family): pair
+    p's return column ``model.y[p]`` under the secants of its curve in column ``e[p]``
+    (``values``: the curves at the points, when already known)."""
+    pts, owner, family = grid
+    v = family_values(family, pts, owner) if values is None else values
+    rnd = Round(points=pts, values=v, owner=owner, rows=SparseRows(model.cols))
+    rnd.rows.extend(model.fixed)
+    seg = np.nonzero(owner[1:] == owner[:-1])[0]
+    o = owner[seg]
+    slope = (v[seg + 1] - v[seg]) / (pts[seg + 1] - pts[seg])
+    # y_p − a_j e_p ≤ v_j − a_j p_j
+    first_row = len(rnd.rows)
+    rnd.rows.add(-_INF, v[seg] - slope * pts[seg], np.stack([model.curve_y[o], e[o]], axis=1),
+                 np.stack([np.ones_like(slope), -slope], axis=1), 2)
+    # A pair fixed at one point: y_p ≤ r(p_0).
+    single = np.nonzero(np.bincount(owner, minlength=e.size) == 1)[0]
+    first = np.searchsorted(owner, single)
+    if single.size:
+        rnd.rows.add(-_INF, v[first], model.curve_y[single][:, None], np.ones((single.size, 1)), 1)
+    rnd.row_owner = np.concatenate([o, single])
+    rnd.row_slope = np.concatenate([slope, np.zeros(single.size)])
+    rnd.first_row = first_row
+    return rnd
 
-    Parameters
-    ----------
-    problem
-        The validated problem (budget, groups, reserve, floors).
-    pieces
-        One entry per channel, in ``problem.channels`` order.
-    objective
-        What to optimise.
-    with_roi, with_target
-        Include the ROI floor / return target (diagnosis drops them to find the best reachable).
-    elastic
-        Give every named constraint a non-negative slack and minimise their total, so an
-        infeasible problem still solves and the slacks say which constraints conflict.
+
+class SegmentForm:
+    """The curves in segment form, for :class:`optimizer.highs.SegmentHiGHS`.
+
+    Pair p's curve column ``e[p]`` and return column ``model.y[p]`` become
+    e_p = p_0 + Σ_j δ_j and y_p = r(p_0) + Σ_j a_j δ_j with 0 ≤ δ_j ≤ p_{j+1} − p_j. Concavity
+    (falling slopes a_j) makes the LP fill a pair's segments in order, so y_p is the secant
+    interpolant at e_p, as in the hypograph form, and no hypograph row is needed. Other
+    columns that are linear in the e's can be substituted too (:meth:`substitute`).
     """
-    lp = pulp.LpProblem("allocation", pulp.LpMinimize if elastic else objective.sense)
-    n = len(problem.channels)
-    b = problem.budget
-    xs, ys = [], []
-    for i, piece in enumerate(pieces):
-        if elastic:
-            # Channel bounds become named constraints so their slack can be reported.
-            xs.append(lp_var(lp, f"x{i}", 0))
-        else:
-            xs.append(lp_var(lp, f"x{i}", piece.lo, piece.hi))
-        ys.append(lp_var(lp, f"y{i}"))
-    reserve = lp_var(
-        lp,
-        "reserve",
-        0.0 if elastic else problem.reserve_min,
-        None if (elastic or problem.reserve_max_share is None) else problem.reserve_max_share * b,
-    )
-    model = Model(lp=lp, x=xs, y=ys, reserve=reserve, rows=CurveRows())
-    with warnings.catch_warnings():
-        # Every column must reach HiGHS even when it appears only in the bulk rows (y in the
-        # elastic model, whose objective is the slacks); PuLP 3.3 calls addVariables deprecated.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        lp.addVariables(xs + ys + [reserve])
 
-    def add(name: str, pairs, sense: int, rhs: float, soft: bool = True) -> None:
-        """Add a named constraint ``Σ pairs (sense) rhs``; in elastic mode with a slack."""
-        pairs = list(pairs)
-        if elastic and soft:
-            s = lp_var(lp, f"s{len(model.slacks)}", 0)
-            model.slacks[name] = s
-            # The slack always relaxes: ≥ gets +s, ≤ gets −s; = gets both directions.
-            if sense == pulp.LpConstraintEQ:
-                s2 = lp_var(lp, f"s{len(model.slacks)}m", 0)
-                model.slacks[name + "#neg"] = s2
-                pairs = pairs + [(s, 1.0), (s2, -1.0)]
-            else:
-                pairs = pairs + [(s, 1.0 if sense == pulp.LpConstraintGE else -1.0)]
-        # The LP file shows the human name (ASCII-safe, numbered to stay unique).
-        safe = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_")
-        con = pulp.LpConstraint(_expr(pairs), sense, f"{safe}_{len(model.named)}", rhs)
-        lp.addConstraint(con)
-        model.named[name] = con
+    def __init__(self, model, e: np.ndarray, grid, values: np.ndarray | None = None):
+        pts, owner, family = grid
+        self.model, self.pts, self.owner = model, pts, owner
+        # ``values``: the curves at the points, one column per sample when pair p has several
+        # returns y_{p,s} = model.y[p·S + s] (curve samples of the same e_p: one set of segments
+        # serves them all, since each sample's secants are filled in the same order).
+        V = (family_values(family, pts, owner) if values is None else values).reshape(pts.size, -1)
+        S = V.shape[1]
+        ys = model.curve_y.reshape(e.size, S)
+        seg = np.nonzero(owner[1:] == owner[:-1])[0]
+        self.seg_owner = o = owner[seg]
+        self.width = pts[seg + 1] - pts[seg]
+        slopes = (V[seg + 1] - V[seg]) / self.width[:, None]
+        self.values, self.slope = V[:, 0], slopes[:, 0]
+        first = np.searchsorted(owner, np.arange(e.size))
+        self.q0 = pts[first]
+        k = np.arange(seg.size)
+        n = len(model.cols)
+        self.entries = [(e[o], k, np.ones(seg.size))] + [(ys[o, s], k, slopes[:, s]) for s in range(S)]
+        self.offset = np.zeros(n)
+        self.offset[e] = self.q0
+        self.offset[ys] = V[first]
+        self.replaced = np.zeros(n, bool)
+        self.replaced[e] = self.replaced[model.curve_y] = True
+        self.bound_rows = np.zeros(n, bool)
 
-    # Money: every yuan is either spent or kept in reserve.
-    add("budget_total", [(x, 1.0) for x in xs] + [(reserve, 1.0)], pulp.LpConstraintEQ, b, soft=False)
-    if elastic:
-        add("reserve_min", [(reserve, 1.0)], pulp.LpConstraintGE, problem.reserve_min)
-        if problem.reserve_max_share is not None:
-            add("reserve_max", [(reserve, 1.0)], pulp.LpConstraintLE, problem.reserve_max_share * b)
-        for i, (piece, ch) in enumerate(zip(pieces, problem.channels)):
-            add(f"min[{ch.name}]", [(xs[i], 1.0)], pulp.LpConstraintGE, piece.lo)
-            add(f"max[{ch.name}]", [(xs[i], 1.0)], pulp.LpConstraintLE, piece.hi)
+    def substitute(self, target: np.ndarray, constant: np.ndarray, col: np.ndarray, weight: np.ndarray,
+                   pair: np.ndarray) -> None:
+        """Columns ``target`` = ``constant`` + Σ_i weight_i · e_{pair_i} over the terms i with
+        col_i = that column. Their own bounds become rows: the segments do not imply them."""
+        starts = np.searchsorted(self.seg_owner, pair, side="left")
+        counts = np.searchsorted(self.seg_owner, pair, side="right") - starts
+        seg = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts, counts)
+        self.entries.append((np.repeat(col, counts), seg, np.repeat(weight, counts)))
+        self.offset[target] = constant
+        np.add.at(self.offset, col, weight * self.q0[pair])
+        self.replaced[target] = True
+        self.bound_rows[target] = True
 
-    for g in problem.group_names:
-        members = [(xs[i], 1.0) for i, c in enumerate(problem.channels) if c.group == g]
-        spec = problem.group(g)
-        if spec.min_share is not None:
-            add(f"group_min[{g}]", members, pulp.LpConstraintGE, spec.min_share * b)
-        if spec.max_share is not None:
-            add(f"group_max[{g}]", members, pulp.LpConstraintLE, spec.max_share * b)
+    def round(self) -> Round:
+        from scipy import sparse
 
-    # Return floors get a hair of margin (FLOOR_MARGIN, relative) so that rounding spends to the
-    # cent afterwards cannot push a plan that meets them exactly to a few fen below.
-    if with_roi and problem.roi_min is not None:
-        rho = problem.roi_min * (1 + FLOOR_MARGIN)
-        add("roi_min", [(y, 1.0) for y in ys] + [(x, -rho) for x in xs], pulp.LpConstraintGE, 0.0)
-    if with_target and problem.objective == "min_spend" and problem.target_return is not None:
-        add("target_return", [(y, 1.0) for y in ys], pulp.LpConstraintGE, problem.target_return * (1 + FLOOR_MARGIN))
-
-    for i, piece in enumerate(pieces):
-        _add_curve(model, i, xs[i], ys[i], piece)
-
-    if elastic:
-        lp.setObjective(_expr([(s, 1.0 / max(b, 1.0)) for s in model.slacks.values()]))
-    else:
-        terms = []
-        if objective.return_weight:
-            terms += [(y, objective.return_weight) for y in ys]
-        if objective.spend_weight:
-            terms += [(x, objective.spend_weight) for x in xs]
-        lp.setObjective(_expr(terms))
-    logger.debug("built model: %d channels, %d named rows, %d curve rows", n, lp.numConstraints(), len(model.rows))
-    return model
+        rows, cols, vals = (np.concatenate(part) for part in zip(*self.entries))
+        M = sparse.csr_matrix((vals, (rows, cols)), shape=(len(self.model.cols), self.width.size))
+        sub = Substitution(cols=self.model.cols, M=M, offset=self.offset, replaced=self.replaced,
+                           bound_rows=self.bound_rows, width=self.width, owner=self.seg_owner, slope=self.slope)
+        return Round(points=self.pts, values=self.values, owner=self.owner, rows=self.model.fixed, sub=sub)
 
 
-def _hypograph(model: Model, owner: int, y, x, p: np.ndarray, v: np.ndarray, offset: float = 0.0) -> None:
-    """Rows ``y ≤ v_j + a_j (x + offset − p_j)``, one per segment of breakpoints ``p``."""
-    slopes = np.diff(v) / np.diff(p)
-    model.rows.add(owner, y, x, slopes, v[:-1] + slopes * (offset - p[:-1]))
-
-
-def _add_curve(model: Model, i: int, x, y, piece: Pieces) -> None:
-    """Tie y_i to the curve of channel i (hypograph rows, plus binaries for a convex part)."""
-    lp = model.lp
-    if piece.convex is None:
-        p = piece.breakpoints
-        v = piece.curve.response(p)
-        if p.size == 1:
-            y.upBound = float(v[0])
-            return
-        _hypograph(model, i, y, x, p, v)
-        return
-    # Exact mode: x = lo + Σ w_j δ_j + u, with δ filled in order (binaries z_j) and u > 0 only
-    # once the convex part is full; y ≤ r(lo) + Σ Δr_j δ_j + v, v on the concave part's hypograph.
-    g, gv = piece.convex.grid, piece.convex.values
-    widths, rises = np.diff(g), np.diff(gv)
-    m = widths.size
-    deltas = [lp_var(lp, f"d{i}_{j}", 0, 1) for j in range(m)]
-    zs = [lp_var(lp, f"z{i}_{j}", 0, 1, cat=pulp.LpBinary) for j in range(m)]
-    for j in range(m):
-        lp.addConstraint(pulp.LpConstraint(_expr([(zs[j], 1.0), (deltas[j], -1.0)]), pulp.LpConstraintLE, f"zd{i}_{j}", 0))
-        if j + 1 < m:
-            lp.addConstraint(
-                pulp.LpConstraint(_expr([(deltas[j + 1], 1.0), (zs[j], -1.0)]), pulp.LpConstraintLE, f"dz{i}_{j}", 0)
-            )
-    start = float(g[-1])
-    room = max(piece.hi - start, 0.0)
-    u = lp_var(lp, f"u{i}", 0, room)
-    v = lp_var(lp, f"v{i}")
-    if m:
-        lp.addConstraint(pulp.LpConstraint(_expr([(u, 1.0), (zs[-1], -room)]), pulp.LpConstraintLE, f"uz{i}", 0))
-    lp.addConstraint(
-        pulp.LpConstraint(
-            _expr([(x, 1.0), (u, -1.0)] + [(d, -w) for d, w in zip(deltas, widths.tolist())]),
-            pulp.LpConstraintEQ,
-            f"xs{i}",
-            float(g[0]),
-        )
-    )
-    lp.addConstraint(
-        pulp.LpConstraint(
-            _expr([(y, 1.0), (v, -1.0)] + [(d, -r) for d, r in zip(deltas, rises.tolist())]),
-            pulp.LpConstraintLE,
-            f"ys{i}",
-            float(gv[0]),
-        )
-    )
-    p = piece.breakpoints
-    if p.size < 2:
-        v.upBound = 0.0
-        return
-    # v ≤ (r(p_j) − r(start)) + a_j ((start + u) − p_j)
-    vals = piece.curve.response(p) - float(piece.curve.response(start))
-    _hypograph(model, i, v, u, p, vals, offset=start)
+def family_values(family, pts: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Each breakpoint's value on its pair's curve."""
+    out = np.empty(pts.size)
+    # Evaluate column by column of equal rank within each pair, so every call is one CurveSet pass.
+    rank = np.arange(pts.size) - np.searchsorted(owner, owner)
+    for r in range(int(rank.max()) + 1 if rank.size else 0):
+        sel = np.nonzero(rank == r)[0]
+        x = np.zeros(family.n)
+        x[owner[sel]] = pts[sel]
+        out[sel] = family.response(x)[owner[sel]]
+    return out

@@ -19,9 +19,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import pulp
 
-from optimizer.build import Objective, build_model
-from optimizer.highs import solve_model
-from optimizer.period_model import Layout, build_period_model, hypograph, period_max_name, solve_period_model
+from optimizer.build import Objective, hypograph
+from optimizer.period_model import Layout, build_period_model, period_max_name, solve_period_model
 from optimizer.periods import PeriodProblem, per_period
 from optimizer.problem import Problem
 from optimizer.result import money, pct
@@ -124,63 +123,7 @@ def _names(problem, bounds, end) -> str:
     return ", ".join(names[:6]) + (", …" if len(names) > 6 else "") if names else "min"
 
 
-def explain(problem: Problem, pieces, status: str) -> list[str]:
-    """Explain why the LP over ``pieces`` had no solution."""
-
-    if status == "unbounded":
-        return ["the model is unbounded: a channel curve grows without limit and nothing caps its spend"]
-    out: list[str] = []
-    # Without the return floors, is the rest feasible? Then the floors are the conflict.
-    best = _best_without_floors(problem, pieces)
-    if best is not None:
-        best_roi, best_return, spend_at_best = best
-        if problem.roi_min is not None and (best_roi is None or best_roi < problem.roi_min):
-            out.append(
-                f"overall ROI ≥ {problem.roi_min:g} is unreachable: the best ROI the other constraints "
-                f"allow is {best_roi:.2f} (spending {money(spend_at_best)}) [roi_min]"
-                if best_roi is not None
-                else f"overall ROI ≥ {problem.roi_min:g} is unreachable [roi_min]"
-            )
-        if problem.objective == "min_spend" and problem.target_return is not None:
-            if best_return < problem.target_return:
-                out.append(
-                    f"target return {money(problem.target_return)} is unreachable: the most the "
-                    f"constraints allow is {money(best_return)} [target_return]"
-                )
-            elif problem.roi_min is not None and not out:
-                out.append(
-                    f"target return {money(problem.target_return)} and overall ROI ≥ {problem.roi_min:g} "
-                    "cannot both hold: reaching the target needs spend whose ROI falls below the floor "
-                    "[target_return, roi_min]"
-                )
-        if out:
-            return out
-    # Fall back to the elastic model: which constraints must give, and by how much.
-    model = build_model(problem, pieces, Objective.for_problem(problem), elastic=True)
-    status, _, _ = solve_model(model)
-    if status != "optimal":
-        return [f"the constraints conflict (the elastic model is {status})"]
-    gives: dict[str, float] = {}
-    for name, s in model.slacks.items():
-        v = float(s.varValue or 0.0)
-        if v > 0.005 + 1e-9 * problem.budget:
-            key = name.replace("#neg", "")
-            gives[key] = gives.get(key, 0.0) + v
-    if len(gives) == 1:
-        (name, v), = gives.items()
-        return [f"{_limit_text(problem, name)} must give way by {money(v)} for the rest to hold [{name}]"]
-    if gives:
-        # The elastic optimum spreads the shortfall over the conflicting limits in no meaningful
-        # proportion; the set of limits and the total are what matter.
-        limits = "; ".join(_limit_text(problem, n) for n in gives)
-        return [
-            f"these limits cannot all hold: {limits}; together they are {money(sum(gives.values()))} apart "
-            f"[{', '.join(gives)}]"
-        ]
-    return ["the constraints conflict (the solver found no plan, and no single limit explains it)"]
-
-
-def _limit_text(problem: Problem, name: str) -> str:
+def _limit_text(problem, name: str) -> str:
     """A named constraint in words, with its number."""
     b = problem.budget
     kind, _, arg = name.partition("[")
@@ -200,43 +143,6 @@ def _limit_text(problem: Problem, name: str) -> str:
     if kind == "target_return":
         return f"return ≥ {money(problem.target_return)}"
     return name
-
-
-def _best_without_floors(problem: Problem, pieces):
-    """(best ROI, best return, spend at best ROI) with ROI floor and return target dropped.
-
-    None when the remaining constraints are themselves infeasible. Best ROI by Dinkelbach's
-    method: maximise Σy − ρΣx and update ρ = Σy/Σx until it stops rising.
-    """
-    import pulp
-
-
-    ret_model = build_model(problem, pieces, Objective(pulp.LpMaximize, 1.0, 0.0), with_roi=False, with_target=False)
-    status, _, _ = solve_model(ret_model)
-    if status != "optimal":
-        return None
-    best_return = float(sum(float(y.varValue or 0.0) for y in ret_model.y))
-    rho, spend_at = None, 0.0
-    x0 = sum(float(x.varValue or 0.0) for x in ret_model.x)
-    if x0 > 0:
-        rho = best_return / x0
-        spend_at = x0
-    for _ in range(30):
-        if rho is None:
-            break
-        m = build_model(problem, pieces, Objective(pulp.LpMaximize, 1.0, -rho), with_roi=False, with_target=False)
-        status, _, _ = solve_model(m)
-        if status != "optimal":
-            break
-        sx = sum(float(x.varValue or 0.0) for x in m.x)
-        sy = sum(float(y.varValue or 0.0) for y in m.y)
-        if sx <= 0:
-            break
-        new = sy / sx
-        if new <= rho * (1 + 1e-9):
-            break
-        rho, spend_at = new, sx
-    return rho, best_return, spend_at
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,8 +213,9 @@ def period_bound_conflicts(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarra
     return out
 
 
-def explain_periods(problem: PeriodProblem, L: Layout, grid, carry_base: float, status: str) -> list[str]:
-    """Why the period LP has no solution: return floors first, then an elastic model."""
+def explain(problem: PeriodProblem, L: Layout, grid, carry_base: float, status: str) -> list[str]:
+    """Why the plan's LP has no solution: the return floors first (the best ROI and return the
+    other limits allow), then an elastic model, which names the limits that must give way."""
     if status == "unbounded":
         return ["the model is unbounded: a channel curve grows without limit and nothing caps its spend"]
     out: list[str] = []
@@ -341,21 +248,36 @@ def explain_periods(problem: PeriodProblem, L: Layout, grid, carry_base: float, 
                 if sx <= 0 or sy / sx <= rho * (1 + 1e-9):
                     break
                 rho, spend_at = sy / sx, sx
-            if rho is None or rho < problem.roi_min:
+            if rho is None:
+                out.append(f"overall ROI ≥ {problem.roi_min:g} is unreachable [roi_min]")
+            elif rho < problem.roi_min:
                 out.append(f"overall ROI ≥ {problem.roi_min:g} is unreachable: the best ROI the other constraints allow is "
-                           f"{(rho or 0.0):.2f} (spending {money(spend_at)}) [roi_min]")
-        if problem.objective == "min_spend" and problem.target_return is not None and best_return < problem.target_return:
-            out.append(f"target return {money(problem.target_return)} is unreachable: the most the constraints allow is "
-                       f"{money(best_return)} [target_return]")
+                           f"{rho:.2f} (spending {money(spend_at)}) [roi_min]")
+        if problem.objective == "min_spend" and problem.target_return is not None:
+            if best_return < problem.target_return:
+                out.append(f"target return {money(problem.target_return)} is unreachable: the most the constraints "
+                           f"allow is {money(best_return)} [target_return]")
+            elif problem.roi_min is not None and not out:
+                out.append(f"target return {money(problem.target_return)} and overall ROI ≥ {problem.roi_min:g} "
+                           "cannot both hold: reaching the target needs spend whose ROI falls below the floor "
+                           "[target_return, roi_min]")
         if out:
             return out
     model, _, st, sol = solve(elastic=True)
     if st != "optimal":
         return [f"the constraints conflict (the elastic model is {st})"]
-    for key, (var, name, side) in model.slacks.items():
+    gives: dict[str, float] = {}
+    for var, name, _side in model.slacks.values():
         v = float(var.varValue or 0.0)
         if v > 0.005 + 1e-9 * problem.budget:
-            what = "ROI" if name == "roi_min" else "money"
-            direction = "its minimum" if side == "lo" else "its maximum"
-            out.append(f"{name} must give way by {money(v)} ({what}, {direction}) for the rest to hold")
-    return out or ["the constraints conflict (the solver found no plan, and no single limit explains it)"]
+            gives[name] = gives.get(name, 0.0) + v
+    if len(gives) == 1:
+        (name, v), = gives.items()
+        return [f"{_limit_text(problem, name)} must give way by {money(v)} for the rest to hold [{name}]"]
+    if gives:
+        # The elastic optimum spreads the shortfall over the conflicting limits in no meaningful
+        # proportion; the set of limits and the total are what matter.
+        limits = "; ".join(_limit_text(problem, n) for n in gives)
+        return [f"these limits cannot all hold: {limits}; together they are {money(sum(gives.values()))} apart "
+                f"[{', '.join(gives)}]"]
+    return ["the constraints conflict (the solver found no plan, and no single limit explains it)"]

@@ -1,9 +1,8 @@
 """Where the LP reaches HiGHS: solver choice, options, bulk rows, segment substitution, output silenced.
 
-Everything the planners hand a solver goes through here. The LP models (:mod:`optimizer.build`
-for one horizon, :mod:`optimizer.period_model` for a plan period by period) are PuLP models
-with named constraints plus *array rows* (:class:`optimizer.build.CurveRows`,
-:class:`optimizer.build.SparseRows`); this module passes them to HiGHS in bulk
+Everything the planners hand a solver goes through here. The LP model
+(:mod:`optimizer.period_model`) is a PuLP model with named constraints plus *array rows*
+(:class:`optimizer.build.SparseRows`); this module passes them to HiGHS in bulk
 (:class:`BulkHiGHS`) or with the curves rewritten as segment lengths (:class:`Substitution`,
 :class:`SegmentHiGHS`), picks HiGHS's method by the LP's size (:func:`segment_solver`), keeps
 its banner off stdout (:func:`silence_highs_banner`), falls back to CBC when highspy is
@@ -26,12 +25,14 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import pulp
 
-from optimizer.build import Model, SparseRows
 from optimizer.errors import SolverError
 
 logger = logging.getLogger(__name__)
 
 _banner_silenced = False
+
+#: Relative gap at which HiGHS stops exact mode's MILP (within the single-horizon LP's 5e-6).
+MIP_REL_GAP = 1e-6
 
 
 def silence_highs_banner() -> None:
@@ -75,9 +76,9 @@ class BulkHiGHS(pulp.HiGHS):
     PuLP hands HiGHS one column and one row at a time; for the thousands of hypograph rows
     (and the tens of thousands of columns of a multi-period plan) that is most of the run
     time. Here the columns go in one ``addCols`` call, PuLP's own (named) constraints row by
-    row as PuLP does, and the array rows (:class:`optimizer.build.CurveRows` or
-    :class:`optimizer.build.SparseRows`) in one ``addRows`` call. After the solve ``rows.duals``
-    holds the array rows' duals and ``rows.col_values`` (SparseRows) the values of its columns.
+    row as PuLP does, and the array rows (:class:`optimizer.build.SparseRows`) in one
+    ``addRows`` call. After the solve ``rows.duals`` holds the array rows' duals and
+    ``rows.col_values`` the values of its columns.
     """
 
     def __init__(self, rows, **kwargs):
@@ -243,6 +244,14 @@ class SegmentHiGHS(BulkHiGHS):
         h.addCols(c2.size, c2, clip(col_lo), clip(col_hi), 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
         h.addRows(lo2.size, clip(lo2), clip(hi2), A2.nnz, A2.indptr[:-1].astype(np.int32),
                   A2.indices.astype(np.int32), A2.data)
+        # Exact mode's binaries (S-curves' convex parts) make it a MILP: HiGHS's own choices then.
+        self._integer = [j for j, i in enumerate(kept.tolist()) if variables[i].cat == pulp.LpInteger]
+        for j in self._integer:
+            h.changeColIntegrality(j, highspy.HighsVarType.kInteger)
+        if self._integer:
+            # HiGHS's default MIP gap (1e-4) is 20× looser than the LP plans' certificate.
+            h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
+            return
         if self.optionsDict.get("solver") is None:
             h.setOptionValue("solver", segment_solver(lo2.size, m))
         h.setOptionValue("presolve", "off")  # it spends its time on the one-entry segment columns
@@ -274,7 +283,8 @@ class SegmentHiGHS(BulkHiGHS):
             clip = lambda a: np.nan_to_num(np.asarray(a, float), posinf=inf, neginf=-inf)  # noqa: E731
             h.addRows(add.size, clip(lo[add]), clip(hi[add]), rows.nnz, rows.indptr[:-1].astype(np.int32),
                       rows.indices.astype(np.int32), rows.data)
-            h.setOptionValue("solver", "simplex")
+            if not self._integer:
+                h.setOptionValue("solver", "simplex")
             h.run()
         raise SolverError("bound rows kept breaking after 100 rounds")  # pragma: no cover
 
@@ -309,7 +319,8 @@ class SegmentHiGHS(BulkHiGHS):
         cols = getattr(self.rows, "cols", None)
         if cols is not None:
             self.rows.col_values = values[np.fromiter((v.index for v in cols), np.int64, len(cols))]
-        self.sub.reduced = np.asarray(sol.col_dual, float)[self._kept.size:]
+        # A MILP has no prices: the refinement then stops on the model error instead.
+        self.sub.reduced = np.asarray(sol.col_dual, float)[self._kept.size:] if sol.dual_valid else None
         return codes[status]
 
 
@@ -325,14 +336,6 @@ def bulk_solver(lp: pulp.LpProblem, rows, options: dict | None = None, time_limi
     if rows is not None:
         rows.materialise(lp)
     return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
-
-
-def make_solver(model: Model, time_limit: float | None = None):
-    """The solver for a single-horizon model (see :func:`bulk_solver`)."""
-    # These LPs have thousands of rows of which few bind; the interior-point method (with
-    # crossover, so duals and a basic solution come back) is 3-5x faster than simplex.
-    options = {} if model.lp.isMIP() else {"solver": "ipm"}
-    return bulk_solver(model.lp, model.rows, options, time_limit)
 
 
 def run_lp(lp: pulp.LpProblem, solver) -> tuple[str, float]:
@@ -353,21 +356,6 @@ def run_lp(lp: pulp.LpProblem, solver) -> tuple[str, float]:
     return mapping[status], seconds
 
 
-def solve_model(model: Model, lp_path: str | None = None) -> tuple[str, float, str]:
-    """Solve a built single-horizon model (exact mode's MILP, the diagnosis LPs); returns
-    (status, seconds, solver name) as :func:`run_lp` does."""
-    if lp_path:  # the readable LP, hypograph rows included; the solve then gets them in bulk again
-        model.rows.materialise(model.lp)
-        model.lp.writeLP(lp_path)
-        drop_rows(model.lp, model.rows)
-    solver = make_solver(model)
-    try:
-        status, seconds = run_lp(model.lp, solver)
-    finally:
-        model.rows.read_duals()
-    return status, seconds, solver.name
-
-
 def segment_solver(rows: int, segments: int) -> str:
     """HiGHS's method for a segment-form LP, as measured on benchmarks/optimizer.py and
     benchmarks/periods.py: dual simplex up to ~10k segments, or ~40k when many rows couple
@@ -377,7 +365,7 @@ def segment_solver(rows: int, segments: int) -> str:
 
 
 def drop_rows(lp: pulp.LpProblem, rows) -> None:
-    """Take materialised array rows (CurveRows, SparseRows) out of the PuLP model again."""
+    """Take materialised array rows (:class:`optimizer.build.SparseRows`) out of the PuLP model again."""
     for con in rows.constraints or []:
         lp._constraints.pop(con.name, None)
     rows.constraints = None

@@ -34,11 +34,23 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import pulp
 
-from optimizer.build import FLOOR_MARGIN, Objective, SparseRows, lp_var, register_columns
-from optimizer.highs import SegmentHiGHS, Substitution, bulk_solver, drop_rows, run_lp
+from optimizer.build import (
+    FLOOR_MARGIN,
+    Objective,
+    Round,
+    SegmentForm,
+    SparseRows,
+    family_values,
+    hypograph,
+    lp_var,
+    register_columns,
+)
+from optimizer.highs import SegmentHiGHS, bulk_solver, drop_rows, run_lp
 from optimizer.periods import AfterHorizonCurve, Family, PeriodProblem, per_period
 
 _INF = math.inf
+#: Segments on each S-curve's convex part in exact mode.
+EXACT_CONVEX_SEGMENTS = 96
 
 
 @dataclass
@@ -57,12 +69,33 @@ class Layout:
     pair_hi: np.ndarray
     curves: list  # per pair, the curve the LP sees (the tails come on top, see Family)
     tails: list
+    convex: "ConvexParts | None" = None  # exact mode: the S-curve pairs' convex parts
 
     def family(self) -> "Family":
         return Family(self.curves, self.tails, self.tail_pair)
 
 
-def layout(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, curves) -> Layout:
+@dataclass
+class ConvexParts:
+    """Exact mode: each S-curve pair's convex part, for the MILP of :func:`add_convex_parts`.
+
+    Such a pair's effective spend ``e`` (its column in the layout's ``e``) is its lowest spend
+    plus incremental segments over ``grids[k]`` (up to the curve's inflection, ``grids[k][-1]``),
+    filled in order by binaries, plus what lies in the concave part beyond. The refinement only
+    sees that concave part: the pair's curve column (``pair_e``) is a column of its own on
+    [inflection, top], and its return column there (``curve_y``) is added into the pair's return.
+    """
+
+    pairs: np.ndarray
+    e: np.ndarray  # each pair's effective-spend column
+    grids: list
+
+
+def layout(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, curves, *, exact: bool = False) -> Layout:
+    """Columns and pairs of the period LP; S-curves on their concave envelope, or, in ``exact``
+    mode, with their convex part as a MILP (:class:`ConvexParts`) and their concave part as usual."""
+    if not exact:
+        curves = [c if c.is_concave else c.envelope() for c in curves]
     C, T = lo.shape
     alpha = np.array([c.alpha for c in problem.channels])
     e0 = np.array([c.carryover for c in problem.channels], dtype=float)
@@ -93,12 +126,47 @@ def layout(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray, curves) -> La
         col_upper[reserve] = problem.reserve_max_share * problem.budget
     eff = problem.efficiency()
     pair_curves = [curves[i].scaled(float(eff[i, t])) for i in range(C) for t in range(T)]
-    tails = [AfterHorizonCurve(curves[i], problem.channels[i].alpha, problem.channels[i].tail_efficiency) for i in tail_channels]
-    return Layout(
+    # An S-curve's after-horizon tail has inflections all along its range: exact mode plans the
+    # tail (return after the horizon) on its envelope, and the horizon's own curve exactly.
+    tails = [AfterHorizonCurve(curves[i], problem.channels[i].alpha, problem.channels[i].tail_efficiency).envelope()
+             for i in tail_channels]
+    L = Layout(
         n_cols=n, x=x, e=e, reserve=reserve, tail_pair=tail_channels * T + T - 1,
-        col_lower=col_lower, col_upper=col_upper, pair_e=e.ravel(), pair_lo=elo.ravel(),
+        col_lower=col_lower, col_upper=col_upper, pair_e=e.ravel().copy(), pair_lo=elo.ravel(),
         pair_hi=np.maximum(ehi.ravel(), elo.ravel()), curves=pair_curves, tails=tails,
     )
+    if exact:
+        _split_convex_parts(L)
+    return L
+
+
+def _split_convex_parts(L: Layout) -> None:
+    """Give every S-curve pair whose interval starts below its inflection a convex part (a grid
+    of EXACT_CONVEX_SEGMENTS segments, knots of a points curve included) and a curve column of
+    its own for the concave part beyond."""
+    pairs, grids = [], []
+    for p, curve in enumerate(L.curves):
+        a, b = float(L.pair_lo[p]), float(L.pair_hi[p])
+        start = min(max(curve.concave_from, a), b)
+        if curve.is_concave or start <= a:
+            continue
+        grid = a + (start - a) * np.linspace(0.0, 1.0, EXACT_CONVEX_SEGMENTS + 1)
+        knots = curve.knots()
+        if knots is not None:
+            grid = np.unique(np.concatenate([grid, knots[(knots > a) & (knots < start)]]))
+        pairs.append(p)
+        grids.append(grid)
+    if not pairs:
+        return
+    pairs = np.array(pairs)
+    L.convex = ConvexParts(pairs=pairs, e=L.pair_e[pairs].copy(), grids=grids)
+    new = L.n_cols + np.arange(pairs.size)
+    L.n_cols += pairs.size
+    L.col_lower = np.append(L.col_lower, [g[-1] for g in grids])
+    L.col_upper = np.append(L.col_upper, L.pair_hi[pairs])
+    L.pair_e[pairs] = new
+    L.pair_lo = L.pair_lo.copy()
+    L.pair_lo[pairs] = [g[-1] for g in grids]
 
 
 @dataclass
@@ -119,33 +187,11 @@ class PeriodModel:
     slacks: dict[str, tuple] = field(default_factory=dict)  # key -> (slack variable, display name, side)
     return_weight: float = 1.0
     spend_weight: float = 0.0
+    curve_y: np.ndarray = None  # the return column each pair's curve form ties (y, or its concave part's)
 
-
-@dataclass
-class Round:
-    """One solved round: the breakpoints and what the solution says about them."""
-
-    points: np.ndarray  # every pair's breakpoints, flattened, with their values and owners
-    values: np.ndarray
-    owner: np.ndarray
-    row_owner: np.ndarray = None  # pair of each hypograph row (hypograph form)
-    row_slope: np.ndarray = None
-    rows: SparseRows = None
-    first_row: int = 0
-    sub: Substitution = None  # segment form (after the solve: its reduced costs)
-    duals: np.ndarray = None  # hypograph form, after the solve: the rows' duals
-
-    def interpolant(self, z: np.ndarray) -> np.ndarray:
-        """Each pair's secant interpolant at ``z`` (the minimum of its segment lines)."""
-        out = np.full(z.size, np.inf)
-        seg = np.nonzero(self.owner[1:] == self.owner[:-1])[0]
-        o = self.owner[seg]
-        slope = (self.values[seg + 1] - self.values[seg]) / (self.points[seg + 1] - self.points[seg])
-        np.minimum.at(out, o, self.values[seg] + slope * (z[o] - self.points[seg]))
-        single = ~np.isfinite(out)
-        first = np.searchsorted(self.owner, np.arange(z.size))
-        out[single] = self.values[np.minimum(first[single], self.values.size - 1)]
-        return out
+    def __post_init__(self):
+        if self.curve_y is None:
+            self.curve_y = self.y
 
 
 def build_period_model(problem: PeriodProblem, L: Layout, carry_base: float, *, objective: Objective | None = None,
@@ -174,6 +220,8 @@ def build_period_model(problem: PeriodProblem, L: Layout, carry_base: float, *, 
     if carry.size:
         names[L.e[carry].ravel()] = [f"e_{i}_{t}" for i in carry.tolist() for t in range(T)]
     names[L.reserve] = "reserve"
+    if L.convex is not None:
+        names[L.pair_e[L.convex.pairs]] = [f"k_{p}" for p in L.convex.pairs.tolist()]
     lower, upper = L.col_lower.copy(), L.col_upper.copy()
     xs = L.x.ravel()
     if elastic:
@@ -194,6 +242,8 @@ def build_period_model(problem: PeriodProblem, L: Layout, carry_base: float, *, 
     model = PeriodModel(lp=lp, cols=cols, y=y, fixed=SparseRows(cols),
                    return_weight=obj.return_weight, spend_weight=obj.spend_weight)
     X = [cols[j] for j in xs]
+    if L.convex is not None:
+        add_convex_parts(model, L)
 
     def add(name: str, pairs, sense: int, rhs: float, key: str | None = None) -> None:
         key = key or name
@@ -221,10 +271,13 @@ def build_period_model(problem: PeriodProblem, L: Layout, carry_base: float, *, 
         for i, ch in enumerate(problem.channels):
             for t, label in enumerate(problem.periods):
                 j = L.x[i, t]
+                # A one-period plan names its channel's interval as the single-horizon model did.
+                low, high = ((f"min[{ch.name}]", f"max[{ch.name}]") if problem.origin is not None
+                             else (f"bounds[{ch.name},{label}]",) * 2)
                 if ent_lo[j] > 0:
-                    add(f"bounds[{ch.name},{label}]", [(cols[j], 1.0)], GE, ent_lo[j], f"bounds[{ch.name},{label}]#lo")
+                    add(low, [(cols[j], 1.0)], GE, ent_lo[j], f"{low}#lo")
                 if ent_hi[j] < b - problem.reserve_min:
-                    add(f"bounds[{ch.name},{label}]", [(cols[j], 1.0)], LE, ent_hi[j], f"bounds[{ch.name},{label}]#hi")
+                    add(high, [(cols[j], 1.0)], LE, ent_hi[j], f"{high}#hi")
     for i, ch in enumerate(problem.channels):
         row = [(cols[j], 1.0) for j in L.x[i].tolist()]
         if ch.min_total is not None:
@@ -303,94 +356,47 @@ def build_period_model(problem: PeriodProblem, L: Layout, carry_base: float, *, 
     return model
 
 
+def add_convex_parts(model: PeriodModel, L: Layout) -> None:
+    """Exact mode's MILP for the S-curve pairs (:class:`ConvexParts`), as incremental segments.
+
+    e = g_0 + Σ_j δ_j + (k − g_m), with segments 0 ≤ δ_j ≤ w_j (money, so that the solver's
+    tolerances are in money too) filled in order (binary z_j: w_j z_j ≤ δ_j and
+    δ_{j+1} ≤ w_{j+1} z_j) and the concave part's column k above g_m only once the convex part is
+    full; the pair's return y ≤ r(g_0) + Σ_j a_j δ_j + (y_k − r(g_m)) with a_j = Δr_j / w_j,
+    where y_k is the concave part's return, tied to k by the curve form like any other pair's.
+    """
+    lp, cols = model.lp, model.cols
+    family = L.family()
+    model.curve_y = model.y.copy()
+    LE, EQ = pulp.LpConstraintLE, pulp.LpConstraintEQ
+
+    def row(name, terms, sense, rhs):
+        lp.addConstraint(pulp.LpConstraint(pulp.LpAffineExpression(terms), sense, name, rhs))
+
+    for p, e, g in zip(L.convex.pairs.tolist(), L.convex.e.tolist(), L.convex.grids):
+        v = family_values(family, g, np.full(g.size, p))
+        k, y = cols[L.pair_e[p]], cols[model.y[p]]
+        y_k = lp_var(lp, f"yk_{p}")
+        model.curve_y[p] = len(cols)
+        cols.append(y_k)
+        widths = np.diff(g).tolist()
+        slopes = (np.diff(v) / np.diff(g)).tolist()
+        m = len(widths)
+        d = [lp_var(lp, f"d_{p}_{j}", 0, widths[j]) for j in range(m)]
+        z = [lp_var(lp, f"z_{p}_{j}", 0, 1, cat=pulp.LpBinary) for j in range(m)]
+        for j in range(m):
+            row(f"zd_{p}_{j}", [(z[j], widths[j]), (d[j], -1.0)], LE, 0.0)
+            if j + 1 < m:
+                row(f"dz_{p}_{j}", [(d[j + 1], 1.0), (z[j], -widths[j + 1])], LE, 0.0)
+        room = float(L.pair_hi[p] - g[-1])
+        row(f"kz_{p}", [(k, 1.0), (z[-1], -room)], LE, float(g[-1]))
+        row(f"es_{p}", [(cols[e], 1.0), (k, -1.0)] + [(dj, -1.0) for dj in d], EQ, float(g[0] - g[-1]))
+        row(f"ys_{p}", [(y, 1.0), (y_k, -1.0)] + [(dj, -a) for dj, a in zip(d, slopes)], LE, float(v[0] - v[-1]))
+
+
 def period_max_name(cap: float, high: float) -> str:
     """``period_cap`` when the cash cap sets a period's maximum, else ``period_max`` (its share)."""
     return "period_cap" if cap <= high + 1e-9 else "period_max"
-
-
-def hypograph(model: PeriodModel, e: np.ndarray, grid, values: np.ndarray | None = None) -> Round:
-    """The hypograph rows of every pair on breakpoints ``grid`` = (points, owner, family): pair
-    p's return column ``model.y[p]`` under the secants of its curve in column ``e[p]``
-    (``values``: the curves at the points, when already known)."""
-    pts, owner, family = grid
-    v = family_values(family, pts, owner) if values is None else values
-    rnd = Round(points=pts, values=v, owner=owner, rows=SparseRows(model.cols))
-    rnd.rows.extend(model.fixed)
-    seg = np.nonzero(owner[1:] == owner[:-1])[0]
-    o = owner[seg]
-    slope = (v[seg + 1] - v[seg]) / (pts[seg + 1] - pts[seg])
-    # y_p − a_j e_p ≤ v_j − a_j p_j
-    first_row = len(rnd.rows)
-    rnd.rows.add(-_INF, v[seg] - slope * pts[seg], np.stack([model.y[o], e[o]], axis=1),
-                 np.stack([np.ones_like(slope), -slope], axis=1), 2)
-    # A pair fixed at one point: y_p ≤ r(p_0).
-    single = np.nonzero(np.bincount(owner, minlength=e.size) == 1)[0]
-    first = np.searchsorted(owner, single)
-    if single.size:
-        rnd.rows.add(-_INF, v[first], model.y[single][:, None], np.ones((single.size, 1)), 1)
-    rnd.row_owner = np.concatenate([o, single])
-    rnd.row_slope = np.concatenate([slope, np.zeros(single.size)])
-    rnd.first_row = first_row
-    return rnd
-
-
-class SegmentForm:
-    """The curves in segment form, for :class:`optimizer.highs.SegmentHiGHS`.
-
-    Pair p's curve column ``e[p]`` and return column ``model.y[p]`` become
-    e_p = p_0 + Σ_j δ_j and y_p = r(p_0) + Σ_j a_j δ_j with 0 ≤ δ_j ≤ p_{j+1} − p_j. Concavity
-    (falling slopes a_j) makes the LP fill a pair's segments in order, so y_p is the secant
-    interpolant at e_p, as in the hypograph form, and no hypograph row is needed. Other
-    columns that are linear in the e's can be substituted too (:meth:`substitute`).
-    """
-
-    def __init__(self, model: PeriodModel, e: np.ndarray, grid, values: np.ndarray | None = None):
-        pts, owner, family = grid
-        self.model, self.pts, self.owner = model, pts, owner
-        # ``values``: the curves at the points, one column per sample when pair p has several
-        # returns y_{p,s} = model.y[p·S + s] (curve samples of the same e_p: one set of segments
-        # serves them all, since each sample's secants are filled in the same order).
-        V = (family_values(family, pts, owner) if values is None else values).reshape(pts.size, -1)
-        S = V.shape[1]
-        ys = model.y.reshape(e.size, S)
-        seg = np.nonzero(owner[1:] == owner[:-1])[0]
-        self.seg_owner = o = owner[seg]
-        self.width = pts[seg + 1] - pts[seg]
-        slopes = (V[seg + 1] - V[seg]) / self.width[:, None]
-        self.values, self.slope = V[:, 0], slopes[:, 0]
-        first = np.searchsorted(owner, np.arange(e.size))
-        self.q0 = pts[first]
-        k = np.arange(seg.size)
-        n = len(model.cols)
-        self.entries = [(e[o], k, np.ones(seg.size))] + [(ys[o, s], k, slopes[:, s]) for s in range(S)]
-        self.offset = np.zeros(n)
-        self.offset[e] = self.q0
-        self.offset[ys] = V[first]
-        self.replaced = np.zeros(n, bool)
-        self.replaced[e] = self.replaced[model.y] = True
-        self.bound_rows = np.zeros(n, bool)
-
-    def substitute(self, target: np.ndarray, constant: np.ndarray, col: np.ndarray, weight: np.ndarray,
-                   pair: np.ndarray) -> None:
-        """Columns ``target`` = ``constant`` + Σ_i weight_i · e_{pair_i} over the terms i with
-        col_i = that column. Their own bounds become rows: the segments do not imply them."""
-        starts = np.searchsorted(self.seg_owner, pair, side="left")
-        counts = np.searchsorted(self.seg_owner, pair, side="right") - starts
-        seg = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts, counts)
-        self.entries.append((np.repeat(col, counts), seg, np.repeat(weight, counts)))
-        self.offset[target] = constant
-        np.add.at(self.offset, col, weight * self.q0[pair])
-        self.replaced[target] = True
-        self.bound_rows[target] = True
-
-    def round(self) -> Round:
-        from scipy import sparse
-
-        rows, cols, vals = (np.concatenate(part) for part in zip(*self.entries))
-        M = sparse.csr_matrix((vals, (rows, cols)), shape=(len(self.model.cols), self.width.size))
-        sub = Substitution(cols=self.model.cols, M=M, offset=self.offset, replaced=self.replaced,
-                           bound_rows=self.bound_rows, width=self.width, owner=self.seg_owner, slope=self.slope)
-        return Round(points=self.pts, values=self.values, owner=self.owner, rows=self.model.fixed, sub=sub)
 
 
 def segment_round(problem: PeriodProblem, model: PeriodModel, L: Layout, grid) -> Round:
@@ -399,6 +405,8 @@ def segment_round(problem: PeriodProblem, model: PeriodModel, L: Layout, grid) -
     form = SegmentForm(model, L.pair_e, grid)
     C, T = L.x.shape
     alpha = np.array([c.alpha for c in problem.channels])
+    if L.convex is not None:  # an S-curve pair's segments are its concave part's, not its effective spend's
+        alpha[np.unique(L.convex.pairs // T)] = 0.0
     carry = np.nonzero(alpha > 0)[0]
     if carry.size:
         e0 = np.array([c.carryover for c in problem.channels])
@@ -452,16 +460,3 @@ def write_lp(model: PeriodModel, e: np.ndarray, rnd: Round, path: str) -> None:
     rows.materialise(model.lp)
     model.lp.writeLP(path)
     drop_rows(model.lp, rows)
-
-
-def family_values(family: Family, pts: np.ndarray, owner: np.ndarray) -> np.ndarray:
-    """Each breakpoint's value on its pair's curve."""
-    out = np.empty(pts.size)
-    # Evaluate column by column of equal rank within each pair, so every call is one CurveSet pass.
-    rank = np.arange(pts.size) - np.searchsorted(owner, owner)
-    for r in range(int(rank.max()) + 1 if rank.size else 0):
-        sel = np.nonzero(rank == r)[0]
-        x = np.zeros(family.n)
-        x[owner[sel]] = pts[sel]
-        out[sel] = family.response(x)[owner[sel]]
-    return out

@@ -122,6 +122,8 @@ class PeriodProblem(BudgetMixin):
     """A horizon of ``periods`` to plan; fields as in :class:`optimizer.problem.Problem`.
 
     ``budget`` is the total over the horizon; the reserve and group shares are shares of it.
+    ``origin`` is the single-horizon problem a one-period plan was made from
+    (:func:`one_period`): its report and diagnosis name that problem's limits.
     """
 
     periods: tuple[str, ...]
@@ -139,6 +141,7 @@ class PeriodProblem(BudgetMixin):
     name: str = "plan"
     currency: str = "CNY"
     notes: tuple[str, ...] = ()
+    origin: Problem | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -246,7 +249,7 @@ def one_period(problem: Problem, bounds) -> PeriodProblem:
         periods=("1",), channels=channels, budget=problem.budget, groups=problem.groups,
         reserve_min_share=problem.reserve_min_share, reserve_max_share=problem.reserve_max_share,
         roi_min=problem.roi_min, objective=problem.objective, margin=problem.margin,
-        target_return=problem.target_return, name=problem.name, currency=problem.currency,
+        target_return=problem.target_return, name=problem.name, currency=problem.currency, origin=problem,
     )
 
 

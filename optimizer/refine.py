@@ -11,9 +11,8 @@ one period) and one stopping rule: the duality bound (:func:`duality_gap`), the 
 applied to the true curves, certifies the plan within ``tol`` of the true optimum
 (``DEFAULT_TOL`` for one horizon, ``PERIOD_TOL`` period by period). It places the same windows
 for all (channel, period) pairs at once with numpy (:func:`pair_grid`, :func:`pair_spacing`).
-Only exact mode's MILP, which has no prices, keeps per-channel breakpoints
-(:func:`initial_pieces`, :func:`zoom`) and stops on the model error next to the solution
-(:func:`channel_errors`; :func:`pair_errors` for an LP solved without prices, by CBC).
+A model solved without prices (exact mode's MILP; CBC when HiGHS is missing) stops on the model
+error next to the solution instead (:func:`pair_errors`).
 
 The first targets put most plans within tolerance in one or two LPs; the windows are moved
 to where the LP's implied marginal returns say the optimum is, and the model is kept fine where
@@ -27,12 +26,9 @@ import math
 
 import numpy as np
 
-from models.curves import CurveSet
-from optimizer.build import ConvexPart, Pieces
+from optimizer.build import Round
 from optimizer.highs import segment_prices
-from optimizer.period_model import Round
-from optimizer.periods import Family
-from optimizer.problem import Problem
+from optimizer.periods import Family, PeriodProblem
 
 #: Relative gap (certified by the duality bound) at which a single-horizon plan's refinement stops:
 #: tighter than period plans' (it costs no extra LP on the benchmarks), so that a plan at a
@@ -41,134 +37,19 @@ DEFAULT_TOL = 5e-6
 #: The same for period plans: the bound is an upper bound of the true gap, so it can sit this
 #: close to the 1e-4 (0.01%) promise (one horizon: ``DEFAULT_TOL``).
 PERIOD_TOL = 5e-5
-#: Breakpoints on each channel's convex part in exact mode.
-EXACT_CONVEX_SEGMENTS = 96
-#: Coarse breakpoints (shares of each channel's interval) for one horizon, and for period plans.
-COARSE = np.array([0.0, 1e-3, 1e-2, 0.04, 0.1, 0.2, 0.35, 0.55, 0.8, 1.0])
+#: Coarse breakpoints (shares of each pair's interval), and the dense ones a return floor may
+#: need: the LP understates each curve, least where its breakpoints are dense, and a plan at an
+#: ROI floor spends where returns are steep (low spend).
 PAIR_COARSE = np.array([0.0, 0.1, 0.35, 1.0])
+DENSE_COARSE = np.array([0.0, 1e-3, 1e-2, 0.04, 0.1, 0.2, 0.35, 0.55, 0.8, 1.0])
 #: Window spacing grows by this factor per step away from the target, and the coarse points
 #: outside the window (shares of each pair's interval) are few: the LP's size is the number
 #: of segments, and the duality bound only needs a fine point where the prices put each
-#: optimum (measured on benchmarks/periods.py; :func:`zoom`, for one horizon, uses 4 and ten coarse points).
+#: optimum (measured on benchmarks/periods.py).
 WIDEN = 16.0
 
 
-def initial_pieces(problem: Problem, bounds, exact: bool) -> list[Pieces]:
-    """Coarse breakpoints for every channel (and the convex grid of S-curves in exact mode)."""
-    pieces = []
-    for ch, (lo, hi) in zip(problem.channels, bounds):
-        a, b = lo.value, max(hi.value, lo.value)
-        curve = ch.curve if (exact or ch.curve.is_concave) else ch.curve.envelope()
-        convex = None
-        if exact and not ch.curve.is_concave:
-            infl = min(max(ch.curve.concave_from, a), b)
-            if infl > a:
-                # Denser near the tangent point, where S-curve optima tend to sit.
-                u = np.unique(np.concatenate([np.linspace(0, 1, EXACT_CONVEX_SEGMENTS + 1)]))
-                grid = a + (infl - a) * u
-                convex = ConvexPart(grid=grid, values=ch.curve.response(grid))
-        piece = Pieces(lo=a, hi=b, curve=curve, breakpoints=np.array([a]), convex=convex)
-        piece.breakpoints = coarse_breakpoints(piece, ch.current)
-        pieces.append(piece)
-    return pieces
-
-
-def coarse_breakpoints(piece: Pieces, current: float) -> np.ndarray:
-    a, b = piece.start, piece.hi
-    if b - a <= 1e-9 * max(1.0, b):
-        return np.array([a])
-    pts = [a + (b - a) * COARSE]
-    knots = piece.curve.knots()
-    if knots is not None:
-        pts.append(knots[(knots > a) & (knots < b)])
-    knee = getattr(piece.curve, "knee", None)
-    if knee is not None and a < knee < b:
-        pts.append([knee])
-    if a < current < b:
-        # The current plan sits exactly on the model, so the plan found is never worse than it.
-        pts.append([current])
-    return distinct(np.concatenate([np.atleast_1d(np.asarray(p, float)) for p in pts]), a, b)
-
-
-def distinct(points: np.ndarray, a: float, b: float) -> np.ndarray:
-    """Sorted points in [a, b] at least a hair apart: a near-duplicate would make a segment
-    whose slope is rounding noise."""
-    pts = np.unique(np.clip(points, a, b))
-    gap = 1e-9 * max(abs(b), 1.0)
-    keep = np.concatenate([[True], np.diff(pts) > gap])
-    pts = pts[keep]
-    if pts.size > 1 and pts[-1] < b:
-        pts[-1] = b if b - pts[-1] <= gap else pts[-1]
-    return pts
-
-
-def channel_errors(pieces: list[Pieces], xs: np.ndarray) -> np.ndarray:
-    """Per channel, the largest midpoint gap between curve and interpolant next to its spend.
-
-    The midpoint gap is the exact chord error for a quadratic, and a close one for the smooth
-    curves here: the error of the LP's model where the solution sits.
-    """
-    errs = np.zeros(len(pieces))
-    for i, (piece, x) in enumerate(zip(pieces, xs)):
-        p = piece.breakpoints
-        if p.size < 2 or piece.curve.knots() is not None:
-            continue
-        j = int(np.clip(np.searchsorted(p, x, side="right") - 1, 0, p.size - 2))
-        # The segment holding x; at a breakpoint, the segments on both sides of it.
-        at_knot = abs(x - p[j]) <= 1e-9 * max(abs(x), 1.0)
-        seg = np.arange(max(j - 1, 0) if at_knot else j, j + 1)
-        k = seg.size
-        r = piece.curve.response(np.concatenate([p[seg], p[seg + 1], 0.5 * (p[seg] + p[seg + 1])]))
-        errs[i] = max(float(np.max(r[2 * k :] - 0.5 * (r[:k] + r[k : 2 * k]))), 0.0)
-    return errs
-
-
-def chord_slopes(pieces: list[Pieces], xs: np.ndarray) -> np.ndarray:
-    """Slope of the segment each spend sits on (used when the solver gives no duals)."""
-    out = np.zeros(len(pieces))
-    for i, (piece, x) in enumerate(zip(pieces, xs)):
-        p = piece.breakpoints
-        if p.size < 2:
-            out[i] = float(piece.curve.marginal(x))
-            continue
-        j = int(np.clip(np.searchsorted(p, x, side="right") - 1, 0, p.size - 2))
-        r = piece.curve.response(p[j : j + 2])
-        out[i] = float((r[1] - r[0]) / (p[j + 1] - p[j]))
-    return out
-
-
-def zoom(pieces: list[Pieces], coarse, target: np.ndarray, allowed: float) -> None:
-    """New breakpoints: the coarse grid plus a window around where each channel's optimum should be.
-
-    The window is fine at ``target`` (spacing h from the curvature there, so that the chord
-    error h²|r''|/8 is a small share of ``allowed``) and widens geometrically away from it, so a
-    target that is somewhat off still lands on an accurate part of the model.
-    """
-    family = CurveSet([p.curve for p in pieces])
-    starts = np.array([p.start for p in pieces])
-    his = np.array([p.hi for p in pieces])
-    target = np.clip(target, starts, his)
-    eps = np.maximum(1e-6 * np.maximum(target, 1.0), 1e-9)
-    slope_up = family.marginal(target + eps)
-    slope_down = family.marginal(np.maximum(target - eps, 0.0))
-    curvature = np.abs(slope_down - slope_up) / (2 * eps)
-    per_channel = allowed / (4.0 * max(len(pieces), 1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = np.sqrt(8.0 * per_channel / np.maximum(curvature, 1e-300))
-    span = his - starts
-    h = np.clip(np.nan_to_num(h, nan=0.0, posinf=0.0), 1e-9 * np.maximum(his, 1.0), np.maximum(span / 16.0, 1e-12))
-    for i, piece in enumerate(pieces):
-        if span[i] <= 0 or piece.curve.knots() is not None:
-            continue
-        k = int(np.clip(np.ceil(np.log(max(span[i] / (8 * h[i]), 1.0)) / np.log(4.0)), 0, 30))
-        steps = h[i] * np.concatenate([[0.0, 1.0, 2.0], 4.0 ** np.arange(1, k + 1)])
-        window = np.concatenate([target[i] + steps, target[i] - steps])
-        # Coarse points inside the window add rows and no accuracy.
-        outside = coarse[i][np.abs(coarse[i] - target[i]) > steps[-1]]
-        piece.breakpoints = distinct(np.concatenate([outside, window, coarse[i][[0, -1]]]), starts[i], his[i])
-
-
-def first_targets(problem: Problem, pieces: list[Pieces], family: CurveSet) -> np.ndarray:
+def first_targets(problem: PeriodProblem, pieces, family) -> np.ndarray:
     """Where each channel's optimum would be if only the budget and the bounds counted.
 
     A root search on the common marginal return λ (each channel spends where its marginal
@@ -235,12 +116,17 @@ def first_targets(problem: Problem, pieces: list[Pieces], family: CurveSet) -> n
     return spend_at(np.exp(a if flip else b), 80)
 
 
+def dense_grid(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """:data:`DENSE_COARSE` over every pair's interval (pairs × points), for :func:`pair_grid`'s ``extra``."""
+    return lo[:, None] + (hi - lo)[:, None] * DENSE_COARSE[None, :]
+
+
 def pair_grid(lo: np.ndarray, hi: np.ndarray, target: np.ndarray | None, h: np.ndarray | None, extra: np.ndarray | None):
     """Sorted distinct breakpoints per pair, flattened: (points, owner).
 
-    Coarse points over [lo, hi] (those of :mod:`optimizer.solve`), plus, when ``target`` is
-    given, a window around it: spacing ``h`` next to it, widening ×4 per step away from it
-    (the window of :func:`zoom`); coarse points inside the window are dropped.
+    Coarse points over [lo, hi] (:data:`PAIR_COARSE`), plus, when ``target`` is given, a window
+    around it: spacing ``h`` next to it, widening ×:data:`WIDEN` per step away from it; coarse
+    points inside the window are dropped.
     """
     n = lo.size
     span = hi - lo

@@ -36,14 +36,14 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import pulp
 
-from optimizer.build import Objective, SparseRows, lp_var, register_columns
+from optimizer.build import Objective, SegmentForm, SparseRows, family_values, lp_var, register_columns
 from optimizer.errors import ProblemError
-from optimizer.period_model import PeriodModel, SegmentForm, family_values, layout, solve_period_model
+from optimizer.period_model import PeriodModel, layout, solve_period_model
 from optimizer.period_model import build_period_model as period_model
-from optimizer.periods import AfterHorizonCurve, Family, PeriodProblem, effective_spend, plan_returns
+from optimizer.periods import AfterHorizonCurve, Family, PeriodProblem, effective_spend, one_period, plan_returns
 from optimizer.problem import Problem, channel_bounds
-from optimizer.refine import DEFAULT_TOL, PERIOD_TOL, initial_pieces, pair_errors, pair_grid, pair_spacing
-from optimizer.report import empty_period_allocation, report_period_plan, report_plan
+from optimizer.refine import DEFAULT_TOL, PERIOD_TOL, pair_errors, pair_grid, pair_spacing
+from optimizer.report import empty_allocation, report
 from optimizer.result import Allocation, PeriodAllocation
 from optimizer.solve import optimize, optimize_periods
 
@@ -140,12 +140,6 @@ class RiskPlans:
     def to_dict(self) -> dict:
         """``{"neutral": Allocation.to_dict(), "averse": …, "risk": {...}}``."""
         return {"neutral": self.neutral.to_dict(), "averse": self.averse.to_dict(), "risk": self.risk}
-
-
-class _NoPrices:
-    """Stands in for a PuLP model in :func:`optimizer.report.report_plan` (no shadow prices here)."""
-
-    named: dict = {}
 
 
 def _model(problem: Problem, measure: str, curves: list[list], alpha: float, lo: np.ndarray, hi: np.ndarray) -> PeriodModel:
@@ -300,11 +294,12 @@ def optimize_cvar(problem: Problem, samples: dict, alpha: float = 0.1, *, tol: f
 def _allocation(problem: Problem, x: np.ndarray, measure: str) -> Allocation:
     """An Allocation for spends ``x`` (rounded to the cent), reported like optimizer.optimize does."""
     bounds = [channel_bounds(problem, ch) for ch in problem.channels]
-    pieces = initial_pieces(problem, bounds, exact=False)
-    base = Allocation(scenario=problem.name, status="optimal", objective=problem.objective, budget=problem.budget,
-                      currency=problem.currency, mode="cvar" if measure == "cvar" else "sample_mean")
+    lo = np.array([[b.value] for b, _ in bounds])
+    hi = np.maximum(np.array([[b.value] for _, b in bounds]), lo)
+    plan = one_period(problem, bounds)
     # A plan for the bad case may well score below today's plan on the point curves: no fallback.
-    alloc = report_plan(problem, bounds, pieces, _NoPrices(), x, base, guard_current=False)
+    alloc = report(plan, empty_allocation(plan, "cvar" if measure == "cvar" else "sample_mean"), lo, hi,
+                   np.asarray(x, float)[:, None], [c.curve for c in problem.channels], guard_current=False)
     alloc.solver_name = "HiGHS"
     return alloc
 
@@ -386,9 +381,8 @@ def _period_plan(problem: PeriodProblem, measure: str, curves: list[list], alpha
                                                    max_rounds, f"{measure} (periods)")
     if status != "optimal":
         raise ProblemError(f"the {measure} plan over the samples is {status} although the point plan is feasible")
-    alloc = empty_period_allocation(problem, "cvar" if measure == "cvar" else "sample_mean")
+    alloc = empty_allocation(problem, "cvar" if measure == "cvar" else "sample_mean")
     # A plan for the bad case may well score below today's plan on the point curves: no fallback.
-    alloc = report_period_plan(problem, alloc, lo, hi, sol[L.x], [c.curve for c in problem.channels], sol, model,
-                           guard_current=False)
+    alloc = report(problem, alloc, lo, hi, sol[L.x], [c.curve for c in problem.channels], model, guard_current=False)
     alloc.solver_name, alloc.iterations, alloc.solver_seconds = solver, rounds, seconds
     return alloc

@@ -1,10 +1,10 @@
-"""Plan: the pipeline from a problem to an allocation, for one horizon and period by period.
+"""Plan: the pipeline from a problem to an allocation, one horizon or period by period.
 
-A single-horizon plan is a plan of one period (:func:`optimizer.periods.one_period`), made by
-the same loop (:func:`period_loop`); only exact mode's MILP on S-curves has its own
-(:func:`_exact_loop`). Each planner reads top to bottom: bounds → coarse breakpoints and first targets
-(:mod:`optimizer.refine`) → LP model (:mod:`optimizer.build`, :mod:`optimizer.period_model`) →
-HiGHS (:mod:`optimizer.highs`) → refine until exact enough → round to the cent
+A single-horizon plan is a plan of one period (:func:`optimizer.periods.one_period`), and every
+plan, exact mode's MILP on S-curves included, is made by the same steps (:func:`_plan`): bounds →
+layout and LP model (:mod:`optimizer.period_model`, curves in :mod:`optimizer.build`) → first
+targets and breakpoints (:mod:`optimizer.refine`) → HiGHS (:mod:`optimizer.highs`) → refine
+until the duality bound certifies the plan (:func:`period_loop`) → round to the cent
 (:mod:`optimizer.cents`) → report on the true curves (:mod:`optimizer.report`); an infeasible
 problem is a result with a diagnosis (:mod:`optimizer.diagnose`).
 
@@ -22,40 +22,31 @@ from typing import Sequence
 
 import numpy as np
 
-from models.curves import CurveSet, ResponseCurve
+from models.curves import ResponseCurve
 from optimizer import diagnose
-from optimizer.build import FLOOR_MARGIN, Objective, Pieces, build_model
-from optimizer.highs import solve_model
+from optimizer.build import FLOOR_MARGIN
 from optimizer.period_model import build_period_model, layout, segment_round, solve_period_model, write_lp
 from optimizer.periods import InSpend, Interval, PeriodProblem, effective_spend, one_period
 from optimizer.refine import (
     DEFAULT_TOL,
     PERIOD_TOL,
-    channel_errors,
-    chord_slopes,
+    dense_grid,
     duality_gap,
     first_targets,
     implied_marginals,
-    initial_pieces,
     pair_errors,
     pair_grid,
     pair_spacing,
-    zoom,
 )
 from optimizer.problem import Problem, broken_limits, channel_bounds
-from optimizer.report import plan_cents, empty_period_allocation, report_period_plan, report_plan, summarise_current, summarise_current_periods
+from optimizer.report import empty_allocation, report, summarise_current
 from optimizer.result import Allocation, PeriodAllocation
 
 logger = logging.getLogger(__name__)
 
-def optimize(
-    problem: Problem,
-    *,
-    exact: bool = False,
-    tol: float = DEFAULT_TOL,
-    max_rounds: int = 14,
-    lp_path: str | None = None,
-) -> Allocation:
+
+def optimize(problem: Problem, *, exact: bool = False, tol: float = DEFAULT_TOL, max_rounds: int = 14,
+             lp_path: str | None = None) -> Allocation:
     """Find the allocation with the best objective under every constraint of ``problem``.
 
     Parameters
@@ -67,8 +58,7 @@ def optimize(
         of on their concave envelope.
     tol
         Stop once the duality bound shows the plan within this relative gap of the optimum (exact
-        mode's MILP on S-curves, which has no prices: once the model error next to the solution
-        is this small).
+        mode's MILP, which has no prices: once the model error next to the solution is this small).
     max_rounds
         Refinement rounds at most.
     lp_path
@@ -86,99 +76,32 @@ def optimize(
     """
     t_start = time.perf_counter()
     bounds = [channel_bounds(problem, ch) for ch in problem.channels]
-    mode = "exact" if exact else ("concave" if all(c.curve.is_concave for c in problem.channels) else "envelope")
-    base = Allocation(
-        scenario=problem.name, status="infeasible", objective=problem.objective,
-        budget=problem.budget, currency=problem.currency, mode=mode,
-    )
+    plan = one_period(problem, bounds)
+    curves = [c.curve for c in problem.channels]
+    base = empty_allocation(plan, _mode(curves, exact))
     conflicts = diagnose.bound_conflicts(problem, bounds)
     if conflicts:
         base.diagnosis = conflicts
-        base.current = summarise_current(problem, bounds)
+        base.current = summarise_current(plan)
         return base
-
-    if exact and not all(c.curve.is_concave for c in problem.channels):
-        pieces, model, xs, rounds, solver_name, failed = _exact_loop(problem, bounds, tol, max_rounds, lp_path)
-        if failed:
-            base.diagnosis = diagnose.explain(problem, pieces, failed)
-            base.solver_name = solver_name
-            base.current = summarise_current(problem, bounds)
-            return base
-        lp_value = float(sum(float(v.varValue or 0.0) for v in model.y))
-    else:
-        pieces = [Pieces(lo=lo.value, hi=max(hi.value, lo.value), curve=c.curve if c.curve.is_concave else c.curve.envelope(),
-                         breakpoints=np.array([lo.value])) for c, (lo, hi) in zip(problem.channels, bounds)]
-        pp = one_period(problem, bounds)
-        lo = np.array([[p.lo] for p in pieces])
-        hi = np.array([[p.hi] for p in pieces])
-        run = period_loop(pp, lo, hi, [p.curve for p in pieces], tol=tol, max_rounds=max_rounds, lp_path=lp_path,
-                          floor_margin=FLOOR_MARGIN)
-        if run.status != "optimal":
-            base.diagnosis = diagnose.explain(problem, initial_pieces(problem, bounds, False), run.status)
-            base.solver_name = run.solver_name
-            base.current = summarise_current(problem, bounds)
-            return base
-        model, rounds, solver_name = run.model, run.rounds, run.solver_name
-        xs = run.sol[run.L.x].ravel()
-        lp_value = float(run.rnd.interpolant(np.clip(run.sol[run.L.pair_e], run.L.pair_lo, run.L.pair_hi)).sum())
-    if mode == "envelope" and (problem.roi_min is not None or problem.objective == "min_spend"):
-        spends = plan_cents(problem, bounds, xs) / 100.0
-        returns = np.array([float(c.curve.response(x)) for c, x in zip(problem.channels, spends)])
+    lo = np.array([[b.value] for b, _ in bounds])
+    hi = np.maximum(np.array([[b.value] for _, b in bounds]), lo)
+    alloc = _plan(plan, base, lo, hi, curves, exact=exact, tol=tol, max_rounds=max_rounds, lp_path=lp_path,
+                  floor_margin=FLOOR_MARGIN, t_start=t_start)
+    if alloc.mode == "envelope" and alloc.feasible:
+        spends = np.array([c.spend for c in alloc.channels])
+        returns = np.array([c.expected_return for c in alloc.channels])
         broken = [v for v in broken_limits(problem, spends, returns) if "ROI" in v or "target" in v]
         if broken:
             # The envelope overstates S-curves, so a return floor met on it can fail on the
             # true curves: solve exactly instead, and say so.
             alloc = optimize(problem, exact=True, tol=tol, max_rounds=max_rounds, lp_path=lp_path)
-            alloc.warnings.insert(
-                0, f"on the S-curves' concave envelope the plan missed a return floor ({broken[0]}); "
-                "solved exactly (MILP) instead"
-            )
-            return alloc
-    alloc = report_plan(problem, bounds, pieces, model, xs, base)
-    alloc.solver_name = solver_name
-    alloc.solver_seconds = time.perf_counter() - t_start
-    alloc.iterations = rounds
-    alloc.lp_return = lp_value
+            alloc.warnings.insert(0, f"on the S-curves' concave envelope the plan missed a return floor ({broken[0]}); "
+                                  "solved exactly (MILP) instead")
     return alloc
 
 
-def _exact_loop(problem: Problem, bounds, tol: float, max_rounds: int, lp_path: str | None):
-    """Exact mode: the MILP with binary segments on S-curves' convex parts. A MILP has no prices
-    to certify with, so it is refined until the model error next to the solution is small."""
-    pieces = initial_pieces(problem, bounds, True)
-    coarse = [p.breakpoints.copy() for p in pieces]
-    family = CurveSet([p.curve for p in pieces])
-    starts = np.array([p.start for p in pieces])
-    his = np.array([p.hi for p in pieces])
-    first = first_targets(problem, pieces, family)
-    zoom(pieces, coarse, first, tol * max(float(family.response(first).sum()), 1e-12))
-    objective = Objective.for_problem(problem)
-    solver_seconds, solver_name, rounds = 0.0, "", 0
-    model = None
-    xs = None
-    for rounds in range(1, max_rounds + 1):
-        model = build_model(problem, pieces, objective)
-        status, secs, solver_name = solve_model(model, lp_path if rounds == max_rounds else None)
-        solver_seconds += secs
-        if status != "optimal":
-            return pieces, model, None, rounds, solver_name, status
-        xs = np.array([float(v.varValue or 0.0) for v in model.x])
-        total = float(family.response(xs).sum())
-        allowed = tol * max(abs(total), 1e-9 * problem.budget, 1e-12)
-        gap, limit = float(channel_errors(pieces, xs).sum()), allowed
-        logger.debug("round %d: gap %.3g (allowed %.3g)", rounds, gap, limit)
-        if gap <= limit:
-            break
-        implied = model.implied_marginals()
-        implied = np.where(np.isfinite(implied), implied, chord_slopes(pieces, xs))
-        zoom(pieces, coarse, family.spend_at_marginal(implied, starts, his), allowed)
-    if lp_path and rounds < max_rounds:
-        model.rows.materialise(model.lp)
-        model.lp.writeLP(lp_path)
-    return pieces, model, xs, rounds, solver_name, None
-
-
-def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rounds: int = 10,
+def optimize_periods(problem: PeriodProblem, *, exact: bool = False, tol: float = PERIOD_TOL, max_rounds: int = 10,
                      lp_path: str | None = None, curves: Sequence[ResponseCurve] | None = None,
                      floor_margin: float = FLOOR_MARGIN) -> PeriodAllocation:
     """Find the per-period plan with the best objective under every constraint of ``problem``.
@@ -187,6 +110,9 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
     ----------
     problem
         The horizon to plan.
+    exact
+        Solve S-shaped curves exactly (MILP with binary segments on their convex part) instead
+        of on their concave envelope.
     tol
         Stop once the duality bound shows the plan within this relative gap of the optimum.
     max_rounds
@@ -211,43 +137,51 @@ def optimize_periods(problem: PeriodProblem, *, tol: float = PERIOD_TOL, max_rou
     """
     t_start = time.perf_counter()
     curves = [c.curve for c in problem.channels] if curves is None else list(curves)
-    mode = "concave" if all(c.is_concave for c in curves) else "envelope"
-    lp_curves = [c if c.is_concave else c.envelope() for c in curves]
-    alloc = empty_period_allocation(problem, mode)
+    alloc = empty_allocation(problem, _mode(curves, exact))
     lo, hi = problem.entry_bounds()
     conflicts = diagnose.period_bound_conflicts(problem, lo, hi)
     if conflicts:
         alloc.diagnosis = conflicts
-        alloc.current = summarise_current_periods(problem)
+        alloc.current = summarise_current(problem)
         return alloc
-    run = period_loop(problem, lo, hi, lp_curves, tol=tol, max_rounds=max_rounds, lp_path=lp_path,
-                      floor_margin=floor_margin)
-    if run.status != "optimal":
-        alloc.diagnosis = diagnose.explain_periods(problem, run.L, run.grid, run.carry_base, run.status)
-        alloc.solver_name = run.solver_name
-        alloc.solver_seconds = time.perf_counter() - t_start
-        alloc.current = summarise_current_periods(problem)
-        return alloc
-    L, sol, model, rnd, rounds, solver_name = run.L, run.sol, run.model, run.rnd, run.rounds, run.solver_name
-    carry_base = run.carry_base
-    alloc.gap_bound = run.gap_bound
-    x = sol[L.x]
-    alloc = report_period_plan(problem, alloc, lo, hi, x, curves, sol, model)
-    alloc.lp_return = float(rnd.interpolant(np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi)).sum()) - carry_base
-    alloc.solver_name = solver_name
-    alloc.iterations = rounds
-    alloc.solver_seconds = time.perf_counter() - t_start
-    if mode == "envelope":
+    alloc = _plan(problem, alloc, lo, hi, curves, exact=exact, tol=tol, max_rounds=max_rounds, lp_path=lp_path,
+                  floor_margin=floor_margin, t_start=t_start)
+    if alloc.mode == "envelope" and alloc.feasible:
         alloc.warnings.insert(0, "some curves are S-shaped; the plan was made on their concave envelope, which "
-                              "overstates their return at low spend (multi-period planning has no exact mode)")
+                              "overstates their return at low spend (run with --exact for the true optimum)")
     short = _floor_shortfall(problem, alloc)
     if short > 0 and floor_margin < 1e-2:
         # Rounding to the cent (or an S-curve's envelope) took the plan under a return floor:
         # plan again with the floor raised by more than it missed.
         logger.debug("return floor missed by %.3g after rounding; planning with margin %.3g", short,
                      max(10 * floor_margin, 4 * short))
-        return optimize_periods(problem, tol=tol, max_rounds=max_rounds, lp_path=lp_path, curves=curves,
+        return optimize_periods(problem, exact=exact, tol=tol, max_rounds=max_rounds, lp_path=lp_path, curves=curves,
                                 floor_margin=max(10 * floor_margin, 4 * short))
+    return alloc
+
+
+def _mode(curves, exact: bool) -> str:
+    if exact:
+        return "exact"
+    return "concave" if all(c.is_concave for c in curves) else "envelope"
+
+
+def _plan(problem: PeriodProblem, alloc: Allocation, lo, hi, curves, *, exact: bool, tol: float, max_rounds: int,
+          lp_path: str | None, floor_margin: float, t_start: float) -> Allocation:
+    """Refine, then report the plan, or diagnose why there is none, into ``alloc``."""
+    run = period_loop(problem, lo, hi, curves, exact=exact, tol=tol, max_rounds=max_rounds, lp_path=lp_path,
+                      floor_margin=floor_margin)
+    alloc.solver_name = run.solver_name
+    if run.status != "optimal":
+        alloc.diagnosis = diagnose.explain(problem, *run.diagnosis_inputs(), run.status)
+        alloc.current = summarise_current(problem)
+    else:
+        alloc = report(problem, alloc, lo, hi, run.sol[run.L.x], curves, run.model)
+        alloc.lp_return = run.lp_return()
+        alloc.iterations = run.rounds
+        if isinstance(alloc, PeriodAllocation):
+            alloc.gap_bound = run.gap_bound
+    alloc.solver_seconds = time.perf_counter() - t_start
     return alloc
 
 
@@ -264,17 +198,37 @@ class PeriodRun:
     solver_name: str
     carry_base: float
     grid: tuple
+    problem: PeriodProblem
+    curves: list  # the true curves, one per channel
     gap_bound: float | None = None
 
+    def lp_return(self) -> float:
+        """The LP's own value of the plan: each pair's secant interpolant (an S-curve pair's
+        return column in exact mode), less what the carryover earns without spend."""
+        L, sol = self.L, self.sol
+        values = self.rnd.interpolant(np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi))
+        if L.convex is not None:
+            values[L.convex.pairs] = sol[self.model.y[L.convex.pairs]]
+        return float(values.sum()) - self.carry_base
 
-def period_loop(problem: PeriodProblem, lo, hi, lp_curves, *, tol: float, max_rounds: int,
+    def diagnosis_inputs(self):
+        """(layout, grid, carry base) for the diagnosis: exact mode's MILP is diagnosed on the
+        concave envelope, an LP, since its elastic and best-ROI models must be LPs."""
+        if self.L.convex is None:
+            return self.L, self.grid, self.carry_base
+        lo, hi = self.L.col_lower[self.L.x], self.L.col_upper[self.L.x]
+        L = layout(self.problem, lo, hi, self.curves)
+        family = L.family()
+        pts, owner, _ = pair_grid(L.pair_lo, L.pair_hi, None, None, dense_grid(L.pair_lo, L.pair_hi))
+        return L, (pts, owner, family), _carry_base(self.problem, family)
+
+
+def period_loop(problem: PeriodProblem, lo, hi, curves, *, exact: bool = False, tol: float, max_rounds: int,
                 lp_path: str | None, floor_margin: float) -> PeriodRun:
     """Refine breakpoints until the duality bound certifies the plan within ``tol`` (the one loop)."""
-    L = layout(problem, lo, hi, lp_curves)
+    L = layout(problem, lo, hi, curves, exact=exact)
     family = L.family()
-    # What the pairs' curves (after-horizon tails included) give with no spend at all: the LP's
-    # returns are counted above it, as plan_returns counts them.
-    carry_base = float(family.response(effective_spend(problem, np.zeros_like(lo)).ravel()).sum())
+    carry_base = _carry_base(problem, family)
     cur = problem.current()
     extra = None
     if cur is not None:
@@ -293,6 +247,7 @@ def period_loop(problem: PeriodProblem, lo, hi, lp_curves, *, tol: float, max_ro
     allowed = tol * max(float(family.response(np.clip(first, L.pair_lo, L.pair_hi)).sum()), 1e-12)
     solver_seconds, rounds = 0.0, 0
     sol = None
+    dense = dense_grid(L.pair_lo, L.pair_hi)
     model = build_period_model(problem, L, carry_base, floor_margin=floor_margin)
     for rounds in range(1, max_rounds + 1):
         h = pair_spacing(family, L.pair_lo, L.pair_hi, target, allowed)
@@ -300,8 +255,16 @@ def period_loop(problem: PeriodProblem, lo, hi, lp_curves, *, tol: float, max_ro
         rnd = segment_round(problem, model, L, (pts, owner, family))
         status, sol, secs, solver_name = solve_period_model(model, L.pair_e, rnd, lp_path if rounds == max_rounds else None)
         solver_seconds += secs
+        if status == "infeasible" and extra is not dense and _has_floor(problem) and rounds < max_rounds:
+            # The LP understates every curve (inner approximation): on a coarse grid a return
+            # floor the plan can meet may look out of reach. Try again on a dense grid.
+            logger.debug("period round %d: infeasible on a coarse grid; again on a dense one", rounds)
+            extra = dense if extra is None else np.concatenate([extra, dense], axis=1)
+            start_extra = dense = extra
+            continue
         if status != "optimal":
-            return PeriodRun(status, L, None, model, rnd, rounds, solver_name, carry_base, (pts, owner, family))
+            return PeriodRun(status, L, None, model, rnd, rounds, solver_name, carry_base, (pts, owner, family),
+                             problem, curves)
         z = np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi)
         total = float(family.response(z).sum())
         implied, kappa, pi = implied_marginals(rnd, family, z)
@@ -329,7 +292,18 @@ def period_loop(problem: PeriodProblem, lo, hi, lp_curves, *, tol: float, max_ro
         target = family.spend_at_marginal(implied, L.pair_lo, L.pair_hi)
     if lp_path and rounds < max_rounds:
         write_lp(model, L.pair_e, rnd, lp_path)
-    return PeriodRun("optimal", L, sol, model, rnd, rounds, solver_name, carry_base, (pts, owner, family), gap_bound)
+    return PeriodRun("optimal", L, sol, model, rnd, rounds, solver_name, carry_base, (pts, owner, family),
+                     problem, curves, gap_bound)
+
+
+def _has_floor(problem: PeriodProblem) -> bool:
+    return problem.roi_min is not None or (problem.objective == "min_spend" and problem.target_return is not None)
+
+
+def _carry_base(problem: PeriodProblem, family) -> float:
+    """What the pairs' curves (after-horizon tails included) give with no spend at all: the LP's
+    returns are counted above it, as plan_returns counts them."""
+    return float(family.response(effective_spend(problem, np.zeros((len(problem.channels), problem.T))).ravel()).sum())
 
 
 def _floor_shortfall(problem: PeriodProblem, alloc: PeriodAllocation) -> float:

@@ -71,3 +71,49 @@ def test_return_floor_on_envelope_falls_back_to_exact():
     alloc = optimize(replace(p, roi_min=3.5))
     assert alloc.status == "optimal"
     assert alloc.expected_return >= 3.5 * alloc.spend * (1 - 1e-9)
+
+
+def period_problem(T=2, alpha=0.0, efficiency=(1.0, 0.6)):
+    from optimizer import PeriodChannel, PeriodProblem
+
+    chans = tuple(PeriodChannel(name=f"c{i}", curve=c, alpha=alpha, efficiency=efficiency[:T], current=BUDGET / 4)
+                  for i, c in enumerate(CURVES))
+    return PeriodProblem(periods=tuple(str(t + 1) for t in range(T)), channels=chans, budget=BUDGET * T,
+                         reserve_min_share=0.0)
+
+
+def test_exact_mode_plans_period_by_period_too():
+    from optimizer import optimize_periods
+
+    p = period_problem()
+    eff = p.efficiency()
+    pairs = [c.curve.scaled(float(eff[i, t])) for i, c in enumerate(p.channels) for t in range(p.T)]
+    _, best = grid_optimum(pairs, p.budget, steps=8000)
+    envelope = optimize_periods(p)
+    exact = optimize_periods(p, exact=True)
+    assert envelope.mode == "envelope" and any("--exact" in w for w in envelope.warnings)
+    assert exact.status == "optimal" and exact.mode == "exact"
+    assert not any("S-shaped" in w for w in exact.warnings)
+    # The grid step bounds the grid's own error; the MILP must be at least as good.
+    assert exact.expected_return >= best * (1 - 1e-5)
+    assert exact.expected_return >= envelope.expected_return - 1e-6
+
+
+def test_a_one_period_plan_in_exact_mode_is_the_single_horizon_plan():
+    from optimizer import from_problem, optimize_periods
+
+    single = optimize(problem(), exact=True)
+    one = optimize_periods(from_problem(problem(), 1), exact=True)
+    assert one.expected_return == pytest.approx(single.expected_return, rel=1e-6)
+    assert one.spend_in("c3", "1") == pytest.approx(single.spend_of("c3"), rel=1e-3)
+
+
+def test_exact_mode_with_carryover_is_never_worse_than_the_envelope_plan():
+    from optimizer import optimize_periods
+
+    p = period_problem(T=3, alpha=0.4, efficiency=(1.0, 0.8, 1.2))
+    exact = optimize_periods(p, exact=True)
+    envelope = optimize_periods(p)
+    assert exact.status == "optimal" and exact.mode == "exact"
+    assert exact.expected_return >= envelope.expected_return - 1e-6
+    assert exact.spend + exact.reserve == pytest.approx(p.budget, abs=1e-9)
