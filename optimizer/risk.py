@@ -9,15 +9,15 @@ Rockafellar–Uryasev::
 
     max η − 1/(α S) Σ_s u_s   s.t.  u_s ≥ η − R_s,  u_s ≥ 0,  R_s = Σ_c y_{c,s}
 
-with y_{c,s} on the secant interpolant of sample s's curve (as in :mod:`optimizer.periods`, by
-segments), under the same budget, reserve, channel and group limits as the risk-neutral
-problem. The risk-neutral plan it is compared with maximises the *mean* of R over the same
+with y_{c,s} on the secant interpolant of sample s's curve (segments, :mod:`optimizer.build`),
+under the same budget, reserve, channel and group limits as the risk-neutral problem. The risk-neutral plan it is compared with maximises the *mean* of R over the same
 samples, so the trade-off is exact: the neutral plan has the higher mean, the averse one the
 higher CVaR. The ROI floor, if any, applies to the mean return.
 
-:func:`optimize_cvar_periods` does the same for a period plan, on the period LP of
-:mod:`optimizer.periods` with one return per (channel, period, sample). The samples of a pair
-share its breakpoints: each sample's return is its own slopes on the same segment columns
+Both are made on the plan's LP (:func:`optimizer.period_model.build_period_model`, a
+single-horizon plan as a plan of one period, :func:`optimize_cvar_periods` for a plan period by
+period) with one return per (channel, period, sample). The samples of a pair share its
+breakpoints: each sample's return is its own slopes on the same segment columns
 (concave curves fill them in the same order), so S samples add S return columns per pair and
 S CVaR rows, not S copies of the model.
 """
@@ -36,7 +36,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import pulp
 
-from optimizer.build import Objective, SegmentForm, SparseRows, family_values, lp_var, register_columns
+from optimizer.build import Objective, SegmentForm, family_values, lp_var, register_columns
 from optimizer.errors import ProblemError
 from optimizer.period_model import PeriodModel, layout, solve_period_model
 from optimizer.period_model import build_period_model as period_model
@@ -44,7 +44,7 @@ from optimizer.periods import AfterHorizonCurve, Family, PeriodProblem, effectiv
 from optimizer.problem import Problem, channel_bounds
 from optimizer.refine import DEFAULT_TOL, PERIOD_TOL, pair_errors, pair_grid, pair_spacing
 from optimizer.report import empty_allocation, report
-from optimizer.result import Allocation, PeriodAllocation
+from optimizer.result import Allocation
 from optimizer.solve import optimize, optimize_periods
 
 logger = logging.getLogger(__name__)
@@ -142,76 +142,6 @@ class RiskPlans:
         return {"neutral": self.neutral.to_dict(), "averse": self.averse.to_dict(), "risk": self.risk}
 
 
-def _model(problem: Problem, measure: str, curves: list[list], alpha: float, lo: np.ndarray, hi: np.ndarray) -> PeriodModel:
-    """The sample LP as a PuLP model: x per channel, the reserve, η and u per sample (CVaR), and
-    a return y_{c,s} per channel and sample (index c·S + s) on that sample's curve of x_c.
-
-    Named constraints as everywhere (``budget_total``, ``group_min[g]``, ``group_max[g]``,
-    ``roi_min`` on the mean return); the CVaR rows ``u_s − η + m Σ_c y_{c,s} − w Σ x ≥ 0`` are
-    array rows.
-    """
-    C, S = len(curves), len(curves[0])
-    b = problem.budget
-    margin = float(problem.margin) if problem.objective == "max_profit" else 1.0
-    spend_weight = 1.0 if problem.objective == "max_profit" else 0.0
-    lp = pulp.LpProblem(f"{measure}_over_samples", pulp.LpMaximize)
-    X = [lp_var(lp, f"x_{i}", float(lo[i]), float(hi[i])) for i in range(C)]
-    r_hi = problem.reserve_max_share * b if problem.reserve_max_share is not None else None
-    R = lp_var(lp, "reserve", problem.reserve_min, r_hi)
-    cvar_on = measure == "cvar"
-    ETA = lp_var(lp, "eta", None if cvar_on else 0.0, None if cvar_on else 0.0)
-    U = [lp_var(lp, f"u_{s}", 0.0) for s in range(S)]
-    Y = [lp_var(lp, f"y_{c}_{s}") for c in range(C) for s in range(S)]
-    cols = X + [R, ETA] + U + Y
-    register_columns(lp, cols)
-    y_idx = C + 2 + S + np.arange(C * S)
-    model = PeriodModel(lp=lp, cols=cols, y=y_idx, fixed=SparseRows(cols))
-
-    def named(key: str, terms, sense, rhs: float) -> None:
-        con = pulp.LpConstraint(pulp.LpAffineExpression(terms), sense, f"c{len(model.named)}_{key.split('[')[0]}", rhs)
-        lp.addConstraint(con)
-        model.named[key] = con
-
-    named("budget_total", [(v, 1.0) for v in X] + [(R, 1.0)], pulp.LpConstraintEQ, b)
-    for g in problem.group_names:
-        spec = problem.group(g)
-        members = [(X[i], 1.0) for i, c in enumerate(problem.channels) if c.group == g]
-        if spec.min_share is not None:
-            named(f"group_min[{g}]", members, pulp.LpConstraintGE, spec.min_share * b)
-        if spec.max_share is not None:
-            named(f"group_max[{g}]", members, pulp.LpConstraintLE, spec.max_share * b)
-    if problem.roi_min is not None:  # mean return over the samples ≥ ρ · spend
-        named("roi_min", [(v, 1.0 / S) for v in Y] + [(v, -problem.roi_min) for v in X], pulp.LpConstraintGE, 0.0)
-    if cvar_on:
-        ys = y_idx.reshape(C, S).T  # sample s: its C returns
-        idx = np.concatenate([np.stack([C + 2 + np.arange(S), np.full(S, C + 1)], axis=1), ys]
-                             + ([np.tile(np.arange(C), (S, 1))] if spend_weight else []), axis=1)
-        val = np.concatenate([np.tile([1.0, -1.0], (S, 1)), np.full((S, C), margin)]
-                             + ([np.full((S, C), -spend_weight)] if spend_weight else []), axis=1)
-        model.fixed.add(0.0, _INF, idx, val, idx.shape[1])
-        lp.setObjective(pulp.LpAffineExpression([(ETA, 1.0)] + [(u, -1.0 / (alpha * S)) for u in U]))
-    else:
-        lp.setObjective(pulp.LpAffineExpression([(v, margin / S) for v in Y] + [(v, -spend_weight) for v in X]))
-    return model
-
-
-def _plan_for(problem: Problem, measure: str, curves: list[list], alpha: float, start: np.ndarray,
-              tol: float, max_rounds: int) -> tuple[str, np.ndarray | None]:
-    """Solve the sample LP for ``measure`` ("mean" or "cvar"); returns (status, spends).
-
-    The curves go to HiGHS in segment form (:class:`optimizer.period_model.SegmentForm`), refined
-    around the plan until the model error next to it is within ``tol`` in every sample.
-    """
-    C, S = len(curves), len(curves[0])
-    bounds = [channel_bounds(problem, ch) for ch in problem.channels]
-    lo = np.array([b[0].value for b in bounds])
-    hi = np.maximum(np.array([b[1].value for b in bounds]), lo)
-    family = Family([r if r.is_concave else r.envelope() for row in curves for r in row])
-    model = _model(problem, measure, curves, alpha, lo, hi)
-    status, sol, *_ = _refine(model, np.arange(C), lo, hi, family, S, np.clip(start, lo, hi), tol, max_rounds, measure)
-    return (status, None) if sol is None else (status, sol[:C])
-
-
 def _refine(model: PeriodModel, e: np.ndarray, lo: np.ndarray, hi: np.ndarray, family: Family, S: int,
             start: np.ndarray, tol: float, max_rounds: int, label: str):
     """Solve a sample LP (pairs with curve columns ``e`` in [lo, hi], S sample curves each:
@@ -265,47 +195,36 @@ def optimize_cvar(problem: Problem, samples: dict, alpha: float = 0.1, *, tol: f
         Allocations (reported on the problem's own curves, spends to the cent), and ``risk``
         gives mean, P10, P50, P90 and CVaR of each over the samples.
     """
+    curves = _sample_matrix(_checked(problem, alpha), samples)
+    point = optimize(problem)
+    bounds = [channel_bounds(problem, ch) for ch in problem.channels]
+    start = np.array([[c.spend] for c in point.channels]) if point.feasible else None
+    return _risk_plans(one_period(problem, bounds), point, start, curves, samples, alpha, tol, max_rounds)
+
+
+def _checked(problem, alpha: float) -> list[str]:
+    """The channel names, once the objective and ``alpha`` are ones CVaR planning takes."""
     if problem.objective not in ("max_return", "max_profit"):
         raise ProblemError("CVaR planning needs the max_return or max_profit objective")
     if not 0 < alpha <= 1:
         raise ProblemError(f"alpha must be in (0, 1], got {alpha}")
-    names = [c.name for c in problem.channels]
-    curves = _sample_matrix(names, samples)
-    point = optimize(problem)
+    return [c.name for c in problem.channels]
+
+
+def _risk_plans(problem: PeriodProblem, point: Allocation, start, curves: list[list], samples: dict, alpha: float,
+                tol: float, max_rounds: int) -> RiskPlans:
+    """The mean and the CVaR plan from the point plan ``point`` (spends ``start``), with their spread."""
     if point.status != "optimal":
         return RiskPlans(neutral=point, averse=point, alpha=alpha, neutral_stats={}, averse_stats={}, samples=len(curves[0]))
-    start = np.array([c.spend for c in point.channels])
-    plans = {}
+    plans, stats = {}, {}
     for measure in ("mean", "cvar"):
-        status, x = _plan_for(problem, measure, curves, alpha, start, tol, max_rounds)
-        if status != "optimal":
-            raise ProblemError(f"the {measure} plan is {status} although the point plan is feasible")
-        plans[measure] = _allocation(problem, x, measure)
-    stats = {}
-    for measure, plan in plans.items():
-        values = sample_returns(plan, samples)
+        plans[measure] = _sample_plan(problem, measure, curves, alpha, start, tol, max_rounds)
+        values = sample_returns(plans[measure], samples, problem=problem)
         if problem.objective == "max_profit":
-            values = float(problem.margin) * values - plan.spend
+            values = float(problem.margin) * values - plans[measure].spend
         stats[measure] = _stats(values, alpha)
     return RiskPlans(neutral=plans["mean"], averse=plans["cvar"], alpha=alpha, neutral_stats=stats["mean"],
                      averse_stats=stats["cvar"], samples=len(curves[0]))
-
-
-def _allocation(problem: Problem, x: np.ndarray, measure: str) -> Allocation:
-    """An Allocation for spends ``x`` (rounded to the cent), reported like optimizer.optimize does."""
-    bounds = [channel_bounds(problem, ch) for ch in problem.channels]
-    lo = np.array([[b.value] for b, _ in bounds])
-    hi = np.maximum(np.array([[b.value] for _, b in bounds]), lo)
-    plan = one_period(problem, bounds)
-    # A plan for the bad case may well score below today's plan on the point curves: no fallback.
-    alloc = report(plan, empty_allocation(plan, "cvar" if measure == "cvar" else "sample_mean"), lo, hi,
-                   np.asarray(x, float)[:, None], [c.curve for c in problem.channels], guard_current=False)
-    alloc.solver_name = "HiGHS"
-    return alloc
-
-
-# --------------------------------------------------------------------------------------------
-# Period plans
 
 
 def optimize_cvar_periods(problem: PeriodProblem, samples: dict, alpha: float = 0.1, *, tol: float = PERIOD_TOL,
@@ -318,29 +237,16 @@ def optimize_cvar_periods(problem: PeriodProblem, samples: dict, alpha: float = 
     efficiencies and pacing. Both plans keep every limit of ``problem``; they are reported on
     its own curves, like the point plan, with their spread over the samples in ``risk``.
     """
-    if problem.objective not in ("max_return", "max_profit"):
-        raise ProblemError("CVaR planning needs the max_return or max_profit objective")
-    if not 0 < alpha <= 1:
-        raise ProblemError(f"alpha must be in (0, 1], got {alpha}")
-    curves = _sample_matrix([c.name for c in problem.channels], samples)
+    curves = _sample_matrix(_checked(problem, alpha), samples)
     point = optimize_periods(problem)
-    if point.status != "optimal":
-        return RiskPlans(neutral=point, averse=point, alpha=alpha, neutral_stats={}, averse_stats={}, samples=len(curves[0]))
-    plans, stats = {}, {}
-    for measure in ("mean", "cvar"):
-        plans[measure] = _period_plan(problem, measure, curves, alpha, point.period_spend, tol, max_rounds)
-        values = sample_returns(plans[measure], samples, problem=problem)
-        if problem.objective == "max_profit":
-            values = float(problem.margin) * values - plans[measure].spend
-        stats[measure] = _stats(values, alpha)
-    return RiskPlans(neutral=plans["mean"], averse=plans["cvar"], alpha=alpha, neutral_stats=stats["mean"],
-                     averse_stats=stats["cvar"], samples=len(curves[0]))
+    return _risk_plans(problem, point, point.period_spend, curves, samples, alpha, tol, max_rounds)
 
 
-def _period_plan(problem: PeriodProblem, measure: str, curves: list[list], alpha: float, start: np.ndarray,
-                 tol: float, max_rounds: int) -> PeriodAllocation:
-    """The period plan with the best sample mean or CVaR: the period LP of
-    :func:`optimizer.period_model.build_period_model` with one return per (pair, sample), curves in segment form."""
+def _sample_plan(problem: PeriodProblem, measure: str, curves: list[list], alpha: float, start: np.ndarray,
+                 tol: float, max_rounds: int) -> Allocation:
+    """The plan with the best sample mean or CVaR: the plan's LP
+    (:func:`optimizer.period_model.build_period_model`) with one return per (pair, sample), curves in
+    segment form; an Allocation for a one-period plan, else a PeriodAllocation."""
     C, T, S = len(problem.channels), problem.T, len(curves[0])
     lo, hi = problem.entry_bounds()
     L = layout(problem, lo, hi, [c.curve for c in problem.channels])
