@@ -1,10 +1,17 @@
 """Allocate a budget across channels: response curves → LP (PuLP + HiGHS) → Allocation.
 
-The public face: notebook users, cli.py and scenarios/ import from here only. Inside, one
-concept a module: problem.py / periods.py (what to plan), build.py / period_model.py (the LP),
-highs.py (where the LP reaches HiGHS), refine.py (breakpoints and stopping rules), solve.py (the
-planners, top to bottom), cents.py (money to the cent), report.py and marginal.py (the report),
-diagnose.py (infeasibility), risk.py (CVaR over curve samples).
+The public face: notebook users, cli.py and scenarios/ import from here only
+(``from optimizer import Problem, optimize``). Inside there is one planner, a plan period by
+period (a single-horizon plan is the plan of one period), one concept a module:
+
+* what to plan: problem.py (one horizon), periods.py (period by period, and one_period);
+* the LP: period_model.py (columns, named constraints, exact mode's MILP), build.py (the curves
+  as hypograph rows or segments), highs.py (where the LP reaches HiGHS);
+* the pipeline: solve.py (optimize, optimize_periods and the one refinement loop), refine.py
+  (breakpoints and the duality-bound stopping rule), cents.py (money to the cent), report.py
+  and marginal.py (the report), diagnose.py (infeasibility);
+* beside it: risk.py (CVaR over curve samples), result.py (results and their JSON), exact.py
+  (exact optima for tests and benchmarks).
 """
 
 from optimizer.errors import ProblemError, SolverError

@@ -1,24 +1,24 @@
-"""The period plan's LP: a PuLP model with named constraints, and the curves in two forms.
+"""The plan's LP: a PuLP model with named constraints, for every plan (one horizon is one period).
 
-The LP is a PuLP model, as in :mod:`optimizer.build`: variables x, e (where α > 0), y (one
-return column per pair: a (channel, period) entry; a channel's after-horizon tail is added onto
-its last period's curve, of the same effective spend) and the reserve, and every limit a named
-PuLP constraint under the house names (``budget_total``, ``min_total[c]``, ``max_total[c]``,
-``period_min[p]``, ``period_cap[p]`` / ``period_max[p]``, ``group_min[g]``, ``group_max[g]``,
-``roi_min``, ``target_return``; the elastic model of a diagnosis adds ``bounds[c,p]``,
-``reserve_min``, ``reserve_max`` and ``max_change[c,p]``). The carryover recursion and the
-pacing-change rows are array rows (:class:`optimizer.build.SparseRows`).
+Variables x, e (where α > 0), y (one return column per pair: a (channel, period) entry; a
+channel's after-horizon tail is added onto its last period's curve, of the same effective spend)
+and the reserve (:func:`layout`), and every limit a named PuLP constraint under the house names
+(``budget_total``, ``min_total[c]``, ``max_total[c]``, ``period_min[p]``, ``period_cap[p]`` /
+``period_max[p]``, ``group_min[g]``, ``group_max[g]``, ``roi_min``, ``target_return``; the
+elastic model of a diagnosis adds ``bounds[c,p]`` (a one-period plan: ``min[c]``, ``max[c]``),
+``reserve_min``, ``reserve_max`` and ``max_change[c,p]``) (:func:`build_period_model`). The
+carryover recursion and the pacing-change rows are array rows
+(:class:`optimizer.build.SparseRows`).
 
-Each pair's curve has two equivalent LP forms on the same breakpoints p_j (values v_j, slopes
-a_j). The readable *hypograph* form, ``y_p − a_j e_p ≤ v_j − a_j p_j``, is what ``lp_path``
-writes, what CBC solves when HiGHS is missing, and what the small diagnosis LPs use. HiGHS
-gets the *segment* form (:class:`SegmentForm`, :class:`optimizer.highs.SegmentHiGHS`): e, y
-and, with carryover, x = e_t − α e_{t−1} are written in the segment lengths
-0 ≤ δ_j ≤ p_{j+1} − p_j, so the recursion rows vanish, no hypograph row exists, and what is
-left are the coupling rows (one, the budget, when nothing else couples the pairs) over bounded
-columns; the spend bounds of carryover channels are rows added only when a solution breaks
-them. 1000 channels × 13 periods is then an LP of ~120k columns and a handful of rows that the
-interior-point method solves in about a second, where the hypograph form (258k rows) took 20.
+The curves enter as hypograph rows or segments (:mod:`optimizer.build`); HiGHS gets segments,
+and with carryover the spend columns too, x_t = e_t − α e_{t−1} (:func:`segment_round`), so the
+recursion rows vanish and what is left are the coupling rows over bounded columns: 1000
+channels × 13 periods is an LP of ~120k columns and a handful of rows that the interior-point
+method solves in about a second, where the hypograph form (258k rows) took 20.
+
+Exact mode (:class:`ConvexParts`, :func:`add_convex_parts`): an S-curve pair's convex part, up
+to its inflection, is a MILP of incremental segments filled in order by binaries; its concave
+part beyond is a curve column like any other pair's.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The model, for channel c and period t = 1..T::
 
     e_{c,t} = x_{c,t} + α_c · e_{c,t−1}          (effective spend; e_{c,0} = carryover from history)
-    y_{c,t} ≤ eff_{c,t} · r_c(e_{c,t})            (r_c concave: hypograph rows, as in build.py)
+    y_{c,t} ≤ eff_{c,t} · r_c(e_{c,t})            (r_c concave: secants, optimizer/build.py)
 
 x is what is spent in the period, e what works in it, r_c the channel's *per-period* curve and
 eff_{c,t} a seasonal multiplier (a campaign peak raises it, Spring Festival lowers it). The
