@@ -142,15 +142,15 @@ def resolve_lift_tests(records, channels: list[str], dates: pd.DatetimeIndex) ->
     return out
 
 
-def window_effect(x: np.ndarray, start: int, stop: int, response) -> float:
-    """Σ_{t ≥ start} [response(x)_t − response(x with [start, stop) dark)_t]: a test's lift per unit β.
+def window_effect(effective: np.ndarray, window_effective: np.ndarray, start: int, saturation) -> float:
+    """Σ_{t ≥ start} [f(e_t) − f(e_t − w_t)]: a test's lift per unit β.
 
-    ``response`` maps a spend series to the channel's per-period curve value (adstock then
-    saturation, without β).
+    ``effective`` is the channel's adstocked spend e, ``window_effective`` the adstock w of the
+    window's spend alone (zero elsewhere): adstock is linear, so the history with the window dark
+    has effective spend e − w. ``saturation`` is the curve without β.
     """
-    dark = np.array(x, dtype=float)
-    dark[start:stop] = 0.0
-    return float(np.sum((response(x) - response(dark))[start:]))
+    e = effective[start:]
+    return float(np.sum(saturation(e) - saturation(np.maximum(e - window_effective[start:], 0.0))))
 
 
 def normalise_lift_tests(records) -> list[dict]:

@@ -256,8 +256,9 @@ class _Problem:
         alpha, k, s = self.unpack(z)
         for test in self.lifts:
             j = test.column
-            g = window_effect(self.X[:, j], test.start, test.stop,
-                              lambda v, j=j: hill(adstock(v, alpha[j], self.max_lag), k[j], s[j]))
+            g = window_effect(adstock(self.X[:, j], alpha[j], self.max_lag),
+                              _window_adstock(self.X[:, j], test.start, test.stop, alpha[j], self.max_lag),
+                              test.start, lambda e, j=j: hill(e, k[j], s[j]))
             w = (self.sigma / test.se) if self.sigma > 0 else 1.0
             row = np.zeros(C)
             row[j] = w * g
@@ -276,6 +277,15 @@ class _Problem:
                 rows.append(row)
                 rhs.append(sigma_s / self.roi_width)
         return np.array(rows), np.array(rhs)
+
+
+def _window_adstock(x: np.ndarray, start: int, stop: int, alpha: float, max_lag: int | None) -> np.ndarray:
+    """Adstock of the spend in rows [start, stop) alone (no spend before the file)."""
+    w = np.zeros(x.size)
+    w[start:stop] = x[start:stop]
+    if max_lag is None:
+        return lfilter([1.0], [1.0, -alpha], w) if alpha else w
+    return np.convolve(w, alpha ** np.arange(max_lag + 1))[: x.size]
 
 
 def _solve_linear(H: np.ndarray, y: np.ndarray, Q: np.ndarray, extra=None):
@@ -1010,7 +1020,8 @@ class MediaMixModel:
         for test in resolve_lift_tests(self.calibration, self.channels_, history.dates):
             p = self.params_[test.channel]
             x = history.spend[test.channel].to_numpy(dtype=float)
-            g = window_effect(x, test.start, test.stop, lambda v, p=p: hill(adstock(v, p.alpha, self.max_lag), p.k, p.s))
+            g = window_effect(adstock(x, p.alpha, self.max_lag), _window_adstock(x, test.start, test.stop, p.alpha, self.max_lag),
+                              test.start, lambda e, p=p: hill(e, p.k, p.s))
             out.setdefault(test.channel, []).append({**test.as_record(history.dates), "model": float(p.beta * g)})
         return out
 

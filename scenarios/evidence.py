@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-__all__ = ["BANDS", "evidence_limits", "moves_warning", "levels"]
+__all__ = ["BANDS", "evidence_limits", "limit_problem", "moves_warning", "levels"]
 
 #: Allowed change from the reference split, by identification level (others move freely).
 BANDS = {"poor": 0.10, "weak": 0.30, "good": 1.00}
@@ -58,12 +58,16 @@ def _reference(problem) -> dict[str, float] | None:
 
 
 def evidence_limits(scenario, problem):
-    """``problem`` with an ``evidence_range`` on every weak or poor fitted channel, and a note.
+    """``problem`` with an ``evidence_range`` on every fitted channel a lift test does not pin.
 
     Returns (problem, limited channels {name: level}); the problem unchanged when nothing is
-    limited (no fitted model, every channel identified, no current plan to refer to).
+    limited (no fitted model, every channel calibrated, no current plan to refer to).
     """
-    ident = levels(scenario)
+    return limit_problem(problem, levels(scenario))
+
+
+def limit_problem(problem, ident: dict[str, dict]):
+    """:func:`evidence_limits` given each channel's identification (``models.identify``)."""
     ref = _reference(problem)
     if not ident or ref is None:
         return problem, {}
