@@ -96,8 +96,9 @@ def limits_note(limited: dict[str, str]) -> str:
     if any(lv == "good" for lv in limited.values()):
         parts.append(f"{'the other fitted channels' if parts else 'every fitted channel'} between none and twice")
     return ("evidence: a fitted curve is only as good as the history behind it, so the plan keeps "
-            f"{'; '.join(parts)} of their share of the current split (limit evidence[channel]); a lift test "
-            "([[calibration]]) frees a channel, and --ignore-evidence plans on the fitted curves alone")
+            f"{'; '.join(parts)} of their share of the current split (limit evidence[channel]; a period "
+            "plan holds the channel's total there); a lift test ([[calibration]]) frees a channel, and "
+            "--ignore-evidence plans on the fitted curves alone")
 
 
 def binding_warnings(scenario, alloc, limited: dict[str, str]) -> list[str]:
