@@ -357,6 +357,9 @@ def _load_scenario(path, **kwargs):
                    "bootstrap curve samples (e.g. cvar:0.1), and compare with the risk-neutral plan.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False),
               help="Also draw the plan against the current one to FILE (.png, .svg, .pdf; per period too).")
+@click.option("--ignore-evidence", is_flag=True,
+              help="Plan on the fitted curves alone: do not keep channels the history identifies poorly near "
+                   "their share of the current split (the plan then warns how much money moves through them).")
 @NO_CACHE
 @click.option("--record", is_flag=True, help="Record this plan as the plan of record in the ledger (for rebalances).")
 @click.option("--ledger", type=click.Path(dir_okay=False),
@@ -364,12 +367,15 @@ def _load_scenario(path, **kwargs):
 @click.option("--force", is_flag=True, help="With --record: record even if another plan of record exists "
                                             "(it is superseded, not deleted).")
 @click.pass_context
-def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_cache, record, ledger, force):
+def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, ignore_evidence, no_cache, record, ledger,
+             force):
     """Recommend how to split the budget of SCENARIO across its channels (and periods).
 
     Finds the global optimum of the scenario's objective under every constraint it states
     (budget, reserve, channel and group bounds, change limits, ROI and marginal-ROI floors),
-    and compares it with the current plan. A scenario with a [horizon] table is planned
+    and compares it with the current plan. On curves fitted from history, channels the history
+    identifies poorly are kept near their share of the current split (limit evidence[channel];
+    the notes say which, a lift test in [[calibration]] frees them). A scenario with a [horizon] table is planned
     period by period (carryover, seasonal efficiency, pacing); CSV is then one row per period
     and channel. An infeasible plan exits 4 and says which constraints conflict (with
     --format json the JSON is still printed, with "status": "infeasible"). --format xlsx
@@ -418,7 +424,8 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, no_
         raise click.UsageError("--ledger and --force go with --record")
 
     sc = _run(ctx, _load_scenario, scenario, budget=budget, use_cache=not no_cache)
-    plan = _run(ctx, plan_scenario, sc, exact=exact, lp_path=lp_file, risk_alpha=risk_alpha)
+    plan = _run(ctx, plan_scenario, sc, exact=exact, lp_path=lp_file, risk_alpha=risk_alpha,
+                evidence=not ignore_evidence)
     alloc, extra = plan.allocation, plan.extra
     if record and alloc.feasible:  # before any output: a plan that could not be recorded writes nothing
         _record_plan(ctx, ledger, scenario, render.allocation_json(alloc, sc, extra), {"budget": budget}, force)
@@ -516,16 +523,21 @@ def _country(ctx, param, value):
               help="Country whose holidays the baseline knows (Prophet's calendars: CN, DE, US, …; 'none') [CN].")
 @click.option("--campaign-days/--no-campaign-days", default=None,
               help="Add 618, Double 11 and the member day (default: with China's holidays only).")
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False),
+              help="Lift tests the fit must agree with: TOML with a [[calibration]] list, or CSV with the "
+                   "columns channel,start,end,lift,se (replaces a scenario's own list).")
 @NO_CACHE
 @click.pass_context
 def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout, ignore, controls,
-        events, date_format, holidays, campaign_days, no_cache):
+        events, date_format, holidays, campaign_days, calibration, no_cache):
     """Fit each channel's response curve from a history (CSV or .xlsx, or a scenario's [history] table).
 
     Carryover (adstock) and saturation (Hill) per channel, a Prophet baseline with trend,
     yearly seasonality, a country's holidays (China's by default, with the campaign days 618,
     Double 11 and the member day; --holidays DE for Germany's), bootstrap intervals for ROI,
-    and fit quality in sample and on a held-out tail. The fit is
+    and fit quality in sample and on a held-out tail. Lift tests (--calibration, or a
+    scenario's [[calibration]] list) pin the channels a total KPI cannot tell apart; the report
+    says per channel how well the history identifies it and which test would settle it. The fit is
     cached (see `budget cache`): a scenario that plans on the same history and settings reuses
     it instead of fitting again.
 
@@ -534,6 +546,7 @@ def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, ch
       budget fit scenarios/examples/history_weekly.csv -o model.json
       budget fit scenarios/examples/quarterly.toml --format json
       budget fit scenarios/examples/history_weekly.csv --holidays DE --bootstrap 20
+      budget fit scenarios/examples/history_weekly.csv --calibration scenarios/examples/lift_tests.csv
       budget fit dt_simulated_weekly.csv --date DATE --channels '*_S' --control competitor_sales_B \\
           --control newsletter --event events --ignore '*_I' --ignore '*_P'
     """
@@ -549,6 +562,10 @@ def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, ch
             settings[key] = value
     if s_shaped:
         settings["s_shaped"] = True
+    if calibration:
+        from models.calibration import read_lift_tests
+
+        settings["calibration"] = _run(ctx, read_lift_tests, calibration)
     from models.errors import ConvergenceWarning
 
     with warnings.catch_warnings(), ProgressBar("bootstrap resamples") as bar:

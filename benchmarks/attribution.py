@@ -73,6 +73,8 @@ from models.simulate import (  # noqa: E402
 )
 from optimizer import Channel, Problem, optimize  # noqa: E402
 from optimizer.exact import bisection_optimum, grid_optimum  # noqa: E402
+from models.simulate import lift_tests  # noqa: E402
+from scenarios.evidence import limit_problem  # noqa: E402
 
 BUDGETS = (0.5, 1.0, 2.0)
 _BURN = {"daily": 28, "weekly": 8, "monthly": 2}  # the fitter's default burn-in
@@ -120,12 +122,20 @@ def plan_value(curves: list[ResponseCurve], x) -> float:
     return float(sum(float(c.response(v)) for c, v in zip(curves, x)))
 
 
-def plan(curves: list[ResponseCurve], names: list[str], budget: float, current, caps=None) -> np.ndarray:
-    """The optimizer's plan of ``budget`` on ``curves`` (exact mode if any is S-shaped)."""
+def plan(curves: list[ResponseCurve], names: list[str], budget: float, current, caps=None,
+         ident: dict | None = None) -> np.ndarray:
+    """The optimizer's plan of ``budget`` on ``curves`` (exact mode if any is S-shaped).
+
+    ``ident``: each channel's identification (``MediaMixModel.channel_report_``): the plan then
+    has the evidence limits ``budget allocate`` puts on fitted curves
+    (:func:`scenarios.evidence.limit_problem`).
+    """
     caps = caps or [None] * len(curves)
     channels = tuple(Channel(name=n, curve=c, current=float(x0), extrapolation_cap=cap)
                      for n, c, x0, cap in zip(names, curves, current, caps))
     problem = Problem(channels=channels, budget=float(budget), reserve_min_share=0.0)
+    if ident:
+        problem, _ = limit_problem(problem, ident)
     alloc = optimize(problem, exact=not all(c.is_concave for c in curves))
     if alloc.status != "optimal":  # pragma: no cover - no constraint here can conflict
         raise RuntimeError(f"plan is {alloc.status}")
@@ -180,7 +190,25 @@ def _roi_at(curve: HillCurve, x: float) -> float:
     return float(curve.response(x)) / x
 
 
-def run_dataset(index: int, seed: int, n_bootstrap: int, control: bool = False) -> dict:
+def _identification(model) -> dict:
+    return {r["channel"]: r["identification"] for r in model.channel_report_ if r.get("identification")}
+
+
+def _coverage(model, world, names, xbar) -> tuple[list[float], dict[str, bool]]:
+    """ROI errors at mean spend and whether each channel's bootstrap P10–P90 holds the truth."""
+    errs, covered = [], {}
+    for c in names:
+        truth = true_roi_at_mean(world, c, xbar[c])
+        errs.append(_roi_at(model.planning_curve(c, 1), xbar[c]) / truth - 1)
+        samples = model.bootstrap_.get(c)
+        if samples is not None and len(samples):
+            sroi = [_roi_at(HillCurve(beta=b, k=k * (1 - a), s=s), xbar[c]) for b, k, s, a in samples]
+            p10, p90 = np.percentile(sroi, [10, 90])
+            covered[c] = bool(p10 <= truth <= p90)
+    return errs, covered
+
+
+def run_dataset(index: int, seed: int, n_bootstrap: int, control: bool = False, calibrate: bool = True) -> dict:
     world: SimWorld = study_world(index, seed)
     if control:
         world = control_world(world)
@@ -192,6 +220,15 @@ def run_dataset(index: int, seed: int, n_bootstrap: int, control: bool = False) 
         warnings.simplefilter("ignore")
         model = MediaMixModel(n_bootstrap=n_bootstrap, n_jobs=1, random_state=0).fit(history)
     fit_seconds = time.perf_counter() - t0
+    calibrated = None
+    if calibrate:
+        t1 = time.perf_counter()
+        tests = lift_tests(sim, seed=sim.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            calibrated = MediaMixModel(n_bootstrap=n_bootstrap, n_jobs=1, random_state=0,
+                                       calibration=tests).fit(history)
+        calibrated_seconds = time.perf_counter() - t1
 
     Q = quarter_periods(world.frequency)
     xbar = sim.mean_spend
@@ -227,19 +264,32 @@ def run_dataset(index: int, seed: int, n_bootstrap: int, control: bool = False) 
     hist_x = np.array([shares[c] for c in names]) * base_budget
     mroi_err = [float(f.marginal(x)) / float(t.marginal(x)) - 1
                 for f, t, x in zip(fit_q, true_q, hist_x) if float(t.marginal(x)) > 0]
+    ident = _identification(model)
     regrets = {}
     for m in BUDGETS:
         B = m * base_budget
         current = hist_x * m
         _, best = true_optimum(true_q, B)
-        x_model = plan(fit_q, names, B, current, caps)
+        x_model = plan(fit_q, names, B, current, caps, ident)
+        x_free = plan(fit_q, names, B, current, caps)
         x_oracle = plan(oracle_q, names, B, current, caps)
         regrets[f"{m:g}x"] = {
             "model": 1 - plan_value(true_q, x_model) / best,
+            "curves_only": 1 - plan_value(true_q, x_free) / best,
             "oracle": 1 - plan_value(true_q, x_oracle) / best,
             "historical": 1 - plan_value(true_q, current) / best,
             "model_spent": float(x_model.sum() / B),
         }
+        if calibrated is not None:
+            cal_q = [calibrated.planning_curve(c, Q) for c in names]
+            x_cal = plan(cal_q, names, B, current, caps, _identification(calibrated))
+            regrets[f"{m:g}x"]["calibrated"] = 1 - plan_value(true_q, x_cal) / best
+    cal_detail = None
+    if calibrated is not None:
+        cal_err, cal_cov = _coverage(calibrated, world, names, xbar)
+        cal_detail = {"roi_error_median": round(float(np.median(np.abs(cal_err))), 4),
+                      "coverage": round(sum(cal_cov.values()) / len(cal_cov), 4) if cal_cov else None,
+                      "fit_seconds": round(calibrated_seconds, 1)}
 
     ao = [j for j, ch in enumerate(world.channels) if ch.pattern == "always_on"]
     logx = np.column_stack([np.log1p(sim.spend[c]) for c in names])
@@ -270,6 +320,8 @@ def run_dataset(index: int, seed: int, n_bootstrap: int, control: bool = False) 
         "zero_beta_channels": sum(1 for c in names if model.params_[c].beta <= 0),
         "regret": {k: {kk: round(vv, 5) for kk, vv in v.items()} for k, v in regrets.items()},
         "roi_errors": {c: round(e, 4) for c, e in roi_err.items()},
+        "levels": {c: ident[c]["level"] for c in names if c in ident},
+        "calibrated": cal_detail,
         "channel_detail": channels,
     }
 
@@ -284,11 +336,26 @@ def summarise(rows: list[dict]) -> dict:
         return round(float(np.median(v)), 4) if v else None
 
     out = {"datasets": len(rows)}
+    plans = [who for who in ("model", "curves_only", "calibrated", "oracle", "historical") if who in rows[0]["regret"]["1x"]]
     for m in BUDGETS:
         key = f"{m:g}x"
-        out[f"regret_{key}"] = {who: med([r["regret"][key][who] for r in rows]) for who in ("model", "oracle", "historical")}
+        out[f"regret_{key}"] = {who: med([r["regret"][key][who] for r in rows]) for who in plans}
         out[f"do_no_harm_violations_{key}"] = sum(
             1 for r in rows if r["regret"][key]["model"] > r["regret"][key]["historical"] + 1e-6)
+        out[f"violations_{key}"] = {who: sum(1 for r in rows if r["regret"][key][who] > r["regret"][key]["historical"] + 1e-6)
+                                    for who in plans if who != "historical"}
+        out[f"worst_excess_{key}"] = {who: round(max(r["regret"][key][who] - r["regret"][key]["historical"] for r in rows), 4)
+                                      for who in plans if who != "historical"}
+    cal = [r["calibrated"] for r in rows if r.get("calibrated")]
+    if cal:
+        out["calibrated"] = {"roi_error_median_of_datasets": med([c["roi_error_median"] for c in cal]),
+                             "coverage": med([c["coverage"] for c in cal]),
+                             "fit_seconds_median": med([c["fit_seconds"] for c in cal])}
+    graded = [(lv, abs(r["roi_errors"][c])) for r in rows for c, lv in r.get("levels", {}).items()]
+    out["roi_error_by_level"] = {
+        lv: {"channels": len(errs), "median": med(errs), "share_above_50pct": round(float(np.mean(np.array(errs) > 0.5)), 4)}
+        for lv in ("good", "weak", "poor") if (errs := [e for g, e in graded if g == lv])}
+    out["fit_seconds_median"] = med([r["fit_seconds"] for r in rows])
     out["roi_error_median_of_datasets"] = med([r["roi_error_median"] for r in rows])
     out["roi_error_median_all_channels"] = med([abs(e) for r in rows for e in r["roi_errors"].values()])
     out["roi_error_spend_weighted_median_of_datasets"] = med([r["roi_error_weighted"] for r in rows])
@@ -365,15 +432,13 @@ def render(result: dict) -> str:
         "",
         f"datasets: {s['datasets']} (seed {result['seed']}, {result['bootstrap']} bootstrap resamples, "
         f"{result['seconds']:.0f} s)",
-        "median regret at 1×:   model {m} | oracle {o} | historical split {h}".format(
-            m=_pct(s["regret_1x"]["model"]), o=_pct(s["regret_1x"]["oracle"]), h=_pct(s["regret_1x"]["historical"])),
-        "median regret at 0.5×: model {m} | oracle {o} | historical split {h}".format(
-            m=_pct(s["regret_0.5x"]["model"]), o=_pct(s["regret_0.5x"]["oracle"]), h=_pct(s["regret_0.5x"]["historical"])),
-        "median regret at 2×:   model {m} | oracle {o} | historical split {h}".format(
-            m=_pct(s["regret_2x"]["model"]), o=_pct(s["regret_2x"]["oracle"]), h=_pct(s["regret_2x"]["historical"])),
-        f"do-no-harm violations (plan loses more than the historical split): "
-        f"{s['do_no_harm_violations_0.5x']} / {s['do_no_harm_violations_1x']} / {s['do_no_harm_violations_2x']} "
-        f"of {s['datasets']} at 0.5× / 1× / 2×",
+        "plans: model = budget allocate's default (evidence limits), curves only = --ignore-evidence, "
+        "calibrated = refitted with one lift test per channel (se 15%)",
+        *[f"median regret at {k.replace('x', '×'):<4}: " + " | ".join(
+            f"{who.replace('_', ' ')} {_pct(v)}" for who, v in s[f"regret_{k}"].items()) for k in ("0.5x", "1x", "2x")],
+        *[f"worse than the historical split at {k.replace('x', '×'):<4}: " + " | ".join(
+            f"{who.replace('_', ' ')} {v}" for who, v in s[f"violations_{k}"].items())
+          + f" (of {s['datasets']}; worst excess: model {_pct(s[f'worst_excess_{k}']['model'])})" for k in ("0.5x", "1x", "2x")],
         f"ROI error (steady state at mean spend): median {_pct(s['roi_error_median_of_datasets'])} of dataset "
         f"medians, {_pct(s['roi_error_median_all_channels'])} over all channels, worst {_pct(s['roi_error_worst'])}; "
         f"oracle {_pct(s['roi_error_oracle_median_of_datasets'])} of dataset medians, "
@@ -386,7 +451,15 @@ def render(result: dict) -> str:
         f"marginal ROI error at the historical split: median {_pct(s['mroi_error_median_of_datasets'])}",
         f"80% interval coverage: {_pct(s['coverage_all_channels'])} of channels",
         f"in-sample R² median {s['median_r2']}, holdout MAPE median {_pct(s['median_holdout_mape'])}",
+        "ROI error by identification grade: " + ", ".join(
+            f"{lv} {b['channels']} channels median {_pct(b['median'])} ({_pct(b['share_above_50pct'])} off by > 50%)"
+            for lv, b in s.get("roi_error_by_level", {}).items()),
+        f"fit time median {s['fit_seconds_median']} s (one core, {result['bootstrap']} resamples)",
     ]
+    if s.get("calibrated"):
+        c = s["calibrated"]
+        lines.append(f"with one lift test per channel: ROI error median {_pct(c['roi_error_median_of_datasets'])}, "
+                     f"80% coverage {_pct(c['coverage'])}, fit {c['fit_seconds_median']} s")
     lines.append(f"oracle loses more than the historical split at 1× in {s['oracle_do_no_harm_violations_1x']}; "
                  f"model more than 1 point above the oracle at 1× in {s['model_more_than_1pt_above_oracle_1x']}")
     for regime, b in [*s["by_regime"].items(), *s["by_noise"].items(), *s["by_frequency"].items()]:
@@ -412,6 +485,8 @@ def main(argv=None) -> int:
     parser.add_argument("--control", action="store_true",
                         help="the same datasets in the model's own form (models.simulate.control_world): "
                              "Hill s = 0.8, flighted spend, flat efficiency, no break, 0.5%% noise")
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="skip the second fit of each dataset with one lift test per channel")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     for noisy in ("cmdstanpy", "prophet", "models"):
@@ -422,7 +497,7 @@ def main(argv=None) -> int:
     rows = []
     for i in range(n):
         t = time.perf_counter()
-        rows.append(run_dataset(i, args.seed, boot, control=args.control))
+        rows.append(run_dataset(i, args.seed, boot, control=args.control, calibrate=not args.no_calibration))
         r = rows[-1]
         print(f"dataset {i + 1}/{n}: {r['frequency']} {r['channels']} channels {r['regime']}, ROI error "
               f"{_pct(r['roi_error_median'])}, regret 1× {_pct(r['regret']['1x']['model'])} "

@@ -39,7 +39,7 @@ import math
 import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import multiprocessing
 
 import numpy as np
@@ -206,6 +206,10 @@ class _Problem:
     s_bounds: tuple[float, float]
     alpha_bounds: tuple[float, float]
     max_lag: int | None
+    lifts: tuple = ()  # models.calibration.LiftTest, column = index in X
+    roi_width: float | None = None  # ROI prior: N(pool, (roi_width · pool)²) per channel
+    pool: float = 0.0  # the pooled ROI the prior centres on
+    sigma: float = 0.0  # the KPI's noise (y units): weighs lift tests and the ROI prior against the data
 
     @property
     def n_channels(self) -> int:
@@ -236,14 +240,66 @@ class _Problem:
         cols = [hill(adstock(self.X[:, c], alpha[c], self.max_lag), k[c], s[c]) for c in range(self.n_channels)]
         return np.column_stack(cols)
 
+    def extra_rows(self, z: np.ndarray, H: np.ndarray, y_scale: float, burn_in: int):
+        """Rows (A, b) added to the β least squares, in the units of y / ``y_scale``.
 
-def _solve_linear(H: np.ndarray, y: np.ndarray, Q: np.ndarray):
+        A lift test: ``(σ/se) · (g β − lift)`` with g its :func:`~models.calibration.window_effect`.
+        The ROI prior: each channel's ROI over the history ``β · mean(H_c) / mean(x_c)`` ~
+        N(pool, (roi_width · pool)²), written as ``(σ / sd) · (β − μ)`` in β units. None without either.
+        """
+        if not self.lifts and not (self.roi_width and self.pool > 0 and self.sigma > 0):
+            return None
+        from models.calibration import window_effect
+
+        C = self.n_channels
+        rows, rhs = [], []
+        alpha, k, s = self.unpack(z)
+        for test in self.lifts:
+            j = test.column
+            g = window_effect(adstock(self.X[:, j], alpha[j], self.max_lag),
+                              _window_adstock(self.X[:, j], test.start, test.stop, alpha[j], self.max_lag),
+                              test.start, lambda e, j=j: hill(e, k[j], s[j]))
+            w = (self.sigma / test.se) if self.sigma > 0 else 1.0
+            row = np.zeros(C)
+            row[j] = w * g
+            rows.append(row)
+            rhs.append(w * test.lift / y_scale)
+        if self.roi_width and self.pool > 0 and self.sigma > 0:
+            sigma_s = self.sigma / y_scale
+            mean_h = H[burn_in:].mean(axis=0)
+            for j in range(C):
+                if mean_h[j] <= 1e-12:
+                    continue
+                mu = self.pool * self.scale[j] / (mean_h[j] * y_scale)
+                sd = self.roi_width * mu
+                row = np.zeros(C)
+                row[j] = sigma_s / sd
+                rows.append(row)
+                rhs.append(sigma_s / self.roi_width)
+        return np.array(rows), np.array(rhs)
+
+
+def _window_adstock(x: np.ndarray, start: int, stop: int, alpha: float, max_lag: int | None) -> np.ndarray:
+    """Adstock of the spend in rows [start, stop) alone (no spend before the file)."""
+    w = np.zeros(x.size)
+    w[start:stop] = x[start:stop]
+    if max_lag is None:
+        return lfilter([1.0], [1.0, -alpha], w) if alpha else w
+    return np.convolve(w, alpha ** np.arange(max_lag + 1))[: x.size]
+
+
+def _solve_linear(H: np.ndarray, y: np.ndarray, Q: np.ndarray, extra=None):
     """β ≥ 0 and free baseline weights γ minimising ‖y − Bγ − Hβ‖, with Q an orthonormal basis of B.
 
-    Returns β, the fitted baseline part Bγ and the residual.
+    ``extra`` = (A, b): more rows ``A β ≈ b`` (lift tests, the ROI prior; see
+    :meth:`_Problem.extra_rows`). Returns β, the fitted baseline part Bγ and the residual (the
+    extra rows' last).
     """
     Hr = H - Q @ (Q.T @ H)
     yr = y - Q @ (Q.T @ y)
+    if extra is not None:
+        Hr = np.vstack([Hr, extra[0]])
+        yr = np.concatenate([yr, extra[1]])
     beta, _ = nnls(Hr, yr, maxiter=50 * max(H.shape[1], 1))
     resid = yr - Hr @ beta
     base = Q @ (Q.T @ (y - H @ beta))
@@ -269,7 +325,8 @@ def _media_step(problem: _Problem, y: np.ndarray, B: np.ndarray, starts: list[np
         prior_scale = (sigma / y_scale) / width
 
     def residual(z):
-        _, _, r = _solve_linear(problem.features(z)[burn_in:], ys, Q)
+        H = problem.features(z)
+        _, _, r = _solve_linear(H[burn_in:], ys, Q, problem.extra_rows(z, H, y_scale, burn_in))
         if prior is not None:
             r = np.concatenate([r, (z - center) * prior_scale])
         return r
@@ -288,7 +345,7 @@ def _media_step(problem: _Problem, y: np.ndarray, B: np.ndarray, starts: list[np
     runs.sort(key=lambda r: r[0])
     cost, z, converged = runs[0]
     H = problem.features(z)
-    beta, _, _ = _solve_linear(H[burn_in:], ys, Q)
+    beta, _, _ = _solve_linear(H[burn_in:], ys, Q, problem.extra_rows(z, H, y_scale, burn_in))
     beta = beta * y_scale
     gamma, *_ = np.linalg.lstsq(B[burn_in:], y[burn_in:] - H[burn_in:] @ beta, rcond=None)
     return z, beta, B @ gamma, cost, converged, [(c, zz) for c, zz, _ in runs]
@@ -346,6 +403,9 @@ def _bootstrap_one(task: tuple[int, int]) -> tuple[int, int, np.ndarray]:
     burn = data["burn_in"]
     y_star = data["fitted"].copy()
     y_star[burn:] += _block_resample(data["resid"][burn:], _WORKER["block_length"], rng)
+    if problem.lifts:  # each test's lift redrawn within its standard error
+        problem = replace(problem, lifts=tuple(replace(t, lift=t.lift + t.se * rng.standard_normal())
+                                               for t in problem.lifts))
     z, beta, _, _, _, _ = _media_step(problem, y_star, data["B"], [data["z"]], max_nfev=_WORKER["max_nfev"],
                                       prior=data["prior"], burn_in=burn)
     alpha, k, s = problem.unpack(z)
@@ -417,7 +477,8 @@ class MediaMixModel:
                  baseline: str = "prophet", holidays: str | None = "CN", campaign_days: bool | None = None,
                  events: dict | None = None, holdout: int = 13, n_bootstrap: int = 100,
                  block_length: int | None = None, n_jobs: int | None = None, random_state: int = 0,
-                 burn_in: int | None = None, prior_strength: float = 1.0):
+                 burn_in: int | None = None, prior_strength: float = 1.0, calibration: list | None = None,
+                 roi_prior: float | None = None):
         self.max_lag = max_lag
         self.alpha_bounds = alpha_bounds
         self.s_shaped = s_shaped
@@ -434,12 +495,14 @@ class MediaMixModel:
         self.random_state = random_state
         self.burn_in = burn_in
         self.prior_strength = prior_strength
+        self.calibration = [dict(r) for r in calibration] if calibration else None
+        self.roi_prior = roi_prior
 
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in (
             "max_lag", "alpha_bounds", "s_shaped", "n_starts", "alternations", "baseline", "holidays",
             "campaign_days", "events", "holdout", "n_bootstrap", "block_length", "n_jobs", "random_state",
-            "burn_in", "prior_strength")}
+            "burn_in", "prior_strength", "calibration", "roi_prior")}
 
     # ---------------------------------------------------------------- fitting
 
@@ -507,24 +570,47 @@ class MediaMixModel:
             raise ValueError("n_starts must be ≥ 1")
         if not isinstance(history, History):
             raise TypeError("fit expects a models.history.History (see load_history)")
+        if self.calibration:
+            from models.calibration import check_lift_tests
+            from models.errors import HistoryError
+
+            problems = check_lift_tests(self.calibration, list(history.channels), history.dates)
+            if problems:
+                raise HistoryError(problems, "calibration")
 
     def _burn_in(self, history: History) -> int:
         burn = self.burn_in if self.burn_in is not None else {"daily": 28, "weekly": 8, "monthly": 2}[history.frequency]
         return int(max(0, min(burn, history.periods - 26)))
 
-    def _prior(self, problem: _Problem, y: np.ndarray, B: np.ndarray, z0: np.ndarray, burn: int):
-        """(center, width, sigma) of the parameter priors; sigma from a quick least-squares fit."""
+    def _quick_fit(self, problem: _Problem, y: np.ndarray, B: np.ndarray, z0: np.ndarray, burn: int):
+        """The KPI's noise σ and the pooled ROI (all media return / all spend) from one plain
+        least-squares run: the scale of the priors and of the lift tests."""
+        z, beta, base, _, _, _ = _media_step(problem, y, B, [z0], burn_in=burn)
+        H = problem.features(z)
+        resid = (y - base - H @ beta)[burn:]
+        dof = max(resid.size - B.shape[1] - 4 * problem.n_channels, 1)
+        sigma = float(np.sqrt(np.sum(resid**2) / dof))
+        pool = float((H[burn:] @ beta).sum() / max(problem.X[burn:].sum(), 1e-12))
+        return sigma, pool
+
+    def _prior(self, problem: _Problem, sigma: float):
+        """(center, width, sigma) of the parameter priors (None when switched off)."""
         if not self.prior_strength:
             return None
         C = problem.n_channels
         s_center = 0.8 if not self.s_shaped else 1.0
         center = np.tile([0.4, 0.0, s_center], C)
         width = np.tile([0.3, 1.0, 0.3], C) / math.sqrt(self.prior_strength)
-        z, beta, base, _, _, _ = _media_step(problem, y, B, [z0], burn_in=burn)
-        resid = (y - base - problem.features(z) @ beta)[burn:]
-        dof = max(resid.size - B.shape[1] - 4 * C, 1)
-        sigma = float(np.sqrt(np.sum(resid**2) / dof))
         return center, width, sigma
+
+    def _with_evidence(self, problem: _Problem, history: History, channels: list[str], sigma: float,
+                       pool: float) -> _Problem:
+        """The problem with the lift tests of its channels and, across several channels, the ROI prior."""
+        from models.calibration import resolve_lift_tests
+
+        lifts = tuple(resolve_lift_tests(self.calibration, list(channels), history.dates)) if self.calibration else ()
+        width = self.roi_prior if self.roi_prior and len(channels) > 1 and pool > 0 else None
+        return replace(problem, lifts=lifts, roi_width=width, pool=max(pool, 0.0), sigma=sigma)
 
     def _problem(self, X: np.ndarray) -> _Problem:
         scale = np.maximum(X.mean(axis=0), 1e-9)
@@ -580,7 +666,9 @@ class MediaMixModel:
             if all(c in extra_starts for c in channels):
                 ps = [extra_starts[c] for c in channels]
                 starts.append(problem.pack([p.alpha for p in ps], [p.k for p in ps], [p.s for p in ps]))
-            prior = self._prior(problem, y, B0, starts[0], burn)
+            sigma, pool = self._quick_fit(problem, y, B0, starts[0], burn)
+            problem = self._with_evidence(problem, history, channels, sigma, pool)
+            prior = self._prior(problem, sigma)
             z, beta, base, cost, converged, runs = _media_step(problem, y, B0, starts, prior=prior, burn_in=burn)
             media = problem.features(z) @ beta
             block = _Block(name=name, channels=list(channels), baseline=None,
@@ -816,6 +904,8 @@ class MediaMixModel:
         roi = {c: float(contrib[c].sum() / max(history.spend[c].sum(), 1e-12)) for c in self.channels_}
         median_roi = float(np.median(list(roi.values())))
         s_lo, s_hi = _S_BOUNDS_S_SHAPED if self.s_shaped else _S_BOUNDS_CONCAVE
+        evidence = self._identification(history, contrib, roi)
+        lifts = self._lift_checks(history)
         for c in self.channels_:
             p = self.params_[c]
             x = history.spend[c].to_numpy(dtype=float)
@@ -847,6 +937,17 @@ class MediaMixModel:
             else:
                 p10 = p50 = p90 = None
                 alpha_q = k_q = s_q = beta_q = None
+            ident = evidence.get(c)
+            if ident is not None and ident["level"] == "poor":
+                from models.identify import identification_warning
+
+                channel_warnings.append(identification_warning(c, ident, self.frequency_))
+            for check in lifts.get(c, []):
+                if abs(check["model"] - check["lift"]) > 2 * check["se"]:
+                    channel_warnings.append(
+                        f"{c}: the fit does not reconcile the lift test of {check['start']}…{check['end']} with the "
+                        f"history (measured {check['lift']:,.0f} ± {check['se']:,.0f}, the model gives "
+                        f"{check['model']:,.0f}); check the test's window and units")
             for w in channel_warnings:
                 warnings.warn(w, ConvergenceWarning, stacklevel=3)
             rows.append({
@@ -872,12 +973,57 @@ class MediaMixModel:
                 "spend_min": float(x.min()),
                 "spend_max": float(x.max()),
                 "spend_mean": mean,
+                "identification": ident,
+                "lift_tests": lifts.get(c, []),
                 "warnings": channel_warnings,
             })
             warn_list.extend(channel_warnings)
         self.channel_report_ = rows
         self.roi_ = roi
         self.warnings_ = warn_list
+
+    def _identification(self, history: History, contrib: pd.DataFrame, roi: dict) -> dict:
+        """Per channel: how well the history identifies it (:mod:`models.identify`); total KPI only."""
+        if history.kpi is None or len(self.channels_) < 1:
+            return {}
+        from models.identify import channel_identification
+
+        burn = self._burn_in(history)
+        spend = history.spend[self.channels_].to_numpy(dtype=float)
+        effective = np.column_stack([adstock(spend[:, j], self.params_[c].alpha, self.max_lag)
+                                     for j, c in enumerate(self.channels_)])
+        basis = self._linear_basis(history, self._holiday_table(history.dates, history.frequency))
+        resid = (history.target() - self.predict(history))[burn:]
+        samples = {row_c: self._roi_samples(row_c, history) for row_c in self.channels_}
+        contribution = {c: float(contrib[c].mean()) for c in self.channels_}
+        pool = float(contrib.to_numpy().sum() / max(spend.sum(), 1e-12))
+        calibrated = {r["channel"] for r in self.calibration or ()}
+        return channel_identification(spend[burn:], effective[burn:], basis[burn:], self.channels_, samples,
+                                      contribution, float(np.std(resid)), pool, history.frequency, calibrated)
+
+    def _roi_samples(self, channel: str, history: History) -> np.ndarray:
+        """The channel's ROI over the history in every bootstrap sample (empty without)."""
+        samples = self.bootstrap_.get(channel)
+        if samples is None or not len(samples):
+            return np.zeros(0)
+        x = history.spend[channel].to_numpy(dtype=float)
+        return np.array([float((b * hill(adstock(x, a, self.max_lag), k, s)).sum() / max(x.sum(), 1e-12))
+                         for b, k, s, a in samples])
+
+    def _lift_checks(self, history: History) -> dict[str, list[dict]]:
+        """Each lift test beside the lift the fitted curves give for its window."""
+        if not self.calibration:
+            return {}
+        from models.calibration import resolve_lift_tests, window_effect
+
+        out: dict[str, list[dict]] = {}
+        for test in resolve_lift_tests(self.calibration, self.channels_, history.dates):
+            p = self.params_[test.channel]
+            x = history.spend[test.channel].to_numpy(dtype=float)
+            g = window_effect(adstock(x, p.alpha, self.max_lag), _window_adstock(x, test.start, test.stop, p.alpha, self.max_lag),
+                              test.start, lambda e, p=p: hill(e, p.k, p.s))
+            out.setdefault(test.channel, []).append({**test.as_record(history.dates), "model": float(p.beta * g)})
+        return out
 
     def report(self) -> dict:
         """Plain-data summary for rendering (table or JSON); keys are a contract.

@@ -34,6 +34,7 @@ __all__ = [
     "alternative_params",
     "generate_history",
     "true_contributions",
+    "true_lift",
     "true_roi",
     "true_planning_curve",
     "campaign_weeks",
@@ -248,6 +249,24 @@ def true_contributions(params: GeneratorParams, seed: int = BUNDLED_SEED) -> dic
     spend = _spend_paths(params, rng, burn_in)
     return {ch.channel: ch.beta * _hill(_adstock(spend[ch.channel], ch.alpha)[burn_in:], ch.k, ch.s)
             for ch in params.channels}
+
+
+def true_lift(params: GeneratorParams, channel: str, start: int, stop: int, seed: int = BUNDLED_SEED) -> float:
+    """What ``channel``'s spend in periods ``start``…``stop − 1`` of the history truly earned.
+
+    The return with the history's spend minus the return with those periods dark, from ``start``
+    to the end of the history (carryover included): what a lift test of that window measures.
+    """
+    rng = np.random.default_rng(seed)
+    burn_in = 52
+    spend = _spend_paths(params, rng, burn_in)
+    ch = next(c for c in params.channels if c.channel == channel)
+    x = spend[channel]
+    dark = x.copy()
+    dark[burn_in + start: burn_in + stop] = 0.0
+    on = _hill(_adstock(x, ch.alpha)[burn_in:], ch.k, ch.s)
+    off = _hill(_adstock(dark, ch.alpha)[burn_in:], ch.k, ch.s)
+    return float(ch.beta * np.sum((on - off)[start:]))
 
 
 def true_roi(params: GeneratorParams, seed: int = BUNDLED_SEED) -> dict[str, float]:

@@ -48,6 +48,9 @@ def _source_text(problem: Problem, source: str, channel) -> str:
         return f"max_change ±{pct(channel.max_change)} of current {money(channel.current)}"
     if kind == "marginal_roi_min":
         return f"marginal ROI ≥ {problem.marginal_roi_min:g} (its next yuan returns less beyond that)"
+    if kind == "evidence":
+        lo, hi = channel.evidence_range
+        return f"evidence limit {money(lo)}–{money(hi)} (what the history supports for a poorly identified curve)"
     if kind == "extrapolation_cap":
         return f"extrapolation cap {money(channel.extrapolation_cap)} (1.5× the largest spend in history)"
     if kind == "budget_total":

@@ -24,7 +24,8 @@ class Channel:
     """One channel: its response curve over the horizon and its planner-set limits.
 
     Shares are fractions of the total budget (spend + reserve). ``max_change`` is a fraction of
-    the current spend (0.2 means ±20%).
+    the current spend (0.2 means ±20%). ``evidence_range`` is the (low, high) spend the data
+    behind a fitted curve supports (named ``evidence[c]``; see :func:`scenarios.plan.evidence_limits`).
     """
 
     name: str
@@ -39,6 +40,7 @@ class Channel:
     max_change: float | None = None
     extrapolation_cap: float | None = None
     label: str | None = None
+    evidence_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,9 @@ def channel_bounds(problem: Problem, channel: Channel) -> tuple[Bound, Bound]:
         highs.append((channel.current * (1 + channel.max_change), f"max_change[{c}]"))
     if channel.extrapolation_cap is not None:
         highs.append((channel.extrapolation_cap, f"extrapolation_cap[{c}]"))
+    if channel.evidence_range is not None:
+        lows.append((channel.evidence_range[0], f"evidence[{c}]"))
+        highs.append((channel.evidence_range[1], f"evidence[{c}]"))
     if problem.marginal_roi_min is not None:
         cap_upper = min(v for v, _ in highs)
         cap = channel.curve.spend_at_marginal(problem.marginal_roi_min, max(cap_upper, 0.0))
@@ -171,9 +176,9 @@ def broken_limits(problem: Problem, spends: np.ndarray, returns: np.ndarray) -> 
     for ch, x in zip(problem.channels, spends):
         lo, hi = channel_bounds(problem, ch)
         # Limits defined relative to the current plan hold for it by definition.
-        if x < lo.value - tol and not all(s.startswith(("locked", "max_change")) for s in lo.sources):
+        if x < lo.value - tol and not all(s.startswith(("locked", "max_change", "evidence")) for s in lo.sources):
             out.append(f"{ch.name}: spend {money(x, cc)} is below its minimum {money(lo.value, cc)}")
-        if x > hi.value + tol and not all(s.startswith(("locked", "max_change")) for s in hi.sources):
+        if x > hi.value + tol and not all(s.startswith(("locked", "max_change", "evidence")) for s in hi.sources):
             out.append(f"{ch.name}: spend {money(x, cc)} is above its maximum {money(hi.value, cc)} ({', '.join(hi.sources)})")
     return out + shared_violations(problem, spends, float(returns.sum()), tol)
 

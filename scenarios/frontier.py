@@ -121,11 +121,16 @@ def forecast_kpi(scenario) -> dict:
 def problem_at(scenario, budget: float, *, floor: bool = True):
     """The scenario's problem at another total budget, as ``budget allocate --budget`` plans it:
     shares keep their meaning, the current plan is scaled to keep its split (so change limits move
-    with it) and locked channels keep their amounts. ``floor=False`` drops the marginal-ROI floor."""
+    with it), locked channels keep their amounts and fitted channels get the evidence limits
+    allocate puts on them (:mod:`scenarios.evidence`, around the scaled split).
+    ``floor=False`` drops the marginal-ROI floor."""
+    from scenarios.evidence import levels, limit_problem
+
     base = scenario.problem
     scale = budget / base.budget if base.budget > 0 else 1.0
     channels = tuple(c if c.locked else replace(c, current=c.current * scale) for c in base.channels)
     problem = replace(base, budget=float(budget), channels=channels)
+    problem, _ = limit_problem(problem, levels(scenario))
     return problem if floor else replace(problem, marginal_roi_min=None)
 
 

@@ -150,7 +150,7 @@ def _written_text(scenario) -> str:
 
 
 def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
-                  risk_alpha: float | None = None) -> ScenarioPlan:
+                  risk_alpha: float | None = None, evidence: bool = True) -> ScenarioPlan:
     """Solve a scenario (single horizon or period by period).
 
     Parameters
@@ -164,13 +164,50 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
     risk_alpha
         Plan for the bad case: maximise CVaR at this level over the bootstrap curve samples
         (over the whole horizon for a period plan).
+    evidence
+        Keep channels the history identifies poorly near their share of the current split
+        (:mod:`scenarios.evidence`); False plans on the fitted curves alone and says how much of
+        the money it moves goes through such channels.
 
     Raises
     ------
     ScenarioError
         ``risk_alpha`` without curve samples.
     """
-    from optimizer import optimize, optimize_cvar, optimize_cvar_periods, optimize_periods, return_distribution
+    from dataclasses import replace
+
+    from scenarios import evidence as ev
+
+    limited: dict = {}
+    if evidence:
+        limited_problem, limited = ev.evidence_limits(scenario, scenario.problem)
+        if limited:
+            result = _plan(replace(scenario, problem=limited_problem), exact, lp_path, risk_alpha)
+            if result.allocation.feasible:
+                result.allocation.notes.append(ev.limits_note(limited))
+                result.allocation.warnings[:0] = ev.binding_warnings(scenario, result.allocation, limited)
+            else:
+                limited = {}
+                result = _plan(scenario, exact, lp_path, risk_alpha)
+                if result.allocation.feasible:
+                    result.allocation.warnings.insert(0, "evidence: the limits on poorly identified channels conflict "
+                                                         "with the scenario's own; planned without them")
+            scenario_plan = result
+        else:
+            scenario_plan = _plan(scenario, exact, lp_path, risk_alpha)
+    else:
+        scenario_plan = _plan(scenario, exact, lp_path, risk_alpha)
+    alloc = scenario_plan.allocation
+    if alloc.feasible and not limited:
+        moved = ev.moves_warning(scenario, alloc)
+        if moved:
+            alloc.warnings.insert(0, moved)
+    return _finish(scenario, scenario_plan)
+
+
+def _plan(scenario, exact: bool, lp_path: str | None, risk_alpha: float | None) -> ScenarioPlan:
+    """The plan of ``scenario`` as given (see :func:`plan_scenario`), before its notes and warnings."""
+    from optimizer import optimize, optimize_cvar, optimize_cvar_periods, optimize_periods
     from scenarios.horizon import period_problem
 
     periodic = scenario.horizon_spec is not None
@@ -195,6 +232,14 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
         result = ScenarioPlan(alloc, True, period_problem=problem)
     else:
         result = ScenarioPlan(optimize(scenario.problem, exact=exact, lp_path=lp_path), False)
+    return result
+
+
+def _finish(scenario, result: ScenarioPlan) -> ScenarioPlan:
+    """Notes, warnings, the media forecast and the return interval of a solved plan."""
+    from optimizer import return_distribution
+
+    periodic = result.periodic
     alloc = result.allocation
     alloc.notes[:0] = scenario.notes
     if alloc.feasible and not periodic:
@@ -220,7 +265,23 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
                 result.extra["return_interval"] = return_distribution(alloc, samples, problem=result.period_problem)
             else:
                 result.extra["return_interval"] = return_distribution(alloc, samples)
+                result.extra["return_interval"]["beats_current"] = _beats_current(scenario, alloc, samples)
     return result
+
+
+def _beats_current(scenario, alloc, samples: dict) -> float | None:
+    """Share of curve samples in which the plan returns more than the current plan (single horizon)."""
+    current = {c.name: c.current for c in scenario.problem.channels}
+    if not any(current.values()):
+        return None
+    S = len(next(iter(samples.values())))
+    spend = {c.channel: c.spend for c in alloc.channels}
+    wins = 0
+    for s in range(S):
+        plan = sum(float(samples[c][s].response(x)) for c, x in spend.items() if c in samples)
+        cur = sum(float(samples[c][s].response(x)) for c, x in current.items() if c in samples)
+        wins += plan > cur
+    return wins / S
 
 
 def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:

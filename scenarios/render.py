@@ -241,6 +241,9 @@ def risk_table(extra: dict) -> str:
         r = extra["return_interval"]
         lines += ["", f"expected return over {r['samples']} bootstrap curve samples: P10 {_num(r['p10'])}, "
                       f"P50 {_num(r['p50'])}, P90 {_num(r['p90'])} (mean {_num(r['mean'])})"]
+        if r.get("beats_current") is not None:
+            lines.append(f"the plan returns more than the current plan in {r['beats_current']:.0%} of the samples "
+                         "(they share the fit's assumptions: see the evidence notes)")
     if "risk" in extra:
         rk = extra["risk"]
         rows = [[name, _num(st["mean"]), _num(st["p10"]), _num(st["p50"]), _num(st["p90"]), _num(st["cvar"])]
@@ -307,12 +310,21 @@ def fit_table(report: dict, source: str) -> str:
         rows.append([
             c["channel"], c.get("group") or "", _num(c["spend"]), _num(c["contribution"]), _num(c["roi"], 2), interval,
             _num(c["marginal_roi"], 2), f"{c['alpha']:.2f}", _num(c["k"]), f"{c['s']:.2f}",
-            _pct(c["spend_share"]), _pct(c["effect_share"]),
+            _pct(c["spend_share"]), _pct(c["effect_share"]), (c.get("identification") or {}).get("level", "-"),
         ])
     lines.append(render_table(
-        ["channel", "group", "spend", "contribution", "ROI", "ROI P10–P90", "mROI", "α", "k", "s", "spend %", "effect %"],
+        ["channel", "group", "spend", "contribution", "ROI", "ROI P10–P90", "mROI", "α", "k", "s", "spend %", "effect %",
+         "evidence"],
         rows, right={2, 3, 4, 5, 6, 7, 8, 9, 10, 11},
     ))
+    tests = [(c["channel"], t) for c in report["channels"] for t in c.get("lift_tests") or []]
+    if tests:
+        lines += ["", "Lift tests ([[calibration]]) against the fitted curves:"]
+        lines.append(render_table(
+            ["channel", "window", "measured", "± se", "model", "off by"],
+            [[ch, f"{t['start']}…{t['end']}", _num(t["lift"]), _num(t["se"]), _num(t["model"]),
+              f"{(t['model'] - t['lift']) / t['se']:+.1f} se"] for ch, t in tests],
+            right={2, 3, 4, 5}))
     lines.append("")
     lines.append(f"fit in sample: R² {fitq['r2']:.3f}, MAPE {fitq['mape'] * 100:.1f}%, NRMSE {fitq['nrmse']:.3f}")
     if hold.get("r2") is not None:
@@ -322,6 +334,8 @@ def fit_table(report: dict, source: str) -> str:
         )
     lines.append(f"ROI intervals from {report['bootstrap_samples']} block-bootstrap resamples; "
                  "mROI at the mean spend per period; α carryover, k half-saturation spend, s shape.")
+    lines.append("evidence: how well the history identifies the channel (calibrated by a lift test, good, weak, "
+                 "poor); plans keep weak and poor channels near their share of the current split.")
     if report["warnings"]:
         lines.append("")
         lines.append("Warnings:")

@@ -21,7 +21,7 @@ from scenarios.horizon import check_horizon
 TOP_KEYS = {
     "name", "description", "objective", "margin", "target_return",
     "budget", "reserve", "constraints", "current", "groups", "channels", "history", "model",
-    "horizon", "pacing", "rebalance",
+    "horizon", "pacing", "rebalance", "calibration",
 }
 #: ``[rebalance]``: limits on what ``budget rebalance`` suggests (scenarios/rebalance.py).
 REBALANCE_KEYS = {"unit", "max_change", "min_gain", "locked", "spend_tolerance", "return_tolerance"}
@@ -40,7 +40,7 @@ DEFAULT_RESERVE_SHARE = 0.05
 SOURCE_KEYS = {"path", "periods", "extrapolation_cap"}
 #: [history] keys that configure the estimator, with the MediaMixModel argument each sets.
 FIT_KEYS = {"holdout": "holdout", "bootstrap": "n_bootstrap", "s_shaped": "s_shaped", "seed": "random_state",
-            "holidays": "holidays", "campaign_days": "campaign_days"}
+            "holidays": "holidays", "campaign_days": "campaign_days", "calibration": "calibration"}
 #: Default horizon, in data periods, when a scenario does not say: one quarter.
 QUARTER_PERIODS = {"daily": 91, "weekly": 13, "monthly": 3}
 #: Largest amount of money (or return) a scenario may state: ten trillion. Plans are solved as an
@@ -576,6 +576,9 @@ def _check_period_magnitudes(ck: _Checker, data: dict) -> None:
 def _check_source(ck: _Checker, data: dict):
     """Validate [history] / [model]; returns ("history"|"model", table) or None."""
     present = [k for k in ("history", "model") if k in data]
+    if "calibration" in data and "history" not in data:
+        ck.add("calibration", "lift tests calibrate a fit: they need a [history] table (a saved [model] was "
+                              "fitted already; pass them to `budget fit --calibration`)")
     if len(present) == 2:
         ck.add("model", "give either [history] (fit curves) or [model] (a saved fit), not both")
         return None
@@ -584,7 +587,7 @@ def _check_source(ck: _Checker, data: dict):
     from models.history import HistorySpec  # pandas: only for scenarios that fit curves
     kind = present[0]
     spec_keys = set(HistorySpec.__dataclass_fields__) if kind == "history" else set()
-    allowed = SOURCE_KEYS | spec_keys | (set(FIT_KEYS) if kind == "history" else set())
+    allowed = SOURCE_KEYS | spec_keys | (set(FIT_KEYS) - {"calibration"} if kind == "history" else set())
     table = ck.table(kind, data[kind], allowed)
     if not table:
         return None
@@ -615,6 +618,15 @@ def _check_source(ck: _Checker, data: dict):
             _history_spec(table)
         except (TypeError, ValueError) as exc:
             ck.add("history", str(exc))
+        if "calibration" in data:
+            from models.calibration import check_lift_tests, normalise_lift_tests
+
+            problems = check_lift_tests(data["calibration"], None)
+            for problem in problems:
+                path, _, message = problem.partition(": ")
+                ck.add(path, message)
+            if not problems and data["calibration"]:
+                table = {**table, "calibration": normalise_lift_tests(data["calibration"])}
     return kind, table
 
 

@@ -157,6 +157,55 @@ def test_fit_on_a_bad_history_exits_3_listing_rows(fmt, tmp_path):
     no_traceback(r.stderr)
 
 
+LIFTS = str(EXAMPLES / "lift_tests.csv")
+
+
+@pytest.mark.slow
+def test_fit_with_lift_tests_reports_each_beside_the_model_and_grades_every_channel(tmp_path):
+    r = budget("fit", HISTORY, "--calibration", LIFTS, "--format", "json", "--bootstrap", "4")
+    assert r.returncode == 0, r.stderr
+    out = parse("json", r.stdout)
+    rows = {c["channel"]: c for c in out["channels"]}
+    tested = {"xiaohongshu", "popup_stores", "mini_program"}
+    for c, row in rows.items():
+        level = row["identification"]["level"]
+        assert level == "calibrated" if c in tested else level in ("good", "weak", "poor"), (c, level)
+        assert len(row["lift_tests"]) == (c in tested)
+    for c in tested:
+        t = rows[c]["lift_tests"][0]
+        assert abs(t["model"] - t["lift"]) <= 3 * t["se"], t
+    table = budget("fit", HISTORY, "--calibration", LIFTS, "--bootstrap", "4")
+    assert "Lift tests ([[calibration]]) against the fitted curves:" in parse("table", table.stdout)
+    no_traceback(r.stderr + table.stderr)
+
+
+@pytest.mark.parametrize("content, where", [
+    ("channel,start,end,lift,se\nxiaohongshu,2024-04-22,2024-05-13,lots,0\n", "row[1].lift"),
+    ("channel,start,end,lift,se\ntiktok,2024-04-22,2024-05-13,1000,100\n", "calibration[1].channel"),
+    ("channel,start,end,lift,se\ndouyin,2030-01-07,2030-02-04,1000,100\n", "calibration[1]: the window"),
+])
+def test_fit_with_bad_lift_tests_exits_3_naming_the_row(content, where, tmp_path):
+    bad = tmp_path / "lifts.csv"
+    bad.write_text(content, encoding="utf-8")
+    r = budget("fit", HISTORY, "--calibration", str(bad), "--bootstrap", "0")
+    assert r.returncode == 3, r.stderr
+    assert r.stdout == ""
+    assert where in r.stderr
+    no_traceback(r.stderr)
+
+
+@pytest.mark.slow
+def test_allocate_keeps_evidence_limits_unless_told_to_ignore_them():
+    default = parse("json", budget("allocate", QUARTERLY, "--format", "json").stdout)
+    free = budget("allocate", QUARTERLY, "--format", "json", "--ignore-evidence")
+    assert free.returncode == 0, free.stderr
+    free = parse("json", free.stdout)
+    assert any(n.startswith("evidence:") for n in default["notes"])
+    assert not any(n.startswith("evidence:") for n in free["notes"])
+    assert 0 <= default["return_interval"]["beats_current"] <= 1
+    no_traceback("")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["table", "json", "csv"])
 def test_forecast_prints_only_its_result(fmt):

@@ -1,0 +1,194 @@
+"""Lift tests: measured incremental returns that pin down what a total KPI cannot.
+
+A lift test (a geo holdout, a conversion-lift study, a switch-off) measured what one channel's
+spend in a window of the history earned: ``lift`` in KPI units with standard error ``se``. From
+a total KPI, channels whose spend moves together or with the season are hard to tell apart (the
+recovery study, ``benchmarks/attribution.py``); one such measurement per channel settles its
+scale, as Robyn, Meridian and PyMC-Marketing use them.
+
+In the fit each test is one more observation: the model's lift for the window, the channel's
+return with its spend minus the return with that window dark, summed from the window's start to
+the end of the history (carryover included), must match ``lift`` within ``se``. For given
+carryover and shape that lift is ``β`` times a number (:func:`window_effect`), so the test is a
+weighted row of the same non-negative least squares that gives β, with weight σ / se against
+the history's own rows (σ: the KPI's noise). The bootstrap redraws each lift within its
+standard error, so a test's own uncertainty reaches the intervals.
+
+Tests come as plain records ``{channel, start, end, lift, se}`` (dates as ISO strings), from a
+scenario's ``[[calibration]]`` list or ``budget fit --calibration FILE``;
+:func:`check_lift_tests` lists every problem with where it is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LiftTest", "check_lift_tests", "normalise_lift_tests", "read_lift_tests", "resolve_lift_tests",
+           "window_effect", "LIFT_KEYS"]
+
+#: The keys of one lift test record.
+LIFT_KEYS = ("channel", "start", "end", "lift", "se")
+
+
+@dataclass(frozen=True)
+class LiftTest:
+    """One lift test placed on a history: the channel's column, the window's rows [start, stop)."""
+
+    channel: str
+    column: int
+    start: int
+    stop: int
+    lift: float
+    se: float
+
+    def as_record(self, dates: pd.DatetimeIndex) -> dict:
+        return {"channel": self.channel, "start": dates[self.start].date().isoformat(),
+                "end": dates[self.stop - 1].date().isoformat(), "lift": self.lift, "se": self.se}
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _date(value) -> pd.Timestamp | None:
+    try:
+        return pd.Timestamp(str(value))
+    except (ValueError, TypeError):
+        return None
+
+
+def check_lift_tests(records, channels: list[str] | None, dates: pd.DatetimeIndex | None = None,
+                     where: str = "calibration") -> list[str]:
+    """Every problem with a list of lift test records, each saying which test and which key.
+
+    ``channels`` are the history's spend columns (None: not known yet, not checked); with
+    ``dates`` (the history's period starts) each window must lie inside the history.
+    """
+    problems: list[str] = []
+    if not isinstance(records, (list, tuple)):
+        return [f"{where}: must be a list of tables ([[calibration]]), got {type(records).__name__}"]
+    for i, rec in enumerate(records, start=1):
+        at = f"{where}[{i}]"
+        if not isinstance(rec, dict):
+            problems.append(f"{at}: must be a table with {', '.join(LIFT_KEYS)}")
+            continue
+        for key in rec:
+            if key not in LIFT_KEYS:
+                problems.append(f"{at}.{key}: unknown key (expected {', '.join(LIFT_KEYS)})")
+        for key in LIFT_KEYS:
+            if key not in rec:
+                problems.append(f"{at}.{key}: missing")
+        if "channel" in rec and channels is not None and rec["channel"] not in channels:
+            problems.append(f"{at}.channel: {rec['channel']!r} is not a channel of the history "
+                            f"({', '.join(channels)})")
+        start, end = (_date(rec[k]) if k in rec else None for k in ("start", "end"))
+        for key, value in (("start", start), ("end", end)):
+            if key in rec and value is None:
+                problems.append(f"{at}.{key}: {rec[key]!r} is not a date (YYYY-MM-DD)")
+        if start is not None and end is not None and end < start:
+            problems.append(f"{at}: end {end.date()} is before start {start.date()}")
+        if "lift" in rec and _number(rec["lift"]) is None:
+            problems.append(f"{at}.lift: {rec['lift']!r} is not a number")
+        if "se" in rec:
+            se = _number(rec["se"])
+            if se is None or se <= 0:
+                problems.append(f"{at}.se: {rec['se']!r} must be a number above 0 (the test's standard error)")
+        if dates is not None and start is not None and end is not None and not problems_in(at, problems):
+            rows = _rows(dates, start, end)
+            if rows is None:
+                problems.append(f"{at}: the window {start.date()}…{end.date()} is not inside the history "
+                                f"({dates[0].date()}…{dates[-1].date()})")
+    return problems
+
+
+def problems_in(at: str, problems: list[str]) -> bool:
+    return any(p.startswith(at) for p in problems)
+
+
+def _rows(dates: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp) -> tuple[int, int] | None:
+    """Rows [first, stop) of the periods from the one holding ``start`` to the one holding ``end``;
+    None unless the whole window lies inside the history (a holdout's training part drops the
+    tests that reach past it)."""
+    if len(dates) < 2:
+        return None
+    step = dates[-1] - dates[-2]
+    if start < dates[0] or end >= dates[-1] + step:
+        return None
+    starts = dates.to_numpy()
+    first = int(np.searchsorted(starts, np.datetime64(start), side="right")) - 1
+    stop = int(np.searchsorted(starts, np.datetime64(end), side="right"))
+    return (first, stop) if stop > first else None
+
+
+def resolve_lift_tests(records, channels: list[str], dates: pd.DatetimeIndex) -> list[LiftTest]:
+    """Place checked records on a history (call :func:`check_lift_tests` first)."""
+    out = []
+    for rec in records or ():
+        rows = _rows(dates, _date(rec["start"]), _date(rec["end"]))
+        if rows is None:
+            continue
+        out.append(LiftTest(channel=str(rec["channel"]), column=channels.index(rec["channel"]), start=rows[0],
+                            stop=rows[1], lift=float(rec["lift"]), se=float(rec["se"])))
+    return out
+
+
+def window_effect(effective: np.ndarray, window_effective: np.ndarray, start: int, saturation) -> float:
+    """Σ_{t ≥ start} [f(e_t) − f(e_t − w_t)]: a test's lift per unit β.
+
+    ``effective`` is the channel's adstocked spend e, ``window_effective`` the adstock w of the
+    window's spend alone (zero elsewhere): adstock is linear, so the history with the window dark
+    has effective spend e − w. ``saturation`` is the curve without β.
+    """
+    e = effective[start:]
+    return float(np.sum(saturation(e) - saturation(np.maximum(e - window_effective[start:], 0.0))))
+
+
+def normalise_lift_tests(records) -> list[dict]:
+    """Checked records as plain JSON data: ISO dates, floats (the fit cache's key and the saved model)."""
+    return [{"channel": str(r["channel"]), "start": _date(r["start"]).date().isoformat(),
+             "end": _date(r["end"]).date().isoformat(), "lift": float(r["lift"]), "se": float(r["se"])}
+            for r in records]
+
+
+def read_lift_tests(path) -> list[dict]:
+    """Lift tests from a file: TOML with a ``[[calibration]]`` list, or CSV with the columns
+    channel, start, end, lift, se. Raises :class:`models.errors.HistoryError` listing every problem."""
+    from pathlib import Path
+
+    from models.errors import HistoryError
+
+    path = Path(path)
+    where = str(path)
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+            if "calibration" not in data:
+                raise HistoryError(["missing: a [[calibration]] list of lift tests"], where)
+            records = data["calibration"]
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            missing = [k for k in LIFT_KEYS if k not in frame.columns]
+            if missing:
+                raise HistoryError([f"columns: missing {', '.join(missing)} (expected {', '.join(LIFT_KEYS)})"], where)
+            records = frame.to_dict("records")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, HistoryError):
+            raise
+        raise HistoryError([f"cannot read lift tests: {exc}"], where) from None
+    problems = check_lift_tests(records, None, where="calibration" if path.suffix.lower() == ".toml" else "row")
+    if problems:
+        raise HistoryError(problems, where)
+    return normalise_lift_tests(records)

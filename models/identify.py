@@ -1,0 +1,151 @@
+"""How well a history identifies each channel's return, and the lift test that would settle it.
+
+From a total KPI a channel's effect is told apart from the rest only by how its spend moves on
+its own: spend that moves with another channel's, or with the season the baseline also follows,
+or hardly moves at all, leaves its return to the priors and to chance (the recovery study,
+``benchmarks/attribution.py``, measures how far). Per channel:
+
+* ``corr_channel`` / ``with``: the largest correlation of its effective (adstocked) spend with
+  another channel's;
+* ``corr_season``: the multiple correlation of its effective spend with the baseline's own
+  regressors (trend, yearly waves, holidays and campaign days, controls);
+* ``dark_share``: the share of periods it did not spend (on/off variation helps);
+* ``spread``: the width of its ROI interval, (P90 − P10) / P50 over the bootstrap;
+* ``level``: "calibrated" (a lift test pins it), "good", "weak" or "poor", from the figures above
+  (:data:`WEAK` and :data:`POOR` thresholds);
+* ``lift_test``: the switch-off test that would measure it to about ±50% (z ≈ 2): how many
+  periods, and the spend those periods would hold back.
+
+A plan that moves money mainly through weak or poor channels says so and names the test
+(:func:`scenarios.plan.evidence_warnings`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["WEAK", "POOR", "PERIOD_WORD", "channel_identification", "identification_warning", "lift_test_size"]
+
+#: Thresholds of a "weak" channel: any of these.
+WEAK = {"corr_channel": 0.6, "corr_season": 0.6, "spread": 0.6}
+#: Thresholds of a "poor" channel (or no detectable effect).
+POOR = {"corr_channel": 0.8, "corr_season": 0.8, "spread": 1.2}
+#: Longest test worth proposing, in periods per frequency (a quarter).
+_LONGEST = {"daily": 91, "weekly": 13, "monthly": 3}
+_SHORTEST = {"daily": 14, "weekly": 2, "monthly": 1}
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    if a.std() <= 0 or b.std() <= 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _multiple_corr(v: np.ndarray, basis: np.ndarray) -> float:
+    """Correlation of ``v`` with its least-squares fit on ``basis`` (which holds an intercept)."""
+    if v.std() <= 0:
+        return 1.0  # constant spend: indistinguishable from the baseline's intercept
+    coef, *_ = np.linalg.lstsq(basis, v, rcond=None)
+    fitted = basis @ coef
+    return max(0.0, min(1.0, _corr(v, fitted)))
+
+
+def lift_test_size(contribution_per_period: float, noise: float, mean_spend: float, frequency: str) -> dict:
+    """The switch-off test that measures a channel's return to z ≈ 2 (about ±50%).
+
+    Switching a channel off for n periods removes about n · c of return, against noise of about
+    σ · √n in the KPI over those periods: z = c √n / σ ≥ 2 needs n ≥ (2σ / c)². Returns
+    ``{"periods", "spend", "feasible"}``; ``feasible`` is False when that takes longer than a
+    quarter (the channel is too small for the KPI to show: a platform's conversion-lift study or
+    a geo test with many regions is the way).
+    """
+    shortest, longest = _SHORTEST[frequency], _LONGEST[frequency]
+    if contribution_per_period <= 0 or noise <= 0:
+        n = longest + 1
+    else:
+        n = math.ceil((2.0 * noise / contribution_per_period) ** 2)
+    periods = max(shortest, min(n, longest))
+    return {"periods": int(periods), "spend": float(periods * mean_spend), "feasible": bool(n <= longest)}
+
+
+def channel_identification(spend: np.ndarray, effective: np.ndarray, basis: np.ndarray, channels: list[str],
+                           roi_samples: dict, contribution: dict, noise: float, pool_roi: float,
+                           frequency: str, calibrated: set[str]) -> dict[str, dict]:
+    """Per channel, the figures of the module docstring.
+
+    ``spend`` and ``effective`` are periods × channels (raw and adstocked at the fitted α),
+    ``basis`` the baseline's regressors (periods × k, with an intercept), ``roi_samples`` the
+    bootstrap ROI per channel (may be empty), ``contribution`` the fitted mean return per period,
+    ``noise`` the KPI's residual standard deviation, ``pool_roi`` all media return over all spend
+    (stands in for a channel whose own return is 0, to size its test).
+    """
+    out = {}
+    C = len(channels)
+    for j, c in enumerate(channels):
+        e = effective[:, j]
+        others = [(abs(_corr(e, effective[:, i])), channels[i]) for i in range(C) if i != j]
+        corr_channel, partner = max(others) if others else (0.0, None)
+        corr_season = _multiple_corr(e, basis)
+        dark = float(np.mean(spend[:, j] <= 0))
+        samples = np.asarray(roi_samples.get(c, ()), dtype=float)
+        spread = None
+        if samples.size >= 5:
+            p10, p50, p90 = np.percentile(samples, [10, 50, 90])
+            spread = float((p90 - p10) / p50) if p50 > 0 else math.inf
+        reasons = []
+        level = "good"
+        for name, value in (("corr_channel", corr_channel), ("corr_season", corr_season), ("spread", spread)):
+            if value is None:
+                continue
+            if value >= POOR[name]:
+                level = "poor"
+                reasons.append(name)
+            elif value >= WEAK[name]:
+                level = "weak" if level == "good" else level
+                reasons.append(name)
+        if contribution.get(c, 0.0) <= 0:
+            level = "poor"
+            reasons.append("no_effect")
+        if c in calibrated:
+            level = "calibrated"
+        mean_spend = float(spend[:, j].mean())
+        per_period = contribution.get(c, 0.0)
+        if per_period <= 0:
+            per_period = pool_roi * mean_spend
+        out[c] = {
+            "level": level,
+            "reasons": reasons,
+            "corr_channel": round(corr_channel, 3),
+            "with": partner,
+            "corr_season": round(corr_season, 3),
+            "dark_share": round(dark, 3),
+            "spread": None if spread is None else (round(spread, 3) if math.isfinite(spread) else None),
+            "lift_test": lift_test_size(per_period, noise, mean_spend, frequency),
+        }
+    return out
+
+
+PERIOD_WORD = {"daily": "days", "weekly": "weeks", "monthly": "months"}
+
+
+def identification_warning(channel: str, ident: dict, frequency: str) -> str:
+    """A poorly identified channel in words, with the lift test that would settle it."""
+    why = []
+    if "no_effect" in ident["reasons"]:
+        why.append("no effect detected")
+    if "corr_channel" in ident["reasons"] and ident.get("with"):
+        why.append(f"its spend moves with {ident['with']}'s (ρ {ident['corr_channel']:.2f})")
+    if "corr_season" in ident["reasons"]:
+        why.append(f"with the season (R {ident['corr_season']:.2f})")
+    if "spread" in ident["reasons"] and ident.get("spread") is not None:
+        why.append(f"its ROI's P10–P90 spans {ident['spread']:.0%} of its median")
+    test = ident["lift_test"]
+    if test["feasible"]:
+        advice = (f"a switch-off (or regional holdout) test of {test['periods']} {PERIOD_WORD[frequency]}, holding back "
+                  f"about {test['spend']:,.0f} of spend, would settle it ([[calibration]])")
+    else:
+        advice = ("it is too small for the KPI to show within a quarter: a platform conversion-lift study or a "
+                  "many-region geo test would settle it ([[calibration]])")
+    return f"{channel}: poorly identified by this history ({'; '.join(why) or 'see its figures'}): {advice}"
