@@ -103,8 +103,8 @@ def break_even_budget(problem: Problem, mroi: float = 1.0, *, problem_at=None) -
     Share limits move with the budget, so B is the root of ``B − reserve_min(B) − spend(B)``,
     bracketed and then found by regula falsi with the Illinois fix (a handful of evaluations where
     plain bisection needs thirty or more; bisection steps whenever it stalls), to a cent or 1e-9
-    of B. A floor on overall ROI is left out, hence "about". Returns 0 when no channel returns
-    ``mroi`` even on its first unit of money.
+    of B. A floor on overall ROI is left out, hence "about". Returns a cent (0.01) when no channel
+    returns ``mroi`` even on its first unit of money.
 
     ``problem_at(budget)`` gives the problem at another budget (default ``problem.with_budget``),
     e.g. one whose current plan, and so its change limits, scales with the budget.
@@ -122,6 +122,10 @@ def break_even_budget(problem: Problem, mroi: float = 1.0, *, problem_at=None) -
         a, fa = b, fb
         b = 2.0 * b
         fb = room(b)
+    if fa is None and b > 0.01 and room(0.01) >= 0:
+        # Nothing is spent at marginal `mroi`: the root is within a cent of 0, which halving
+        # down from the budget would take some twenty evaluations to find.
+        return 0.01
     kept = 0  # +1 / −1: b / a moved last time (Illinois: halve the weight of the end kept twice)
     for _ in range(100):
         if b - a <= max(0.01, 1e-9 * b):
