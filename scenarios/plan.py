@@ -158,7 +158,7 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
     scenario
         From :func:`scenarios.load_scenario`.
     exact
-        Solve S-curves exactly (single horizon).
+        Solve S-curves exactly (MILP), single-horizon and period plans alike.
     lp_path
         Write the final LP to this file.
     risk_alpha
@@ -227,7 +227,7 @@ def _plan(scenario, exact: bool, lp_path: str | None, risk_alpha: float | None) 
                               extra={"risk": plans.risk, "risk_neutral": plans.neutral.to_dict()})
     elif periodic:
         problem = period_problem(scenario, scenario.horizon_spec)
-        alloc = optimize_periods(problem, lp_path=lp_path)
+        alloc = optimize_periods(problem, exact=exact, lp_path=lp_path)
         alloc.notes.extend(problem.notes)
         result = ScenarioPlan(alloc, True, period_problem=problem)
     else:
