@@ -904,7 +904,8 @@ class MediaMixModel:
         roi = {c: float(contrib[c].sum() / max(history.spend[c].sum(), 1e-12)) for c in self.channels_}
         median_roi = float(np.median(list(roi.values())))
         s_lo, s_hi = _S_BOUNDS_S_SHAPED if self.s_shaped else _S_BOUNDS_CONCAVE
-        evidence = self._identification(history, contrib, roi)
+        roi_samples = {c: self._roi_samples(c, history) for c in self.channels_}
+        evidence = self._identification(history, contrib, roi_samples)
         lifts = self._lift_checks(history)
         for c in self.channels_:
             p = self.params_[c]
@@ -925,11 +926,7 @@ class MediaMixModel:
                 )
             samples = self.bootstrap_.get(c)
             if samples is not None and len(samples):
-                sroi = np.array([
-                    float((b * hill(adstock(x, a, self.max_lag), k, s)).sum() / max(x.sum(), 1e-12))
-                    for b, k, s, a in samples
-                ])
-                p10, p50, p90 = (float(v) for v in np.percentile(sroi, [10, 50, 90]))
+                p10, p50, p90 = (float(v) for v in np.percentile(roi_samples[c], [10, 50, 90]))
                 alpha_q = np.percentile(samples[:, 3], [10, 50, 90]).tolist()
                 k_q = np.percentile(samples[:, 1], [10, 50, 90]).tolist()
                 s_q = np.percentile(samples[:, 2], [10, 50, 90]).tolist()
@@ -982,7 +979,7 @@ class MediaMixModel:
         self.roi_ = roi
         self.warnings_ = warn_list
 
-    def _identification(self, history: History, contrib: pd.DataFrame, roi: dict) -> dict:
+    def _identification(self, history: History, contrib: pd.DataFrame, roi_samples: dict) -> dict:
         """Per channel: how well the history identifies it (:mod:`models.identify`); total KPI only."""
         if history.kpi is None or len(self.channels_) < 1:
             return {}
@@ -994,11 +991,10 @@ class MediaMixModel:
                                      for j, c in enumerate(self.channels_)])
         basis = self._linear_basis(history, self._holiday_table(history.dates, history.frequency))
         resid = (history.target() - self.predict(history))[burn:]
-        samples = {row_c: self._roi_samples(row_c, history) for row_c in self.channels_}
         contribution = {c: float(contrib[c].mean()) for c in self.channels_}
         pool = float(contrib.to_numpy().sum() / max(spend.sum(), 1e-12))
         calibrated = {r["channel"] for r in self.calibration or ()}
-        return channel_identification(spend[burn:], effective[burn:], basis[burn:], self.channels_, samples,
+        return channel_identification(spend[burn:], effective[burn:], basis[burn:], self.channels_, roi_samples,
                                       contribution, float(np.std(resid)), pool, history.frequency, calibrated)
 
     def _roi_samples(self, channel: str, history: History) -> np.ndarray:
