@@ -161,8 +161,8 @@ def normalise_lift_tests(records) -> list[dict]:
 
 
 def read_lift_tests(path) -> list[dict]:
-    """Lift tests from a file: TOML with a ``[[calibration]]`` list, or CSV with the columns
-    channel, start, end, lift, se. Raises :class:`models.errors.HistoryError` listing every problem."""
+    """Lift tests from a file: TOML with a ``[[calibration]]`` list, or a CSV (or workbook) with the
+    columns channel, start, end, lift, se. Raises :class:`models.errors.HistoryError` listing every problem."""
     from pathlib import Path
 
     from models.errors import HistoryError
@@ -179,7 +179,9 @@ def read_lift_tests(path) -> list[dict]:
                 raise HistoryError(["missing: a [[calibration]] list of lift tests"], where)
             records = data["calibration"]
         else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            from models.history import read_table
+
+            frame = read_table(path, where)
             missing = [k for k in LIFT_KEYS if k not in frame.columns]
             if missing:
                 raise HistoryError([f"columns: missing {', '.join(missing)} (expected {', '.join(LIFT_KEYS)})"], where)

@@ -49,8 +49,9 @@ from scipy.optimize import least_squares, nnls
 from scipy.signal import lfilter
 from scipy.stats import qmc
 
+from models.calibration import check_lift_tests, resolve_lift_tests, window_effect
 from models.curves import HillCurve
-from models.errors import ConvergenceWarning, NotFittedError
+from models.errors import ConvergenceWarning, HistoryError, NotFittedError
 from models.history import History
 
 __all__ = ["MediaMixModel", "ChannelParams", "adstock", "hill", "fit_metrics", "naive_holdout_nrmse",
@@ -249,8 +250,6 @@ class _Problem:
         """
         if not self.lifts and not (self.roi_width and self.pool > 0 and self.sigma > 0):
             return None
-        from models.calibration import window_effect
-
         C = self.n_channels
         rows, rhs = [], []
         alpha, k, s = self.unpack(z)
@@ -571,9 +570,6 @@ class MediaMixModel:
         if not isinstance(history, History):
             raise TypeError("fit expects a models.history.History (see load_history)")
         if self.calibration:
-            from models.calibration import check_lift_tests
-            from models.errors import HistoryError
-
             problems = check_lift_tests(self.calibration, list(history.channels), history.dates)
             if problems:
                 raise HistoryError(problems, "calibration")
@@ -606,8 +602,6 @@ class MediaMixModel:
     def _with_evidence(self, problem: _Problem, history: History, channels: list[str], sigma: float,
                        pool: float) -> _Problem:
         """The problem with the lift tests of its channels and, across several channels, the ROI prior."""
-        from models.calibration import resolve_lift_tests
-
         lifts = tuple(resolve_lift_tests(self.calibration, list(channels), history.dates)) if self.calibration else ()
         width = self.roi_prior if self.roi_prior and len(channels) > 1 and pool > 0 else None
         return replace(problem, lifts=lifts, roi_width=width, pool=max(pool, 0.0), sigma=sigma)
@@ -1010,8 +1004,6 @@ class MediaMixModel:
         """Each lift test beside the lift the fitted curves give for its window."""
         if not self.calibration:
             return {}
-        from models.calibration import resolve_lift_tests, window_effect
-
         out: dict[str, list[dict]] = {}
         for test in resolve_lift_tests(self.calibration, self.channels_, history.dates):
             p = self.params_[test.channel]

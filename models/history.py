@@ -231,17 +231,7 @@ def load_history(path, spec: HistorySpec | None = None, **overrides) -> History:
     """
     spec = _spec_with(spec, overrides)
     source = os.path.basename(os.fspath(path))
-    if os.fspath(path).lower().endswith(XLSX_SUFFIXES):
-        return history_from_frame(_read_xlsx(path, source, spec.date_format), spec, source=source)
-    try:
-        # Everything as text first: numbers are checked cell by cell so that a bad cell can be
-        # reported with its row instead of silently turning a column into strings.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except FileNotFoundError:
-        raise HistoryError([f"{source}: file not found"], source) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise HistoryError([f"{source}: cannot be read as CSV ({exc})"], source) from None
-    return history_from_frame(frame, spec, source=source)
+    return history_from_frame(read_table(path, source, spec.date_format), spec, source=source)
 
 
 #: File endings read as Excel workbooks (the first sheet) instead of CSV.
@@ -268,10 +258,27 @@ def _xlsx_text(value, date_format: str | None) -> str:
     return str(value).strip()
 
 
-def read_xlsx(path, source: str | None = None, date_format: str | None = None) -> pd.DataFrame:
-    """The first sheet of a workbook as a frame of text cells, read as a CSV of it would be (for
-    other tables laid out like a history: actuals)."""
-    return _read_xlsx(path, source or os.path.basename(os.fspath(path)), date_format)
+def read_table(path, source: str | None = None, date_format: str | None = None) -> pd.DataFrame:
+    """A CSV file, or the first sheet of a workbook (.xlsx, .xlsm), as a frame of text cells.
+
+    Everything as text: numbers are checked cell by cell by the caller, so that a bad cell can be
+    reported with its row instead of silently turning a column into strings. Used for histories
+    and for the tables laid out like them (actuals, lift tests).
+
+    Raises
+    ------
+    HistoryError
+        The file is missing or cannot be read as a table.
+    """
+    source = source or os.path.basename(os.fspath(path))
+    if os.fspath(path).lower().endswith(XLSX_SUFFIXES):
+        return _read_xlsx(path, source, date_format)
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except FileNotFoundError:
+        raise HistoryError([f"{source}: file not found"], source) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise HistoryError([f"{source}: cannot be read as CSV ({exc})"], source) from None
 
 
 def _read_xlsx(path, source: str, date_format: str | None) -> pd.DataFrame:

@@ -92,10 +92,8 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
         columns; and, unless ``force`` (then they are skipped and listed in ``ignored``), periods
         outside the plan and unknown channels. Periods must be the plan's first ones, without gaps.
     """
-    import pandas as pd
-
     from models.errors import HistoryError
-    from models.history import XLSX_SUFFIXES, read_xlsx
+    from models.history import read_table
 
     path = Path(path)
     source = path.name
@@ -108,14 +106,10 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
         layout, date_col, ret_col, chan_col, spend_col = "long", "period", "return", "channel", "spend"
     try:
         content = path.read_bytes()
-        if path.suffix.lower() in XLSX_SUFFIXES:  # finance keeps actuals in Excel
-            frame = read_xlsx(path, source, spec.date_format if spec is not None else None)
-        else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except FileNotFoundError:
         raise HistoryError([f"{source}: file not found"], source) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise HistoryError([f"{source}: not a readable CSV ({exc})"], source) from None
+    # CSV, or Excel: finance keeps actuals in workbooks.
+    frame = read_table(path, source, spec.date_format if spec is not None else None)
     problems: list[str] = []
     ignored: list[str] = []
     spend: dict = {}
