@@ -410,49 +410,60 @@ def curve_from_dict(data: dict) -> ResponseCurve:
 # Many curves at once: the optimizer evaluates thousands of channels per refinement round.
 
 
+#: Curve classes CurveSet stacks into parameter arrays, with the parameters it stacks.
+_STACKED = {HillCurve: ("beta", "k", "s"), ExponentialCurve: ("beta", "k")}
+
+
 class CurveSet:
     """A fixed list of curves evaluated together: ``marginal(x)[i]`` is curve i at ``x[i]``.
 
-    Hill and exponential curves are stacked into parameter arrays once, so each evaluation is
-    a few numpy operations whatever the number of channels; other kinds fall back to a loop.
+    Hill and exponential curves, and the envelopes of S-shaped ones (a LinearThenCurve of
+    either), are stacked into parameter arrays once, so each evaluation is a few numpy
+    operations whatever the number of curves; other kinds fall back to a loop.
     """
 
     def __init__(self, curves: list[ResponseCurve]):
         self.curves = list(curves)
         self.n = len(self.curves)
-        groups: dict[type, list[int]] = {}
+        groups: dict[tuple, list[int]] = {}
         for i, c in enumerate(self.curves):
-            groups.setdefault(type(c), []).append(i)
-        self._groups = []
-        for cls, idx in groups.items():
-            idx = np.array(idx)
+            # The envelope of an S-shaped curve (a ray, then the curve) is stacked too: curve
+            # samples planned on their envelopes come by the thousand.
+            envelope = type(c) is LinearThenCurve
+            groups.setdefault((envelope, type(c.base) if envelope else type(c)), []).append(i)
+        self._groups = []  # (family kernel class or None: curve by curve, envelope?, indices, params, curves)
+        for (envelope, family), idx in groups.items():
             sub = [self.curves[i] for i in idx]
-            if cls is HillCurve:
-                params = tuple(np.array([getattr(c, n) for c in sub]) for n in ("beta", "k", "s"))
-            elif cls is ExponentialCurve:
-                params = tuple(np.array([getattr(c, n) for c in sub]) for n in ("beta", "k"))
-            else:
-                params = None
-            self._groups.append((cls, idx, params, sub))
+            if family not in _STACKED:
+                self._groups.append((None, False, np.array(idx), None, sub))
+                continue
+            bases = [c.base for c in sub] if envelope else sub
+            params = tuple(np.array([getattr(c, n) for c in bases]) for n in _STACKED[family])
+            if envelope:
+                params = (np.array([c.knee for c in sub]), np.array([c.slope for c in sub]), params)
+            self._groups.append((family, envelope, np.array(idx), params, sub))
 
     def marginal(self, x) -> np.ndarray:
-        return self._evaluate(x, _hill_marginal, _exp_marginal, "marginal")
+        return self._evaluate(x, {HillCurve: _hill_marginal, ExponentialCurve: _exp_marginal}, "marginal")
 
     def response(self, x) -> np.ndarray:
-        return self._evaluate(x, _hill_response, _exp_response, "response")
+        return self._evaluate(x, {HillCurve: _hill_response, ExponentialCurve: _exp_response}, "response")
 
-    def _evaluate(self, x, hill, exponential, method: str) -> np.ndarray:
-        """One kernel call per stacked family; other kinds call ``method`` curve by curve."""
+    def _evaluate(self, x, kernels: dict, method: str) -> np.ndarray:
+        """One kernel call per stacked family (an envelope: its ray below the knee, its base's
+        kernel above); other kinds call ``method`` curve by curve."""
         x = np.maximum(np.broadcast_to(_as_array(x), (self.n,)), 0.0)
         out = np.empty(self.n)
-        for cls, idx, params, sub in self._groups:
+        for family, envelope, idx, params, sub in self._groups:
             xi = x[idx]
-            if cls is HillCurve:
-                out[idx] = hill(*params, xi)
-            elif cls is ExponentialCurve:
-                out[idx] = exponential(*params, xi)
-            else:
+            if family is None:
                 out[idx] = [float(getattr(c, method)(v)) for c, v in zip(sub, xi)]
+            elif envelope:
+                knee, slope, base = params
+                ray = slope * xi if method == "response" else slope
+                out[idx] = np.where(xi < knee, ray, kernels[family](*base, xi))
+            else:
+                out[idx] = kernels[family](*params, xi)
         return out
 
     def spend_at_marginal(self, m, lo, hi, iterations: int = 80) -> np.ndarray:

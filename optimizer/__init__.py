@@ -10,7 +10,8 @@ period (a single-horizon plan is the plan of one period), one concept a module:
 * the pipeline: solve.py (optimize, optimize_periods and the one refinement loop), refine.py
   (breakpoints and the duality-bound stopping rule), cents.py (money to the cent), report.py
   and marginal.py (the report), diagnose.py (infeasibility);
-* beside it: risk.py (CVaR over curve samples), result.py (results and their JSON), exact.py
+* beside it: risk.py (CVaR over curve samples, and the sample LP), guard.py (the plan that does
+  no harm against a reference over curve samples), result.py (results and their JSON), exact.py
   (exact optima for tests and benchmarks).
 """
 
@@ -31,6 +32,7 @@ from optimizer.marginal import break_even_budget
 from optimizer.periods import AfterHorizonCurve, Pacing, PeriodChannel, PeriodProblem, effective_spend, from_problem, plan_returns, plan_violations
 from optimizer.solve import optimize, optimize_periods
 from optimizer.risk import RiskPlans, optimize_cvar, optimize_cvar_periods, return_distribution
+from optimizer.guard import GuardedPlan, optimize_guarded, optimize_guarded_periods
 
 __all__ = [
     "AfterHorizonCurve",
@@ -40,6 +42,7 @@ __all__ = [
     "ChannelResult",
     "Group",
     "GroupResult",
+    "GuardedPlan",
     "OBJECTIVES",
     "Pacing",
     "PeriodAllocation",
@@ -59,6 +62,8 @@ __all__ = [
     "optimize",
     "optimize_cvar",
     "optimize_cvar_periods",
+    "optimize_guarded",
+    "optimize_guarded_periods",
     "optimize_periods",
     "plan_returns",
     "plan_violations",
