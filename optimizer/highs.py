@@ -163,6 +163,20 @@ class Substitution:
     reduced: np.ndarray | None = None
 
 
+def _retry_unknown(h) -> None:
+    """When HiGHS ends with an unknown status (numerical trouble in simplex: seen on sample LPs
+    whose CVaR row couples hundreds of samples), solve again with presolve, then with the
+    interior-point method and crossover; a MILP or a clear verdict is left as it is."""
+    import highspy
+
+    for option, value in (("presolve", "on"), ("solver", "ipm")):
+        if h.getModelStatus() != highspy.HighsModelStatus.kUnknown:
+            return
+        logger.debug("HiGHS status unknown; solving again with %s=%s", option, value)
+        h.setOptionValue(option, value)
+        h.run()
+
+
 class SegmentHiGHS(BulkHiGHS):
     """HiGHS with a :class:`Substitution` applied: the model's rows are rewritten in the
     segment columns before the solve, and every variable, constraint dual and array-row dual
@@ -263,6 +277,7 @@ class SegmentHiGHS(BulkHiGHS):
 
         h = lp.solverModel
         h.run()
+        _retry_unknown(h)
         B, lo, hi = self._bounds
         pending = np.arange(lo.size)
         for _ in range(100):
@@ -286,6 +301,7 @@ class SegmentHiGHS(BulkHiGHS):
             if not self._integer:
                 h.setOptionValue("solver", "simplex")
             h.run()
+            _retry_unknown(h)
         raise SolverError("bound rows kept breaking after 100 rounds")  # pragma: no cover
 
     def findSolutionValues(self, lp):

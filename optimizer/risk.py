@@ -406,7 +406,13 @@ def sample_plan(problem: PeriodProblem, measure: str, curves: list[list], alpha:
         if measure == "cvar":
             lp.setObjective(tail)
         else:
-            con = pulp.LpConstraint(tail, pulp.LpConstraintGE, "guard_cvar", 0.0)
+            # The reference sits on this row's boundary (its gain is 0 in every sample), so an exact 0
+            # leaves HiGHS to decide feasibility within its tolerances on returns of millions: it
+            # answered "infeasible" or "unknown" on sample LPs of the recovery study. A slack of
+            # 1e-9 of the reference's mean return (a dime on ¥100M) is below anything a plan reports.
+            ref_return = family.response(np.repeat(guard.e_ref, S)).reshape(C * T, S).sum(axis=0).mean()
+            slack = 1e-9 * max(abs(float(m * ref_return)), 1.0)
+            con = pulp.LpConstraint(tail, pulp.LpConstraintGE, "guard_cvar", -slack)
             lp.addConstraint(con)
             model.named["guard_cvar"] = con
     start_e = np.clip(effective_spend(problem, start).ravel(), L.pair_lo, L.pair_hi)

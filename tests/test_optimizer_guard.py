@@ -157,7 +157,7 @@ def test_mirror_samples_keep_the_reference():
     # The mean plan moves money to the even split, which the sample favouring b pays for.
     assert np.allclose(spends(g.mean), [475_000.0, 475_000.0], atol=0.005)
     assert g.stats["mean"]["cvar_gain"] < 0
-    assert g.stats["guarded"]["cvar_gain"] == 0.0
+    assert abs(g.stats["guarded"]["cvar_gain"]) <= 0.01  # the guard row's slack: 1e-9 of the return
     assert g.stats["guarded"]["beats_reference"] == 0.0
 
 
