@@ -334,10 +334,34 @@ def history_from_frame(frame: pd.DataFrame, spec: HistorySpec | None = None, sou
     if checker.errors or history is None:
         problems, kinds = _by_row(checker.errors, checker.error_kinds, source)
         raise HistoryError(cap_problems(problems, kinds=kinds), source)
+    short = short_history_warning(history.dates, history.frequency)
+    if short:
+        history.warnings.append(f"{source}: {short}")
     history.warnings[:] = cap_problems(history.warnings)
     for message in history.warnings:
         logger.warning("%s", message)
     return history
+
+
+#: Days of history below which the yearly wave is fitted from less than two cycles.
+TWO_YEARS_DAYS = 730
+
+
+def short_history_warning(dates: pd.DatetimeIndex, frequency: str) -> str | None:
+    """Why a history under two years makes the seasonality doubtful, or None.
+
+    With one cycle of the year a seasonal peak and a trend step look alike, so the baseline (and
+    with it every channel's share of the KPI) rests on the fitted yearly wave. Prophet says the
+    same on its log; the plan carries it instead.
+    """
+    if len(dates) < 2:
+        return None
+    step = {"daily": 1, "weekly": 7, "monthly": 30}.get(frequency, 0)
+    days = int((dates[-1] - dates[0]).days) + step
+    if days >= TWO_YEARS_DAYS:
+        return None
+    return (f"{days} days of history (under two years): the yearly seasonality is fitted from fewer than two "
+            "cycles, so the season, the trend and the media effects are hard to tell apart")
 
 
 def _by_row(problems: list[str], kinds: list, source: str) -> tuple[list[str], list]:
