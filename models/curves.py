@@ -21,6 +21,7 @@ __all__ = [
     "ExponentialCurve",
     "PointsCurve",
     "LinearThenCurve",
+    "HillMixture",
     "curve_from_dict",
     "CURVE_KINDS",
 ]
@@ -330,10 +331,70 @@ class LinearThenCurve(ResponseCurve):
         return self.base.to_dict()
 
 
+class HillMixture(ResponseCurve):
+    """The mean of Hill curves ``β_i x^{s_i} / (x^{s_i} + k_i^{s_i})``: a posterior-mean curve.
+
+    The expected return of spend x over posterior draws i = 1…S is the mean of each draw's
+    curve at x; planning on it maximises the expected return (the plan's return is a sum over
+    channels, so its mean is the sum of the channels' mean curves). Concave when every draw is.
+    """
+
+    kind = "hill_mixture"
+
+    def __init__(self, beta, k, s):
+        self.beta = np.asarray(beta, dtype=float).ravel()
+        self.k = np.asarray(k, dtype=float).ravel()
+        self.s = np.asarray(s, dtype=float).ravel()
+        if not (self.beta.size == self.k.size == self.s.size) or self.beta.size == 0:
+            raise ValueError("a Hill mixture needs the same, non-zero number of beta, k and s values")
+
+    def __eq__(self, other):
+        return (isinstance(other, HillMixture) and np.array_equal(self.beta, other.beta)
+                and np.array_equal(self.k, other.k) and np.array_equal(self.s, other.s))
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"HillMixture({self.beta.size} draws)"
+
+    def response(self, x) -> np.ndarray:
+        x = np.maximum(_as_array(x), 0.0)
+        return _hill_response(self.beta, self.k, self.s, x[..., None]).mean(axis=-1)
+
+    def marginal(self, x) -> np.ndarray:
+        x = np.maximum(_as_array(x), 0.0)
+        return _hill_marginal(self.beta, self.k, self.s, x[..., None]).mean(axis=-1)
+
+    @property
+    def is_concave(self) -> bool:
+        return bool(np.all(self.s <= 1.0))
+
+    @property
+    def concave_from(self) -> float:
+        if self.is_concave:
+            return 0.0
+        shaped = self.s > 1.0
+        return float(np.max(self.k[shaped] * ((self.s[shaped] - 1.0) / (self.s[shaped] + 1.0)) ** (1.0 / self.s[shaped])))
+
+    def envelope(self) -> ResponseCurve:
+        if self.is_concave:
+            return self
+        top = 8.0 * float(np.max(self.k))
+        xs = np.linspace(0.0, top, 801)
+        return PointsCurve(xs, self.response(xs)).envelope()
+
+    def scaled(self, factor: float) -> "HillMixture":
+        return HillMixture(self.beta * factor, self.k, self.s)
+
+    def to_dict(self) -> dict:
+        return {"kind": "hill_mixture", "beta": self.beta.tolist(), "k": self.k.tolist(), "s": self.s.tolist()}
+
+
 CURVE_KINDS = {
     "hill": {"required": ("beta", "k"), "optional": ("s",)},
     "exponential": {"required": ("beta", "k"), "optional": ()},
     "points": {"required": ("points",), "optional": ()},
+    "hill_mixture": {"required": ("beta", "k", "s"), "optional": ()},
 }
 
 
@@ -368,6 +429,15 @@ def curve_problems(data, where: str = "curve") -> list[str]:
                 problems.append(f"{where}.beta: must be ≥ 0, got {value}")
             elif key in ("k", "s") and value <= 0:
                 problems.append(f"{where}.{key}: must be > 0, got {value}")
+    elif kind == "hill_mixture":
+        lists = [data.get(key) for key in ("beta", "k", "s")]
+        if all(key in data for key in ("beta", "k", "s")):
+            if not all(isinstance(v, list) and v and all(_finite_number(x) for x in v) for v in lists):
+                problems.append(f"{where}: beta, k and s must be non-empty lists of finite numbers")
+            elif len({len(v) for v in lists}) != 1:
+                problems.append(f"{where}: beta, k and s must have the same length")
+            elif min(lists[0]) < 0 or min(lists[1]) <= 0 or min(lists[2]) <= 0:
+                problems.append(f"{where}: beta must be ≥ 0 and k, s > 0")
     elif "points" in data:
         pts = data["points"]
         if not isinstance(pts, list) or not pts:
@@ -402,6 +472,8 @@ def curve_from_dict(data: dict) -> ResponseCurve:
         return HillCurve(beta=float(data["beta"]), k=float(data["k"]), s=float(data.get("s", 1.0)))
     if kind == "exponential":
         return ExponentialCurve(beta=float(data["beta"]), k=float(data["k"]))
+    if kind == "hill_mixture":
+        return HillMixture(data["beta"], data["k"], data["s"])
     pts = data["points"]
     return PointsCurve([p[0] for p in pts], [p[1] for p in pts])
 

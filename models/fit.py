@@ -464,8 +464,19 @@ class MediaMixModel:
     burn_in : int or None
         First periods left out of the loss, because their carryover from spend before the history
         is unknown (default: 8 weeks, 28 days or 2 months).
+    method : {"auto", "bayes", "least_squares"}
+        "bayes": the joint Bayesian model of a total KPI (:mod:`models.posterior`: ROI priors,
+        the baseline in the same model, NUTS), whose draws are the curve samples; "least_squares":
+        multi-start least squares on a Prophet baseline with a block bootstrap (below). "auto"
+        (default): "bayes" for a total KPI (wide layout), "least_squares" for per-channel returns
+        (long layout), where each channel's own return identifies it.
+    warmup, draws, chains : int
+        The sampler's adaptation and kept iterations per chain, and its chains (method "bayes").
+    priors : dict, optional
+        Overrides of :class:`models.posterior.Priors` fields (method "bayes"), e.g.
+        ``{"roi": [0.5, 0.6]}`` for a pooled log-ROI prior N(0.5, 0.6).
     prior_strength : float
-        Weight of the weakly-informative priors on the curve parameters (α ~ N(0.4, 0.3),
+        Least squares: weight of the weakly-informative priors on the curve parameters (α ~ N(0.4, 0.3),
         log κ ~ N(0, 1) where k = κ · mean spend/(1 − α), s ~ N(0.8, 0.3)); 0 = plain least
         squares. With 3 nonlinear parameters per channel and a few years of data, least squares
         alone overfits noise; the priors cut ROI errors roughly in half in the ground-truth tests.
@@ -477,7 +488,8 @@ class MediaMixModel:
                  events: dict | None = None, holdout: int = 13, n_bootstrap: int = 100,
                  block_length: int | None = None, n_jobs: int | None = None, random_state: int = 0,
                  burn_in: int | None = None, prior_strength: float = 1.0, calibration: list | None = None,
-                 roi_prior: float | None = None):
+                 roi_prior: float | None = None, method: str = "auto", warmup: int = 400, draws: int = 400,
+                 chains: int = 2, priors: dict | None = None):
         self.max_lag = max_lag
         self.alpha_bounds = alpha_bounds
         self.s_shaped = s_shaped
@@ -496,12 +508,26 @@ class MediaMixModel:
         self.prior_strength = prior_strength
         self.calibration = [dict(r) for r in calibration] if calibration else None
         self.roi_prior = roi_prior
+        self.method = method
+        self.warmup = warmup
+        self.draws = draws
+        self.chains = chains
+        self.priors = dict(priors) if priors else None
 
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in (
             "max_lag", "alpha_bounds", "s_shaped", "n_starts", "alternations", "baseline", "holidays",
             "campaign_days", "events", "holdout", "n_bootstrap", "block_length", "n_jobs", "random_state",
-            "burn_in", "prior_strength", "calibration", "roi_prior")}
+            "burn_in", "prior_strength", "calibration", "roi_prior", "method", "warmup", "draws", "chains", "priors")}
+
+    def uses_joint(self, history: History | None = None) -> bool:
+        """Whether this estimator fits ``history`` with the joint Bayesian model (see ``method``);
+        without a history, whether the fitted model came from it."""
+        if history is None:
+            return getattr(self, "joint_", None) is not None
+        if self.method == "auto":
+            return history.kpi is not None
+        return self.method == "bayes"
 
     # ---------------------------------------------------------------- fitting
 
@@ -522,14 +548,14 @@ class MediaMixModel:
         """
         self._progress = progress
         self._check_settings(history)
+        if self.uses_joint(history):
+            from models.bayes import fit_model_joint
+
+            return fit_model_joint(self, history)
+        self.joint_ = None
         n = history.periods
-        holdout = self.holdout if self.holdout and n - self.holdout >= 26 else 0
         warn_list: list[str] = list(history.warnings)
-        if self.holdout and not holdout:
-            # Said, not silently dropped: the user asked for an out-of-sample score.
-            warn_list.append(f"holdout of {self.holdout} periods ignored: it would leave {max(n - self.holdout, 0)} of "
-                             f"{n} periods to fit (at least 26 are needed); the fit is scored in sample only")
-            logger.warning("%s", warn_list[-1])
+        holdout = self._holdout_periods(history, warn_list)
         self._convergence = []  # non-converged media fits, filled by _fit_blocks
 
         self._priors: dict = {}
@@ -559,16 +585,38 @@ class MediaMixModel:
         self._diagnose(history, warn_list)
         return self
 
+    def _holdout_periods(self, history: History, warn_list: list[str]) -> int:
+        """The holdout to score, 0 when it would leave fewer than 26 periods to fit (said in ``warn_list``)."""
+        n = history.periods
+        holdout = self.holdout if self.holdout and n - self.holdout >= 26 else 0
+        if self.holdout and not holdout:
+            # Said, not silently dropped: the user asked for an out-of-sample score.
+            warn_list.append(f"holdout of {self.holdout} periods ignored: it would leave {max(n - self.holdout, 0)} of "
+                             f"{n} periods to fit (at least 26 are needed); the fit is scored in sample only")
+            logger.warning("%s", warn_list[-1])
+        return holdout
+
     def _check_settings(self, history: History) -> None:
+        if not isinstance(history, History):
+            raise TypeError("fit expects a models.history.History (see load_history)")
+        if self.method not in ("auto", "bayes", "least_squares"):
+            raise ValueError(f"method must be 'auto', 'bayes' or 'least_squares', got {self.method!r}")
+        if self.method == "bayes" and history.kpi is None:
+            raise ValueError("method 'bayes' fits a total KPI (wide layout); per-channel returns use 'least_squares'")
+        if min(self.warmup, self.draws, self.chains) < 1:
+            raise ValueError("warmup, draws and chains must be ≥ 1")
         if self.baseline not in ("prophet", "linear"):
             raise ValueError(f"baseline must be 'prophet' or 'linear', got {self.baseline!r}")
+        from models.baseline import country_problem
+
+        problem = country_problem(self.holidays)
+        if problem:
+            raise ValueError(f"holidays: {problem}")
         lo, hi = self.alpha_bounds
         if not (0.0 <= lo <= hi < 1.0):
             raise ValueError(f"alpha_bounds must satisfy 0 ≤ low ≤ high < 1, got {self.alpha_bounds}")
         if self.n_starts < 1:
             raise ValueError("n_starts must be ≥ 1")
-        if not isinstance(history, History):
-            raise TypeError("fit expects a models.history.History (see load_history)")
         if self.calibration:
             problems = check_lift_tests(self.calibration, list(history.channels), history.dates)
             if problems:
@@ -740,7 +788,7 @@ class MediaMixModel:
 
     def _bootstrap(self, history: History, blocks, zs, problems, parts) -> None:
         S = int(self.n_bootstrap)
-        self.bootstrap_ = {}
+        self.samples_ = {}
         if S <= 0:
             return
         n = history.periods
@@ -782,7 +830,7 @@ class MediaMixModel:
         for bi, block in enumerate(blocks):
             stacked = np.stack([results[(bi, i)] for i in range(S)])  # S × channels × 4
             for j, c in enumerate(block.channels):
-                self.bootstrap_[c] = stacked[:, j, :].copy()
+                self.samples_[c] = stacked[:, j, :].copy()
 
     # ---------------------------------------------------------------- using the fit
 
@@ -791,6 +839,10 @@ class MediaMixModel:
             raise NotFittedError("this MediaMixModel is not fitted yet; call fit(history) first")
 
     def _contributions(self, params: dict[str, ChannelParams], history: History) -> pd.DataFrame:
+        if getattr(self, "joint_", None) is not None and params is self.params_:
+            from models.bayes import joint_contributions
+
+            return joint_contributions(self.joint_, history)
         out = {}
         for c, p in params.items():
             x = history.spend[c].to_numpy(dtype=float)
@@ -826,7 +878,11 @@ class MediaMixModel:
         """
         self._check_fitted()
         contrib = self._contributions(self.params_, history)
-        base = sum(self._baseline_values(self.blocks_, history).values())
+        joint = getattr(self, "joint_", None)
+        if joint is not None and history.periods == self.periods_ and history.dates[0] == self.start_:
+            base = joint.baseline  # the joint model's own baseline over the history it fitted
+        else:
+            base = sum(self._baseline_values(self.blocks_, history).values())
         contrib.insert(0, "baseline", base)
         contrib.index = history.dates
         return contrib
@@ -855,7 +911,25 @@ class MediaMixModel:
         """
         self._check_fitted()
         p = self._param(channel)
+        if getattr(self, "joint_", None) is not None:
+            from models.bayes import joint_planning_curve
+
+            return joint_planning_curve(self.joint_, channel, periods)
         return _planning(p.beta, p.k, p.s, p.alpha, periods, self.max_lag)
+
+    def period_curve(self, channel: str):
+        """The channel's return per period as a function of its adstocked spend (period plans).
+
+        Least squares: the fitted Hill curve. Joint model: the posterior-mean curve over the
+        draws (each with its own k and s), paired with the median carryover α (``hill_params``).
+        """
+        self._check_fitted()
+        p = self._param(channel)
+        if getattr(self, "joint_", None) is not None:
+            from models.bayes import joint_period_curve
+
+            return joint_period_curve(self.joint_, channel)
+        return HillCurve(beta=p.beta, k=p.k, s=p.s)
 
     def planning_curves(self, periods: int) -> dict[str, HillCurve]:
         """:meth:`planning_curve` for every channel."""
@@ -863,10 +937,11 @@ class MediaMixModel:
         return {c: self.planning_curve(c, periods) for c in self.channels_}
 
     def planning_curve_samples(self, channel: str, periods: int) -> list[HillCurve]:
-        """The planning curve of every bootstrap sample of ``channel`` (for CVaR over curves)."""
+        """The planning curve of every curve sample of ``channel`` (bootstrap resample or posterior
+        draw; for plans over samples)."""
         self._check_fitted()
         self._param(channel)
-        samples = self.bootstrap_.get(channel)
+        samples = self.samples_.get(channel)
         if samples is None or not len(samples):
             return []
         return [_planning(b, k, s, a, periods, self.max_lag) for b, k, s, a in samples]
@@ -918,7 +993,7 @@ class MediaMixModel:
                 channel_warnings.append(
                     f"{c}: ROI {roi[c]:.2f} is far from the other channels' median {median_roi:.2f}; check its data"
                 )
-            samples = self.bootstrap_.get(c)
+            samples = self.samples_.get(c)
             if samples is not None and len(samples):
                 p10, p50, p90 = (float(v) for v in np.percentile(roi_samples[c], [10, 50, 90]))
                 alpha_q = np.percentile(samples[:, 3], [10, 50, 90]).tolist()
@@ -950,7 +1025,7 @@ class MediaMixModel:
                 "roi_p10": p10,
                 "roi_p50": p50,
                 "roi_p90": p90,
-                "marginal_roi": float(_planning(p.beta, p.k, p.s, p.alpha, 1, self.max_lag).marginal(mean)),
+                "marginal_roi": float(self.planning_curve(c, 1).marginal(mean)),
                 "alpha": p.alpha,
                 "k": p.k,
                 "s": p.s,
@@ -988,12 +1063,16 @@ class MediaMixModel:
         contribution = {c: float(contrib[c].mean()) for c in self.channels_}
         pool = float(contrib.to_numpy().sum() / max(spend.sum(), 1e-12))
         calibrated = {r["channel"] for r in self.calibration or ()}
+        joint = getattr(self, "joint_", None)
         return channel_identification(spend[burn:], effective[burn:], basis[burn:], self.channels_, roi_samples,
-                                      contribution, float(np.std(resid)), pool, history.frequency, calibrated)
+                                      contribution, float(np.std(resid)), pool, history.frequency, calibrated,
+                                      roi_sd=joint.log_roi_sd if joint is not None else None)
 
     def _roi_samples(self, channel: str, history: History) -> np.ndarray:
-        """The channel's ROI over the history in every bootstrap sample (empty without)."""
-        samples = self.bootstrap_.get(channel)
+        """The channel's ROI over the history in every curve sample (empty without)."""
+        if getattr(self, "joint_", None) is not None:
+            return self.joint_.roi[:, self.joint_.column(channel)]
+        samples = self.samples_.get(channel)
         if samples is None or not len(samples):
             return np.zeros(0)
         x = history.spend[channel].to_numpy(dtype=float)
@@ -1005,7 +1084,14 @@ class MediaMixModel:
         if not self.calibration:
             return {}
         out: dict[str, list[dict]] = {}
+        joint = getattr(self, "joint_", None)
         for test in resolve_lift_tests(self.calibration, self.channels_, history.dates):
+            if joint is not None:
+                from models.bayes import joint_lift
+
+                model_lift = joint_lift(joint, test, history)
+                out.setdefault(test.channel, []).append({**test.as_record(history.dates), "model": model_lift})
+                continue
             p = self.params_[test.channel]
             x = history.spend[test.channel].to_numpy(dtype=float)
             g = window_effect(adstock(x, p.alpha, self.max_lag), _window_adstock(x, test.start, test.stop, p.alpha, self.max_lag),
@@ -1031,9 +1117,20 @@ class MediaMixModel:
             "layout": self.layout_,
             "channels": [dict(r) for r in self.channel_report_],
             "fit": dict(self.fit_, holdout=dict(self.fit_["holdout"])),
-            "bootstrap_samples": int(self.n_bootstrap),
+            "bootstrap_samples": 0 if getattr(self, "joint_", None) is not None else int(self.n_bootstrap),
+            "uncertainty": self.uncertainty(),
             "warnings": self.fit_warnings(),
         }
+
+    def uncertainty(self) -> dict:
+        """Where the curve samples come from: ``{"method", "samples", ...}`` — "posterior" (the
+        joint model's draws, with the sampler's diagnostics and priors) or "bootstrap"."""
+        self._check_fitted()
+        joint = getattr(self, "joint_", None)
+        if joint is not None:
+            return {"method": "posterior", "samples": joint.draws, "diagnostics": dict(joint.diagnostics),
+                    "priors": dict(joint.priors)}
+        return {"method": "bootstrap", "samples": int(self.n_bootstrap)}
 
     def fit_warnings(self) -> list[str]:
         """Every warning about the fit in plain words, worst first: how well it predicts

@@ -10,7 +10,10 @@ or hardly moves at all, leaves its return to the priors and to chance (the recov
 * ``corr_season``: the multiple correlation of its effective spend with the baseline's own
   regressors (trend, yearly waves, holidays and campaign days, controls);
 * ``dark_share``: the share of periods it did not spend (on/off variation helps);
-* ``spread``: the width of its ROI interval, (P90 − P10) / P50 over the bootstrap;
+* ``spread``: the width of its ROI interval, (P90 − P10) / P50 over the curve samples;
+* ``learned`` (the joint Bayesian model): how much the data narrowed the prior on its ROI,
+  1 − posterior sd / prior sd of log ROI (0: the data taught nothing, the ROI is the prior's);
+  ``prior_sd`` and ``posterior_sd`` beside it;
 * ``level``: "calibrated" (a lift test pins it), "good", "weak" or "poor", from the figures above
   (:data:`WEAK` and :data:`POOR` thresholds);
 * ``lift_test``: the switch-off test that would measure it to about ±50% (z ≈ 2): how many
@@ -32,6 +35,8 @@ __all__ = ["WEAK", "POOR", "PERIOD_WORD", "channel_identification", "identificat
 WEAK = {"corr_channel": 0.6, "corr_season": 0.6, "spread": 0.6}
 #: Thresholds of a "poor" channel (or no detectable effect).
 POOR = {"corr_channel": 0.8, "corr_season": 0.8, "spread": 1.2}
+#: With a posterior: "weak" below this share of the prior's width learned, "poor" below the other.
+LEARNED_WEAK, LEARNED_POOR = 0.5, 0.25
 #: Longest test worth proposing, in periods per frequency (a quarter).
 _LONGEST = {"daily": 91, "weekly": 13, "monthly": 3}
 _SHORTEST = {"daily": 14, "weekly": 2, "monthly": 1}
@@ -72,14 +77,16 @@ def lift_test_size(contribution_per_period: float, noise: float, mean_spend: flo
 
 def channel_identification(spend: np.ndarray, effective: np.ndarray, basis: np.ndarray, channels: list[str],
                            roi_samples: dict, contribution: dict, noise: float, pool_roi: float,
-                           frequency: str, calibrated: set[str]) -> dict[str, dict]:
+                           frequency: str, calibrated: set[str], roi_sd: dict | None = None) -> dict[str, dict]:
     """Per channel, the figures of the module docstring.
 
     ``spend`` and ``effective`` are periods × channels (raw and adstocked at the fitted α),
     ``basis`` the baseline's regressors (periods × k, with an intercept), ``roi_samples`` the
     bootstrap ROI per channel (may be empty), ``contribution`` the fitted mean return per period,
     ``noise`` the KPI's residual standard deviation, ``pool_roi`` all media return over all spend
-    (stands in for a channel whose own return is 0, to size its test).
+    (stands in for a channel whose own return is 0, to size its test). ``roi_sd``: per channel
+    (prior sd, posterior sd) of log ROI (the joint model); the share learned then grades the
+    channel in place of the interval's width.
     """
     out = {}
     C = len(channels)
@@ -96,7 +103,14 @@ def channel_identification(spend: np.ndarray, effective: np.ndarray, basis: np.n
             spread = float((p90 - p10) / p50) if p50 > 0 else math.inf
         reasons = []
         level = "good"
-        for name, value in (("corr_channel", corr_channel), ("corr_season", corr_season), ("spread", spread)):
+        learned = prior_sd = post_sd = None
+        if roi_sd and c in roi_sd:
+            prior_sd, post_sd = (float(v) for v in roi_sd[c])
+            learned = max(0.0, 1.0 - post_sd / prior_sd) if prior_sd > 0 else None
+        checks = [("corr_channel", corr_channel), ("corr_season", corr_season)]
+        if learned is None:
+            checks.append(("spread", spread))
+        for name, value in checks:
             if value is None:
                 continue
             if value >= POOR[name]:
@@ -105,6 +119,13 @@ def channel_identification(spend: np.ndarray, effective: np.ndarray, basis: np.n
             elif value >= WEAK[name]:
                 level = "weak" if level == "good" else level
                 reasons.append(name)
+        if learned is not None:
+            if learned < LEARNED_POOR:
+                level = "poor"
+                reasons.append("learned")
+            elif learned < LEARNED_WEAK:
+                level = "weak" if level == "good" else level
+                reasons.append("learned")
         if contribution.get(c, 0.0) <= 0:
             level = "poor"
             reasons.append("no_effect")
@@ -122,6 +143,9 @@ def channel_identification(spend: np.ndarray, effective: np.ndarray, basis: np.n
             "corr_season": round(corr_season, 3),
             "dark_share": round(dark, 3),
             "spread": None if spread is None else (round(spread, 3) if math.isfinite(spread) else None),
+            "learned": None if learned is None else round(learned, 3),
+            "prior_sd": None if prior_sd is None else round(prior_sd, 3),
+            "posterior_sd": None if post_sd is None else round(post_sd, 3),
             "lift_test": lift_test_size(per_period, noise, mean_spend, frequency),
         }
     return out
@@ -141,6 +165,8 @@ def identification_warning(channel: str, ident: dict, frequency: str) -> str:
         why.append(f"with the season (R {ident['corr_season']:.2f})")
     if "spread" in ident["reasons"] and ident.get("spread") is not None:
         why.append(f"its ROI's P10–P90 spans {ident['spread']:.0%} of its median")
+    if "learned" in ident.get("reasons", ()) and ident.get("learned") is not None:
+        why.append(f"the data narrowed the prior on its ROI by only {ident['learned']:.0%}")
     test = ident["lift_test"]
     if test["feasible"]:
         advice = (f"a switch-off (or regional holdout) test of {test['periods']} {PERIOD_WORD[frequency]}, holding back "

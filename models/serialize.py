@@ -1,8 +1,10 @@
 """Save and load fitted models as JSON (never pickle).
 
 The file keeps the minimum learned state: the settings, each channel's curve parameters, the
-spend range, the carryover at the end of history, the bootstrap samples, the diagnostics shown
-by ``report()`` and, per fitted target, the baseline weights plus Prophet's own JSON
+spend range, the carryover at the end of history, the curve samples (bootstrap resamples, or the
+joint model's kept posterior draws with their campaign efficiency, ROI draws, posterior-mean
+baseline and sampler diagnostics under ``joint``), the diagnostics shown by ``report()`` and,
+per fitted target, the baseline weights plus Prophet's own JSON
 serialisation (``prophet.serialize.model_to_json``). Prophet is stored as a model rather than as
 fitted values because the planner needs the baseline for horizons not known at fit time; its
 JSON is plain data and reproduces Prophet's predictions exactly.
@@ -25,11 +27,12 @@ from models.fit import ChannelParams, MediaMixModel, _Block
 
 __all__ = ["SCHEMA_VERSION", "save_model", "load_model", "model_to_dict", "model_from_dict", "write_text_atomic"]
 
-SCHEMA_VERSION = 1
+# 2: curve samples under "samples" (was "bootstrap"), the joint model's fit under "joint".
+SCHEMA_VERSION = 2
 
 _REQUIRED = ("schema_version", "settings", "channels", "groups", "frequency", "layout", "periods", "start",
-             "end", "params", "spend_stats", "carryover_at_end", "bootstrap", "blocks", "fit", "channel_report",
-             "warnings")
+             "end", "params", "spend_stats", "carryover_at_end", "samples", "joint", "blocks", "fit",
+             "channel_report", "warnings")
 
 
 def _plain(value):
@@ -74,7 +77,8 @@ def model_to_dict(model: MediaMixModel) -> dict:
         "carryover_at_end": model.carryover_at_end_,
         "kappa_at_bound": model._kappa_at_bound,
         "roi": model.roi_,
-        "bootstrap": {c: np.asarray(v).tolist() for c, v in model.bootstrap_.items()},
+        "samples": {c: np.asarray(v).tolist() for c, v in model.samples_.items()},
+        "joint": model.joint_.to_dict() if getattr(model, "joint_", None) is not None else None,
         "blocks": [
             {"name": b.name, "channels": b.channels, "columns": b.columns, "weights": np.asarray(b.weights).tolist(),
              "baseline": b.baseline.to_dict() if b.baseline is not None else None}
@@ -123,7 +127,13 @@ def model_from_dict(data: dict, source: str = "model") -> MediaMixModel:
         model.carryover_at_end_ = {c: float(v) for c, v in data["carryover_at_end"].items()}
         model._kappa_at_bound = {c: bool(v) for c, v in data.get("kappa_at_bound", {}).items()}
         model.roi_ = {c: float(v) for c, v in data.get("roi", {}).items()}
-        model.bootstrap_ = {c: np.asarray(v, dtype=float).reshape(-1, 4) for c, v in data["bootstrap"].items()}
+        model.samples_ = {c: np.asarray(v, dtype=float).reshape(-1, 4) for c, v in data["samples"].items()}
+        if data["joint"] is not None:
+            from models.bayes import JointFit
+
+            model.joint_ = JointFit.from_dict(data["joint"])
+        else:
+            model.joint_ = None
         blocks = []
         for b in data["blocks"]:
             baseline = None

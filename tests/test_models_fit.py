@@ -15,7 +15,7 @@ from models.history import history_from_frame, load_history
 
 EXAMPLE = "scenarios/examples/history_weekly.csv"
 # Cheap settings for behaviour tests (the ground-truth tests use the defaults).
-FAST = dict(baseline="linear", n_starts=2, holdout=0, n_bootstrap=0)
+FAST = dict(method="least_squares", baseline="linear", n_starts=2, holdout=0, n_bootstrap=0)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_unfitted_model_raises(use):
 def test_fit_returns_self_and_sets_trailing_underscore_attributes(history):
     m = MediaMixModel(**FAST)
     assert m.fit(history) is m
-    for name in ("params_", "alpha_", "carryover_at_end_", "spend_stats_", "roi_", "fit_", "bootstrap_"):
+    for name in ("params_", "alpha_", "carryover_at_end_", "spend_stats_", "roi_", "fit_", "samples_"):
         assert hasattr(m, name)
 
 
@@ -108,8 +108,8 @@ def test_same_seed_same_fit_and_bootstrap_independent_of_workers(history):
         b = MediaMixModel(**kw, n_jobs=2, random_state=3).fit(history)
     assert a.params_ == b.params_
     for c in a.channels_:
-        np.testing.assert_array_equal(a.bootstrap_[c], b.bootstrap_[c])
-        assert a.bootstrap_[c].shape == (6, 4)
+        np.testing.assert_array_equal(a.samples_[c], b.samples_[c])
+        assert a.samples_[c].shape == (6, 4)
 
 
 def test_report_has_the_documented_keys(fast_model):
@@ -176,8 +176,8 @@ def test_china_holidays_and_campaign_days_map_to_their_weeks():
 @pytest.mark.slow
 def test_prophet_fit_is_deterministic():
     history = history_from_frame(generate_history(alternative_params(), 7))
-    a = MediaMixModel(n_bootstrap=4, holdout=0, n_jobs=1).fit(history)
-    b = MediaMixModel(n_bootstrap=4, holdout=0, n_jobs=2).fit(history)
+    a = MediaMixModel(method="least_squares", n_bootstrap=4, holdout=0, n_jobs=1).fit(history)
+    b = MediaMixModel(method="least_squares", n_bootstrap=4, holdout=0, n_jobs=2).fit(history)
     assert a.params_ == b.params_
     for c in a.channels_:
-        np.testing.assert_array_equal(a.bootstrap_[c], b.bootstrap_[c])
+        np.testing.assert_array_equal(a.samples_[c], b.samples_[c])

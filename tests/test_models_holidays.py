@@ -122,7 +122,7 @@ def test_a_german_fit_puts_german_holidays_in_prophet_and_the_json_keeps_them():
     h = history_from_frame(_frame(104))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = MediaMixModel(holidays="DE", n_starts=1, alternations=1, holdout=0, n_bootstrap=0,
+        model = MediaMixModel(method="least_squares", holidays="DE", n_starts=1, alternations=1, holdout=0, n_bootstrap=0,
                               n_jobs=1).fit(h)
     prophet_names = set(model.blocks_[0].baseline.model.holidays["holiday"])
     assert {"German Unity Day", "Christmas Day"} <= prophet_names

@@ -23,7 +23,8 @@ def history():
 @pytest.fixture(scope="module")
 def model(history):
     # Prophet baseline (the default), kept cheap: one alternation, few starts, a small bootstrap.
-    return MediaMixModel(n_starts=2, alternations=1, holdout=13, n_bootstrap=5, n_jobs=1).fit(history)
+    return MediaMixModel(method="least_squares", n_starts=2, alternations=1, holdout=13, n_bootstrap=5,
+                         n_jobs=1).fit(history)
 
 
 def test_round_trip_predicts_identically(model, history, tmp_path):
@@ -35,7 +36,7 @@ def test_round_trip_predicts_identically(model, history, tmp_path):
         for periods in (1, 13):
             a, b = model.planning_curve(c, periods), loaded.planning_curve(c, periods)
             assert (a.beta, a.k, a.s) == pytest.approx((b.beta, b.k, b.s), rel=1e-9)
-        np.testing.assert_array_equal(loaded.bootstrap_[c], model.bootstrap_[c])
+        np.testing.assert_array_equal(loaded.samples_[c], model.samples_[c])
     assert loaded.carryover_at_end_ == model.carryover_at_end_
     assert loaded.report() == json.loads(json.dumps(model.report()))
     future = pd.date_range(history.dates[-1] + pd.Timedelta(weeks=1), periods=13, freq="W-MON")
@@ -74,12 +75,12 @@ def test_bad_files_raise_clear_errors(model, tmp_path):
     data = json.loads(good.read_text())
     data["schema_version"] = 99
     good.write_text(json.dumps(data))
-    with pytest.raises(ModelFileError, match=r"good.json: schema_version 99 is not supported \(expected 1\)"):
+    with pytest.raises(ModelFileError, match=r"good.json: schema_version 99 is not supported \(expected 2\)"):
         load_model(good)
     data["schema_version"] = SCHEMA_VERSION
-    del data["params"], data["bootstrap"]
+    del data["params"], data["samples"]
     good.write_text(json.dumps(data))
-    with pytest.raises(ModelFileError, match=r"good.json: missing key\(s\) params, bootstrap"):
+    with pytest.raises(ModelFileError, match=r"good.json: missing key\(s\) params, samples"):
         load_model(good)
     with pytest.raises(ModelFileError, match="missing.json: file not found"):
         load_model(tmp_path / "missing.json")

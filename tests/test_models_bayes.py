@@ -1,0 +1,119 @@
+"""The joint Bayesian model (the default for a total KPI): contract, curves from draws, lift tests,
+persistence, the sampler's warnings."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.bayes import DRAWS_KEPT
+from models.errors import ConvergenceWarning
+from models.fit import MediaMixModel
+from models.history import history_from_frame, load_history
+from models.serialize import model_from_dict, model_to_dict
+from models.simulate import lift_tests, simulate, study_world, true_lift
+
+EXAMPLE = "scenarios/examples/history_weekly.csv"
+# Enough draws for the behaviour below, few enough to keep the suite quick.
+QUICK = dict(warmup=150, draws=150, holdout=0)
+
+
+def _fit(history, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return MediaMixModel(**{**QUICK, **kw}).fit(history)
+
+
+@pytest.fixture(scope="module")
+def history():
+    return load_history(EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def model(history):
+    return _fit(history, holdout=13)
+
+
+def test_the_joint_model_is_the_default_for_a_total_kpi_only(history):
+    assert MediaMixModel().uses_joint(history)
+    assert not MediaMixModel(method="least_squares").uses_joint(history)
+    long = pd.DataFrame({"date": ["2024-01-01", "2024-01-08"] * 1, "channel": ["a", "a"], "spend": [1, 2],
+                         "revenue": [3, 4]})
+    with pytest.raises(ValueError, match="method 'bayes' fits a total KPI"):
+        MediaMixModel(method="bayes").fit(history_from_frame(pd.concat([long] * 20).assign(
+            date=pd.date_range("2024-01-01", periods=40, freq="W-MON").strftime("%Y-%m-%d")), layout="long"))
+
+
+def test_fit_keeps_draws_and_says_where_its_intervals_come_from(model, history):
+    assert model.joint_ is not None
+    unc = model.uncertainty()
+    assert unc["method"] == "posterior" and unc["samples"] == min(DRAWS_KEPT, 2 * 150)
+    assert unc["diagnostics"]["chains"] == 2 and unc["diagnostics"]["draws"] == 300
+    for c in model.channels_:
+        assert model.samples_[c].shape == (unc["samples"], 4)
+        row = next(r for r in model.report()["channels"] if r["channel"] == c)
+        assert row["roi_p10"] < row["roi_p50"] < row["roi_p90"]
+        ident = row["identification"]
+        assert 0.0 <= ident["learned"] <= 1.0 and ident["posterior_sd"] < ident["prior_sd"]
+    assert model.report()["bootstrap_samples"] == 0
+
+
+def test_the_planning_curve_is_the_posterior_mean_of_the_draws_curves(model):
+    for c in model.channels_:
+        curve = model.planning_curve(c, 13)
+        draws = model.planning_curve_samples(c, 13)
+        for x in (0.0, 1e5, 1e6, 1e7):
+            assert float(curve.response(x)) == pytest.approx(np.mean([float(d.response(x)) for d in draws]), rel=1e-12)
+        assert curve.is_concave
+
+
+def test_decomposition_adds_up_and_matches_the_fit(model, history):
+    parts = model.decompose(history)
+    assert np.allclose(parts.sum(axis=1).to_numpy(), model.predict(history))
+    assert np.allclose(parts["baseline"].to_numpy(), model.joint_.baseline)
+    # the fit explains the bundled history (0.6% noise) well in and out of sample
+    assert model.fit_["r2"] > 0.9 and model.fit_["holdout"]["mape"] < 0.05
+
+
+def test_same_seed_same_draws(history):
+    a = _fit(history, random_state=4)
+    b = _fit(history, random_state=4)
+    for c in a.channels_:
+        np.testing.assert_array_equal(a.samples_[c], b.samples_[c])
+
+
+def test_round_trip_keeps_curves_decomposition_and_draws(model, history):
+    loaded = model_from_dict(model_to_dict(model))
+    for c in model.channels_:
+        assert loaded.planning_curve(c, 13) == model.planning_curve(c, 13)
+        np.testing.assert_array_equal(loaded.joint_.theta, model.joint_.theta)
+    pd.testing.assert_frame_equal(loaded.decompose(history), model.decompose(history))
+    assert loaded.uncertainty() == model.uncertainty()
+
+
+def test_a_lift_test_enters_the_likelihood_and_pins_its_channel():
+    world = study_world(1, 2026)
+    sim = simulate(world, seed=2026 * 1000 + 1)
+    history = history_from_frame(sim.frame)
+    channel = world.names[0]
+    test = lift_tests(sim, channels=[channel], relative_se=0.05, seed=1)[0]
+    plain = _fit(history)
+    tested = _fit(history, calibration=[test])
+    start = history.dates.get_loc(pd.Timestamp(test["start"]))
+    stop = history.dates.get_loc(pd.Timestamp(test["end"])) + 1
+    truth = true_lift(sim, channel, start, stop)
+    check = next(r for r in tested.channel_report_ if r["channel"] == channel)["lift_tests"][0]
+    # The model's lift for the window agrees with the measurement within two of its errors ...
+    assert abs(check["model"] - test["lift"]) < 2 * test["se"]
+    assert abs(check["model"] - truth) < 3 * test["se"]
+    # ... and the data have narrowed what the model knows about that channel's return.
+    sd = {m: m.joint_.log_roi_sd[channel][1] for m in (plain, tested)}
+    assert sd[tested] < 0.7 * sd[plain]
+
+
+def test_too_few_draws_are_said_in_the_fit_warnings(history):
+    with pytest.warns(ConvergenceWarning):
+        m = MediaMixModel(warmup=15, draws=15, holdout=0).fit(history)
+    said = " ".join(m.fit_warnings())
+    assert "posterior sampler" in said or "effective posterior draws" in said
