@@ -336,7 +336,7 @@ def _load_scenario(path, **kwargs):
     from models.errors import ConvergenceWarning
     from scenarios import load_scenario
 
-    with warnings.catch_warnings(), ProgressBar("fitting curves from history (bootstrap)") as bar:
+    with warnings.catch_warnings(), ProgressBar("fitting curves from history") as bar:
         warnings.simplefilter("ignore", ConvergenceWarning)
         return load_scenario(path, progress=bar.update, **kwargs)
 
@@ -354,7 +354,7 @@ def _load_scenario(path, **kwargs):
 @click.option("--lp-file", type=click.Path(dir_okay=False), help="Write the final LP model to FILE (debugging).")
 @click.option("--risk", "risk", metavar="cvar:ALPHA",
               help="Plan for the bad case: maximise the mean of the worst ALPHA share of outcomes over the "
-                   "bootstrap curve samples (e.g. cvar:0.1), and compare with the risk-neutral plan.")
+                   "curve samples (e.g. cvar:0.1), and compare with the risk-neutral plan.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False),
               help="Also draw the plan against the current one to FILE (.png, .svg, .pdf; per period too).")
 @click.option("--ignore-evidence", is_flag=True,
@@ -507,7 +507,12 @@ def _country(ctx, param, value):
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Format of the fit report on stdout.")
 @click.option("--holdout", type=click.IntRange(min=0), help="Last periods held out to score the fit [13].")
-@click.option("--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for ROI intervals [100].")
+@click.option("--method", type=click.Choice(["auto", "bayes", "least-squares"]), default=None,
+              help="bayes: the joint Bayesian model (ROI priors, baseline in the model, NUTS); least-squares: "
+                   "least squares with a bootstrap. [auto: bayes for a total KPI, least squares for the long layout]")
+@click.option("--draws", type=click.IntRange(min=50, max=100_000),
+              help="bayes: posterior draws per chain after warm-up [400].")
+@click.option("--bootstrap", type=click.IntRange(min=0), help="least squares: bootstrap resamples for ROI intervals [100].")
 @click.option("--seed", type=int, help="Random seed (the same seed gives the same fit) [0].")
 @click.option("--s-shaped", is_flag=True, help="Allow S-shaped curves (Hill shape up to 3).")
 @click.option("--date", default="date", show_default=True, help="CSV: the date column.")
@@ -528,8 +533,8 @@ def _country(ctx, param, value):
                    "columns channel,start,end,lift,se (replaces a scenario's own list).")
 @NO_CACHE
 @click.pass_context
-def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout, ignore, controls,
-        events, date_format, holidays, campaign_days, calibration, no_cache):
+def fit(ctx, source, out, fmt, method, draws, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout, ignore,
+        controls, events, date_format, holidays, campaign_days, calibration, no_cache):
     """Fit each channel's response curve from a history (CSV or .xlsx, or a scenario's [history] table).
 
     Carryover (adstock) and saturation (Hill) per channel, a Prophet baseline with trend,
@@ -557,7 +562,8 @@ def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, ch
     csv_path, spec, settings = _run(ctx, _fit_source, source, date, kpi, channels, layout, ignore, controls, events,
                                     date_format)
     for key, value in (("holdout", holdout), ("n_bootstrap", bootstrap), ("random_state", seed),
-                       ("holidays", holidays), ("campaign_days", campaign_days)):
+                       ("holidays", holidays), ("campaign_days", campaign_days), ("draws", draws),
+                       ("method", method.replace("-", "_") if method else None)):
         if value is not None:
             settings[key] = value
     if s_shaped:
@@ -568,7 +574,7 @@ def fit(ctx, source, out, fmt, holdout, bootstrap, seed, s_shaped, date, kpi, ch
         settings["calibration"] = _run(ctx, read_lift_tests, calibration)
     from models.errors import ConvergenceWarning
 
-    with warnings.catch_warnings(), ProgressBar("bootstrap resamples") as bar:
+    with warnings.catch_warnings(), ProgressBar("fitting curves") as bar:
         warnings.simplefilter("ignore", ConvergenceWarning)  # the report lists them, in plain words
         model, cached = _run(ctx, fit_history, csv_path, spec, settings, use_cache=not no_cache,
                              progress=bar.update)
@@ -761,7 +767,7 @@ def compare(ctx, sources, budget, fmt, output, plot, exact):
     def announce(i, total, name):
         _say("comparing %d/%d: %s", i, total, name)
 
-    with warnings.catch_warnings(), ProgressBar("fitting curves from history (bootstrap)") as bar:
+    with warnings.catch_warnings(), ProgressBar("fitting curves from history") as bar:
         warnings.simplefilter("ignore", ConvergenceWarning)  # each column's warnings list them
         cmp = _run(ctx, compare_scenarios, sources, budget=budget, exact=exact, fit_progress=bar.update,
                    on_scenario=announce)
@@ -919,7 +925,7 @@ def cache_info(fmt) -> None:
 
 @cache.command("clear")
 def cache_clear() -> None:
-    """Delete every cached fit (the next plan on a history fits again).
+    """Delete every cached fit (the next plan on a history fits again) and the compiled samplers.
 
     \b
     Example:
@@ -927,10 +933,14 @@ def cache_clear() -> None:
     """
     from models.cache import cache_dir
 
+    import shutil
+
     folder = cache_dir()
     files = sorted(folder.glob("fit-*.json")) if folder.is_dir() else []
     for f in files:
         f.unlink(missing_ok=True)
+    # The Bayesian fit's compiled samplers (JAX): kept only to start the next fit sooner.
+    shutil.rmtree(folder / "jax", ignore_errors=True)
     click.echo(f"removed {len(files)} cached fit(s) from {folder}")
 
 

@@ -5,7 +5,7 @@ budget?": the scenario is planned at a sweep of budgets, each level exactly as `
 --budget B`` would plan it (every constraint of the file; the current plan scaled to keep its
 split, locked channels at their amounts), so any row can be reproduced with that command.
 
-Each level reports its expected return (with P10/P50/P90 over the bootstrap curve samples when
+Each level reports its expected return (with P10/P50/P90 over the curve samples when
 the curves are fitted), ROI, the plan's marginal ROI (the return of its last unit of money) and
 the channel mix. Besides the levels the frontier gives:
 

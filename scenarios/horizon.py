@@ -135,7 +135,6 @@ def seasonal_efficiency(model, dates) -> np.ndarray:
 def period_problem(scenario, spec: HorizonSpec):
     """The scenario's plan as a :class:`optimizer.periods.PeriodProblem` (one decision per channel
     per period); single-horizon limits (bounds, change limits, caps) apply to channel totals."""
-    from models.curves import HillCurve
     from optimizer import Pacing, PeriodChannel, PeriodProblem, channel_bounds
 
     problem, model = scenario.problem, scenario.model
@@ -160,7 +159,7 @@ def period_problem(scenario, spec: HorizonSpec):
         fitted = c.name in scenario.fitted_channels
         if fitted:
             p = model.hill_params(c.name)
-            curve = HillCurve(beta=p["beta"], k=p["k"], s=p["s"])
+            curve = model.period_curve(c.name)
             alpha, carry = float(p["alpha"]), float(model.carryover_at_end_.get(c.name, 0.0))
         else:
             curve = _split(c.curve, T)

@@ -2,7 +2,7 @@
 
 A scenario may be single-horizon or period by period (``[horizon]``), on written curves or on
 curves fitted from history; with a fitted model the plan also gets the spread of its return over
-the bootstrap curve samples, and optionally a risk-averse (CVaR) plan. Notebook users call
+the curve samples, and optionally a risk-averse (CVaR) plan. Notebook users call
 :func:`plan_scenario` and :func:`forecast_scenario` exactly as the CLI does.
 
 What a plan rests on is in the plan: every warning about the fitted curves (how well the model
@@ -51,7 +51,7 @@ def curve_samples(scenario, per_period: bool = False) -> dict | None:
     from models.curves import HillCurve
 
     model = scenario.model
-    boot = getattr(model, "bootstrap_", None) if model is not None else None
+    boot = getattr(model, "samples_", None) if model is not None else None
     if not boot or not any(len(v) for v in boot.values()):
         return None
     S = max(len(v) for v in boot.values())
@@ -162,7 +162,7 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
     lp_path
         Write the final LP to this file.
     risk_alpha
-        Plan for the bad case: maximise CVaR at this level over the bootstrap curve samples
+        Plan for the bad case: maximise CVaR at this level over the curve samples
         (over the whole horizon for a period plan).
     evidence
         Keep channels the history identifies poorly near their share of the current split
@@ -215,7 +215,7 @@ def _plan(scenario, exact: bool, lp_path: str | None, risk_alpha: float | None) 
         samples = curve_samples(scenario, per_period=periodic)
         if samples is None:
             raise ScenarioError(["risk: needs curve samples: fit the curves from history ([history] or [model]) "
-                                 "with bootstrap > 0"], scenario.name)
+                                 "with the Bayesian fit (the default for a total KPI) or bootstrap > 0"], scenario.name)
         if periodic:
             problem = period_problem(scenario, scenario.horizon_spec)
             plans = optimize_cvar_periods(problem, _period_samples(scenario, problem, samples), risk_alpha)

@@ -441,7 +441,7 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
     kpi_rows = _kpi_drift(scenario, base, X_full, actuals, done, cur, drift, notes)
     if kpi_rows is not None:
         basis.insert(0, "the KPI per period vs the forecast P10–P90 for the spend actually made (baseline "
-                        "+ media over the fit's bootstrap curves)")
+                        "+ media over the fit's curve samples)")
     out = {
         "scenario": name, "status": "ok" if alloc.feasible else "infeasible", "as_of": done[-1],
         "currency": cur, "plan_of_record_run": plan_run_id,

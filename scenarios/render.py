@@ -239,7 +239,7 @@ def risk_table(extra: dict) -> str:
     lines = []
     if "return_interval" in extra:
         r = extra["return_interval"]
-        lines += ["", f"expected return over {r['samples']} bootstrap curve samples: P10 {_num(r['p10'])}, "
+        lines += ["", f"expected return over {r['samples']} curve samples: P10 {_num(r['p10'])}, "
                       f"P50 {_num(r['p50'])}, P90 {_num(r['p90'])} (mean {_num(r['mean'])})"]
         if r.get("beats_current") is not None:
             lines.append(f"the plan returns more than the current plan in {r['beats_current']:.0%} of the samples "
@@ -248,7 +248,7 @@ def risk_table(extra: dict) -> str:
         rk = extra["risk"]
         rows = [[name, _num(st["mean"]), _num(st["p10"]), _num(st["p50"]), _num(st["p90"]), _num(st["cvar"])]
                 for name, st in (("risk-neutral (best mean)", rk["neutral"]), (f"risk-averse (best CVaR {rk['alpha']:g})", rk["averse"]))]
-        lines += ["", f"Return over {rk['samples']} bootstrap curve samples (the plan above is the risk-averse one):",
+        lines += ["", f"Return over {rk['samples']} curve samples (the plan above is the risk-averse one):",
                   render_table(["plan", "mean", "P10", "P50", "P90", f"CVaR {rk['alpha']:g}"], rows, right={1, 2, 3, 4, 5})]
         neutral = extra["risk_neutral"]["channels"]
         lines += ["", "risk-neutral spends: " + ", ".join(f"{c['channel']} {_num(c['spend'])}" for c in neutral)]
@@ -293,6 +293,18 @@ def period_csv(alloc) -> str:
 
 
 
+def _interval_source(report: dict) -> str:
+    """Where a fit's ROI intervals come from, in words."""
+    unc = report.get("uncertainty") or {"method": "bootstrap", "samples": report.get("bootstrap_samples", 0)}
+    if unc["method"] == "posterior":
+        diag = unc.get("diagnostics") or {}
+        rhat = diag.get("r_hat")
+        return (f"ROI P10–P90 over {unc['samples']} posterior draws (joint Bayesian model, NUTS, "
+                f"{diag.get('chains', '?')} chains{f', R̂ ≤ {rhat:.2f}' if rhat is not None else ''}); ROI and mROI of "
+                "the posterior-mean curve")
+    return f"ROI intervals from {unc['samples']} block-bootstrap resamples"
+
+
 def fit_table(report: dict, source: str) -> str:
     """The human report of a fitted model."""
     fitq = report["fit"]
@@ -332,8 +344,8 @@ def fit_table(report: dict, source: str) -> str:
             f"fit on the last {hold.get('periods')} periods held out: R² {hold['r2']:.3f}, "
             f"MAPE {hold['mape'] * 100:.1f}%, NRMSE {hold['nrmse']:.3f}"
         )
-    lines.append(f"ROI intervals from {report['bootstrap_samples']} block-bootstrap resamples; "
-                 "mROI at the mean spend per period; α carryover, k half-saturation spend, s shape.")
+    lines.append(f"{_interval_source(report)}; mROI at the mean spend per period; α carryover, k half-saturation "
+                 "spend, s shape (posterior medians for the Bayesian fit).")
     lines.append("evidence: how well the history identifies the channel (calibrated by a lift test, good, weak, "
                  "poor); plans keep weak and poor channels near their share of the current split.")
     if report["warnings"]:
@@ -369,7 +381,7 @@ def forecast_table(fc: dict, scenario_name: str) -> str:
     lines.append("")
     lines.append("Baseline: Prophet (trend, yearly seasonality, the history's holidays and campaign days); "
                  "its interval from the model's out-of-sample error. Media: curves with carryover from "
-                 "history; interval from the bootstrap curve samples. The current plan is spread evenly over the "
+                 "history; interval from the curve samples. The current plan is spread evenly over the "
                  "periods; the recommended one is the period plan when the scenario has a [horizon], else even.")
     return "\n".join(lines) + "\n"
 
@@ -672,7 +684,7 @@ def frontier_table(d: dict) -> str:
         lines += [f"  - {n}" for n in d["notes"]]
     lines.append("")
     lines.append(f"Money in {d['currency']} ({symbol.strip()}). mROI is the return of the plan's last {unit}; "
-                 f"P10–P90 is the return's spread over the bootstrap curve samples.")
+                 f"P10–P90 is the return's spread over the curve samples.")
     return "\n".join(lines) + "\n"
 
 

@@ -10,7 +10,7 @@ is HTML-escaped: a label ``<img src=x onerror=alert(1)>`` shows as those charact
 
 What the report shows, per scenario: the plan's totals in words and figures, the warnings and
 how well the fitted model predicts in plain words, each channel's response curve with the
-history's periods as points, the P10–P90 band of its bootstrap curve samples and the current and
+history's periods as points, the P10–P90 band of its curve samples and the current and
 recommended spend marked, current against recommended spend per channel, group shares against
 the planning documents' reference split (35/25/20/15/5), and the forecast with the actual
 history before it. The budget frontier (``scenarios.frontier``) and, for several scenarios, the
@@ -290,7 +290,7 @@ def _draw_section(section: _Section, out: Path, prefix: str) -> None:
     section.charts.append(_draw(
         plot.response_curves_plot, _curves_data(section), out / f"{prefix}curves.png", f"{name}: response curves",
         "Each channel's return as a function of its spend over the horizon (the line), the P10–P90 range of the "
-        "bootstrap curve samples (the band: how sure the data makes us), the history's periods (points), and the "
+        "curve samples (the band: how sure the data makes us), the history's periods (points), and the "
         "current (○) and recommended (◆) spend. The plan moves money until the next unit returns the same in every "
         "channel that is free to move: compare the slopes at the marks, not the heights."))
     if alloc.feasible:
@@ -411,7 +411,7 @@ def _summary(section: _Section) -> str:
                 f"<b>{_e(_money(alloc.budget, cc))}</b>:</p>")
     interval = section.plan.extra.get("return_interval")
     band = (f" (P10–P90 {_e(_money(interval['p10'], cc))} to {_e(_money(interval['p90'], cc))} over the "
-            f"{interval['samples']} bootstrap curve samples)") if interval else ""
+            f"{interval['samples']} curve samples)") if interval else ""
     cur = alloc.current
     against = ""
     if cur is not None and alloc.uplift is not None:
@@ -436,8 +436,11 @@ def _fit_words(section: _Section) -> list[str]:
     rep = model.report()
     fit = rep["fit"]
     unit = _UNIT.get(rep["frequency"], "period")
+    unc = rep.get("uncertainty") or {"method": "bootstrap", "samples": rep["bootstrap_samples"]}
+    how = (f"a joint Bayesian model with {unc['samples']} posterior draws" if unc["method"] == "posterior"
+           else f"least squares with {unc['samples']} bootstrap resamples")
     out = [f"The curves were fitted on {rep['periods']} {rep['frequency']} periods of history "
-           f"({rep['start']} to {rep['end']}, {rep['bootstrap_samples']} bootstrap resamples)."]
+           f"({rep['start']} to {rep['end']}, {how})."]
     if fit.get("r2") is not None:
         out.append(f"In sample the model explains {fit['r2']:.0%} of the variation of the KPI per {unit} and misses "
                    f"by {fit['mape']:.1%} on average (MAPE).")
@@ -453,7 +456,7 @@ def _fit_words(section: _Section) -> list[str]:
     else:
         out.append("No periods were held out, so it has not been scored on data it did not see.")
     out.append("A good fit of the total says little about each channel's own return: the bands on the curves, "
-               "and the ROI intervals in the channel table, show how far the bootstrap samples of each channel "
+               "and the ROI intervals in the channel table, show how far the curve samples of each channel "
                "spread. Variation in a channel's spend that no other channel or the season shares, dark periods "
                "and lift tests are what narrow them.")
     return out

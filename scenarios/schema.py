@@ -40,7 +40,10 @@ DEFAULT_RESERVE_SHARE = 0.05
 SOURCE_KEYS = {"path", "periods", "extrapolation_cap"}
 #: [history] keys that configure the estimator, with the MediaMixModel argument each sets.
 FIT_KEYS = {"holdout": "holdout", "bootstrap": "n_bootstrap", "s_shaped": "s_shaped", "seed": "random_state",
-            "holidays": "holidays", "campaign_days": "campaign_days", "calibration": "calibration"}
+            "holidays": "holidays", "campaign_days": "campaign_days", "calibration": "calibration",
+            "method": "method", "draws": "draws"}
+#: The estimators a [history] table may ask for (models.fit.MediaMixModel's ``method``).
+FIT_METHODS = ("auto", "bayes", "least_squares")
 #: Default horizon, in data periods, when a scenario does not say: one quarter.
 QUARTER_PERIODS = {"daily": 91, "weekly": 13, "monthly": 3}
 #: Largest amount of money (or return) a scenario may state: ten trillion. Plans are solved as an
@@ -605,6 +608,11 @@ def _check_source(ck: _Checker, data: dict):
             v = table.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 ck.add(f"history.{key}", f"must be a whole number ≥ 0, got {v!r}")
+        if "method" in table and table["method"] not in FIT_METHODS:
+            ck.add("history.method", f"must be one of {', '.join(FIT_METHODS)}, got {table['method']!r}")
+        draws = table.get("draws")
+        if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int) or not 50 <= draws <= 100_000):
+            ck.add("history.draws", f"must be a whole number of posterior draws per chain, 50–100,000, got {draws!r}")
         for key in ("s_shaped", "campaign_days"):
             if key in table and not isinstance(table[key], bool):
                 ck.add(f"history.{key}", f"must be true or false, got {table[key]!r}")

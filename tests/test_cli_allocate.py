@@ -35,7 +35,7 @@ def test_table_is_the_default(run):
     for needle in ("recommended", "mROI", "reserve", "expected return", "Binding constraints", "reserve_min"):
         assert needle in out
     # stderr (not a terminal here) has progress lines of the fit, or nothing on a cached run.
-    assert all(line.startswith(("fitting curves from history (bootstrap): ", "fitting 9 channels on 156 weekly",
+    assert all(line.startswith(("fitting curves from history: ", "fitting 9 channels on 156 weekly",
                                 "using the cached fit "))
                for line in r.stderr.splitlines()), r.stderr
 
@@ -96,7 +96,7 @@ def test_invalid_scenario_exits_3_listing_every_problem(run, tmp_path):
     assert r.stderr == (
         f"Error: {bad}: 2 problem(s)\n"
         "  - budget.total: must be > 0, got 0\n"
-        "  - channels.a.curve.kind: must be one of exponential, hill, points, got 'hil'\n"
+        "  - channels.a.curve.kind: must be one of exponential, hill, hill_mixture, points, got 'hil'\n"
     )
 
 
