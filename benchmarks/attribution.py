@@ -1,47 +1,52 @@
 """Recovery study: how well the fitted curves recover the truth, and what their plans cost.
 
-Usage: python benchmarks/attribution.py [--datasets 24 | --quick] [--bootstrap 20] [--seed 2026]
-                                        [--control] [--json] [--out FILE]
+Usage: python benchmarks/attribution.py [--datasets 24 | --quick | --only 0,3] [--seed 2026]
+                                        [--jobs N] [--rows FILE] [--no-calibration] [--control]
+                                        [--json] [--out FILE]
 
 Data: ``--datasets`` simulated histories from :func:`models.simulate.study_world` (seeded; issue 9
 §1): 4–12 channels, 104–156 weeks (dataset 10 daily, 11 monthly), noise 2–10% of the KPI, spend
 flighted independently, always-on and correlated 0.3–0.8 across channels and with the season, or
 a mix; small channels (≤ 3% of spend); carryover 0.1–0.7; Hill, logistic and exponential
 saturation and one Weibull S-curve per world (not in every fourth); seasonal efficiency and
-baseline (618, Double 11, Spring Festival); a trend break.
+baseline (618, Double 11, Spring Festival); a trend break. None of it is the model's own form.
 
 Per dataset
 -----------
-* **fit**: ``MediaMixModel(n_bootstrap=B, n_jobs=1)`` with its defaults otherwise (Prophet
-  baseline, weak priors, holdout 13), on the wide history — what ``budget fit`` does.
+* **fit**: ``MediaMixModel()`` with its defaults (the joint Bayesian model for a total KPI: ROI
+  priors, the baseline in the model, NUTS, holdout 13) on the wide history — what ``budget fit``
+  does; and again with one lift test per channel (:func:`models.simulate.lift_tests`: the true
+  incremental return of 4 weeks at usual spend, measured with se 15%) as ``[[calibration]]``.
 * **ROI error**: per channel, fitted / true − 1 of the steady-state ROI at the channel's mean
-  spend per period (``planning_curve(c, 1)`` at x̄, over x̄; the truth from
-  :func:`models.simulate.true_roi_at_mean`); the dataset's median and worst absolute error.
+  spend per period, on the posterior-mean curve (``planning_curve(c, 1)`` at x̄, over x̄; the
+  truth from :func:`models.simulate.true_roi_at_mean`); the dataset's median and worst error.
 * **mROI error**: the same for the marginal ROI of a quarter's spend at the historical split.
-* **coverage**: the share of channels whose bootstrap P10–P90 of that ROI holds the truth.
+* **coverage**: the share of channels whose posterior P10–P90 of that ROI holds the truth.
 * **regret** at 0.5×, 1× and 2× the historical quarterly budget (13 weeks' mean spend; 91 days;
   3 months): 1 − (return on the TRUE curves of the plan) / (exact optimum on the true curves),
-  for three plans:
-    - *model*: ``optimizer.optimize`` on the fitted planning curves, with the extrapolation cap
-      a scenario file applies by default (1.5 × the largest spend per period seen), no reserve;
-    - *oracle*: the same on curves that know the true family, α, k and s and fit only β (NNLS)
-      and the baseline's weights (least squares on its true regressors: trend with its break,
-      yearly wave, the calendar's event shapes); it does not know the seasonal efficiency: the
-      information limit of the data (:func:`oracle_betas`);
+  for these plans (all with the extrapolation cap a scenario applies by default, no reserve):
+    - *model*: what ``budget allocate`` does by default (:data:`DEFAULT_RULE`);
+    - *mean*: the expected return over the posterior (the posterior-mean curves) alone;
+    - *evidence*: the same with the evidence limits on poorly identified channels;
+    - *guard N*: the best mean return whose worst N% of draws still gain on the current split;
+    - *calibrated*: the default rule on the fit with lift tests;
+    - *oracle*: curves that know the true family, α, k and s and fit only β (NNLS) and the
+      baseline's weights (least squares on its true regressors); it does not know the seasonal
+      efficiency: the information limit of the data (:func:`oracle_betas`);
     - *historical*: the budget split in the history's spend shares.
   The exact optimum on the true curves is the best of the optimizer (exact mode when a curve is
   S-shaped) and bisection on the common marginal return (concave curves) or, with an S-curve, a
   4000-step grid DP whose concave channels are then re-solved exactly by bisection.
-* **do-no-harm violation**: the model's plan loses more than the historical split at that budget.
+* **do-no-harm violation**: a plan loses more than the historical split at that budget.
 
 ``--control`` runs the same datasets in the model's own form (Hill s = 0.8 on the same α and k
 and ROI, flighted spend, flat efficiency, no trend break, 0.5% noise; the baseline keeps its
 calendar): a check on the study itself, since a fitter should nearly recover those.
 
-Summary over the study: median regret at 1× (model, oracle, historical), violations at each
-budget, median ROI error (of dataset medians, and over all channels), coverage, and the same by
-spend regime. Times: a 9-channel weekly dataset takes ~10–20 s (fit with 20 resamples), the
-daily one about a minute; 24 datasets ≈ 10 min on a busy 2-core machine.
+Summary over the study: median regret per plan at each budget, violations, median ROI error (of
+dataset medians, and over all channels), coverage, and the same by spend regime. Times: a
+9-channel weekly dataset fits in ~15–40 s (the compiled sampler is cached between fits of the same
+shape), the daily one in a few minutes; 24 datasets with calibration take about an hour on 2 cores.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ from models.simulate import (  # noqa: E402
     SimWorld, Simulation, control_world, quarter_periods, saturation, seasonal_intensity, simulate, study_world,
     true_curve, true_roi_at_mean,
 )
-from optimizer import Channel, Problem, optimize  # noqa: E402
+from optimizer import Channel, Problem, optimize, optimize_guarded  # noqa: E402
 from optimizer.exact import bisection_optimum, grid_optimum  # noqa: E402
 from models.simulate import lift_tests  # noqa: E402
 from scenarios.evidence import limit_problem  # noqa: E402
@@ -123,12 +128,14 @@ def plan_value(curves: list[ResponseCurve], x) -> float:
 
 
 def plan(curves: list[ResponseCurve], names: list[str], budget: float, current, caps=None,
-         ident: dict | None = None) -> np.ndarray:
+         ident: dict | None = None, samples: dict | None = None, alpha: float | None = None) -> np.ndarray:
     """The optimizer's plan of ``budget`` on ``curves`` (exact mode if any is S-shaped).
 
     ``ident``: each channel's identification (``MediaMixModel.channel_report_``): the plan then
     has the evidence limits ``budget allocate`` puts on fitted curves
-    (:func:`scenarios.evidence.limit_problem`).
+    (:func:`scenarios.evidence.limit_problem`). ``samples`` with ``alpha``: the guarded plan over
+    the curve samples (:func:`optimizer.optimize_guarded`: the best mean return whose worst-α
+    gain over the current plan is not negative).
     """
     caps = caps or [None] * len(curves)
     channels = tuple(Channel(name=n, curve=c, current=float(x0), extrapolation_cap=cap)
@@ -136,7 +143,10 @@ def plan(curves: list[ResponseCurve], names: list[str], budget: float, current, 
     problem = Problem(channels=channels, budget=float(budget), reserve_min_share=0.0)
     if ident:
         problem, _ = limit_problem(problem, ident)
-    alloc = optimize(problem, exact=not all(c.is_concave for c in curves))
+    if samples is not None:
+        alloc = optimize_guarded(problem, samples, alpha).guarded
+    else:
+        alloc = optimize(problem, exact=not all(c.is_concave for c in curves))
     if alloc.status != "optimal":  # pragma: no cover - no constraint here can conflict
         raise RuntimeError(f"plan is {alloc.status}")
     by = {r.channel: r.spend for r in alloc.channels}
@@ -194,21 +204,55 @@ def _identification(model) -> dict:
     return {r["channel"]: r["identification"] for r in model.channel_report_ if r.get("identification")}
 
 
-def _coverage(model, world, names, xbar) -> tuple[list[float], dict[str, bool]]:
-    """ROI errors at mean spend and whether each channel's bootstrap P10–P90 holds the truth."""
-    errs, covered = [], {}
+def _roi_draws(model, c: str, x: float) -> np.ndarray:
+    """Steady-state ROI at spend ``x`` per period in every curve sample of channel ``c``."""
+    samples = model.samples_.get(c)
+    if samples is None or not len(samples):
+        return np.zeros(0)
+    return np.array([_roi_at(HillCurve(beta=b, k=k * (1 - a), s=s), x) for b, k, s, a in samples])
+
+
+def _roi_scores(model, world, names, xbar) -> tuple[dict, dict, dict]:
+    """Per channel: ROI error of the planning (posterior-mean) curve at mean spend, whether the
+    samples' P10–P90 holds the truth, and (P10, P90)."""
+    errs, covered, band = {}, {}, {}
     for c in names:
         truth = true_roi_at_mean(world, c, xbar[c])
-        errs.append(_roi_at(model.planning_curve(c, 1), xbar[c]) / truth - 1)
-        samples = model.bootstrap_.get(c)
-        if samples is not None and len(samples):
-            sroi = [_roi_at(HillCurve(beta=b, k=k * (1 - a), s=s), xbar[c]) for b, k, s, a in samples]
-            p10, p90 = np.percentile(sroi, [10, 90])
+        errs[c] = _roi_at(model.planning_curve(c, 1), xbar[c]) / truth - 1
+        draws = _roi_draws(model, c, xbar[c])
+        if draws.size:
+            p10, p90 = np.percentile(draws, [10, 90])
             covered[c] = bool(p10 <= truth <= p90)
-    return errs, covered
+            band[c] = (float(p10), float(p90))
+        else:
+            band[c] = (float("nan"), float("nan"))
+    return errs, covered, band
 
 
-def run_dataset(index: int, seed: int, n_bootstrap: int, control: bool = False, calibrate: bool = True) -> dict:
+#: The plans scored per dataset and budget, by the rule they follow (see the module docstring).
+PLAN_RULES = ("model", "mean", "evidence", "guard_10", "guard_20", "guard_30", "calibrated", "oracle", "historical")
+#: The rule budget allocate follows by default (what "model" is): the expected return over the
+#: posterior (the posterior-mean curves) with the evidence limits on poorly identified channels.
+DEFAULT_RULE = "evidence"
+
+
+def _plans(curves, names, B, current, caps, ident, samples) -> dict[str, np.ndarray]:
+    """Each rule's plan of budget B on the fitted curves (posterior mean curves)."""
+    out = {"mean": plan(curves, names, B, current, caps)}
+    out["evidence"] = plan(curves, names, B, current, caps, ident)
+    for alpha in (0.1, 0.2, 0.3):
+        out[f"guard_{round(alpha * 100)}"] = plan(curves, names, B, current, caps, samples=samples, alpha=alpha)
+    out["model"] = out[DEFAULT_RULE]
+    return out
+
+
+def _fit(history, n_jobs, calibration=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MediaMixModel(n_jobs=n_jobs, random_state=0, calibration=calibration).fit(history)
+
+
+def run_dataset(index: int, seed: int, n_jobs: int | None = None, control: bool = False, calibrate: bool = True) -> dict:
     world: SimWorld = study_world(index, seed)
     if control:
         world = control_world(world)
@@ -216,48 +260,34 @@ def run_dataset(index: int, seed: int, n_bootstrap: int, control: bool = False, 
     names = world.names
     t0 = time.perf_counter()
     history = history_from_frame(sim.frame)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = MediaMixModel(n_bootstrap=n_bootstrap, n_jobs=1, random_state=0).fit(history)
+    model = _fit(history, n_jobs)
     fit_seconds = time.perf_counter() - t0
     calibrated = None
     if calibrate:
         t1 = time.perf_counter()
-        tests = lift_tests(sim, seed=sim.seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            calibrated = MediaMixModel(n_bootstrap=n_bootstrap, n_jobs=1, random_state=0,
-                                       calibration=tests).fit(history)
+        calibrated = _fit(history, n_jobs, lift_tests(sim, seed=sim.seed))
         calibrated_seconds = time.perf_counter() - t1
 
     Q = quarter_periods(world.frequency)
     xbar = sim.mean_spend
     shares = sim.spend_shares()
 
-    # Steady-state ROI at mean spend: fitted, oracle, bootstrap interval.
     obeta = oracle_betas(sim, history)
-    roi_err, oracle_err, covered, channels = {}, {}, {}, []
+    roi_err, covered, band = _roi_scores(model, world, names, xbar)
+    oracle_err = {c: obeta[c] / world.channel(c).beta - 1 for c in names}
+    channels = []
     for c in names:
         truth = true_roi_at_mean(world, c, xbar[c])
-        fitted = _roi_at(model.planning_curve(c, 1), xbar[c])
-        roi_err[c] = fitted / truth - 1
-        oracle_err[c] = obeta[c] / world.channel(c).beta - 1
-        samples = model.bootstrap_.get(c)
-        if samples is not None and len(samples):
-            sroi = [_roi_at(HillCurve(beta=b, k=k * (1 - a), s=s), xbar[c]) for b, k, s, a in samples]
-            p10, p90 = np.percentile(sroi, [10, 90])
-            covered[c] = bool(p10 <= truth <= p90)
-        else:
-            p10 = p90 = float("nan")
         ch = world.channel(c)
         channels.append({"channel": c, "family": ch.family, "pattern": ch.pattern, "alpha": round(ch.alpha, 3),
                          "spend_share": round(shares[c], 4), "true_roi": round(truth, 4),
-                         "fitted_roi": round(fitted, 4), "roi_p10": round(float(p10), 4),
-                         "roi_p90": round(float(p90), 4), "oracle_roi_error": round(oracle_err[c], 4)})
+                         "fitted_roi": round(truth * (1 + roi_err[c]), 4), "roi_p10": round(band[c][0], 4),
+                         "roi_p90": round(band[c][1], 4), "oracle_roi_error": round(oracle_err[c], 4)})
 
     # Plans at 0.5×, 1×, 2× the historical quarter's spend, scored on the true curves.
     true_q = [true_curve(world, c, Q) for c in names]
     fit_q = [model.planning_curve(c, Q) for c in names]
+    samples = {c: model.planning_curve_samples(c, Q) for c in names}
     oracle_q = [true_curve(world, c, Q).scaled(obeta[c] / world.channel(c).beta) for c in names]
     caps = [model.extrapolation_cap(c, Q) for c in names]
     base_budget = Q * sum(xbar.values())
@@ -266,36 +296,33 @@ def run_dataset(index: int, seed: int, n_bootstrap: int, control: bool = False, 
                 for f, t, x in zip(fit_q, true_q, hist_x) if float(t.marginal(x)) > 0]
     ident = _identification(model)
     regrets = {}
+    if calibrated is not None:
+        cal_q = [calibrated.planning_curve(c, Q) for c in names]
     for m in BUDGETS:
         B = m * base_budget
         current = hist_x * m
         _, best = true_optimum(true_q, B)
-        x_model = plan(fit_q, names, B, current, caps, ident)
-        x_free = plan(fit_q, names, B, current, caps)
-        x_oracle = plan(oracle_q, names, B, current, caps)
-        regrets[f"{m:g}x"] = {
-            "model": 1 - plan_value(true_q, x_model) / best,
-            "curves_only": 1 - plan_value(true_q, x_free) / best,
-            "oracle": 1 - plan_value(true_q, x_oracle) / best,
-            "historical": 1 - plan_value(true_q, current) / best,
-            "model_spent": float(x_model.sum() / B),
-        }
-        if calibrated is not None:
-            cal_q = [calibrated.planning_curve(c, Q) for c in names]
-            x_cal = plan(cal_q, names, B, current, caps, _identification(calibrated))
-            regrets[f"{m:g}x"]["calibrated"] = 1 - plan_value(true_q, x_cal) / best
+        xs = _plans(fit_q, names, B, current, caps, ident, samples)
+        xs["oracle"] = plan(oracle_q, names, B, current, caps)
+        xs["historical"] = current
+        if calibrated is not None:  # the default rule on the calibrated fit
+            xs["calibrated"] = plan(cal_q, names, B, current, caps, ident=_identification(calibrated))
+        regrets[f"{m:g}x"] = {who: 1 - plan_value(true_q, x) / best for who, x in xs.items()}
+        regrets[f"{m:g}x"]["model_spent"] = float(xs["model"].sum() / B)
     cal_detail = None
     if calibrated is not None:
-        cal_err, cal_cov = _coverage(calibrated, world, names, xbar)
-        cal_detail = {"roi_error_median": round(float(np.median(np.abs(cal_err))), 4),
+        cal_err, cal_cov, _ = _roi_scores(calibrated, world, names, xbar)
+        cal_detail = {"roi_error_median": round(float(np.median(np.abs(list(cal_err.values())))), 4),
                       "coverage": round(sum(cal_cov.values()) / len(cal_cov), 4) if cal_cov else None,
-                      "fit_seconds": round(calibrated_seconds, 1)}
+                      "fit_seconds": round(calibrated_seconds, 1),
+                      "roi_errors": {c: round(e, 4) for c, e in cal_err.items()}}
 
     ao = [j for j, ch in enumerate(world.channels) if ch.pattern == "always_on"]
     logx = np.column_stack([np.log1p(sim.spend[c]) for c in names])
     realised_corr = (float(np.mean(np.corrcoef(logx[:, ao].T)[np.triu_indices(len(ao), 1)]))
                      if len(ao) > 1 else None)
     abs_err = np.abs(list(roi_err.values()))
+    diag = model.uncertainty().get("diagnostics", {})
     return {
         "dataset": index,
         "frequency": world.frequency,
@@ -309,6 +336,7 @@ def run_dataset(index: int, seed: int, n_bootstrap: int, control: bool = False, 
         "scurve": any(ch.family == "scurve" for ch in world.channels),
         "small_channels": sum(1 for c in names if shares[c] <= 0.03),
         "fit_seconds": round(fit_seconds, 1),
+        "sampler": {k: diag.get(k) for k in ("r_hat", "ess", "divergences", "seconds")},
         "r2": round(model.fit_["r2"], 4),
         "holdout_mape": None if model.fit_["holdout"]["mape"] is None else round(model.fit_["holdout"]["mape"], 4),
         "roi_error_median": round(float(np.median(abs_err)), 4),
@@ -336,7 +364,7 @@ def summarise(rows: list[dict]) -> dict:
         return round(float(np.median(v)), 4) if v else None
 
     out = {"datasets": len(rows)}
-    plans = [who for who in ("model", "curves_only", "calibrated", "oracle", "historical") if who in rows[0]["regret"]["1x"]]
+    plans = [who for who in PLAN_RULES if who in rows[0]["regret"]["1x"]]
     for m in BUDGETS:
         key = f"{m:g}x"
         out[f"regret_{key}"] = {who: med([r["regret"][key][who] for r in rows]) for who in plans}
@@ -430,10 +458,11 @@ def render(result: dict) -> str:
     s = result["summary"]
     lines += [
         "",
-        f"datasets: {s['datasets']} (seed {result['seed']}, {result['bootstrap']} bootstrap resamples, "
-        f"{result['seconds']:.0f} s)",
-        "plans: model = budget allocate's default (evidence limits), curves only = --ignore-evidence, "
-        "calibrated = refitted with one lift test per channel (se 15%)",
+        f"datasets: {s['datasets']} (seed {result['seed']}, {result['seconds']:.0f} s)",
+        f"plans: model = budget allocate's default ({DEFAULT_RULE.replace('_', ' ')}), mean = the posterior-mean "
+        "curves alone, evidence = those with the evidence bands, guard N = the best mean return whose worst N% of "
+        "draws gain against the current split, calibrated = the default refitted with one lift test per channel "
+        "(se 15%)",
         *[f"median regret at {k.replace('x', '×'):<4}: " + " | ".join(
             f"{who.replace('_', ' ')} {_pct(v)}" for who, v in s[f"regret_{k}"].items()) for k in ("0.5x", "1x", "2x")],
         *[f"worse than the historical split at {k.replace('x', '×'):<4}: " + " | ".join(
@@ -454,7 +483,7 @@ def render(result: dict) -> str:
         "ROI error by identification grade: " + ", ".join(
             f"{lv} {b['channels']} channels median {_pct(b['median'])} ({_pct(b['share_above_50pct'])} off by > 50%)"
             for lv, b in s.get("roi_error_by_level", {}).items()),
-        f"fit time median {s['fit_seconds_median']} s (one core, {result['bootstrap']} resamples)",
+        f"fit time median {s['fit_seconds_median']} s (two chains on two cores, holdout run included)",
     ]
     if s.get("calibrated"):
         c = s["calibrated"]
@@ -477,11 +506,13 @@ def render(result: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=24, help="datasets in the study (default 24)")
-    parser.add_argument("--quick", action="store_true", help="4 weekly datasets, 10 resamples (while developing)")
-    parser.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples per fit (default 20)")
+    parser.add_argument("--only", default=None, help="comma-separated dataset indices instead of 0…datasets−1")
+    parser.add_argument("--quick", action="store_true", help="4 weekly datasets (while developing)")
+    parser.add_argument("--jobs", type=int, default=None, help="cores per fit (default: all; chains run in parallel)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--out", default=None, help="also write the JSON to this file")
+    parser.add_argument("--rows", default=None, help="append each dataset's row to this JSON-lines file as it is done")
     parser.add_argument("--control", action="store_true",
                         help="the same datasets in the model's own form (models.simulate.control_world): "
                              "Hill s = 0.8, flighted spend, flat efficiency, no break, 0.5%% noise")
@@ -491,18 +522,21 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.ERROR)
     for noisy in ("cmdstanpy", "prophet", "models"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    n = 4 if args.quick else args.datasets
-    boot = args.bootstrap if args.bootstrap is not None else (10 if args.quick else 20)
+    indices = ([int(i) for i in args.only.split(",")] if args.only else
+               list(range(4 if args.quick else args.datasets)))
     t0 = time.perf_counter()
     rows = []
-    for i in range(n):
+    for done, i in enumerate(indices, 1):
         t = time.perf_counter()
-        rows.append(run_dataset(i, args.seed, boot, control=args.control, calibrate=not args.no_calibration))
+        rows.append(run_dataset(i, args.seed, args.jobs, control=args.control, calibrate=not args.no_calibration))
         r = rows[-1]
-        print(f"dataset {i + 1}/{n}: {r['frequency']} {r['channels']} channels {r['regime']}, ROI error "
-              f"{_pct(r['roi_error_median'])}, regret 1× {_pct(r['regret']['1x']['model'])} "
+        if args.rows:
+            with open(args.rows, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        print(f"dataset {done}/{len(indices)} (#{i}): {r['frequency']} {r['channels']} channels {r['regime']}, ROI "
+              f"error {_pct(r['roi_error_median'])}, regret 1× {_pct(r['regret']['1x']['model'])} "
               f"({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
-    result = {"seed": args.seed, "bootstrap": boot, "control": args.control, "seconds": round(time.perf_counter() - t0, 1),
+    result = {"seed": args.seed, "control": args.control, "seconds": round(time.perf_counter() - t0, 1),
               "summary": summarise(rows), "datasets": rows}
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

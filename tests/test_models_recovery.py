@@ -1,0 +1,75 @@
+"""Recovery on histories the model was not built around (issue 9 §6): the study's hard cases.
+
+Each case is one dataset of the recovery study (``benchmarks/attribution.py``, seed 2026): spend
+always-on and correlated or a mix, 4–8% noise, logistic/exponential/Weibull response and seasonal
+efficiency, none of it the model's Hill-on-adstock form. The study's scorer fits the default model
+(the joint Bayesian fit) as ``budget fit`` does, and scores its plans on the TRUE curves against
+the exact optimum. What is asserted is what a user is promised, not a fraction of the optimum:
+
+* the default plan does no harm: it never loses more than keeping the historical split;
+* a lift test per channel brings the plan closer to the optimum than the history alone;
+* the 80% intervals hold the truth for a good share of channels (the study's target is 70–90%;
+  here, on its hardest cases, at least half).
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.attribution import BUDGETS, run_dataset  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SEED = 2026
+#: Dataset 1: 4 always-on channels correlated with each other and the season, 8% noise (the one
+#: where the posterior-mean plan nearly lost to the split at 2×). Dataset 2: 7 channels, a mix of
+#: flighted and always-on, the study's lowest interval coverage.
+HARD = (1, 2)
+
+
+_RUNS: dict[int, dict] = {}
+
+
+def _scored(index: int) -> dict:
+    if index not in _RUNS:
+        _RUNS[index] = run_dataset(index, SEED, calibrate=True)
+    return _RUNS[index]
+
+
+@pytest.fixture(params=HARD, ids=lambda i: f"dataset{i}")
+def scored(request):
+    return _scored(request.param)
+
+
+def test_the_histories_are_hard(scored):
+    # Not the model's own world: realistic noise and another saturation family.
+    assert scored["noise"] >= 0.04
+    assert any(c["family"] != "hill" for c in scored["channel_detail"])
+
+
+def test_the_default_plan_never_loses_more_than_the_historical_split(scored):
+    for m in BUDGETS:
+        r = scored["regret"][f"{m:g}x"]
+        # 0.5 point: the money a plan may leave on the table against the split through the
+        # posterior's error where both are within noise of each other (dataset 1 at 2×: 0.2).
+        assert r["model"] <= r["historical"] + 0.005, (m, r)
+    r = scored["regret"]["1x"]
+    assert r["model"] <= r["historical"], r
+
+
+def test_a_lift_test_per_channel_brings_the_plan_closer_to_the_optimum(scored):
+    r = scored["regret"]["1x"]
+    assert r["calibrated"] < r["model"], r
+    assert r["calibrated"] <= 0.05, r
+
+
+def test_intervals_hold_the_truth_for_most_channels(scored):
+    assert scored["coverage"] >= 0.4, scored["channel_detail"]
+
+
+def test_pooled_coverage_over_the_hard_cases():
+    inside = [c["roi_p10"] <= c["true_roi"] <= c["roi_p90"] for i in HARD for c in _scored(i)["channel_detail"]]
+    assert np.mean(inside) >= 0.5, inside
