@@ -513,6 +513,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--out", default=None, help="also write the JSON to this file")
     parser.add_argument("--rows", default=None, help="append each dataset's row to this JSON-lines file as it is done")
+    parser.add_argument("--from-rows", default=None, metavar="FILE",
+                        help="summarise the rows a --rows run wrote (a run resumed in pieces) without fitting; "
+                             "the last row of each dataset counts")
     parser.add_argument("--control", action="store_true",
                         help="the same datasets in the model's own form (models.simulate.control_world): "
                              "Hill s = 0.8, flighted spend, flat efficiency, no break, 0.5%% noise")
@@ -526,6 +529,11 @@ def main(argv=None) -> int:
                list(range(4 if args.quick else args.datasets)))
     t0 = time.perf_counter()
     rows = []
+    if args.from_rows:
+        with open(args.from_rows, encoding="utf-8") as fh:
+            latest = {r["dataset"]: r for r in map(json.loads, filter(str.strip, fh))}
+        rows = [latest[i] for i in sorted(latest)]
+        indices = []
     for done, i in enumerate(indices, 1):
         t = time.perf_counter()
         rows.append(run_dataset(i, args.seed, args.jobs, control=args.control, calibrate=not args.no_calibration))
@@ -536,7 +544,10 @@ def main(argv=None) -> int:
         print(f"dataset {done}/{len(indices)} (#{i}): {r['frequency']} {r['channels']} channels {r['regime']}, ROI "
               f"error {_pct(r['roi_error_median'])}, regret 1× {_pct(r['regret']['1x']['model'])} "
               f"({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
-    result = {"seed": args.seed, "control": args.control, "seconds": round(time.perf_counter() - t0, 1),
+    seconds = time.perf_counter() - t0
+    if args.from_rows:  # the fits' own time, as the rows recorded it
+        seconds = sum(r["fit_seconds"] + ((r.get("calibrated") or {}).get("fit_seconds") or 0) for r in rows)
+    result = {"seed": args.seed, "control": args.control, "seconds": round(seconds, 1),
               "summary": summarise(rows), "datasets": rows}
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
