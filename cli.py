@@ -509,7 +509,7 @@ def _country(ctx, param, value):
 @click.option("--holdout", type=click.IntRange(min=0), help="Last periods held out to score the fit [13].")
 @click.option("--method", type=click.Choice(["auto", "bayes", "least-squares"]), default=None,
               help="bayes: the joint Bayesian model (ROI priors, baseline in the model, NUTS); least-squares: "
-                   "least squares with a bootstrap. [auto: bayes for a total KPI, least squares for the long layout]")
+                   "least squares with a bootstrap. [auto: least squares]")
 @click.option("--draws", type=click.IntRange(min=50, max=100_000),
               help="bayes: posterior draws per chain after warm-up [400].")
 @click.option("--bootstrap", type=click.IntRange(min=0), help="least squares: bootstrap resamples for ROI intervals [100].")

@@ -48,6 +48,11 @@ _YEARLY_ORDER = {"daily": 10, "weekly": 5, "monthly": 3}
 _PANDAS_INPLACE = r"The inplace keyword in DataFrame\.\w+ is deprecated"
 _PANDAS_READ_JSON = r"The 'convert_dates' keyword in read_json is deprecated"
 _PLOTLY_NOTICE = "Importing plotly failed. Interactive plots will not work."
+#: Prophet's log line for a yearly seasonality on under two years; the history's own warning
+#: (:func:`models.history.short_history_warning`) says it in the plan instead.
+_SHORT_YEARLY = ("Yearly seasonality is enabled with less than 730 days (approximately 2 years) of history. The model "
+                 "may be under-identified, and the trend/seasonality decomposition can be unstable and dependent on "
+                 "the Prophet/Stan version. Consider disabling yearly seasonality or providing more history.")
 
 
 class _DropMessage(logging.Filter):
@@ -61,9 +66,10 @@ class _DropMessage(logging.Filter):
 
 def _drop_plotly_notice() -> None:
     """Prophet logs the plotly notice when it is first imported, wherever that happens."""
-    plot_logger = logging.getLogger("prophet.plot")
-    if not any(isinstance(f, _DropMessage) for f in plot_logger.filters):
-        plot_logger.addFilter(_DropMessage(_PLOTLY_NOTICE))
+    for name, text in (("prophet.plot", _PLOTLY_NOTICE), ("prophet", _SHORT_YEARLY)):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessage) and f.text == text for f in target.filters):
+            target.addFilter(_DropMessage(text))
 
 
 _drop_plotly_notice()

@@ -70,9 +70,14 @@ def media_returns(model: MediaMixModel, plan: dict[str, np.ndarray],
     """Media return per period of ``plan`` ({channel: spend per period}).
 
     ``carryover`` replaces the adstock each channel starts from (default: what history left,
-    ``model.carryover_at_end_``). Returns the point forecast (T,) and the bootstrap samples
-    (S, T), or None without samples.
+    ``model.carryover_at_end_``, per draw for the joint model). Returns the point forecast (T,)
+    and the curve samples (S, T), or None without samples; for the joint model the point is the
+    posterior mean (the mean over draws, at the average campaign efficiency), as the planning
+    curves are.
     """
+    joint = getattr(model, "joint_", None)
+    if joint is not None:
+        return _joint_returns(joint, plan, carryover)
     point = None
     samples = None
     for channel, spends in plan.items():
@@ -83,11 +88,32 @@ def media_returns(model: MediaMixModel, plan: dict[str, np.ndarray],
         carry = float(start.get(channel, 0.0))
         r = _returns(row, spends, carry)[0]
         point = r if point is None else point + r
-        boot = model.bootstrap_.get(channel)
+        boot = model.samples_.get(channel)
         if boot is not None and len(boot):
             rs = _returns(np.asarray(boot, dtype=float), spends, carry)
             samples = rs if samples is None else samples + rs
     return point, samples
+
+
+def _joint_returns(joint, plan, carryover):
+    """Per-draw media returns of the joint model: each draw's adstock from its own end of history."""
+    from models.bayes import adstock_draws
+
+    samples = None
+    for channel, spends in plan.items():
+        spends = np.asarray(spends, dtype=float)
+        j = joint.column(channel)
+        a = joint.alpha[:, j]
+        carry = joint.carry_end[:, j] if carryover is None else np.full(a.size, float(carryover.get(channel, 0.0)))
+        e = adstock_draws(spends, a, carry)
+        with np.errstate(divide="ignore", over="ignore"):
+            f = np.where(e > 0, 1.0 / (1.0 + np.power(joint.k[:, j][:, None] / np.where(e > 0, e, 1.0),
+                                                      joint.s[:, j][:, None])), 0.0)
+        r = joint.beta[:, j][:, None] * f
+        samples = r if samples is None else samples + r
+    if samples is None:
+        return None, None
+    return samples.mean(axis=0), samples
 
 
 def steady_state_comparison(model: MediaMixModel, plans: dict[str, dict[str, float]], periods: int) -> dict:

@@ -29,7 +29,7 @@ def test_fit_csv_table_json_and_saved_model(runner, tmp_path):
     assert {"roi", "roi_p10", "roi_p90", "marginal_roi", "alpha", "k", "s"} <= set(report["channels"][0])
     assert {"r2", "mape", "nrmse", "holdout"} <= set(report["fit"])
     saved = json.loads(out.read_text())
-    assert saved["schema_version"] == 1
+    assert saved["schema_version"] == 2
     t = runner.invoke(main, ["fit", HISTORY, "--bootstrap", "0"])
     assert t.exit_code == 0
     assert "fit on the last 13 periods held out" in t.stdout and "wecom_community" in t.stdout

@@ -16,7 +16,7 @@ from models.simulate import lift_tests, simulate, study_world, true_lift
 
 EXAMPLE = "scenarios/examples/history_weekly.csv"
 # Enough draws for the behaviour below, few enough to keep the suite quick.
-QUICK = dict(warmup=150, draws=150, holdout=0)
+QUICK = dict(method="bayes", warmup=150, draws=150, holdout=0)
 
 
 def _fit(history, **kw):
@@ -35,8 +35,10 @@ def model(history):
     return _fit(history, holdout=13)
 
 
-def test_the_joint_model_is_the_default_for_a_total_kpi_only(history):
-    assert MediaMixModel().uses_joint(history)
+def test_the_joint_model_is_asked_for_and_fits_a_total_kpi_only(history):
+    assert MediaMixModel(method="bayes").uses_joint(history)
+    # Not the default yet (see MediaMixModel's method): auto is least squares.
+    assert not MediaMixModel().uses_joint(history)
     assert not MediaMixModel(method="least_squares").uses_joint(history)
     long = pd.DataFrame({"date": ["2024-01-01", "2024-01-08"] * 1, "channel": ["a", "a"], "spend": [1, 2],
                          "revenue": [3, 4]})
@@ -114,6 +116,6 @@ def test_a_lift_test_enters_the_likelihood_and_pins_its_channel():
 
 def test_too_few_draws_are_said_in_the_fit_warnings(history):
     with pytest.warns(ConvergenceWarning):
-        m = MediaMixModel(warmup=15, draws=15, holdout=0).fit(history)
+        m = MediaMixModel(method="bayes", warmup=15, draws=15, holdout=0).fit(history)
     said = " ".join(m.fit_warnings())
     assert "posterior sampler" in said or "effective posterior draws" in said

@@ -100,7 +100,7 @@ def test_gaps_and_near_constant_spend_are_warnings(tmp_path):
     f["social"] = "20000"
     f.loc[0, "social"] = "20100"
     h = load_history(write(tmp_path, f))
-    assert h.warnings == [
+    assert [w for w in h.warnings if "under two years" not in w] == [
         "history.csv: gap in dates between 2024-03-04 and 2024-03-25 (2 missing weeks); "
         "carryover across the gap is approximate",
         "history.csv: channel social: spend barely varies (coefficient of variation 0.001); its curve is "
@@ -358,3 +358,12 @@ def test_a_file_that_is_not_a_workbook_is_one_clear_problem(tmp_path):
     path.write_text("date,revenue\n", encoding="utf-8")
     found = problems(path)
     assert len(found) == 1 and found[0].startswith("history.xlsx: cannot be read as an Excel workbook")
+
+
+def test_a_history_under_two_years_says_its_seasonality_rests_on_one_cycle(tmp_path):
+    short = load_history(write(tmp_path, weekly_frame(60)))
+    assert [w for w in short.warnings if "under two years" in w] == [
+        "history.csv: 420 days of history (under two years): the yearly seasonality is fitted from fewer than two "
+        "cycles, so the season, the trend and the media effects are hard to tell apart"]
+    two_years = load_history(write(tmp_path, weekly_frame(105)))
+    assert not any("under two years" in w for w in two_years.warnings)
