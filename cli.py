@@ -540,7 +540,9 @@ def fit(ctx, source, out, fmt, method, draws, holdout, bootstrap, seed, s_shaped
     Carryover (adstock) and saturation (Hill) per channel, a Prophet baseline with trend,
     yearly seasonality, a country's holidays (China's by default, with the campaign days 618,
     Double 11 and the member day; --holidays DE for Germany's), bootstrap intervals for ROI,
-    and fit quality in sample and on a held-out tail. Lift tests (--calibration, or a
+    and fit quality in sample and on a held-out tail. --method bayes fits instead one Bayesian
+    model of the KPI (ROI priors pooled across channels, the baseline in the same model, NUTS;
+    ~30-60 s) whose posterior draws give the intervals. Lift tests (--calibration, or a
     scenario's [[calibration]] list) pin the channels a total KPI cannot tell apart; the report
     says per channel how well the history identifies it and which test would settle it. The fit is
     cached (see `budget cache`): a scenario that plans on the same history and settings reuses
@@ -552,6 +554,7 @@ def fit(ctx, source, out, fmt, method, draws, holdout, bootstrap, seed, s_shaped
       budget fit scenarios/examples/quarterly.toml --format json
       budget fit scenarios/examples/history_weekly.csv --holidays DE --bootstrap 20
       budget fit scenarios/examples/history_weekly.csv --calibration scenarios/examples/lift_tests.csv
+      budget fit scenarios/examples/history_weekly.csv --method bayes --format json
       budget fit dt_simulated_weekly.csv --date DATE --channels '*_S' --control competitor_sales_B \\
           --control newsletter --event events --ignore '*_I' --ignore '*_P'
     """

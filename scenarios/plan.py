@@ -215,7 +215,7 @@ def _plan(scenario, exact: bool, lp_path: str | None, risk_alpha: float | None) 
         samples = curve_samples(scenario, per_period=periodic)
         if samples is None:
             raise ScenarioError(["risk: needs curve samples: fit the curves from history ([history] or [model]) "
-                                 "with the Bayesian fit (the default for a total KPI) or bootstrap > 0"], scenario.name)
+                                 "with method = \"bayes\" or bootstrap > 0"], scenario.name)
         if periodic:
             problem = period_problem(scenario, scenario.horizon_spec)
             plans = optimize_cvar_periods(problem, _period_samples(scenario, problem, samples), risk_alpha)
