@@ -203,6 +203,19 @@ def holiday_indicators(starts: pd.DatetimeIndex, holidays: pd.DataFrame) -> pd.D
     return out[keep].reset_index(drop=True)
 
 
+def spring_festivals(years) -> list[pd.Timestamp]:
+    """Each year's Spring Festival: the first day of Chinese New Year in China's calendar."""
+    import holidays  # a Prophet dependency; works offline
+
+    out = []
+    for year in years:
+        days = [pd.Timestamp(d) for d, name in holidays.country_holidays("CN", years=year).items()
+                if name.startswith("Chinese New Year")]
+        if days:
+            out.append(min(days))
+    return out
+
+
 @dataclass
 class BaselineFit:
     """A fitted Prophet baseline and the names of its additive components.

@@ -86,15 +86,10 @@ def period_ends(dates: pd.DatetimeIndex, frequency: str) -> pd.DatetimeIndex:
 
 
 def _new_years(years) -> list[pd.Timestamp]:
-    import holidays as calendars  # offline; Prophet's own dependency
+    """Each year's Spring Festival (the first day of Chinese New Year), as the simulator dates it."""
+    from models.baseline import spring_festivals
 
-    out = []
-    for year in years:
-        days = [pd.Timestamp(d) for d, name in calendars.country_holidays("CN", years=year).items()
-                if name.startswith("Chinese New Year")]
-        if days:
-            out.append(min(days))
-    return out
+    return spring_festivals(years)
 
 
 def _share(days: pd.DatetimeIndex, on: np.ndarray, dates: pd.DatetimeIndex, ends: pd.DatetimeIndex) -> np.ndarray:

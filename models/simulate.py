@@ -53,6 +53,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from models.curves import ExponentialCurve, HillCurve, LinearThenCurve, ResponseCurve
+from models.baseline import spring_festivals
 
 __all__ = [
     "SATURATIONS",
@@ -347,16 +348,6 @@ def true_marginal_roi(world: SimWorld, channel: str, spend: float, periods: int)
 # Calendar
 
 
-def _spring_festivals(years) -> list[pd.Timestamp]:
-    import holidays  # a Prophet dependency; works offline
-
-    out = []
-    for year in years:
-        days = [pd.Timestamp(d) for d, name in holidays.country_holidays("CN", years=year).items()
-                if name.startswith("Chinese New Year")]
-        if days:
-            out.append(min(days))
-    return out
 
 
 def _daily_intensity(days: pd.DatetimeIndex) -> dict[str, np.ndarray]:
@@ -380,7 +371,7 @@ def _daily_intensity(days: pd.DatetimeIndex) -> dict[str, np.ndarray]:
     for y in years:
         ramp("618", pd.Timestamp(y, 6, 18), 17, 2)
         ramp("double11", pd.Timestamp(y, 11, 11), 22, 3)
-    for d in _spring_festivals(years):
+    for d in spring_festivals(years):
         p = np.datetime64(d.date(), "D").astype(np.int64)
         out["spring_festival"][(t >= p - 7) & (t <= p + 10)] = 1.0
     return out
