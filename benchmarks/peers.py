@@ -86,7 +86,7 @@ from importlib.metadata import version  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from attribution import BUDGETS, plan, plan_value, true_optimum  # noqa: E402
+from attribution import BUDGETS, _pct, plan, plan_value, true_optimum  # noqa: E402
 from models.curves import PointsCurve  # noqa: E402
 from models.simulate import quarter_periods, simulate, study_world, true_curve, true_roi_at_mean  # noqa: E402
 
@@ -325,10 +325,6 @@ def summarise(rows: list[dict]) -> dict:
     out["divergences"] = sum(r["sampler"]["divergences"] for r in rows)
     out["r_hat_max"] = max(r["sampler"]["r_hat_max"] for r in rows)
     return out
-
-
-def _pct(v) -> str:
-    return "—" if v is None else f"{100 * v:.1f}%"
 
 
 def render(result: dict) -> str:

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
+from models.curves import _hill_response
 from models.design import baseline_design, campaign_signal
 
-__all__ = ["DRAWS_KEPT", "JointFit", "fit_joint", "adstock_draws", "efficiency_draws"]
+__all__ = ["DRAWS_KEPT", "JointFit", "fit_joint", "adstock_draws", "efficiency_draws", "hill_draws"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +158,18 @@ def _predict(post, history, z: np.ndarray) -> np.ndarray:
     return post.baseline.mean(axis=0) + media
 
 
-def _channel_media(alpha, k, s, beta, theta, x, z) -> np.ndarray:
-    """Per-draw contribution (draws × periods) of spend ``x`` from the warm start of a history."""
-    warm = float(np.mean(x[:_WARM])) if x.size else 0.0
+def _channel_media(alpha, k, s, beta, theta, x, z, warm: float | None = None) -> np.ndarray:
+    """Per-draw contribution (draws × periods) of spend ``x`` from the warm start of a history
+    (``warm``: the mean spend per period before it; default the mean of ``x``'s first periods)."""
+    if warm is None:
+        warm = float(np.mean(x[:_WARM])) if x.size else 0.0
     e = adstock_draws(x, alpha, warm / (1.0 - alpha))
-    with np.errstate(divide="ignore", over="ignore"):
-        f = np.where(e > 0, 1.0 / (1.0 + np.power(k[:, None] / np.where(e > 0, e, 1.0), s[:, None])), 0.0)
-    return beta[:, None] * f * efficiency_draws(theta, z)
+    return hill_draws(e, beta, k, s) * efficiency_draws(theta, z)
+
+
+def hill_draws(e: np.ndarray, beta, k, s) -> np.ndarray:
+    """Each draw's Hill response (draws × periods) to its adstocked spend ``e``."""
+    return _hill_response(np.asarray(beta)[:, None], np.asarray(k)[:, None], np.asarray(s)[:, None], e)
 
 
 def fit_joint(history, settings: dict, progress=None):
@@ -383,11 +389,6 @@ def joint_lift(joint: JointFit, test, history) -> float:
     dark = x.copy()
     dark[test.start:test.stop] = 0.0
     # the same warm start as the full spend (the window does not change the spend before the file)
-    warm = float(np.mean(x[:_WARM]))
-    a = joint.alpha[:, j]
-    e = adstock_draws(dark, a, warm / (1.0 - a))
-    with np.errstate(divide="ignore", over="ignore"):
-        f = np.where(e > 0, 1.0 / (1.0 + np.power(joint.k[:, j][:, None] / np.where(e > 0, e, 1.0),
-                                                  joint.s[:, j][:, None])), 0.0)
-    off = joint.beta[:, j][:, None] * f * efficiency_draws(joint.theta[:, j], z)
+    off = _channel_media(joint.alpha[:, j], joint.k[:, j], joint.s[:, j], joint.beta[:, j], joint.theta[:, j], dark, z,
+                         warm=float(np.mean(x[:_WARM])))
     return float((on - off)[:, test.start:].sum(axis=1).mean())

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from models.baseline import spring_festivals
+
 __all__ = ["Design", "baseline_design", "calendar_windows", "campaign_signal", "period_ends"]
 
 #: Days in a period, for periods labelled by their start (monthly: to the next month's start).
@@ -83,13 +85,6 @@ def period_ends(dates: pd.DatetimeIndex, frequency: str) -> pd.DatetimeIndex:
     if frequency == "monthly":
         return dates + pd.offsets.MonthBegin(1)
     return dates + pd.Timedelta(days=_PERIOD_DAYS[frequency])
-
-
-def _new_years(years) -> list[pd.Timestamp]:
-    """Each year's Spring Festival (the first day of Chinese New Year), as the simulator dates it."""
-    from models.baseline import spring_festivals
-
-    return spring_festivals(years)
 
 
 def _share(days: pd.DatetimeIndex, on: np.ndarray, dates: pd.DatetimeIndex, ends: pd.DatetimeIndex) -> np.ndarray:
@@ -143,7 +138,7 @@ def calendar_windows(dates: pd.DatetimeIndex, frequency: str, country: str | Non
             cols[name] = _share(days, around([pd.Timestamp(y, month, day) for y in years], first, last), dates, ends)
         if frequency != "monthly":
             cols["member day"] = _share(days, (days.day == 18).astype(float), dates, ends)
-        cols["Spring Festival season"] = _share(days, around(_new_years(years), *SPRING_FESTIVAL), dates, ends)
+        cols["Spring Festival season"] = _share(days, around(spring_festivals(years), *SPRING_FESTIVAL), dates, ends)
     if country:
         import holidays as calendars
 

@@ -97,7 +97,7 @@ def media_returns(model: MediaMixModel, plan: dict[str, np.ndarray],
 
 def _joint_returns(joint, plan, carryover):
     """Per-draw media returns of the joint model: each draw's adstock from its own end of history."""
-    from models.bayes import adstock_draws
+    from models.bayes import adstock_draws, hill_draws
 
     samples = None
     for channel, spends in plan.items():
@@ -105,11 +105,7 @@ def _joint_returns(joint, plan, carryover):
         j = joint.column(channel)
         a = joint.alpha[:, j]
         carry = joint.carry_end[:, j] if carryover is None else np.full(a.size, float(carryover.get(channel, 0.0)))
-        e = adstock_draws(spends, a, carry)
-        with np.errstate(divide="ignore", over="ignore"):
-            f = np.where(e > 0, 1.0 / (1.0 + np.power(joint.k[:, j][:, None] / np.where(e > 0, e, 1.0),
-                                                      joint.s[:, j][:, None])), 0.0)
-        r = joint.beta[:, j][:, None] * f
+        r = hill_draws(adstock_draws(spends, a, carry), joint.beta[:, j], joint.k[:, j], joint.s[:, j])
         samples = r if samples is None else samples + r
     if samples is None:
         return None, None
