@@ -11,11 +11,15 @@ on both, instead of alternating with Prophet. Its baseline is linear in these co
   a weekly wave in daily data;
 * **calendar** (each the share of the period's days inside a window, so a week holding two days
   of a campaign gets 2/7): for China's calendar the e-commerce campaigns with their presale
-  seasons (618: presale 1–17 June and the days 18–20 June; Double 11: presale 21 October –
-  10 November and 11–13 November), the monthly member day (the 18th; not in monthly data, where
+  seasons (618: presale 1–17 June, the day 18 June and its tail 19–20 June; Double 11: presale
+  21 October – 10 November, the day, and its tail 12–13 November), the monthly member day (the 18th; not in monthly data, where
   every period holds one) and the Spring Festival season (a week before New Year's Day to two
   weeks after, when logistics stop); every public holiday of the country's calendar by name
-  (``holidays`` package, Prophet's own dependency, offline); the user's events;
+  (``holidays`` package, Prophet's own dependency, offline); the user's events. In the baseline
+  each calendar column is scaled to a largest value of 1 over the fitted periods, so the prior on
+  its coefficient is on the effect in the period that holds most of the window; in weekly data a
+  window shorter than a week also gets a 0/1 column of the weeks that hold any of its days, so
+  its effect may follow its days or the whole week;
 * **the history's own columns**: event columns as they are, controls standardised.
 
 Windows, not one-day indicators: campaigns spread over weeks (presale, tails) and a period
@@ -46,11 +50,15 @@ _CHANGEPOINTS = {"daily": 25, "weekly": 15, "monthly": 8}
 _CHANGEPOINT_RANGE = 0.85
 
 #: The e-commerce campaign windows of China's calendar: name → (month, day, first, last offset in days).
+#: The day itself is a window of its own: sales concentrate on it, and in weekly data a week holding
+#: the day and one holding only the tail differ by more than their share of the three days.
 CAMPAIGN_WINDOWS = {
     "618 presale": (6, 18, -17, -1),
-    "618": (6, 18, 0, 2),
+    "618": (6, 18, 0, 0),
+    "618 tail": (6, 18, 1, 2),
     "Double 11 presale": (11, 11, -21, -1),
-    "Double 11": (11, 11, 0, 2),
+    "Double 11": (11, 11, 0, 0),
+    "Double 11 tail": (11, 11, 1, 2),
 }
 #: Spring Festival season around Chinese New Year's Day: (first, last) offset in days.
 SPRING_FESTIVAL = (-7, 14)
@@ -193,9 +201,22 @@ def baseline_design(history, *, country: str | None = "CN", campaign_days: bool 
     if freq == "daily":
         cols.update(_fourier(dates, 3, 7.0, "weekly"))
     cal = calendar_windows(dates, freq, country, campaign_days, events)
-    for name in cal.columns:
-        cols[name] = cal[name].to_numpy(dtype=float)
     rows = slice(fitted_from, None)
+    whole = freq == "weekly"
+    for name in cal.columns:
+        # Scaled to a largest value of 1 over the fitted periods, so the coefficients' prior is on
+        # the effect in the period holding most of the window: as a share of the period's days a
+        # one-day window is at most 1/7 of a week, and the prior would allow it 1/7 of the effect.
+        v = cal[name].to_numpy(dtype=float)
+        top = float(v[rows].max(initial=0.0))
+        cols[name] = v / top if top > 0 else v
+        if whole and 0 < top < 1:
+            # A short window (a holiday, a campaign day) in weekly data: whether its effect follows
+            # its share of the week's days or lifts the whole week that holds it (the shopping
+            # before Spring Festival, a campaign week) is the data's to say, so both are columns.
+            held = (v > 0).astype(float)
+            if np.any(np.abs(held[rows] - cols[name][rows]) > 1e-9):
+                cols[f"{name} (week)"] = held
     for name in history.events.columns:
         cols[f"event: {name}"] = history.events[name].to_numpy(dtype=float)
     for name in history.controls.columns:
