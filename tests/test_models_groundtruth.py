@@ -76,3 +76,33 @@ def test_plan_from_fitted_curves_nearly_matches_the_true_optimum(world):
     # And the plan beats spending the budget in the historical mix.
     mix = {c: budget * frame[c].sum() / frame[channels].to_numpy().sum() for c in channels}
     assert true_return(fitted_plan) >= true_return(mix)
+
+
+@pytest.fixture(scope="module")
+def joint_bundled():
+    params = bundled_params()
+    frame = generate_history(params, 7)
+    model = MediaMixModel(method="bayes", random_state=0, holdout=0).fit(history_from_frame(frame))
+    return params, frame, model
+
+
+def test_joint_fit_recovers_the_bundled_world_and_plans_above_its_mix(joint_bundled):
+    """The joint model on the example's own world (0.6% noise): its baseline calendar used to leave
+    1.3% of the KPI unexplained, which the media absorbed (ROIs off by up to 32%, the plan below
+    the historical mix); with the calendar carrying campaign days and festival weeks it must not."""
+    params, frame, model = joint_bundled
+    truth = true_roi(params, 7)
+    errors = {c: model.roi_[c] / truth[c] - 1 for c in truth}
+    assert np.median(np.abs(list(errors.values()))) <= 0.10, errors
+    assert max(abs(e) for e in errors.values()) <= 0.25, errors
+    channels = [c.channel for c in params.channels]
+    budget = frame[channels].to_numpy().sum(axis=1).mean() * PERIODS
+    caps = {c: model.extrapolation_cap(c, PERIODS) for c in channels}
+    true_curves = {c: true_planning_curve(params, c, PERIODS) for c in channels}
+    plan = allocate(model.planning_curves(PERIODS), caps, budget)
+    mix = {c: budget * frame[c].sum() / frame[channels].to_numpy().sum() for c in channels}
+
+    def true_return(p):
+        return sum(float(true_curves[c].response(p[c])) for c in channels)
+
+    assert true_return(plan) > true_return(mix)
