@@ -66,6 +66,8 @@ __all__ = [
     "random_world",
     "study_world",
     "simulate",
+    "Truth",
+    "true_kpi",
     "true_curve",
     "true_roi_at_mean",
     "true_marginal_roi",
@@ -289,7 +291,8 @@ class Simulation:
     :func:`models.history.history_from_frame`. The arrays cover the reported periods only:
     ``spend`` per channel, ``contribution`` per channel (with carryover from the unseen spend before
     the file), ``efficiency`` per channel, ``baseline`` and ``season`` (the standardised seasonal
-    intensity that always-on spend follows).
+    intensity that always-on spend follows). ``carry_in``: each channel's adstocked spend in the
+    period before the file (what the unseen spend left), from which :func:`true_kpi` continues.
     """
 
     world: SimWorld
@@ -301,6 +304,7 @@ class Simulation:
     efficiency: dict[str, np.ndarray]
     baseline: np.ndarray
     season: np.ndarray
+    carry_in: dict[str, float] = field(default_factory=dict)
 
     @property
     def mean_spend(self) -> dict[str, float]:
@@ -465,7 +469,7 @@ def simulate(world: SimWorld, seed: int) -> Simulation:
     a = min(world.season_corr / math.sqrt(rho), 1.0) if rho > 0 else 0.0
     shared = a * season + math.sqrt(1 - a * a) * _ar1(rng, n, world.spend_ar)
 
-    spend, contribution, efficiency = {}, {}, {}
+    spend, contribution, efficiency, carry_in = {}, {}, {}, {}
     for ch in world.channels:
         if ch.pattern == "always_on":
             own = _ar1(rng, n, world.spend_ar)
@@ -480,18 +484,15 @@ def simulate(world: SimWorld, seed: int) -> Simulation:
             raise ValueError(f"{ch.name}: pattern must be 'flighted' or 'always_on', got {ch.pattern!r}")
         x = x * (1 + world.spend_growth * years)
         x = np.round(x * ch.mean_spend / max(x[burn:].mean(), 1e-12))
-        # Efficiency: up in the presale seasons, down over the festival, a gentle yearly wave;
-        # 1 on average over the reported periods.
-        eta = 1 + ch.efficiency * (cal["618"] + 1.2 * cal["double11"] - 0.8 * cal["spring_festival"]
-                                   + 0.25 * np.sin(2 * np.pi * full.day_of_year.to_numpy() / 365.25 + 2.0))
-        eta = np.maximum(eta, 0.05)
-        eta = eta / eta[burn:].mean()
+        eta = _raw_efficiency(ch, cal, full)
+        eta = eta / eta[burn:].mean()  # 1 on average over the reported periods
         e = np.empty(n)
         acc = 0.0
         for t in range(n):
             acc = x[t] + ch.alpha * acc
             e[t] = acc
         spend[ch.name] = x[burn:]
+        carry_in[ch.name] = float(e[burn - 1])
         efficiency[ch.name] = eta[burn:]
         contribution[ch.name] = (eta * ch.beta * saturation(ch.family, e, ch.k, ch.s))[burn:]
 
@@ -503,19 +504,129 @@ def simulate(world: SimWorld, seed: int) -> Simulation:
     for c in world.names:
         frame[c] = spend[c].astype(np.int64)
     return Simulation(world=world, seed=seed, frame=frame, dates=all_dates, spend=spend, contribution=contribution,
-                      efficiency=efficiency, baseline=base, season=season[burn:])
+                      efficiency=efficiency, baseline=base, season=season[burn:], carry_in=carry_in)
 
 
-def _baseline(world: SimWorld, dates: pd.DatetimeIndex, cal: dict[str, np.ndarray]) -> np.ndarray:
-    """Trend with a break, a yearly wave and the campaign calendar, all relative to ``level``."""
-    n = len(dates)
-    years = np.arange(n) / _PER_YEAR[world.frequency]
-    tb = years[min(int(world.break_at * n), n - 1)]
+def _raw_efficiency(ch: SimChannel, cal: dict[str, np.ndarray], dates: pd.DatetimeIndex) -> np.ndarray:
+    """Efficiency before its normalisation: up in the presale seasons, down over the festival, a
+    gentle yearly wave (``cal`` is :func:`seasonal_intensity` of ``dates``)."""
+    eta = 1 + ch.efficiency * (cal["618"] + 1.2 * cal["double11"] - 0.8 * cal["spring_festival"]
+                               + 0.25 * np.sin(2 * np.pi * dates.day_of_year.to_numpy() / 365.25 + 2.0))
+    return np.maximum(eta, 0.05)
+
+
+def _baseline(world: SimWorld, dates: pd.DatetimeIndex, cal: dict[str, np.ndarray], first: int = 0) -> np.ndarray:
+    """Trend with a break, a yearly wave and the campaign calendar, all relative to ``level``.
+
+    ``dates`` are periods ``first, first + 1, …`` of the history (0 its first period; past its
+    end the trend goes on as it was after the break, which stays where the history put it).
+    """
+    n = world.periods
+    per_year = _PER_YEAR[world.frequency]
+    years = (first + np.arange(len(dates))) / per_year
+    tb = min(int(world.break_at * n), n - 1) / per_year
     after = years >= tb
     trend = 1 + world.growth * years + after * (world.break_level + world.break_growth * (years - tb))
     wave = world.yearly * np.sin(2 * np.pi * dates.day_of_year.to_numpy() / 365.25 + world.phase)
     events = sum(world.peaks.get(name, 0.0) * cal[name] for name in ("618", "double11", "spring_festival"))
     return world.level * (trend + wave + events)
+
+
+# --------------------------------------------------------------------------------------------
+# The truth after (or within) a history
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What a spend plan truly brings in the periods it covers (see :func:`true_kpi`).
+
+    ``dates`` the periods' starts; ``baseline``, ``contribution`` (per channel, with its seasonal
+    efficiency and the carryover of everything spent before) and ``expected`` = baseline + Σ
+    contribution, the expected KPI; ``noise_sd`` the sd of the KPI's noise around it (the world's
+    ``noise`` × the history's mean expected KPI, as in :func:`simulate`).
+    """
+
+    dates: pd.DatetimeIndex
+    baseline: np.ndarray
+    contribution: dict[str, np.ndarray]
+    efficiency: dict[str, np.ndarray]
+    expected: np.ndarray
+    noise_sd: float
+
+    def outcomes(self, draws: int, seed: int = 0) -> np.ndarray:
+        """``draws`` noisy KPI paths (draws × periods): the expected KPI plus independent noise."""
+        rng = np.random.default_rng(seed)
+        return self.expected[None, :] + rng.normal(0.0, self.noise_sd, (int(draws), self.expected.size))
+
+
+def true_kpi(sim: Simulation, plan: dict[str, np.ndarray], start: int | None = None) -> Truth:
+    """The true expected KPI of a spend plan, continuing the process of :func:`simulate`.
+
+    Parameters
+    ----------
+    sim : Simulation
+        The history the plan follows.
+    plan : dict
+        ``{channel: spend per period}`` (all the same length T ≥ 1); a channel left out spends
+        nothing.
+    start : int, optional
+        The period the plan starts in, counted from the history's first period (0); the default,
+        ``world.periods``, is the period after the history. Spend before ``start`` is the
+        history's (and before the file, the unseen spend :func:`simulate` drew).
+
+    Returns
+    -------
+    Truth
+        For the T periods from ``start``: the baseline (its trend going on as after the break,
+        its calendar at the periods' dates), each channel's return with its seasonal efficiency η
+        (normalised by the same constant as in the history, so η means what it meant there) and
+        adstock carried over from the spend before, and their sum. With ``start=0`` and the
+        history's own spend it gives ``sim.baseline + Σ sim.contribution``.
+
+    Raises
+    ------
+    ValueError
+        ``start`` outside the history, an unknown channel, or plans of different or zero length.
+    """
+    world = sim.world
+    n = world.periods
+    start = n if start is None else int(start)
+    if not 0 <= start <= n:
+        raise ValueError(f"start must be 0–{n} (a period of the history or the one after it), got {start}")
+    unknown = sorted(set(plan) - set(world.names))
+    if unknown:
+        raise ValueError(f"unknown channel(s) {', '.join(unknown)}; the world has {', '.join(world.names)}")
+    lengths = {np.asarray(v).size for v in plan.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError(f"every channel's plan must have the same number of periods (≥ 1), got {sorted(lengths)}")
+    T = lengths.pop()
+    freq = world.frequency
+    burn = int(round(_PER_YEAR[freq]))
+    # The calendar over the same span simulate() used, extended: the history's part is the same.
+    dates = pd.date_range(pd.Timestamp(world.start), periods=max(n, start + T), freq=_PANDAS_FREQ[freq])
+    before = pd.date_range(end=dates[0], periods=burn + 1, freq=_PANDAS_FREQ[freq])[:-1]
+    full = before.append(dates)
+    cal = seasonal_intensity(full, freq)
+    rows = slice(burn + start, burn + start + T)
+    contribution, efficiency = {}, {}
+    for ch in world.channels:
+        raw = _raw_efficiency(ch, cal, full)
+        eta = raw[rows] / raw[burn:burn + n].mean()
+        x = np.asarray(plan.get(ch.name, np.zeros(T)), dtype=float)
+        acc = sim.carry_in[ch.name]
+        for value in sim.spend[ch.name][:start]:
+            acc = value + ch.alpha * acc
+        e = np.empty(T)
+        for t in range(T):
+            acc = x[t] + ch.alpha * acc
+            e[t] = acc
+        efficiency[ch.name] = eta
+        contribution[ch.name] = eta * ch.beta * saturation(ch.family, e, ch.k, ch.s)
+    base = _baseline(world, full[rows], {k: v[rows] for k, v in cal.items()}, first=start)
+    expected = base + sum(contribution.values())
+    mean_kpi = float(np.mean(sim.baseline + sum(sim.contribution.values())))
+    return Truth(dates=full[rows], baseline=base, contribution=contribution, efficiency=efficiency,
+                 expected=expected, noise_sd=world.noise * mean_kpi)
 
 
 # --------------------------------------------------------------------------------------------

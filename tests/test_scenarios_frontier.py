@@ -386,13 +386,14 @@ def load_quietly(path, **kwargs):
 
 @pytest.mark.slow
 def test_a_share_of_forecast_budget_is_that_share_of_the_forecast_kpi(history_dir):
-    from models.forecast import horizon_dates, media_returns
+    from models.forecast import horizon_baseline, horizon_dates, media_returns
 
     sc = load_quietly(write(history_dir, SHARE_SCENARIO.format(share=0.18)))
     model = sc.model
-    # the KPI by hand: Prophet's baseline over the 13 weeks after the history, plus each channel's
-    # media return at its mean weekly spend from the carryover history left
-    baseline = float(np.sum(model.forecast_baseline(horizon_dates(model, 13))))
+    # the KPI by hand: Prophet's baseline over the 13 weeks after the history (with the holidays
+    # that fall in them), plus each channel's media return at its mean weekly spend from the
+    # carryover history left
+    baseline = float(np.sum(horizon_baseline(model, horizon_dates(model, 13))))
     media, _ = media_returns(model, {c: np.full(13, model.spend_stats_[c]["mean"]) for c in model.channels_})
     kpi = baseline + float(np.sum(media))
     assert sc.forecast_kpi["total"] == pytest.approx(kpi, rel=1e-12)
