@@ -469,8 +469,9 @@ class MediaMixModel:
         the baseline in the same model, NUTS), whose draws are the curve samples; "least_squares":
         multi-start least squares on a Prophet baseline with a block bootstrap (below). "auto"
         (default): "least_squares" for now. The joint model plans better on the recovery study
-        (benchmarks/attribution.py) but is not yet the default: its forecasts are not yet
-        scored, and on the second ground-truth world its ROI bands are too narrow (issue 9).
+        (benchmarks/attribution.py) and forecasts better (benchmarks/forecast.py) but is not yet
+        the default: on the second ground-truth world its ROI bands are too narrow (issue 9),
+        and a fit takes 20-50 s.
     warmup, draws, chains : int
         The sampler's adaptation and kept iterations per chain, and its chains (method "bayes").
     priors : dict, optional
