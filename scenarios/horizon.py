@@ -128,7 +128,10 @@ def seasonal_efficiency(model, dates) -> np.ndarray:
     """
     import pandas as pd
 
-    ahead = np.asarray(model.forecast_baseline(pd.DatetimeIndex(dates)), float)
+    from models.forecast import horizon_baseline
+
+    # With the horizon's own holidays and campaign days (a Spring Festival next quarter is a lull).
+    ahead = np.asarray(horizon_baseline(model, pd.DatetimeIndex(dates)), float)
     return ahead / float(np.mean(ahead))
 
 

@@ -121,3 +121,26 @@ def test_exact_mode_plans_s_curves_period_by_period(runner, tmp_path):
     assert not any("concave envelope" in w for w in exact["warnings"])
     assert sum(c["spend"] for c in exact["channels"]) + exact["reserve"] == pytest.approx(exact["budget"], abs=0.005)
     assert exact["expected_return"] >= envelope["expected_return"] * (1 - 2 * exact["solver"]["gap_bound"])
+
+
+def test_the_weekly_examples_horizon_sees_the_spring_festival_in_it():
+    """The period planner's seasonal efficiency is the baseline forecast over the horizon with the
+    holidays that fall in it: the bundled history's festival weeks sell more, and the next
+    quarter's festival (29 January 2025) must show, not just the history's own festivals."""
+    import warnings
+
+    import pandas as pd
+
+    from models.forecast import horizon_dates
+    from scenarios.horizon import seasonal_efficiency
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = load_scenario(example_path("weekly.toml")).model
+    dates = horizon_dates(model, 13)
+    efficiency = seasonal_efficiency(model, dates)
+    festival = int(np.searchsorted(dates.values, pd.Timestamp("2025-01-29").to_datetime64(), side="right") - 1)
+    assert dates[festival] == pd.Timestamp("2025-01-27")
+    others = np.delete(efficiency, festival)
+    assert efficiency[festival] > 1.05 and efficiency[festival] > others.max() + 0.05, efficiency
+    assert efficiency.mean() == pytest.approx(1.0)
