@@ -336,7 +336,8 @@ class HillMixture(ResponseCurve):
 
     The expected return of spend x over posterior draws i = 1…S is the mean of each draw's
     curve at x; planning on it maximises the expected return (the plan's return is a sum over
-    channels, so its mean is the sum of the channels' mean curves). Concave when every draw is.
+    channels, so its mean is the sum of the channels' mean curves). Concave when its marginal
+    never rises (see :attr:`concave_from`), which every draw being concave implies.
     """
 
     kind = "hill_mixture"
@@ -347,6 +348,7 @@ class HillMixture(ResponseCurve):
         self.s = np.asarray(s, dtype=float).ravel()
         if not (self.beta.size == self.k.size == self.s.size) or self.beta.size == 0:
             raise ValueError("a Hill mixture needs the same, non-zero number of beta, k and s values")
+        self._concave_from: float | None = None
 
     def __eq__(self, other):
         return (isinstance(other, HillMixture) and np.array_equal(self.beta, other.beta)
@@ -367,20 +369,42 @@ class HillMixture(ResponseCurve):
 
     @property
     def is_concave(self) -> bool:
-        return bool(np.all(self.s <= 1.0))
+        return self.concave_from == 0.0
 
     @property
     def concave_from(self) -> float:
-        if self.is_concave:
+        """Spend past the last rise of the mean curve's marginal (0 when it never rises).
+
+        A mixture with S-shaped draws (s > 1) need not be S-shaped: near zero the concave draws'
+        marginal (infinite at 0 for s < 1) can outweigh the S draws' rise. Every draw is concave
+        past its inflection, so the mean is concave past the largest one; before it the marginal
+        is read on a fine grid (log-spaced, so a bump near zero is seen).
+        """
+        if self._concave_from is None:
+            self._concave_from = self._last_rise()
+        return self._concave_from
+
+    def _last_rise(self) -> float:
+        shaped = (self.s > 1.0) & (self.beta > 0)
+        if not shaped.any():
             return 0.0
-        shaped = self.s > 1.0
-        return float(np.max(self.k[shaped] * ((self.s[shaped] - 1.0) / (self.s[shaped] + 1.0)) ** (1.0 / self.s[shaped])))
+        s, k = self.s[shaped], self.k[shaped]
+        top = float(np.max(k * ((s - 1.0) / (s + 1.0)) ** (1.0 / s)))
+        xs = top * np.concatenate([np.geomspace(1e-6, 1e-2, 200, endpoint=False), np.linspace(1e-2, 1.0, 1000)])
+        m = self.marginal(xs)
+        finite = m[np.isfinite(m)]
+        scale = float(np.max(finite)) if finite.size else 0.0
+        rises = np.nonzero(np.diff(m) > 1e-12 * scale)[0]
+        # The marginal rose from xs[i] to xs[i + 1]: its peak lies before xs[i + 2].
+        return 0.0 if rises.size == 0 else float(xs[min(rises[-1] + 2, xs.size - 1)])
 
     def envelope(self) -> ResponseCurve:
         if self.is_concave:
             return self
+        # Log-spaced from near zero: a concave draw (s < 1) rises steeply there, and chords on an
+        # even grid would fall below the curve by up to 1% of its return.
         top = 8.0 * float(np.max(self.k))
-        xs = np.linspace(0.0, top, 801)
+        xs = np.concatenate([[0.0], top * np.geomspace(1e-6, 1.0, 2000)])
         return PointsCurve(xs, self.response(xs)).envelope()
 
     def scaled(self, factor: float) -> "HillMixture":

@@ -5,7 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.curves import CurveSet, ExponentialCurve, HillCurve, PointsCurve, curve_from_dict, curve_problems
+from models.curves import (
+    CurveSet, ExponentialCurve, HillCurve, HillMixture, PointsCurve, curve_from_dict, curve_problems,
+)
 
 CURVES = [
     HillCurve(3e6, 1e6, 0.8),
@@ -92,3 +94,40 @@ def test_a_curve_without_effect_has_marginal_zero_even_at_zero_spend():
     flat = HillCurve(beta=0.0, k=1e5, s=0.7)
     assert flat.marginal(np.array([0.0, 1.0, 1e6])).tolist() == [0.0, 0.0, 0.0]
     assert HillCurve(beta=1e6, k=1e5, s=0.7).marginal(np.array([0.0]))[0] == float("inf")
+
+
+def _marginal_rises(curve, top: float) -> bool:
+    """Brute force: does the marginal rise anywhere on a very fine grid up to ``top``?"""
+    x = top * np.concatenate([np.geomspace(1e-7, 1e-3, 400, endpoint=False), np.linspace(1e-3, 1.5, 20000)])
+    m = curve.marginal(x)
+    return bool((np.diff(m) > 1e-9 * np.max(m[np.isfinite(m)])).any())
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), shaped=st.floats(0.0, 1.0))
+def test_a_posterior_mean_curve_is_concave_exactly_when_its_marginal_never_rises(seed, shaped):
+    """Posterior draws mix concave and S-shaped Hill curves; the mean curve is S-shaped only
+    where the S draws outweigh the concave ones, and the planner must know where."""
+    rng = np.random.default_rng(seed)
+    n = 60
+    s = np.where(rng.random(n) < shaped, rng.uniform(1.05, 3.5, n), rng.uniform(0.4, 1.0, n))
+    mix = HillMixture(rng.uniform(1e5, 1e6, n), rng.uniform(1e5, 2e6, n), s)
+    top = 2e6 * 1.5
+    assert mix.is_concave == (not _marginal_rises(mix, top))
+    if not mix.is_concave:
+        # Concave from there on, and not from much earlier: the marginal rises just before it.
+        past = mix.concave_from * np.linspace(1.0, 20.0, 4000)
+        assert (np.diff(mix.marginal(past)) <= 1e-9 * mix.marginal(past).max()).all()
+        before = mix.concave_from * np.linspace(0.95, 1.0, 400)
+        assert (np.diff(mix.marginal(before)) > 0).any()
+        env = mix.envelope()
+        xs = np.linspace(0, 4e6, 801)
+        assert (env.response(xs) >= mix.response(xs) - 1e-5 * mix.response(xs).max()).all()
+
+
+def test_concave_draws_and_a_few_weak_s_draws_still_make_a_concave_mean():
+    concave = HillMixture([1e6] * 9 + [1e4], [5e5] * 9 + [5e5], [0.6] * 9 + [2.0])
+    assert concave.is_concave and concave.concave_from == 0.0
+    s_heavy = HillMixture([1e4, 1e6], [5e5, 5e5], [0.6, 2.0])
+    assert not s_heavy.is_concave
+    assert s_heavy.concave_from <= 5e5 * (1 / 3) ** 0.5 * 1.001  # the S draw's inflection bounds it
