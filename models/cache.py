@@ -2,8 +2,9 @@
 
 ``budget allocate`` on a scenario with a ``[history]`` table fits on the fly; the second run
 (and every monthly job re-run on the same data) loads the cached model instead of refitting.
-The key is a SHA-256 of the history file's bytes, the column mapping, the estimator settings
-and the model schema version, so any change to any of them fits again.
+The key is a SHA-256 of the history file's bytes, the column mapping, the estimator settings,
+the model schema version and the joint model's default priors, so any change to any of them
+fits again.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ def fit_key(path: str | Path, spec: HistorySpec, settings: dict) -> str:
     """The cache key of fitting ``path`` read with ``spec`` by an estimator with ``settings``."""
     h = hashlib.sha256()
     h.update(Path(path).read_bytes())
-    meta = {"spec": _plain(spec.__dict__), "settings": _plain(settings), "schema": SCHEMA_VERSION}
+    # The joint model's default priors are part of what a fit means: a release that changes them
+    # fits again rather than serving a model drawn under the old ones.
+    from models import posterior
+
+    meta = {"spec": _plain(spec.__dict__), "settings": _plain(settings), "schema": SCHEMA_VERSION,
+            "priors": posterior.Priors().as_dict()}
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
 

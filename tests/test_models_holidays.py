@@ -108,6 +108,27 @@ def test_the_country_changes_the_fit_cache_key(tmp_path):
     assert len(keys) == 3
 
 
+def test_new_default_priors_change_the_fit_cache_key(tmp_path, monkeypatch):
+    """A release whose joint model draws under other priors must not serve the old fits."""
+    from dataclasses import dataclass
+
+    from models import posterior
+    from models.cache import fit_key
+    from models.history import HistorySpec
+
+    path = tmp_path / "h.csv"
+    path.write_text("date,revenue\n")
+    before = fit_key(path, HistorySpec(), {"method": "bayes"})
+    assert fit_key(path, HistorySpec(), {"method": "bayes"}) == before
+
+    @dataclass(frozen=True)
+    class Wider(posterior.Priors):
+        shape: tuple[float, float] = (0.0, 0.8)
+
+    monkeypatch.setattr(posterior, "Priors", Wider)
+    assert fit_key(path, HistorySpec(), {"method": "bayes"}) != before
+
+
 def _frame(n):
     dates = pd.date_range("2022-01-03", periods=n, freq="W-MON")
     rng = np.random.default_rng(3)
