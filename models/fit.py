@@ -436,7 +436,9 @@ class MediaMixModel:
     alpha_bounds : (float, float)
         Range of the carryover α (default 0–0.9).
     s_shaped : bool
-        Allow Hill shapes up to 3 (S-curves); by default s ≤ 1 (concave).
+        Least squares: allow Hill shapes up to 3 (S-curves); by default s ≤ 1 (concave). The joint
+        model (method "bayes") always has S-curves in its prior (:class:`models.posterior.Priors`
+        ``shape``): its curve is S-shaped only where the posterior puts it.
     n_starts : int
         Multi-start count of the nonlinear search (≥ 1).
     alternations : int

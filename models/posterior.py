@@ -18,7 +18,15 @@ Priors (each channel the same; nothing here is centred on a test world):
 * carryover α ~ Beta(2, 3) per period (mean 0.4); in daily data the prior is on the weekly
   carryover, α_day = α_week^(1/7);
 * half saturation k = κ · (mean steady-state adstock), κ ~ LogNormal(0, 0.8);
-* shape s = 0.4 + 0.6 · Beta(2, 1): concave (s ≤ 1), mean 0.8; an S-curve needs written points;
+* shape log s ~ N(0, 0.5²) truncated to s ∈ [0.3, 4]: median 1 (Michaelis–Menten), concave and
+  S-shaped alike. A concave-only prior (s ≤ 1, as this model had) rises steeply from zero, so it
+  reads the spend's local effect as a high average ROI: on the recovery study, whose curves are
+  logistic, exponential and Weibull, it overstated the channels' total return by a median 40%;
+  the planning curve is the draws' mean, concave or not (:class:`models.curves.HillMixture`).
+  An S-shaped draw's usual spend must lie past its inflection (log of inflection ÷ mean
+  adstock, where positive, ~ half-N(0, 0.1²)): a channel funded for years in the convex part of
+  its curve is not what planned spend shows, and on daily data whose carryover the prior
+  misjudged the posterior put the largest channel there and the plan dropped it;
 * campaign efficiency θ_c ~ N(0, 0.3) on the calendar's campaign signal (618 and Double 11 up,
   Spring Festival down; :attr:`models.design.Design.efficiency`), when the calendar has one;
 * baseline: b_0 ~ N(1, 1), g_0 ~ N(0, 0.5), δ_j ~ N(0, 0.1²) (trend changes), γ_i ~ N(0, 0.2²);
@@ -57,6 +65,10 @@ logger = logging.getLogger(__name__)
 #: Meridian's default ROI prior: LogNormal(0.2, 0.9) (median ROI 1.22).
 PRIOR_ROI = (0.2, 0.9)
 _WARM = 4  # periods whose mean spend stands for the spend before the history
+#: Where the Hill shape s may lie: from strongly concave to a steep S-curve.
+SHAPE_RANGE = (0.3, 4.0)
+#: How far (log scale, one sd) an S-shaped draw's inflection may lie past the usual spend.
+INFLECTION_SD = 0.1
 
 
 @dataclass(frozen=True)
@@ -72,12 +84,13 @@ class Priors:
     changepoint_scale: float = 0.1
     seasonal_sd: float = 0.2
     noise_scale: float = 0.2
+    shape: tuple[float, float] = (0.0, 0.5)  # (mean, sd) of log s, truncated to [SHAPE_RANGE]
 
     def as_dict(self) -> dict:
         return {"roi": list(self.roi), "roi_spread": self.roi_spread, "alpha": list(self.alpha),
                 "roi_df": self.roi_df, "kappa_sd": self.kappa_sd, "efficiency_sd": self.efficiency_sd,
                 "changepoint_scale": self.changepoint_scale, "seasonal_sd": self.seasonal_sd,
-                "noise_scale": self.noise_scale}
+                "noise_scale": self.noise_scale, "shape": list(self.shape)}
 
 
 @dataclass(frozen=True)
@@ -197,8 +210,9 @@ def _model(data: dict, priors: Priors):
     else:
         alpha = numpyro.sample("alpha", dist.Beta(a0, b0).expand([C]))
     kappa = numpyro.sample("kappa", dist.LogNormal(0.0, priors.kappa_sd).expand([C]))
-    s_raw = numpyro.sample("s_raw", dist.Beta(2.0, 1.0).expand([C]))
-    s = numpyro.deterministic("s", 0.4 + 0.6 * s_raw)
+    low, high = (math.log(v) for v in SHAPE_RANGE)
+    log_s = numpyro.sample("log_s", dist.TruncatedNormal(*priors.shape, low=low, high=high).expand([C]))
+    s = numpyro.deterministic("s", jnp.exp(log_s))
     mu = numpyro.sample("roi_mu", dist.Normal(*priors.roi))
     tau = numpyro.sample("roi_tau", dist.HalfNormal(priors.roi_spread))
     if priors.roi_df:
@@ -209,6 +223,12 @@ def _model(data: dict, priors: Priors):
 
     e = _adstock(X, alpha, data["warm"] / (1.0 - alpha))
     k = kappa * data["xbar"] / (1.0 - alpha)
+    # An S-shaped draw must have its usual spend past its inflection: a channel funded for years
+    # in the convex part of its curve (where each next yuan returns more than the last) is not
+    # what a history of planned spend shows, and a posterior mean that says so has the planner
+    # drop the channel. The inflection over the mean steady-state adstock is κ·((s−1)/(s+1))^(1/s).
+    bend = jnp.where(s > 1.0, kappa * jnp.power(jnp.clip((s - 1.0) / (s + 1.0), 1e-12, 1.0), 1.0 / s), 0.0)
+    numpyro.factor("funded_past_inflection", -0.5 * jnp.sum(jnp.square(jnp.log(jnp.maximum(bend, 1.0)) / INFLECTION_SD)))
     f = 1.0 / (1.0 + jnp.power(k[None, :] / jnp.maximum(e, 1e-12), s[None, :]))
     if data["z"] is not None:
         theta = numpyro.sample("theta", dist.Normal(0.0, priors.efficiency_sd).expand([C]))
@@ -361,7 +381,7 @@ def sample_posterior(data: PosteriorData, priors: Priors | None = None, *, warmu
     # recovery study, the test suite) reaches the kernel's limit (vm.max_map_count, 65,530) and
     # LLVM fails with "Cannot allocate memory". The next fit reloads from the persistent cache.
     jax.clear_caches()
-    keys = [k for k in ("alpha", "kappa", "s_raw", "roi_z", "roi_mu", "roi_tau", "theta") if k in by_chain]
+    keys = [k for k in ("alpha", "kappa", "log_s", "roi_z", "roi_mu", "roi_tau", "theta") if k in by_chain]
     summ = summary({k: by_chain[k] for k in keys}, group_by_chain=True)
     rhat = max(float(np.nanmax(np.atleast_1d(v["r_hat"]))) for v in summ.values())
     ess = min(float(np.nanmin(np.atleast_1d(v["n_eff"]))) for v in summ.values())

@@ -67,7 +67,6 @@ def test_the_planning_curve_is_the_posterior_mean_of_the_draws_curves(model):
         draws = model.planning_curve_samples(c, 13)
         for x in (0.0, 1e5, 1e6, 1e7):
             assert float(curve.response(x)) == pytest.approx(np.mean([float(d.response(x)) for d in draws]), rel=1e-12)
-        assert curve.is_concave
 
 
 def test_decomposition_adds_up_and_matches_the_fit(model, history):
