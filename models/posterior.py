@@ -223,12 +223,7 @@ def _model(data: dict, priors: Priors):
 
     e = _adstock(X, alpha, data["warm"] / (1.0 - alpha))
     k = kappa * data["xbar"] / (1.0 - alpha)
-    # An S-shaped draw must have its usual spend past its inflection: a channel funded for years
-    # in the convex part of its curve (where each next yuan returns more than the last) is not
-    # what a history of planned spend shows, and a posterior mean that says so has the planner
-    # drop the channel. The inflection over the mean steady-state adstock is κ·((s−1)/(s+1))^(1/s).
-    bend = jnp.where(s > 1.0, kappa * jnp.power(jnp.clip((s - 1.0) / (s + 1.0), 1e-12, 1.0), 1.0 / s), 0.0)
-    numpyro.factor("funded_past_inflection", -0.5 * jnp.sum(jnp.square(jnp.log(jnp.maximum(bend, 1.0)) / INFLECTION_SD)))
+    numpyro.factor("funded_past_inflection", jnp.sum(inflection_penalty(kappa, s)))
     f = 1.0 / (1.0 + jnp.power(k[None, :] / jnp.maximum(e, 1e-12), s[None, :]))
     if data["z"] is not None:
         theta = numpyro.sample("theta", dist.Normal(0.0, priors.efficiency_sd).expand([C]))
@@ -263,6 +258,21 @@ def _model(data: dict, priors: Priors):
         f_off = 1.0 / (1.0 + jnp.power(k[c] / jnp.maximum(e_off, 1e-12), s[c]))
         model_lift = beta[c] * jnp.sum((f[:, c] - f_off) * eta[:, c] * after)
         numpyro.sample(f"lift_{j}", dist.Normal(model_lift, se), obs=lift)
+
+
+def inflection_penalty(kappa, s):
+    """Log prior weight that an S-shaped curve's usual spend lies past its inflection (0 there).
+
+    A channel funded for years in the convex part of its curve (where each next yuan returns
+    more than the last) is not what a history of planned spend shows, and a posterior mean that
+    says so has the planner drop the channel. With k = κ · (mean steady-state adstock), the
+    inflection over that adstock is κ·((s−1)/(s+1))^(1/s) for s > 1 (none for s ≤ 1); where it
+    exceeds 1, its log gets a half-normal of sd :data:`INFLECTION_SD`. JAX or numpy arrays.
+    """
+    import jax.numpy as jnp
+
+    bend = jnp.where(s > 1.0, kappa * jnp.power(jnp.clip((s - 1.0) / (s + 1.0), 1e-12, 1.0), 1.0 / s), 0.0)
+    return -0.5 * jnp.square(jnp.log(jnp.maximum(bend, 1.0)) / INFLECTION_SD)
 
 
 def _basis(design) -> np.ndarray:
