@@ -21,7 +21,7 @@ Priors (each channel the same; nothing here is centred on a test world):
 * shape log s ~ N(0, 0.5²) truncated to s ∈ [0.3, 4]: median 1 (Michaelis–Menten), concave and
   S-shaped alike. A concave-only prior (s ≤ 1, as this model had) rises steeply from zero, so it
   reads the spend's local effect as a high average ROI: on the recovery study, whose curves are
-  logistic, exponential and Weibull, it overstated the channels' total return by a median 40%;
+  logistic, exponential and Weibull, it overstated the channels' total return by a median 41%;
   the planning curve is the draws' mean, concave or not (:class:`models.curves.HillMixture`).
   An S-shaped draw's usual spend must lie past its inflection (log of inflection ÷ mean
   adstock, where positive, ~ half-N(0, 0.1²)): a channel funded for years in the convex part of

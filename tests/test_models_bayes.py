@@ -121,15 +121,15 @@ def test_too_few_draws_are_said_in_the_fit_warnings(history):
 
 
 def test_an_s_curve_is_funded_past_its_inflection_in_the_prior():
-    """The daily study history put its largest channel at a third of its inflection, and the plan
+    """The daily study history put its largest channel at about a third of its inflection, and the plan
     dropped the channel: the prior keeps an S-shaped draw's usual spend past its inflection."""
     from models.posterior import inflection_penalty
 
     kappa = np.array([3.0, 1.0, 0.5, 3.0, 0.9])
     s = np.array([0.8, 1.0, 2.5, 2.4, 2.5])
     w = np.asarray(inflection_penalty(kappa, s))
-    # Concave draws and an S draw whose inflection (0.5 · 0.71^(1/2.5) of the usual adstock) lies
-    # below the usual spend: no weight at all.
+    # Concave draws and an S draw whose inflection (0.5 · 0.71 of the usual adstock) lies below
+    # the usual spend: no weight at all.
     assert w[0] == 0.0 and w[1] == 0.0 and w[2] == 0.0
     # Inflection at 2.1× the usual adstock: ruled out; at 0.9 · 0.71 ≈ 0.64 of it: free.
     assert w[3] < -20.0
