@@ -41,6 +41,11 @@ def _hill_response(beta, k, s, x: np.ndarray) -> np.ndarray:
         return np.where(x > 0, beta / (1.0 + np.power(k / safe, s)), 0.0)
 
 
+def _hill_inflection(k, s):
+    """Where a Hill curve with s > 1 turns from convex to concave: k·((s−1)/(s+1))^(1/s)."""
+    return k * ((s - 1.0) / (s + 1.0)) ** (1.0 / s)
+
+
 def _hill_marginal(beta, k, s, x: np.ndarray) -> np.ndarray:
     """d/dx of :func:`_hill_response`; at 0 it is ∞ (s < 1), β/k (s = 1) or 0 (s > 1), and 0
     everywhere for β = 0 (a channel fitted with no effect returns nothing, however little is spent)."""
@@ -160,7 +165,7 @@ class HillCurve(ResponseCurve):
     def concave_from(self) -> float:
         if self.s <= 1.0:
             return 0.0
-        return self.k * ((self.s - 1.0) / (self.s + 1.0)) ** (1.0 / self.s)
+        return _hill_inflection(self.k, self.s)
 
     @property
     def tangent_point(self) -> float:
@@ -388,8 +393,7 @@ class HillMixture(ResponseCurve):
         shaped = (self.s > 1.0) & (self.beta > 0)
         if not shaped.any():
             return 0.0
-        s, k = self.s[shaped], self.k[shaped]
-        top = float(np.max(k * ((s - 1.0) / (s + 1.0)) ** (1.0 / s)))
+        top = float(np.max(_hill_inflection(self.k[shaped], self.s[shaped])))
         xs = top * np.concatenate([np.geomspace(1e-6, 1e-2, 200, endpoint=False), np.linspace(1e-2, 1.0, 1000)])
         m = self.marginal(xs)
         finite = m[np.isfinite(m)]

@@ -267,7 +267,8 @@ def inflection_penalty(kappa, s):
     more than the last) is not what a history of planned spend shows, and a posterior mean that
     says so has the planner drop the channel. With k = κ · (mean steady-state adstock), the
     inflection over that adstock is κ·((s−1)/(s+1))^(1/s) for s > 1 (none for s ≤ 1); where it
-    exceeds 1, its log gets a half-normal of sd :data:`INFLECTION_SD`. JAX or numpy arrays.
+    exceeds 1, its log gets a half-normal of sd :data:`INFLECTION_SD`. JAX or numpy arrays (the
+    formula of ``models.curves._hill_inflection``, written with jnp.where so s ≤ 1 has a gradient).
     """
     import jax.numpy as jnp
 
