@@ -352,9 +352,11 @@ def _load_scenario(path, **kwargs):
 @OUTPUT
 @click.option("--exact", is_flag=True, help="Solve S-shaped curves exactly (MILP) instead of on their concave envelope.")
 @click.option("--lp-file", type=click.Path(dir_okay=False), help="Write the final LP model to FILE (debugging).")
-@click.option("--risk", "risk", metavar="cvar:ALPHA",
-              help="Plan for the bad case: maximise the mean of the worst ALPHA share of outcomes over the "
-                   "curve samples (e.g. cvar:0.1), and compare with the risk-neutral plan.")
+@click.option("--risk", "risk", metavar="cvar:ALPHA|guard:ALPHA",
+              help="Plan for the bad case over the curve samples and compare with the risk-neutral plan: "
+                   "cvar:0.1 maximises the mean of the worst 10% of outcomes; guard:0.1 (do no harm) is the "
+                   "best mean return whose worst 10% of samples still gain on the current split, in place "
+                   "of the evidence limits.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False),
               help="Also draw the plan against the current one to FILE (.png, .svg, .pdf; per period too).")
 @click.option("--ignore-evidence", is_flag=True,
@@ -390,6 +392,7 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, ign
       budget allocate scenarios/examples/weekly.toml
       budget allocate scenarios/examples/quarterly.toml --risk cvar:0.1
       budget allocate scenarios/examples/weekly.toml --risk cvar:0.1
+      budget allocate scenarios/examples/quarterly.toml --risk guard:0.1
       budget allocate scenarios/examples/weekly.toml --plot plan.png
       budget allocate scenarios/examples/weekly.toml --format xlsx -o plan.xlsx
       budget allocate scenarios/examples/quarterly.toml --record --ledger q1.sqlite
@@ -403,12 +406,12 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, ign
         if not math.isfinite(budget) or budget < MIN_BUDGET or budget > MAX_MONEY:
             raise click.BadParameter(f"must be between {MIN_BUDGET:g} (a cent) and {MAX_MONEY:g}, got {budget:g}",
                                      param_hint="--budget")
-    risk_alpha = None
+    risk_spec = None
     if risk:
         from scenarios.horizon import parse_risk
 
         try:
-            risk_alpha = parse_risk(risk).alpha
+            risk_spec = parse_risk(risk)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--risk") from None
     _check_output(output, "--output")
@@ -424,8 +427,8 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, ign
         raise click.UsageError("--ledger and --force go with --record")
 
     sc = _run(ctx, _load_scenario, scenario, budget=budget, use_cache=not no_cache)
-    plan = _run(ctx, plan_scenario, sc, exact=exact, lp_path=lp_file, risk_alpha=risk_alpha,
-                evidence=not ignore_evidence)
+    plan = _run(ctx, plan_scenario, sc, exact=exact, lp_path=lp_file, risk_alpha=risk_spec and risk_spec.alpha,
+                risk_measure=risk_spec.measure if risk_spec else "cvar", evidence=not ignore_evidence)
     alloc, extra = plan.allocation, plan.extra
     if record and alloc.feasible:  # before any output: a plan that could not be recorded writes nothing
         _record_plan(ctx, ledger, scenario, render.allocation_json(alloc, sc, extra), {"budget": budget}, force)

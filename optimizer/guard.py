@@ -248,7 +248,9 @@ def _guarded_plans(problem: PeriodProblem, point: Allocation, start, curves: lis
     stats = {"guarded": _guard_stats(_outcomes(problem, spends(guarded), curves), true_ref, alpha),
              "mean": _guard_stats(_outcomes(problem, spends(mean), curves), true_ref, alpha),
              "reference": _guard_stats(true_ref, true_ref, alpha)}
-    if binds and stats["guarded"]["cvar_gain"] < 0 and not all(c.is_concave for row in curves for c in row):
+    # Below rounding (a cent, or 1e-8 of the return) the envelope made no difference worth a note.
+    slack = max(0.005, 1e-8 * abs(stats["reference"]["mean"]))
+    if binds and stats["guarded"]["cvar_gain"] < -slack and not all(c.is_concave for row in curves for c in row):
         note = (f"some curve samples are S-shaped and were planned on their concave envelopes; on their own curves the "
                 f"guarded plan's CVaR of gain is {money(stats['guarded']['cvar_gain'], problem.currency)}")
     if note:

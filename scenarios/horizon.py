@@ -1,4 +1,4 @@
-"""Scenario tables for period-by-period plans: ``[horizon]``, ``[pacing]``, ``[risk]``.
+"""Scenario tables for period-by-period plans: ``[horizon]``, ``[pacing]``; and ``--risk``'s spec.
 
 ``[horizon]`` turns a scenario into a :class:`optimizer.periods.PeriodProblem`: decisions per
 channel per period, with carryover (α and the carryover history has built, from a fitted model),
@@ -36,16 +36,22 @@ class RiskSpec:
     alpha: float = 0.1
 
 
+#: ``--risk`` measures: the best CVaR of return, or the best mean return whose worst share of
+#: samples still gains on the current split (:func:`optimizer.optimize_guarded`).
+RISK_MEASURES = ("cvar", "guard")
+
+
 def parse_risk(text: str) -> RiskSpec:
-    """``cvar:0.1`` → RiskSpec; raises ValueError with the accepted form."""
+    """``cvar:0.1`` or ``guard:0.1`` → RiskSpec; raises ValueError with the accepted forms."""
     measure, _, level = str(text).partition(":")
     try:
         alpha = float(level) if level else 0.1
     except ValueError:
         alpha = -1.0
-    if measure != "cvar" or not 0.0 < alpha <= 1.0:
-        raise ValueError(f"must look like cvar:0.1 (the worst share of outcomes, in (0, 1]), got {text!r}")
-    return RiskSpec("cvar", alpha)
+    if measure not in RISK_MEASURES or not 0.0 < alpha <= 1.0:
+        raise ValueError("must look like cvar:0.1 or guard:0.1 (the worst share of outcomes, in (0, 1]), "
+                         f"got {text!r}")
+    return RiskSpec(measure, alpha)
 
 
 def check_horizon(ck, data: dict, has_model: bool) -> HorizonSpec | None:

@@ -150,7 +150,7 @@ def _written_text(scenario) -> str:
 
 
 def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
-                  risk_alpha: float | None = None, evidence: bool = True) -> ScenarioPlan:
+                  risk_alpha: float | None = None, risk_measure: str = "cvar", evidence: bool = True) -> ScenarioPlan:
     """Solve a scenario (single horizon or period by period).
 
     Parameters
@@ -161,9 +161,12 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
         Solve S-curves exactly (MILP), single-horizon and period plans alike.
     lp_path
         Write the final LP to this file.
-    risk_alpha
-        Plan for the bad case: maximise CVaR at this level over the curve samples
-        (over the whole horizon for a period plan).
+    risk_alpha, risk_measure
+        Plan for the bad case over the curve samples (over the whole horizon for a period plan):
+        ``"cvar"`` maximises CVaR at level ``risk_alpha``; ``"guard"`` (do no harm) maximises the
+        mean return subject to the worst ``risk_alpha`` share of samples gaining, on average, on the
+        current plan (:func:`optimizer.optimize_guarded`). The guard stands in for the evidence
+        limits: it holds back money the samples do not agree should move, so they are not applied.
     evidence
         Keep channels the history identifies poorly near their share of the current split
         (:mod:`scenarios.evidence`); False plans on the fitted curves alone and says how much of
@@ -172,14 +175,15 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
     Raises
     ------
     ScenarioError
-        ``risk_alpha`` without curve samples.
+        ``risk_alpha`` without curve samples; ``"guard"`` without a current plan.
     """
     from dataclasses import replace
 
     from scenarios import evidence as ev
 
+    guard = risk_alpha is not None and risk_measure == "guard"
     limited: dict = {}
-    if evidence:
+    if evidence and not guard:
         limited_problem, limited = ev.evidence_limits(scenario, scenario.problem)
         if limited:
             result = _plan(replace(scenario, problem=limited_problem), exact, lp_path, risk_alpha)
@@ -196,7 +200,7 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
         else:
             scenario_plan = _plan(scenario, exact, lp_path, risk_alpha)
     else:
-        scenario_plan = _plan(scenario, exact, lp_path, risk_alpha)
+        scenario_plan = _plan(scenario, exact, lp_path, risk_alpha, risk_measure)
     alloc = scenario_plan.allocation
     if alloc.feasible and not limited:
         moved = ev.moves_warning(scenario, alloc)
@@ -205,7 +209,8 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
     return _finish(scenario, scenario_plan)
 
 
-def _plan(scenario, exact: bool, lp_path: str | None, risk_alpha: float | None) -> ScenarioPlan:
+def _plan(scenario, exact: bool, lp_path: str | None, risk_alpha: float | None,
+          risk_measure: str = "cvar") -> ScenarioPlan:
     """The plan of ``scenario`` as given (see :func:`plan_scenario`), before its notes and warnings."""
     from optimizer import optimize, optimize_cvar, optimize_cvar_periods, optimize_periods
     from scenarios.horizon import period_problem
@@ -216,6 +221,8 @@ def _plan(scenario, exact: bool, lp_path: str | None, risk_alpha: float | None) 
         if samples is None:
             raise ScenarioError(["risk: needs curve samples: fit the curves from history ([history] or [model]) "
                                  "with method = \"bayes\" or bootstrap > 0"], scenario.name)
+        if risk_measure == "guard":
+            return _guarded(scenario, samples, risk_alpha, periodic)
         if periodic:
             problem = period_problem(scenario, scenario.horizon_spec)
             plans = optimize_cvar_periods(problem, _period_samples(scenario, problem, samples), risk_alpha)
@@ -233,6 +240,55 @@ def _plan(scenario, exact: bool, lp_path: str | None, risk_alpha: float | None) 
     else:
         result = ScenarioPlan(optimize(scenario.problem, exact=exact, lp_path=lp_path), False)
     return result
+
+
+def _guarded(scenario, samples: dict, alpha: float, periodic: bool) -> ScenarioPlan:
+    """The guarded plan (``--risk guard:ALPHA``): the best mean return over the curve samples whose
+    worst ``alpha`` share still gains, on average, on the current plan; with the unguarded best
+    mean beside it (``risk_neutral``) and how both and the current plan fare (``risk``)."""
+    from optimizer import optimize, optimize_guarded, optimize_guarded_periods, optimize_periods
+    from scenarios.horizon import period_problem
+
+    problem = None
+    if periodic:
+        problem = period_problem(scenario, scenario.horizon_spec)
+        point = optimize_periods(problem)
+        current = np.asarray(problem.current() if problem.current() is not None else 0.0, float)
+        spent = float(np.sum(point.period_spend)) if point.feasible else 0.0
+    else:
+        point = optimize(scenario.problem)
+        current = np.array([float(c.current or 0.0) for c in scenario.problem.channels])
+        spent = sum(c.spend for c in point.channels) if point.feasible else 0.0
+    if not float(current.sum()) > 0:
+        raise ScenarioError(["risk: guard compares the plan with the current one: give the channels' `current` "
+                             "spend (or use cvar:ALPHA)"], scenario.name)
+    # "Do no harm" is against keeping the current split: at the plan's spend, not the current
+    # plan's total (a budget that differs from it would otherwise void the guard or make it moot).
+    scale = spent / float(current.sum()) if spent > 0 else 1.0
+    reference = current * scale
+    if periodic:
+        plans = optimize_guarded_periods(problem, _period_samples(scenario, problem, samples), alpha, reference=reference)
+        plans.guarded.notes.extend(problem.notes)
+    else:
+        plans = optimize_guarded(scenario.problem, samples, alpha, reference=reference)
+    alloc = plans.guarded
+    if alloc.feasible:
+        share = f"{alpha:.0%}"
+        cc = alloc.currency
+        if abs(spent - float(current.sum())) >= max(1.0, 1e-3 * spent):  # more than rounding
+            alloc.notes.append(f"guard: the current plan spends {_money(float(current.sum()), cc)}; the guard compares "
+                               f"with its split scaled to the plan's {_money(spent, cc)}")
+        if not plans.reference_feasible:
+            alloc.warnings.append(f"guard: {plans.note}")
+        elif plans.binds:
+            alloc.notes.append(f"guard: the best mean plan loses to the current plan in the worst {share} of the curve "
+                               f"samples, so the plan moves less money: it is the best mean return whose worst {share} "
+                               "of samples still gains on the current plan (the evidence limits are not applied)")
+        else:
+            alloc.notes.append(f"guard: the best mean plan already gains on the current plan in the worst {share} of "
+                               "the curve samples; the guard does not bind (the evidence limits are not applied)")
+    return ScenarioPlan(alloc, periodic, period_problem=problem,
+                        extra={"risk": plans.guard, "risk_neutral": plans.mean.to_dict()})
 
 
 def _finish(scenario, result: ScenarioPlan) -> ScenarioPlan:

@@ -244,7 +244,9 @@ def risk_table(extra: dict) -> str:
         if r.get("beats_current") is not None:
             lines.append(f"the plan returns more than the current plan in {r['beats_current']:.0%} of the samples "
                          "(they share the fit's assumptions: see the evidence notes)")
-    if "risk" in extra:
+    if "risk" in extra and extra["risk"].get("measure") == "guard":
+        lines += _guard_lines(extra)
+    elif "risk" in extra:
         rk = extra["risk"]
         rows = [[name, _num(st["mean"]), _num(st["p10"]), _num(st["p50"]), _num(st["p90"]), _num(st["cvar"])]
                 for name, st in (("risk-neutral (best mean)", rk["neutral"]), (f"risk-averse (best CVaR {rk['alpha']:g})", rk["averse"]))]
@@ -253,6 +255,29 @@ def risk_table(extra: dict) -> str:
         neutral = extra["risk_neutral"]["channels"]
         lines += ["", "risk-neutral spends: " + ", ".join(f"{c['channel']} {_num(c['spend'])}" for c in neutral)]
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _guard_lines(extra: dict) -> list[str]:
+    """The guarded plan (--risk guard:ALPHA) next to the best mean plan and the current plan."""
+    rk = extra["risk"]
+    if not rk.get("guarded"):  # nothing was planned
+        return []
+    tail = f"{rk['alpha']:.0%}"
+    rows = [[name, _num(st["mean"]), _num(st["p10"]), _num(st["p50"]), _num(st["p90"]),
+             f"{st['beats_reference']:.0%}" if name != "current plan" else "—",
+             _num(st["cvar_gain"]) if name != "current plan" else "—"]
+            for name, st in (("guarded (the plan above)", rk["guarded"]), ("best mean, unguarded", rk["mean"]),
+                             ("current plan", rk["reference"]))]
+    verdict = ("the guard binds: the best mean plan would lose to the current plan in the bad cases"
+               if rk["binds"] else "the guard does not bind: the best mean plan is the plan")
+    lines = ["", f"Return over {rk['samples']} curve samples; the plan is the best mean return whose worst {tail} of "
+                 f"samples still gain on the current plan ({verdict}):",
+             render_table(["plan", "mean", "P10", "P50", "P90", "beats current", f"gain, worst {tail}"], rows,
+                          right={1, 2, 3, 4, 5, 6})]
+    if rk["binds"]:
+        lines += ["", "best-mean spends: " + ", ".join(f"{c['channel']} {_num(c['spend'])}"
+                                                       for c in extra["risk_neutral"]["channels"])]
+    return lines
 
 
 def period_table(alloc) -> str:

@@ -67,6 +67,21 @@ def infeasible(tmp_path_factory) -> str:
     return str(path)
 
 
+@pytest.mark.slow
+def test_guarded_plan_on_stdout_and_a_bad_spec_on_stderr():
+    r = budget("allocate", QUARTERLY, "--risk", "guard:0.1", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    no_traceback(r.stderr)
+    out = parse("json", r.stdout)
+    assert out["status"] == "optimal" and out["risk"]["measure"] == "guard"
+    assert out["risk"]["guarded"]["cvar_gain"] >= -0.01
+    assert round(sum(c["spend"] for c in out["channels"]) * 100) + round(out["reserve"] * 100) \
+        == round(out["budget"] * 100)
+    bad = budget("allocate", QUARTERLY, "--risk", "guard:0", "--format", "json")
+    assert bad.returncode == 2 and bad.stdout == "" and "guard:0.1" in bad.stderr
+    no_traceback(bad.stderr)
+
+
 @pytest.mark.parametrize("fmt", ["table", "json", "csv"])
 @pytest.mark.parametrize("scenario", [PASTED, WEEKLY], ids=["single", "periods"])
 def test_allocate_prints_only_its_result(fmt, scenario):

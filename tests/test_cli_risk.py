@@ -1,4 +1,4 @@
-"""`budget allocate --risk cvar:ALPHA` and the return interval over bootstrap curve samples."""
+"""`budget allocate --risk cvar:ALPHA` and `--risk guard:ALPHA`, and the return interval over curve samples."""
 
 import json
 
@@ -45,7 +45,111 @@ def test_risk_needs_samples_and_a_valid_spec(runner):
     r = runner.invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--risk", "cvar:0.1"])
     assert r.exit_code == 3 and "risk: needs curve samples" in r.stderr
     r = runner.invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--risk", "var:2"])
-    assert r.exit_code == 2 and "cvar:0.1" in r.stderr
+    assert r.exit_code == 2 and "cvar:0.1" in r.stderr and "guard:0.1" in r.stderr
+    r = runner.invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--risk", "guard:1.5"])
+    assert r.exit_code == 2 and "guard:0.1" in r.stderr
+
+
+def _guard_holds(d: dict) -> None:
+    """What a guarded plan promises over the curve samples, and the money invariants."""
+    rk = d["risk"]
+    guarded, mean, current = rk["guarded"], rk["mean"], rk["reference"]
+    slack = max(0.01, 1e-8 * current["mean"])
+    # Its worst ALPHA share of samples gains on the current split on average, so its mean does too;
+    # it never beats the unguarded best mean.
+    assert guarded["cvar_gain"] >= -slack
+    assert guarded["mean"] >= current["mean"] - slack
+    assert guarded["mean"] <= mean["mean"] + slack
+    for st in (guarded, mean, current):
+        assert st["p10"] <= st["p50"] <= st["p90"]
+    if rk["binds"]:
+        assert mean["cvar_gain"] < -slack
+    assert round(sum(c["spend"] for c in d["channels"]) * 100) + round(d["reserve"] * 100) == round(d["budget"] * 100)
+    assert d["risk_neutral"]["status"] == "optimal"
+
+
+@pytest.mark.slow
+def test_guarded_plan_on_the_example_does_no_harm(runner):
+    r = runner.invoke(main, ["allocate", QUARTERLY, "--risk", "guard:0.1", "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["risk"]["measure"] == "guard" and d["risk"]["alpha"] == 0.1 and d["risk"]["samples"] == 100
+    assert d["risk"]["reference_feasible"]
+    _guard_holds(d)
+    # The guard stands in for the evidence limits, and says so.
+    assert any("evidence limits are not applied" in n for n in d["notes"])
+    assert not any(n.startswith("evidence:") for n in d["notes"])
+    t = runner.invoke(main, ["allocate", QUARTERLY, "--risk", "guard:0.1"])
+    assert t.exit_code == 0 and "gain, worst 10%" in t.stdout and "current plan" in t.stdout
+
+
+@pytest.mark.slow
+def test_guarded_period_plan_for_a_weekly_horizon(runner):
+    """The guard on a [horizon] scenario is on the whole horizon's return, every week planned."""
+    r = runner.invoke(main, ["allocate", str(example_path("weekly.toml")), "--risk", "guard:0.2", "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["risk"]["measure"] == "guard" and d["risk"]["alpha"] == 0.2
+    _guard_holds(d)
+    assert len(d["periods"]) == 13 and len(d["risk_neutral"]["periods"]) == 13
+    cents = sum(round(c["spend"] * 100) for p in d["periods"] for c in p["channels"])
+    assert cents + round(d["reserve"] * 100) == round(d["budget"] * 100)
+
+
+@pytest.fixture(scope="module")
+def disputed(tmp_path_factory):
+    """A scenario on a joint-model fit of a recovery-study history (5 channels, mixed spend) whose
+    posterior disagrees about where money should go: its best mean plan loses to the current
+    split in the worst tenth of the draws. The budget is 13 weeks at the history's run rate, a
+    little off the current plan's total after rounding (the guard compares at the plan's spend)."""
+    import warnings
+
+    from models.errors import ConvergenceWarning
+    from models.fit import MediaMixModel
+    from models.history import history_from_frame
+    from models.serialize import save_model
+    from models.simulate import simulate, study_world
+
+    sim = simulate(study_world(5, 2026), seed=2026 * 1000 + 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MediaMixModel(method="bayes", warmup=150, draws=150, holdout=0).fit(history_from_frame(sim.frame))
+    folder = tmp_path_factory.mktemp("disputed")
+    save_model(model, folder / "model.json")
+    budget = round(13 * sum(sim.mean_spend.values()))
+    path = folder / "scenario.toml"
+    path.write_text(f'[budget]\ntotal = {budget}\n\n[reserve]\nmin_share = 0\n\n[model]\npath = "model.json"\n'
+                    "periods = 13\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.slow
+def test_guard_holds_back_a_plan_the_posterior_disputes(runner, disputed):
+    plain = json.loads(runner.invoke(main, ["allocate", disputed, "--ignore-evidence", "--format", "json"]).stdout)
+    r = runner.invoke(main, ["allocate", disputed, "--risk", "guard:0.1", "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["risk"]["binds"] and d["risk"]["reference_feasible"]
+    _guard_holds(d)
+    # The unguarded best mean is the plain plan on the posterior-mean curves (up to the sample LP's
+    # refinement tolerance, 1e-4 of the return, and the envelope of S-shaped draws); the guard
+    # moves less money away from the current split than it does.
+    assert d["risk_neutral"]["expected_return"] == pytest.approx(plain["expected_return"], rel=1e-3)
+    current = {c["channel"]: c["current_spend"] for c in d["channels"]}
+    moved = lambda plan: sum(abs(c["spend"] - current[c["channel"]]) for c in plan["channels"])  # noqa: E731
+    assert moved(d) < moved(plain)
+
+
+def test_guard_needs_a_current_plan(runner, tmp_path):
+    """Without the channels' current spend there is nothing to do no harm against."""
+    lines = example_path("quarterly.toml").read_text(encoding="utf-8").splitlines()
+    text = "\n".join(line for line in lines if not line.startswith("current ="))
+    assert len(text.splitlines()) < len(lines)
+    text = text.replace('path = "history_weekly.csv"', f'path = "{example_path("history_weekly.csv").as_posix()}"')
+    path = tmp_path / "no_current.toml"
+    path.write_text(text, encoding="utf-8")
+    r = runner.invoke(main, ["allocate", str(path), "--risk", "guard:0.1"])
+    assert r.exit_code == 3 and "guard compares the plan with the current one" in r.stderr
 
 
 @pytest.mark.slow
