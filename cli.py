@@ -414,6 +414,9 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, ign
             risk_spec = parse_risk(risk)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--risk") from None
+        if lp_file:
+            raise click.UsageError("--lp-file writes the LP of a plan on the fitted curves; the plans over curve "
+                                   "samples of --risk are other LPs (leave one of the two out)")
     _check_output(output, "--output")
     _check_sheet(fmt, output)
     _check_output(lp_file, "--lp-file")

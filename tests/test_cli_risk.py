@@ -48,6 +48,10 @@ def test_risk_needs_samples_and_a_valid_spec(runner):
     assert r.exit_code == 2 and "cvar:0.1" in r.stderr and "guard:0.1" in r.stderr
     r = runner.invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--risk", "guard:1.5"])
     assert r.exit_code == 2 and "guard:0.1" in r.stderr
+    # The plans over samples are not the LP --lp-file would write: asking for both is refused, not ignored.
+    r = runner.invoke(main, ["allocate", str(example_path("pasted_curves.toml")), "--risk", "cvar:0.1",
+                             "--lp-file", "model.lp"])
+    assert r.exit_code == 2 and "--lp-file" in r.stderr
 
 
 def _guard_holds(d: dict) -> None:
