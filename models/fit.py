@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -820,9 +821,16 @@ class MediaMixModel:
                 _WORKER.clear()
         else:
             # fork where the OS has it: no `if __name__ == "__main__"` guard needed in user scripts
-            # and no re-import cost; the payload is plain numpy data, so spawn works elsewhere.
+            # and no re-import cost; the payload is plain numpy data, so spawn works elsewhere. Not
+            # once JAX is loaded in this process (a joint-model fit ran here, as in `budget compare`
+            # of two scenarios): its threads make fork unsafe (CPython warns of a deadlock), so a
+            # fork server, started clean, forks the workers instead.
             methods = multiprocessing.get_all_start_methods()
-            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            if "fork" in methods and "jax" not in sys.modules:
+                method = "fork"
+            else:
+                method = "forkserver" if "forkserver" in methods else "spawn"
+            ctx = multiprocessing.get_context(method)
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_bootstrap_init,
                                      initargs=(payload,)) as pool:
                 chunk = max(1, len(tasks) // (4 * workers))

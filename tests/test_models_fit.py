@@ -101,9 +101,16 @@ def test_decomposition_sums_to_prediction_and_agrees_with_planning(fast_model, h
 
 
 def test_same_seed_same_fit_and_bootstrap_independent_of_workers(history):
+    """Also once JAX runs in the process (a joint-model fit ran here): the workers are then not
+    forked from it, which JAX warns may deadlock (its threads)."""
+    import jax.numpy as jnp
+
+    jnp.zeros(1).block_until_ready()  # JAX's backend and its threads are up, as after a fit
+
     kw = {**FAST, "n_bootstrap": 6}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("error", message=r"os\.fork\(\) was called", category=RuntimeWarning)
         a = MediaMixModel(**kw, n_jobs=1, random_state=3).fit(history)
         b = MediaMixModel(**kw, n_jobs=2, random_state=3).fit(history)
     assert a.params_ == b.params_
