@@ -253,7 +253,8 @@ def _guarded(scenario, samples: dict, alpha: float, periodic: bool) -> ScenarioP
     if periodic:
         problem = period_problem(scenario, scenario.horizon_spec)
         point = optimize_periods(problem)
-        current = np.asarray(problem.current() if problem.current() is not None else 0.0, float)
+        given = problem.current()
+        current = np.asarray(given if given is not None else 0.0, float)
         spent = float(np.sum(point.period_spend)) if point.feasible else 0.0
     else:
         point = optimize(scenario.problem)
