@@ -515,10 +515,13 @@ def _country(ctx, param, value):
 @click.option("--holdout", type=click.IntRange(min=0), help="Last periods held out to score the fit [13].")
 @click.option("--method", type=click.Choice(["auto", "bayes", "least-squares"]), default=None,
               help="bayes: the joint Bayesian model (ROI priors, baseline in the model, NUTS); least-squares: "
-                   "least squares with a bootstrap. [auto: least squares]")
+                   "least squares with a bootstrap. [auto: bayes for a total KPI, least squares for the long "
+                   "layout or with --bootstrap]")
 @click.option("--draws", type=click.IntRange(min=50, max=100_000),
               help="bayes: posterior draws per chain after warm-up [400].")
-@click.option("--bootstrap", type=click.IntRange(min=0), help="least squares: bootstrap resamples for ROI intervals [100].")
+@click.option("--bootstrap", type=click.IntRange(min=0),
+              help="Least squares with this many bootstrap resamples for the ROI intervals (asks for least "
+                   "squares unless --method says otherwise) [100].")
 @click.option("--seed", type=int, help="Random seed (the same seed gives the same fit) [0].")
 @click.option("--s-shaped", is_flag=True, help="Allow S-shaped curves (Hill shape up to 3).")
 @click.option("--date", default="date", show_default=True, help="CSV: the date column.")
@@ -543,16 +546,20 @@ def fit(ctx, source, out, fmt, method, draws, holdout, bootstrap, seed, s_shaped
         controls, events, date_format, holidays, campaign_days, calibration, no_cache):
     """Fit each channel's response curve from a history (CSV or .xlsx, or a scenario's [history] table).
 
-    Carryover (adstock) and saturation (Hill) per channel, a Prophet baseline with trend,
-    yearly seasonality, a country's holidays (China's by default, with the campaign days 618,
-    Double 11 and the member day; --holidays DE for Germany's), bootstrap intervals for ROI,
-    and fit quality in sample and on a held-out tail. --method bayes fits instead one Bayesian
-    model of the KPI (ROI priors pooled across channels, the baseline in the same model, NUTS;
-    ~30-60 s) whose posterior draws give the intervals. Lift tests (--calibration, or a
-    scenario's [[calibration]] list) pin the channels a total KPI cannot tell apart; the report
-    says per channel how well the history identifies it and which test would settle it. The fit is
-    cached (see `budget cache`): a scenario that plans on the same history and settings reuses
-    it instead of fitting again.
+    Carryover (adstock) and saturation per channel and the baseline (trend, yearly seasonality,
+    a country's holidays: China's by default, with the campaign days 618, Double 11 and the
+    member day; --holidays DE for Germany's) in one Bayesian model of the KPI: ROI priors pooled
+    across channels, NUTS; its posterior draws give the ROI intervals and the curve samples
+    plans are scored on (30-90 s for three years of weekly data; a progress bar on stderr). Fit
+    quality in sample and on a held-out tail. --method least-squares (or --bootstrap N) fits by
+    least squares on a Prophet baseline with a block bootstrap instead (5-15 s): on the recovery
+    study its ROIs were off twice as much and its plans worse than the historical split three
+    times as often (README, "How well curves are recovered"). Per-channel returns (--layout long)
+    are always fitted by least squares. Lift tests (--calibration, or a scenario's
+    [[calibration]] list) pin the channels a total KPI cannot tell apart; the report says per
+    channel how well the history identifies it and which test would settle it. The fit is cached
+    (see `budget cache`): a scenario that plans on the same history and settings reuses it
+    instead of fitting again.
 
     \b
     Example:
@@ -560,7 +567,7 @@ def fit(ctx, source, out, fmt, method, draws, holdout, bootstrap, seed, s_shaped
       budget fit scenarios/examples/quarterly.toml --format json
       budget fit scenarios/examples/history_weekly.csv --holidays DE --bootstrap 20
       budget fit scenarios/examples/history_weekly.csv --calibration scenarios/examples/lift_tests.csv
-      budget fit scenarios/examples/history_weekly.csv --method bayes --format json
+      budget fit scenarios/examples/history_weekly.csv --method least-squares --format json
       budget fit dt_simulated_weekly.csv --date DATE --channels '*_S' --control competitor_sales_B \\
           --control newsletter --event events --ignore '*_I' --ignore '*_P'
     """
@@ -622,7 +629,8 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
 
     Needs a scenario whose curves come from history ([history] or [model]). Each series has
     P10/P50/P90, per period and over the horizon: Prophet's baseline (with the model's
-    out-of-sample error) combined with the bootstrap samples of the response curves.
+    out-of-sample error) combined with the curve samples of the fit (posterior draws of the joint
+    model, or the least-squares bootstrap's).
 
     \b
     Example:

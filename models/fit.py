@@ -65,6 +65,11 @@ logger = logging.getLogger(__name__)
 _KAPPA_BOUNDS = (0.1, 10.0)
 _S_BOUNDS_CONCAVE = (0.3, 1.0)
 _S_BOUNDS_S_SHAPED = (0.3, 3.0)
+#: What method "auto" fits a total KPI with (part of the fit cache's key: a release that changes
+#: it fits again rather than serve a cached fit made the other way).
+AUTO_TOTAL_KPI = "bayes"
+#: Least squares' bootstrap resamples when ``n_bootstrap`` is not given.
+DEFAULT_BOOTSTRAP = 100
 # Periods whose mean spend stands in for the spend before the history began (initial carryover).
 _WARMUP = 4
 
@@ -456,8 +461,9 @@ class MediaMixModel:
         User-defined campaign days ``{name: [dates]}``.
     holdout : int
         Last periods held out to score the fit out of sample (0 = none).
-    n_bootstrap : int
-        Block-bootstrap resamples (0 = no uncertainty).
+    n_bootstrap : int or None
+        Least squares: block-bootstrap resamples (0 = no uncertainty; None = the default,
+        100). Setting it with method "auto" asks for least squares.
     block_length : int or None
         Bootstrap block length in periods (default ⌈n^(1/3)⌉, at least 4).
     n_jobs : int or None
@@ -471,10 +477,12 @@ class MediaMixModel:
         "bayes": the joint Bayesian model of a total KPI (:mod:`models.posterior`: ROI priors,
         the baseline in the same model, NUTS), whose draws are the curve samples; "least_squares":
         multi-start least squares on a Prophet baseline with a block bootstrap (below). "auto"
-        (default): "least_squares" for now. The joint model plans better on the recovery study
-        (benchmarks/attribution.py) and forecasts better (benchmarks/forecast.py) but is not yet
-        the default: on the second ground-truth world its ROI bands are too narrow (issue 9),
-        and a fit takes 20-50 s.
+        (default): the joint model for a total KPI (wide layout), least squares for per-channel
+        returns (long layout) or when ``n_bootstrap`` is given. The joint model recovers the
+        curves and plans better on the recovery study (benchmarks/attribution.py: ROI error 49%
+        vs 100%, 80% bands holding the truth 69-75% vs 53-55% of the time, plans worse than the
+        historical split 4 vs 11 in 36 at the historical budget) and forecasts better
+        (benchmarks/forecast.py); it takes 30-90 s where least squares takes 5-15 s.
     warmup, draws, chains : int
         The sampler's adaptation and kept iterations per chain, and its chains (method "bayes").
     priors : dict, optional
@@ -490,7 +498,7 @@ class MediaMixModel:
     def __init__(self, *, max_lag: int | None = None, alpha_bounds: tuple[float, float] = (0.0, 0.9),
                  s_shaped: bool = False, n_starts: int = 8, alternations: int = 2,
                  baseline: str = "prophet", holidays: str | None = "CN", campaign_days: bool | None = None,
-                 events: dict | None = None, holdout: int = 13, n_bootstrap: int = 100,
+                 events: dict | None = None, holdout: int = 13, n_bootstrap: int | None = None,
                  block_length: int | None = None, n_jobs: int | None = None, random_state: int = 0,
                  burn_in: int | None = None, prior_strength: float = 1.0, calibration: list | None = None,
                  roi_prior: float | None = None, method: str = "auto", warmup: int = 400, draws: int = 400,
@@ -525,12 +533,25 @@ class MediaMixModel:
             "campaign_days", "events", "holdout", "n_bootstrap", "block_length", "n_jobs", "random_state",
             "burn_in", "prior_strength", "calibration", "roi_prior", "method", "warmup", "draws", "chains", "priors")}
 
+    def resolved_method(self, history: History) -> str:
+        """"bayes" or "least_squares": what :meth:`fit` does with ``history`` (see ``method``)."""
+        if self.method != "auto":
+            return self.method
+        if history.kpi is None or self.n_bootstrap is not None:
+            return "least_squares"
+        return AUTO_TOTAL_KPI
+
     def uses_joint(self, history: History | None = None) -> bool:
         """Whether this estimator fits ``history`` with the joint Bayesian model (see ``method``);
         without a history, whether the fitted model came from it."""
         if history is None:
             return getattr(self, "joint_", None) is not None
-        return self.method == "bayes"
+        return self.resolved_method(history) == "bayes"
+
+    @property
+    def bootstrap_resamples(self) -> int:
+        """Least squares' bootstrap resamples: ``n_bootstrap``, 100 when not given."""
+        return DEFAULT_BOOTSTRAP if self.n_bootstrap is None else int(self.n_bootstrap)
 
     # ---------------------------------------------------------------- fitting
 
@@ -790,7 +811,7 @@ class MediaMixModel:
             callback(done, total)
 
     def _bootstrap(self, history: History, blocks, zs, problems, parts) -> None:
-        S = int(self.n_bootstrap)
+        S = self.bootstrap_resamples
         self.samples_ = {}
         if S <= 0:
             return
@@ -1127,7 +1148,7 @@ class MediaMixModel:
             "layout": self.layout_,
             "channels": [dict(r) for r in self.channel_report_],
             "fit": dict(self.fit_, holdout=dict(self.fit_["holdout"])),
-            "bootstrap_samples": 0 if getattr(self, "joint_", None) is not None else int(self.n_bootstrap),
+            "bootstrap_samples": 0 if getattr(self, "joint_", None) is not None else self.bootstrap_resamples,
             "uncertainty": self.uncertainty(),
             "warnings": self.fit_warnings(),
         }
@@ -1140,7 +1161,7 @@ class MediaMixModel:
         if joint is not None:
             return {"method": "posterior", "samples": joint.draws, "diagnostics": dict(joint.diagnostics),
                     "priors": dict(joint.priors)}
-        return {"method": "bootstrap", "samples": int(self.n_bootstrap)}
+        return {"method": "bootstrap", "samples": self.bootstrap_resamples}
 
     def fit_warnings(self) -> list[str]:
         """Every warning about the fit in plain words, worst first: how well it predicts

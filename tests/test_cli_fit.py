@@ -28,11 +28,26 @@ def test_fit_csv_table_json_and_saved_model(runner, tmp_path):
     assert [c["channel"] for c in report["channels"]][:2] == ["douyin", "xiaohongshu"]
     assert {"roi", "roi_p10", "roi_p90", "marginal_roi", "alpha", "k", "s"} <= set(report["channels"][0])
     assert {"r2", "mape", "nrmse", "holdout"} <= set(report["fit"])
+    # --bootstrap asks for least squares (the bootstrap is its way to intervals).
+    assert report["uncertainty"] == {"method": "bootstrap", "samples": 10}
     saved = json.loads(out.read_text())
     assert saved["schema_version"] == 2
     t = runner.invoke(main, ["fit", HISTORY, "--bootstrap", "0"])
     assert t.exit_code == 0
     assert "fit on the last 13 periods held out" in t.stdout and "wecom_community" in t.stdout
+
+
+@pytest.mark.slow
+def test_a_total_kpi_is_fitted_by_the_joint_model_unless_least_squares_is_asked_for(runner):
+    r = runner.invoke(main, ["fit", HISTORY, "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["uncertainty"]["method"] == "posterior" and report["bootstrap_samples"] == 0
+    assert report["uncertainty"]["samples"] >= 100
+    r = runner.invoke(main, ["fit", HISTORY, "--method", "least-squares", "--bootstrap", "0", "--holdout", "0",
+                             "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["uncertainty"] == {"method": "bootstrap", "samples": 0}
 
 
 def test_fit_rejects_a_bad_history_with_every_problem(runner, tmp_path):

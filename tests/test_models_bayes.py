@@ -35,16 +35,21 @@ def model(history):
     return _fit(history, holdout=13)
 
 
-def test_the_joint_model_is_asked_for_and_fits_a_total_kpi_only(history):
+def test_the_joint_model_is_the_default_for_a_total_kpi_only(history):
     assert MediaMixModel(method="bayes").uses_joint(history)
-    # Not the default yet (see MediaMixModel's method): auto is least squares.
-    assert not MediaMixModel().uses_joint(history)
+    # auto: the joint model for a total KPI, unless a bootstrap (least squares' own) is asked for.
+    assert MediaMixModel().uses_joint(history)
+    assert not MediaMixModel(n_bootstrap=20).uses_joint(history)
+    assert not MediaMixModel(n_bootstrap=0).uses_joint(history)
+    assert MediaMixModel(method="bayes", n_bootstrap=20).uses_joint(history)
     assert not MediaMixModel(method="least_squares").uses_joint(history)
     long = pd.DataFrame({"date": ["2024-01-01", "2024-01-08"] * 1, "channel": ["a", "a"], "spend": [1, 2],
                          "revenue": [3, 4]})
+    long = history_from_frame(pd.concat([long] * 20).assign(
+        date=pd.date_range("2024-01-01", periods=40, freq="W-MON").strftime("%Y-%m-%d")), layout="long")
+    assert not MediaMixModel().uses_joint(long)  # per-channel returns: least squares
     with pytest.raises(ValueError, match="method 'bayes' fits a total KPI"):
-        MediaMixModel(method="bayes").fit(history_from_frame(pd.concat([long] * 20).assign(
-            date=pd.date_range("2024-01-01", periods=40, freq="W-MON").strftime("%Y-%m-%d")), layout="long"))
+        MediaMixModel(method="bayes").fit(long)
 
 
 def test_fit_keeps_draws_and_says_where_its_intervals_come_from(model, history):

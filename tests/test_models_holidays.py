@@ -129,6 +129,19 @@ def test_new_default_priors_change_the_fit_cache_key(tmp_path, monkeypatch):
     assert fit_key(path, HistorySpec(), {"method": "bayes"}) != before
 
 
+def test_a_new_meaning_of_auto_changes_the_fit_cache_key(tmp_path, monkeypatch):
+    """A cached "auto" fit made by least squares must not be served once auto means the joint model."""
+    from models import fit
+    from models.cache import fit_key
+    from models.history import HistorySpec
+
+    path = tmp_path / "h.csv"
+    path.write_text("date,revenue\n")
+    before = fit_key(path, HistorySpec(), {})
+    monkeypatch.setattr(fit, "AUTO_TOTAL_KPI", "least_squares")
+    assert fit_key(path, HistorySpec(), {}) != before
+
+
 def _frame(n):
     dates = pd.date_range("2022-01-03", periods=n, freq="W-MON")
     rng = np.random.default_rng(3)
