@@ -288,13 +288,14 @@ def _date_axis(ax) -> None:
 
 
 def response_curves_plot(data: dict, path: str, title: str) -> None:
-    """One small panel per channel: its response curve, the P10–P90 band of the bootstrap curve
-    samples, the history's periods as points, and the current and recommended spend marked.
+    """One small panel per channel: its response curve, the P10–P90 band of its curve samples
+    (posterior draws or bootstrap resamples), the history's periods as points, and the current and
+    recommended spend marked.
 
     Parameters
     ----------
     data
-        ``{"currency", "x_label", "y_label", "points_label", "channels": [{"label", "x", "y",
+        ``{"currency", "x_label", "y_label", "points_label", "band_label", "channels": [{"label", "x", "y",
         "p10", "p90", "points": {"x", "y"} or None, "current": {"spend", "return"},
         "recommended": {"spend", "return"} or None}]}``; ``p10``/``p90`` None where the curve has
         no samples (written in the scenario).
@@ -321,7 +322,7 @@ def response_curves_plot(data: dict, path: str, title: str) -> None:
         c = channels[i]
         if c.get("p10") is not None and c.get("p90") is not None:
             handles["band"] = ax.fill_between(c["x"], c["p10"], c["p90"], color="C0", alpha=0.18, lw=0,
-                                              label="P10–P90 of the bootstrap curves")
+                                              label=_plain(data.get("band_label") or "P10–P90 of the curve samples"))
         pts = c.get("points")
         if pts and len(pts["x"]):
             handles["points"] = ax.scatter(pts["x"], pts["y"], s=7, color="0.45", alpha=0.35, lw=0,

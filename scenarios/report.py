@@ -234,6 +234,8 @@ def _curves_data(section: _Section) -> dict:
         "x_label": f"spend {over}",
         "y_label": f"return {over}",
         "points_label": f"past {unit}s (each {unit}'s spend and modelled return × {P})" if P else "history",
+        "band_label": "P10–P90 of the posterior curve draws" if model is not None and model.uses_joint()
+        else "P10–P90 of the bootstrap curves",
         "channels": rows,
     }
 

@@ -224,6 +224,19 @@ def test_the_forecast_chart_continues_the_recorded_history():
     assert len(h["fitted"]) == 52
 
 
+@pytest.mark.slow
+def test_the_curve_band_says_what_its_samples_are():
+    """The default fit's bands are posterior draws; the chart's legend must not call them bootstrap curves."""
+    from scenarios.plan import plan_scenario
+    from scenarios.report import _curves_data, _Section
+
+    sc = load_scenario(QUARTERLY)
+    data = _curves_data(_Section(sc, plan_scenario(sc)))
+    assert sc.model.uncertainty()["method"] == "posterior"
+    assert data["band_label"] == "P10–P90 of the posterior curve draws"
+    assert all(c["p10"] is not None and c["p10"][-1] < c["p90"][-1] for c in data["channels"])
+
+
 # --------------------------------------------------------------------------------------------
 # the browser, as a person would (issue #12 §3)
 
