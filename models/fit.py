@@ -134,6 +134,8 @@ def fit_metrics(y, yhat) -> dict:
     return {"r2": r2, "mape": mape, "nrmse": nrmse}
 
 
+#: The periods of each frequency, in words.
+_PERIODS = {"daily": "days", "weekly": "weeks", "monthly": "months"}
 #: Periods in a year per frequency: the lag of the seasonal naive forecast.
 _SEASON = {"daily": 364, "weekly": 52, "monthly": 12}
 #: In-sample R² below which the fit is said to explain too little of the KPI.
@@ -1004,6 +1006,7 @@ class MediaMixModel:
         roi = {c: float(contrib[c].sum() / max(history.spend[c].sum(), 1e-12)) for c in self.channels_}
         median_roi = float(np.median(list(roi.values())))
         s_lo, s_hi = _S_BOUNDS_S_SHAPED if self.s_shaped else _S_BOUNDS_CONCAVE
+        burn = self._burn_in(history)
         roi_samples = {c: self._roi_samples(c, history) for c in self.channels_}
         evidence = self._identification(history, contrib, roi_samples)
         lifts = self._lift_checks(history)
@@ -1012,7 +1015,12 @@ class MediaMixModel:
             x = history.spend[c].to_numpy(dtype=float)
             mean = float(x.mean())
             channel_warnings = []
-            if p.beta <= 0:
+            if x.sum() > 0 and not x[burn:].sum() > 0:
+                channel_warnings.append(
+                    f"{c}: all its spend lies in the first {burn} {_PERIODS[history.frequency]}, "
+                    "which the fit leaves out (their carryover from before the history is unknown): its effect cannot be "
+                    "measured; leave the column out (ignore) or plan it with a written curve")
+            elif p.beta <= 0:
                 channel_warnings.append(f"{c}: no detectable effect (β = 0); its ROI is not measurable from this history")
             if p.alpha >= self.alpha_bounds[1] - 1e-3 and self.alpha_bounds[1] > 0:
                 channel_warnings.append(f"{c}: carryover α at its upper bound {self.alpha_bounds[1]:g}")
@@ -1101,8 +1109,14 @@ class MediaMixModel:
 
     def _roi_samples(self, channel: str, history: History) -> np.ndarray:
         """The channel's ROI over the history in every curve sample (empty without)."""
-        if getattr(self, "joint_", None) is not None:
-            return self.joint_.roi[:, self.joint_.column(channel)]
+        joint = getattr(self, "joint_", None)
+        if joint is not None:
+            j = joint.column(channel)
+            if not np.any(joint.beta[:, j] > 0):
+                # No spend in the fitted periods: its curve is 0 in every draw, and the ROI
+                # parameter (return over the fitted periods' spend) was its prior alone.
+                return np.zeros(joint.draws)
+            return joint.roi[:, j]
         samples = self.samples_.get(channel)
         if samples is None or not len(samples):
             return np.zeros(0)

@@ -302,6 +302,22 @@ def _prior_moments(design, priors: Priors) -> tuple[np.ndarray, np.ndarray]:
     return mean, 1.0 / sd**2
 
 
+def usual_spend(spend, mask) -> np.ndarray:
+    """Each channel's mean spend per fitted period (in ``spend``'s units): the scale of its
+    half-saturation k.
+
+    A channel with no spend in the fitted periods (all of it in the burn-in, or after the
+    training periods of the holdout run) takes its mean over the periods it did spend in, 1 if it
+    never spent: with k = 0 the sampler's gradient was NaN (0^s · log 0) and every transition
+    divergent, for all channels. Its β is 0 either way, having spent nothing where the model is fitted.
+    """
+    X = np.asarray(spend, dtype=float)
+    fitted = X[np.asarray(mask) > 0].mean(axis=0)
+    active = (X > 0).sum(axis=0)
+    anywhere = np.where(active > 0, X.sum(axis=0) / np.maximum(active, 1), 1.0)
+    return np.where(fitted > 0, fitted, anywhere)
+
+
 def _arrays(data: PosteriorData, priors: Priors) -> dict:
     import jax.numpy as jnp
 
@@ -318,7 +334,7 @@ def _arrays(data: PosteriorData, priors: Priors) -> dict:
     y = np.asarray(data.y, dtype=float) / data.scale
     return {
         "X": f32(X), "y": f32(y), "mask": f32(data.mask), "rows": jnp.asarray(rows),
-        "warm": f32(X[:_WARM].mean(axis=0)), "xbar": f32(X[rows].mean(axis=0)),
+        "warm": f32(X[:_WARM].mean(axis=0)), "xbar": f32(usual_spend(X, data.mask)),
         "B": f32(B), "m0": f32(m0), "sd0": f32(sd0), "lam": f32(lam), "V": f32(V), "G": f32(G),
         "z": None if d.efficiency is None else f32(d.efficiency), "daily": data.daily,
         "lifts": [(int(c), f32(np.asarray(w) / data.scale), f32(a), float(lift) / data.scale, float(se) / data.scale)
@@ -410,7 +426,7 @@ def sample_posterior(data: PosteriorData, priors: Priors | None = None, *, warmu
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in by_chain.items()}
     scale = data.scale
     alpha = flat["alpha"].astype(float)
-    xbar = np.asarray(data.spend, dtype=float)[data.mask > 0].mean(axis=0)
+    xbar = usual_spend(data.spend, data.mask)
     k = flat["kappa"].astype(float) * xbar[None, :] / (1.0 - alpha)
     theta = flat["theta"].astype(float) if "theta" in flat else np.zeros_like(alpha)
     diagnostics = {"r_hat": rhat, "ess": ess, "divergences": int(flat["diverging"].sum()), "chains": chains,

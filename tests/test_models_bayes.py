@@ -160,3 +160,22 @@ def test_daily_carryover_is_read_from_the_data_short_or_long():
     for name, a in truth.items():
         fitted = float(np.median(m.joint_.alpha[:, m.joint_.column(name)]))
         assert abs(fitted - a) < 0.1, (name, a, fitted)
+
+
+def test_a_channel_that_spent_only_before_the_fitted_periods_neither_breaks_the_sampler_nor_claims_an_roi():
+    """All of a channel's spend in the burn-in (the first 8 weeks, left out of the likelihood):
+    its half-saturation was scaled by a mean spend of 0, the gradient was NaN and nearly every
+    transition divergent, for all channels, and its ROI band was the prior's beside an ROI of 0."""
+    frame = pd.read_csv(EXAMPLE)
+    spend = frame["mini_program"].to_numpy(copy=True)
+    spend[6:] = 0.0
+    frame["mini_program"] = spend
+    model = _fit(history_from_frame(frame))
+    diag = model.uncertainty()["diagnostics"]
+    assert diag["divergences"] <= 0.05 * diag["draws"], diag
+    row = next(r for r in model.report()["channels"] if r["channel"] == "mini_program")
+    assert row["roi"] == 0.0 and row["roi_p10"] == 0.0 and row["roi_p90"] == 0.0
+    assert any(w.startswith("mini_program: all its spend lies in the first 8 weeks") for w in model.fit_warnings())
+    # The other channels are still read from the data (bands, not zeros).
+    others = [r for r in model.report()["channels"] if r["channel"] != "mini_program"]
+    assert all(0.0 < r["roi_p10"] < r["roi_p90"] for r in others)
