@@ -620,6 +620,17 @@ class MediaMixModel:
             warn_list.append(f"holdout of {self.holdout} periods ignored: it would leave {max(n - self.holdout, 0)} of "
                              f"{n} periods to fit (at least 26 are needed); the fit is scored in sample only")
             logger.warning("%s", warn_list[-1])
+        if holdout:
+            X = history.spend
+            new = [c for c in history.channels
+                   if X[c].iloc[n - holdout:].sum() > 0 and not X[c].iloc[:n - holdout].sum() > 0]
+            if new:
+                # The holdout fit cannot know a channel that first spends in the held-out periods,
+                # so its score says little about the model: said beside it.
+                pronoun = "it" if len(new) == 1 else "them"
+                warn_list.append(f"{', '.join(new)}: no spend before the {holdout} held-out periods, so the holdout fit "
+                                 f"cannot know {pronoun}; the holdout score understates the model")
+                logger.warning("%s", warn_list[-1])
         return holdout
 
     def _check_settings(self, history: History) -> None:

@@ -188,3 +188,24 @@ def test_prophet_fit_is_deterministic():
     assert a.params_ == b.params_
     for c in a.channels_:
         np.testing.assert_array_equal(a.samples_[c], b.samples_[c])
+
+
+def test_a_channel_new_in_the_holdout_is_named_beside_the_holdout_score(history):
+    """The holdout fit never sees a channel that first spends in the held-out periods: its poor
+    score is the channel's absence, and the fit says so rather than only "worse than naive"."""
+    frame = pd.read_csv(EXAMPLE)
+    spend = frame["mini_program"].to_numpy(copy=True)
+    spend[:-10] = 0.0
+    frame["mini_program"] = spend
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MediaMixModel(**{**FAST, "holdout": 13}).fit(history_from_frame(frame))
+    said = [w for w in model.fit_warnings() if "held-out periods" in w]
+    assert said == ["mini_program: no spend before the 13 held-out periods, so the holdout fit cannot know it; "
+                    "the holdout score understates the model"]
+    # A channel that spent before the holdout is not named.
+    plain = MediaMixModel(**{**FAST, "holdout": 13})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain.fit(history)
+    assert not [w for w in plain.fit_warnings() if "held-out periods, so" in w]
