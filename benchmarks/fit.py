@@ -74,6 +74,7 @@ def run(n_bootstrap: int, jobs: int | None) -> dict:
 def run_joint(jobs: int | None) -> dict:
     """The joint model as ``budget fit`` runs it, twice: compiling the sampler, then compiled."""
     import tempfile
+    from unittest.mock import patch
 
     from models.cache import CACHE_ENV
 
@@ -81,20 +82,14 @@ def run_joint(jobs: int | None) -> dict:
     history = history_from_frame(generate_history(params, BUNDLED_SEED))
     truth = true_roi(params, BUNDLED_SEED)
     seconds = []
-    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+    # A fresh compilation cache: the first fit compiles the sampler.
+    with tempfile.TemporaryDirectory() as folder, patch.dict(os.environ, {CACHE_ENV: folder}), \
+            warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        old = os.environ.get(CACHE_ENV)
-        os.environ[CACHE_ENV] = folder  # a fresh compilation cache: the first fit compiles
-        try:
-            for _ in range(2):
-                t0 = time.perf_counter()
-                model = MediaMixModel(method="bayes", n_jobs=jobs).fit(history)
-                seconds.append(time.perf_counter() - t0)
-        finally:
-            if old is None:
-                os.environ.pop(CACHE_ENV, None)
-            else:
-                os.environ[CACHE_ENV] = old
+        for _ in range(2):
+            t0 = time.perf_counter()
+            model = MediaMixModel(method="bayes", n_jobs=jobs).fit(history)
+            seconds.append(time.perf_counter() - t0)
     rows = model.report()["channels"]
     errors = {r["channel"]: r["roi"] / truth[r["channel"]] - 1 for r in rows}
     covered = sum(1 for r in rows if r["roi_p10"] <= truth[r["channel"]] <= r["roi_p90"])

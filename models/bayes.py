@@ -232,9 +232,13 @@ def fit_joint(history, settings: dict, progress=None):
         warm = float(np.mean(x[:_WARM]))
         carry_end[:, j] = adstock_draws(x, alpha[:, j], warm / (1.0 - alpha[:, j]))[:, -1]
     log_roi = np.log(np.maximum(post.roi, 1e-12))
+    # A channel with no spend in the fitted periods returns nothing there (β = 0 in every draw):
+    # its ROI parameter was its prior alone, so its ROI is the curve's, 0, for every reader of it
+    # (the report's band, the forecast's media levels).
+    unfitted = ~(spend[mask > 0].sum(axis=0) > 0)
     fit = JointFit(
         channels=list(history.channels), alpha=alpha, k=k, s=s, beta=beta, theta=theta, carry_end=carry_end,
-        roi=post.roi, baseline=post.baseline.mean(axis=0), sigma=float(post.sigma.mean()),
+        roi=np.where(unfitted[None, :], 0.0, post.roi), baseline=post.baseline.mean(axis=0), sigma=float(post.sigma.mean()),
         efficiency=design.efficiency is not None, efficiency_center=design.efficiency_center,
         efficiency_top=design.efficiency_top,
         log_roi_sd={c: (post.log_roi_prior_sd, float(log_roi[:, j].std())) for j, c in enumerate(history.channels)},

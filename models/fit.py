@@ -54,6 +54,7 @@ from models.calibration import check_lift_tests, resolve_lift_tests, window_effe
 from models.curves import HillCurve
 from models.errors import ConvergenceWarning, HistoryError, NotFittedError
 from models.history import History
+from models.identify import PERIOD_WORD
 
 __all__ = ["MediaMixModel", "ChannelParams", "adstock", "hill", "fit_metrics", "naive_holdout_nrmse",
            "quality_warnings"]
@@ -134,8 +135,6 @@ def fit_metrics(y, yhat) -> dict:
     return {"r2": r2, "mape": mape, "nrmse": nrmse}
 
 
-#: The periods of each frequency, in words.
-_PERIODS = {"daily": "days", "weekly": "weeks", "monthly": "months"}
 #: Periods in a year per frequency: the lag of the seasonal naive forecast.
 _SEASON = {"daily": 364, "weekly": 52, "monthly": 12}
 #: In-sample R² below which the fit is said to explain too little of the KPI.
@@ -1028,7 +1027,7 @@ class MediaMixModel:
             channel_warnings = []
             if x.sum() > 0 and not x[burn:].sum() > 0:
                 channel_warnings.append(
-                    f"{c}: all its spend lies in the first {burn} {_PERIODS[history.frequency]}, "
+                    f"{c}: all its spend lies in the first {burn} {PERIOD_WORD[history.frequency]}, "
                     "which the fit leaves out (their carryover from before the history is unknown): its effect cannot be "
                     "measured; leave the column out (ignore) or plan it with a written curve")
             elif p.beta <= 0:
@@ -1120,14 +1119,8 @@ class MediaMixModel:
 
     def _roi_samples(self, channel: str, history: History) -> np.ndarray:
         """The channel's ROI over the history in every curve sample (empty without)."""
-        joint = getattr(self, "joint_", None)
-        if joint is not None:
-            j = joint.column(channel)
-            if not np.any(joint.beta[:, j] > 0):
-                # No spend in the fitted periods: its curve is 0 in every draw, and the ROI
-                # parameter (return over the fitted periods' spend) was its prior alone.
-                return np.zeros(joint.draws)
-            return joint.roi[:, j]
+        if getattr(self, "joint_", None) is not None:
+            return self.joint_.roi[:, self.joint_.column(channel)]
         samples = self.samples_.get(channel)
         if samples is None or not len(samples):
             return np.zeros(0)
@@ -1173,7 +1166,7 @@ class MediaMixModel:
             "layout": self.layout_,
             "channels": [dict(r) for r in self.channel_report_],
             "fit": dict(self.fit_, holdout=dict(self.fit_["holdout"])),
-            "bootstrap_samples": 0 if getattr(self, "joint_", None) is not None else self.bootstrap_resamples,
+            "bootstrap_samples": 0 if self.uses_joint() else self.bootstrap_resamples,
             "uncertainty": self.uncertainty(),
             "warnings": self.fit_warnings(),
         }
