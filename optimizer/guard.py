@@ -78,7 +78,7 @@ class GuardedPlan:
         return {"guarded": self.guarded.to_dict(), "mean": self.mean.to_dict(), "guard": self.guard}
 
 
-def optimize_guarded(problem: Problem, samples: dict, alpha: float = 0.2, *, reference=None,
+def optimize_guarded(problem: Problem, samples: dict, alpha: float = 0.2, *, reference=None, point=None,
                      tol: float = DEFAULT_TOL, max_rounds: int = 8) -> GuardedPlan:
     """The plan with the best mean return over curve samples that does no harm against a reference.
 
@@ -98,6 +98,9 @@ def optimize_guarded(problem: Problem, samples: dict, alpha: float = 0.2, *, ref
     reference
         Spend per channel (a sequence in channel order, or ``{channel: spend}`` for every
         channel); by default the channels' ``current`` spend.
+    point
+        ``optimize(problem)`` when the caller already has it (the sample LPs start from it);
+        solved here otherwise.
     tol, max_rounds
         The sample LPs' refinement: model error next to the plan, relative, and rounds at most.
 
@@ -115,7 +118,7 @@ def optimize_guarded(problem: Problem, samples: dict, alpha: float = 0.2, *, ref
         numbers, or a reference of the wrong shape.
     """
     curves = sample_matrix(sample_names(problem, alpha), samples)
-    point = optimize(problem)
+    point = optimize(problem) if point is None else point
     bounds = [channel_bounds(problem, ch) for ch in problem.channels]
     plan = one_period(problem, bounds)
     start = np.array([[c.spend] for c in point.channels]) if point.feasible else None
@@ -123,17 +126,18 @@ def optimize_guarded(problem: Problem, samples: dict, alpha: float = 0.2, *, ref
 
 
 def optimize_guarded_periods(problem: PeriodProblem, samples: dict, alpha: float = 0.2, *, reference=None,
-                             tol: float = PERIOD_TOL, max_rounds: int = 8) -> GuardedPlan:
+                             point=None, tol: float = PERIOD_TOL, max_rounds: int = 8) -> GuardedPlan:
     """:func:`optimize_guarded` for a period plan: the guard is on the horizon's return.
 
     ``samples`` are per-period curves, each sample earning by the problem's own carryover,
     efficiencies and after-horizon setting (:func:`optimize_cvar_periods`). ``reference`` is a
     plan of channels × periods (an array, or ``{channel: spend or per-period spends}``); by
     default the channels' ``current`` spends (:meth:`PeriodProblem.current`), which a problem
-    without any current spend lacks: then ``reference`` is required.
+    without any current spend lacks: then ``reference`` is required. ``point``:
+    ``optimize_periods(problem)`` when the caller already has it.
     """
     curves = sample_matrix(sample_names(problem, alpha), samples)
-    point = optimize_periods(problem)
+    point = optimize_periods(problem) if point is None else point
     return _guarded_plans(problem, point, point.period_spend, curves, alpha, _reference(problem, reference), tol,
                           max_rounds)
 

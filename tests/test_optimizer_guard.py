@@ -18,8 +18,10 @@ from optimizer import (
     Problem,
     ProblemError,
     channel_bounds,
+    optimize,
     optimize_guarded,
     optimize_guarded_periods,
+    optimize_periods,
     plan_returns,
     plan_violations,
 )
@@ -250,6 +252,25 @@ def test_an_explicit_reference_replaces_the_current_plan():
     assert np.array_equal(g.reference.ravel(), [300_000.0, 350_000.0, 250_000.0])
     with pytest.raises(ProblemError, match="reference"):
         optimize_guarded(problem, samples, reference=[1.0, 2.0])
+
+
+def test_a_given_point_plan_gives_the_same_plans_as_solving_it():
+    """The caller's point plan (what ``budget allocate --risk guard`` already solved) starts the
+    sample LPs as the one solved inside would: the same plans to the cent, single and per period."""
+    problem = limited_problem([300_000.0, 350_000.0, 250_000.0])
+    samples = disagreeing_samples(problem, seed=1)
+    own = optimize_guarded(problem, samples, alpha=0.25)
+    given = optimize_guarded(problem, samples, alpha=0.25, point=optimize(problem))
+    assert own.binds and given.binds
+    for a, b in ((own.guarded, given.guarded), (own.mean, given.mean)):
+        assert np.array_equal(spends(a), spends(b))
+    assert own.stats == given.stats
+    pp = period_problem()
+    ps = period_samples(pp)
+    own_p = optimize_guarded_periods(pp, ps, alpha=0.2)
+    given_p = optimize_guarded_periods(pp, ps, alpha=0.2, point=optimize_periods(pp))
+    assert np.array_equal(own_p.guarded.period_spend, given_p.guarded.period_spend)
+    assert own_p.stats == given_p.stats
 
 
 # ---------------------------------------------------------------------------------------- periods
