@@ -10,6 +10,10 @@ or hardly moves at all, leaves its return to the priors and to chance (the recov
 * ``corr_season``: the multiple correlation of its effective spend with the baseline's own
   regressors (trend, yearly waves, holidays and campaign days, controls);
 * ``dark_share``: the share of periods it did not spend (on/off variation helps);
+* ``variation``: the coefficient of variation of its spend; below
+  :data:`models.history.NEAR_CONSTANT_CV` the spend barely moves, so its return cannot be told
+  from the baseline's level at all: "poor" whatever the other figures say (a posterior can still
+  look narrower than its prior there, narrowed by the baseline's priors, not by the data);
 * ``spread``: the width of its ROI interval, (P90 − P10) / P50 over the curve samples;
 * ``learned`` (the joint Bayesian model): how much the data narrowed the prior on its ROI,
   1 − posterior sd / prior sd of log ROI (0: the data taught nothing, the ROI is the prior's);
@@ -28,6 +32,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from models.history import NEAR_CONSTANT_CV
 
 __all__ = ["WEAK", "POOR", "PERIOD_WORD", "channel_identification", "identification_warning", "lift_test_size"]
 
@@ -96,6 +102,8 @@ def channel_identification(spend: np.ndarray, effective: np.ndarray, basis: np.n
         corr_channel, partner = max(others) if others else (0.0, None)
         corr_season = _multiple_corr(e, basis)
         dark = float(np.mean(spend[:, j] <= 0))
+        mean_spend = float(spend[:, j].mean())
+        variation = float(spend[:, j].std() / mean_spend) if mean_spend > 0 else None
         samples = np.asarray(roi_samples.get(c, ()), dtype=float)
         spread = None
         if samples.size >= 5:
@@ -126,12 +134,14 @@ def channel_identification(spend: np.ndarray, effective: np.ndarray, basis: np.n
             elif learned < LEARNED_WEAK:
                 level = "weak" if level == "good" else level
                 reasons.append("learned")
+        if variation is not None and variation < NEAR_CONSTANT_CV:
+            level = "poor"
+            reasons.append("constant")
         if contribution.get(c, 0.0) <= 0:
             level = "poor"
             reasons.append("no_effect")
         if c in calibrated:
             level = "calibrated"
-        mean_spend = float(spend[:, j].mean())
         per_period = contribution.get(c, 0.0)
         if per_period <= 0:
             per_period = pool_roi * mean_spend
@@ -142,6 +152,7 @@ def channel_identification(spend: np.ndarray, effective: np.ndarray, basis: np.n
             "with": partner,
             "corr_season": round(corr_season, 3),
             "dark_share": round(dark, 3),
+            "variation": None if variation is None else round(variation, 3),
             "spread": None if spread is None else (round(spread, 3) if math.isfinite(spread) else None),
             "learned": None if learned is None else round(learned, 3),
             "prior_sd": None if prior_sd is None else round(prior_sd, 3),
@@ -159,6 +170,9 @@ def identification_warning(channel: str, ident: dict, frequency: str) -> str:
     why = []
     if "no_effect" in ident["reasons"]:
         why.append("no effect detected")
+    if "constant" in ident["reasons"]:
+        why.append(f"its spend barely varies (coefficient of variation {ident['variation']:.2f}), so its return "
+                   "cannot be told from the baseline's level")
     if "corr_channel" in ident["reasons"] and ident.get("with"):
         why.append(f"its spend moves with {ident['with']}'s (ρ {ident['corr_channel']:.2f})")
     if "corr_season" in ident["reasons"]:

@@ -179,3 +179,21 @@ def test_a_channel_that_spent_only_before_the_fitted_periods_neither_breaks_the_
     # The other channels are still read from the data (bands, not zeros).
     others = [r for r in model.report()["channels"] if r["channel"] != "mini_program"]
     assert all(0.0 < r["roi_p10"] < r["roi_p90"] for r in others)
+
+
+def test_a_channel_whose_spend_never_moves_is_graded_poor_and_named_with_its_test():
+    """Spend fixed at one level every week cannot be told from the baseline's level. The joint
+    model's posterior on its ROI was still narrower than the prior (58% "learned", from the
+    baseline's priors, not the data), so the channel was graded "good" and the plan could move
+    its money freely: it is "poor", for the reason in words, with the switch-off test to run."""
+    frame = pd.read_csv(EXAMPLE)
+    frame["scrm"] = 50_000.0
+    model = _fit(history_from_frame(frame))
+    rows = {r["channel"]: r for r in model.report()["channels"]}
+    ident = rows["scrm"]["identification"]
+    assert ident["level"] == "poor" and "constant" in ident["reasons"] and ident["variation"] == 0.0
+    warning = next(w for w in model.fit_warnings() if w.startswith("scrm: poorly identified"))
+    assert "spend barely varies" in warning and "switch-off" in warning
+    # A channel whose spend does move keeps its grade from the other figures.
+    assert "constant" not in rows["douyin"]["identification"]["reasons"]
+    assert rows["douyin"]["identification"]["variation"] > 0.1
