@@ -3,8 +3,8 @@
 ``budget allocate`` on a scenario with a ``[history]`` table fits on the fly; the second run
 (and every monthly job re-run on the same data) loads the cached model instead of refitting.
 The key is a SHA-256 of the history file's bytes, the column mapping, the estimator settings,
-the model schema version, the joint model's default priors and what method "auto" means, so any
-change to any of them fits again.
+the model schema version, the joint model's default priors, what method "auto" means and the
+fit's revision (:data:`models.fit.FIT_REVISION`), so any change to any of them fits again.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def fit_key(path: str | Path, spec: HistorySpec, settings: dict) -> str:
     from models import fit, posterior
 
     meta = {"spec": _plain(spec.__dict__), "settings": _plain(settings), "schema": SCHEMA_VERSION,
-            "priors": posterior.Priors().as_dict(), "auto": fit.AUTO_TOTAL_KPI}
+            "priors": posterior.Priors().as_dict(), "auto": fit.AUTO_TOTAL_KPI,
+            "revision": fit.FIT_REVISION}
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
 

@@ -69,6 +69,11 @@ _S_BOUNDS_S_SHAPED = (0.3, 3.0)
 #: What method "auto" fits a total KPI with (part of the fit cache's key: a release that changes
 #: it fits again rather than serve a cached fit made the other way).
 AUTO_TOTAL_KPI = "bayes"
+#: The fit's revision: raised whenever a release changes what a fit of the same data and settings
+#: reports (its draws, its identification grades, its warnings). Part of the fit cache's key, so
+#: a cached fit made by older code is fitted again rather than served. 2: a channel whose spend
+#: lies all in the burn-in; a channel whose spend barely moves graded poor.
+FIT_REVISION = 2
 #: Least squares' bootstrap resamples when ``n_bootstrap`` is not given.
 DEFAULT_BOOTSTRAP = 100
 # Periods whose mean spend stands in for the spend before the history began (initial carryover).

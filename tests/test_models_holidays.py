@@ -142,6 +142,19 @@ def test_a_new_meaning_of_auto_changes_the_fit_cache_key(tmp_path, monkeypatch):
     assert fit_key(path, HistorySpec(), {}) != before
 
 
+def test_a_new_fit_revision_changes_the_fit_cache_key(tmp_path, monkeypatch):
+    """A release that changes what a fit reports (grades, warnings, draws) must not serve old fits."""
+    from models import fit
+    from models.cache import fit_key
+    from models.history import HistorySpec
+
+    path = tmp_path / "h.csv"
+    path.write_text("date,revenue\n")
+    before = fit_key(path, HistorySpec(), {})
+    monkeypatch.setattr(fit, "FIT_REVISION", fit.FIT_REVISION + 1)
+    assert fit_key(path, HistorySpec(), {}) != before
+
+
 def _frame(n):
     dates = pd.date_range("2022-01-03", periods=n, freq="W-MON")
     rng = np.random.default_rng(3)
