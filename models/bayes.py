@@ -21,6 +21,7 @@ per-channel returns (the long layout) and on request.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -269,6 +270,28 @@ def _sampler_warnings(diagnostics: dict) -> list[str]:
     return out
 
 
+def _kpi_units(history, burn: int) -> tuple[tuple[float, float], str] | None:
+    """The ROI prior from the KPI's scale, and the warning that says why, when the KPI is not money
+    in the spend's units (:func:`models.posterior.kpi_roi_prior`); None when the default fits."""
+    from models.posterior import MEDIA_SHARE_PRIOR, PRIOR_ROI, kpi_roi_prior
+
+    spend = float(history.spend.to_numpy(dtype=float)[burn:].sum())
+    kpi = float(np.sum(history.target()[burn:]))
+    found = kpi_roi_prior(spend, kpi)
+    if found is None:
+        return None
+    prior, share = found
+    median = math.exp(PRIOR_ROI[0])
+    earns = f"{share:,.0f} times the whole KPI" if share > 1 else f"{share:.3%} of the KPI"
+    mean, sd = MEDIA_SHARE_PRIOR
+    return prior, (
+        f"the KPI does not look like money in the spend's units: at the default ROI prior's median ({median:.2f} per "
+        f"unit of spend) paid media would earn {earns}; the ROI prior was set from the KPI's scale instead (paid "
+        f"media {mean:.0%} ± {sd:.0%} of the KPI, Meridian's default for a KPI that is not revenue), so ROIs are KPI "
+        "units per unit of spend. For ROIs in money give the KPI in money (conversions × revenue per conversion, or "
+        "both columns in the same currency unit)")
+
+
 def fit_model_joint(model, history):
     """Fit ``model`` (a :class:`models.fit.MediaMixModel`) with the joint model; returns it.
 
@@ -285,11 +308,15 @@ def fit_model_joint(model, history):
     warn_list: list[str] = list(history.warnings)
     holdout = model._holdout_periods(history, warn_list)
     burn = model._burn_in(history)
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in (model.priors or {}).items()}
+    units = None if "roi" in given else _kpi_units(history, burn)
+    if units is not None:
+        given["roi"] = units[0]
+        warn_list.append(units[1])
     settings = {
         "burn_in": burn, "holdout": holdout, "country": model.holidays, "campaign_days": model.campaign_days,
         "events": model.events, "calibration": model.calibration, "warmup": model.warmup, "draws": model.draws,
-        "chains": model.chains, "cores": model.n_jobs, "seed": model.random_state,
-        "priors": Priors(**{k: tuple(v) if isinstance(v, list) else v for k, v in (model.priors or {}).items()}),
+        "chains": model.chains, "cores": model.n_jobs, "seed": model.random_state, "priors": Priors(**given),
     }
     joint, held = fit_joint(history, settings, progress=getattr(model, "_progress", None))
     model.joint_ = joint

@@ -72,7 +72,8 @@ AUTO_TOTAL_KPI = "bayes"
 #: The fit's revision: raised whenever a release changes what a fit of the same data and settings
 #: reports (its draws, its identification grades, its warnings). Part of the fit cache's key, so
 #: a cached fit made by older code is fitted again rather than served. 2: a channel whose spend
-#: lies all in the burn-in; a channel whose spend barely moves graded poor.
+#: lies all in the burn-in; a channel whose spend barely moves graded poor; the ROI prior of a KPI
+#: that is not money in the spend's units.
 FIT_REVISION = 2
 #: Least squares' bootstrap resamples when ``n_bootstrap`` is not given.
 DEFAULT_BOOTSTRAP = 100

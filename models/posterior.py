@@ -13,8 +13,11 @@ Priors (each channel the same; nothing here is centred on a test world):
   (hierarchical): log ROI_c = μ + τ z_c with μ ~ N(log 1.22, 0.9) — Meridian's default ROI prior,
   LogNormal(0.2, 0.9) — τ ~ HalfNormal(0.5), z_c ~ N(0, 1). β follows from the ROI, so a channel
   the data cannot tell apart keeps an ROI near the channels' typical one rather than 0 or a
-  free-floating β. The prior assumes the KPI is money (revenue, GMV); for another KPI give
-  ``roi_prior`` in KPI units per unit of spend.
+  free-floating β. The prior assumes the KPI is money (revenue, GMV) in the spend's units. When
+  the data say otherwise — at the prior's median ROI paid media would earn more than the whole
+  KPI, or under 0.1% of it (conversions or orders, a KPI in 万 beside spend in yuan) — the prior is
+  set from the KPI's scale instead (:func:`kpi_roi_prior`: paid media's share of the KPI 40% ± 20%,
+  Meridian's default for a KPI that is not revenue), and the fit says so.
 * carryover α ~ Beta(2, 3) per period (mean 0.4); in daily data the prior is on the half-life
   in days instead, log h ~ N(log 3, 1.1²) on 0.1–90 days, α_day = 2^(−1/h) (80% of it from 0.7 to
   12 days: digital channels' carryover of a day or two and offline's of weeks alike). It used to
@@ -62,12 +65,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Priors", "PosteriorData", "Posterior", "sample_posterior", "PRIOR_ROI"]
+__all__ = ["Priors", "PosteriorData", "Posterior", "sample_posterior", "PRIOR_ROI", "kpi_roi_prior"]
 
 logger = logging.getLogger(__name__)
 
 #: Meridian's default ROI prior: LogNormal(0.2, 0.9) (median ROI 1.22).
 PRIOR_ROI = (0.2, 0.9)
+#: For a KPI that is not money in the spend's units, Meridian's default instead: paid media's
+#: total share of the KPI with mean 40% and standard deviation 20%.
+MEDIA_SHARE_PRIOR = (0.4, 0.2)
+#: Paid media's share of the KPI at the default prior's median ROI, within which the KPI is taken
+#: for money in the spend's units: above it media would earn more than the whole KPI; below it
+#: less than 0.1% (spend in 万 beside a KPI in yuan, say), which no history could show.
+MONEY_SHARE_RANGE = (0.001, 1.0)
 _WARM = 4  # periods whose mean spend stands for the spend before the history
 #: Where the Hill shape s may lie: from strongly concave to a steep S-curve.
 SHAPE_RANGE = (0.3, 4.0)
@@ -75,6 +85,26 @@ SHAPE_RANGE = (0.3, 4.0)
 HALF_LIFE_RANGE = (0.1, 90.0)
 #: How far (log scale, one sd) an S-shaped draw's inflection may lie past the usual spend.
 INFLECTION_SD = 0.1
+
+
+def kpi_roi_prior(spend_total: float, kpi_total: float) -> tuple[tuple[float, float], float] | None:
+    """The pooled log-ROI prior for a KPI that is not money in the spend's units, or None.
+
+    ``share`` = (the default prior's median ROI) × spend / KPI over the fitted periods: the share
+    of the KPI paid media would earn at that ROI. Outside :data:`MONEY_SHARE_RANGE` the default
+    cannot be the KPI's (a KPI of conversions beside spend in yuan gives thousands of times the
+    KPI), so the prior is put on the share instead, log-normal with :data:`MEDIA_SHARE_PRIOR`'s
+    mean and sd: log ROI ~ N(log(KPI / spend) + m, v) for that share's log mean m and sd v.
+    Returns ``((mean, sd), share)``, or None when the default fits.
+    """
+    if not (spend_total > 0 and kpi_total > 0):
+        return None
+    share = math.exp(PRIOR_ROI[0]) * spend_total / kpi_total
+    if MONEY_SHARE_RANGE[0] <= share <= MONEY_SHARE_RANGE[1]:
+        return None
+    mean, sd = MEDIA_SHARE_PRIOR
+    var = math.log1p((sd / mean) ** 2)
+    return (math.log(mean) - var / 2 + math.log(kpi_total / spend_total), math.sqrt(var)), share
 
 
 @dataclass(frozen=True)

@@ -197,3 +197,35 @@ def test_a_channel_whose_spend_never_moves_is_graded_poor_and_named_with_its_tes
     # A channel whose spend does move keeps its grade from the other figures.
     assert "constant" not in rows["douyin"]["identification"]["reasons"]
     assert rows["douyin"]["identification"]["variation"] > 0.1
+
+
+def test_the_roi_prior_follows_the_kpi_when_it_is_not_money_in_the_spends_units():
+    """Meridian's default for a KPI that is not revenue: paid media's share of the KPI, mean 40%."""
+    import math
+
+    from models.posterior import PRIOR_ROI, kpi_roi_prior
+
+    # KPI in money beside spend in the same units (the bundled history: spend ~ 20% of revenue).
+    assert kpi_roi_prior(2e6, 1e7) is None
+    for spend, kpi in ((2e6, 1e5), (2e6, 1e3), (2e2, 1e7)):  # conversions; a KPI in 万; spend in 万
+        (mean, sd), share = kpi_roi_prior(spend, kpi)
+        assert share == pytest.approx(math.exp(PRIOR_ROI[0]) * spend / kpi)
+        # paid media's share of the KPI at the prior: log-normal with mean 40% and sd 20%
+        assert math.exp(mean + sd ** 2 / 2) * spend / kpi == pytest.approx(0.4)
+        assert math.sqrt(math.exp(sd ** 2) - 1) * 0.4 == pytest.approx(0.2)
+
+
+def test_a_kpi_in_wan_is_fitted_on_its_own_scale_and_says_so(model, history):
+    """The bundled history with its KPI in 万 (units of ¥10,000) beside spend in yuan: the true
+    ROIs (~3e-4) lay 9 prior sd below the money prior's median, and the fit did not converge
+    (R̂ 1.53, 2 effective draws, every ROI printed as 0.00). Now it finds the ROIs it finds on
+    revenue, ÷ 10,000, converged, and says why the prior moved."""
+    frame = pd.read_csv(EXAMPLE)
+    frame["revenue"] = frame["revenue"] / 1e4
+    wan = _fit(history_from_frame(frame))
+    assert any(w.startswith("the KPI does not look like money") for w in wan.fit_warnings())
+    assert not any(w.startswith("the KPI does not look like money") for w in model.fit_warnings())
+    assert wan.uncertainty()["diagnostics"]["r_hat"] < 1.1  # 150 draws a chain here; 1.015 with the default 400
+    money = {r["channel"]: r["roi"] for r in model.report()["channels"]}
+    for r in wan.report()["channels"]:
+        assert r["roi"] * 1e4 == pytest.approx(money[r["channel"]], rel=0.15), r["channel"]
