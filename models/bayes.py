@@ -347,7 +347,7 @@ def fit_model_joint(model, history):
         holdout_metrics = {**fit_metrics(y[-holdout:], held["prediction"]), "periods": holdout}
         naive, method = naive_holdout_nrmse(y, holdout, history.frequency)
         holdout_metrics.update(naive_nrmse=naive, naive=method)
-    model.fit_ = {**fit_metrics(y, joint.in_sample), "holdout": holdout_metrics}
+    model.fit_ = {**fit_metrics(y, joint.in_sample), "holdout": holdout_metrics, "kpi_in_money": units is None}
     quality = quality_warnings(model.fit_)
     sampler = _sampler_warnings(joint.diagnostics)
     for w in quality + sampler:

@@ -150,12 +150,20 @@ def break_even_budget(problem: Problem, mroi: float = 1.0, *, problem_at=None) -
 def below_break_even(problem: Problem, bounds, spends: np.ndarray, alloc: Allocation) -> str | None:
     """A plan maximising return whose last unit of money returns less than it costs: say so, how
     much of the spend loses money, and about where break-even is (sets ``alloc.marginal_roi`` and
-    ``alloc.break_even_budget``)."""
+    ``alloc.break_even_budget``). A return in KPI units that are not money
+    (``problem.return_in_money`` False) has no break-even: the warning says what would decide it."""
     lam = plan_marginal_roi(problem, bounds, spends)
     alloc.marginal_roi = lam
-    if problem.objective != "max_return" or lam is None or round(lam, 2) >= 1.0:  # as it prints
+    if problem.objective != "max_return" or lam is None:
         return None
     cc = problem.currency
+    if not problem.return_in_money:  # KPI units: no break-even without a KPI unit's value
+        return (f"at this budget the last {unit_name(cc)} returns {lam:.3g} KPI units, not money (see the fit's "
+                f"warning about the KPI): whether that is worth a {unit_name(cc)} depends on what a KPI unit is "
+                f"worth; give it as `margin` with objective = \"max_profit\", or set a `marginal_roi_min` in KPI units "
+                f"per {unit_name(cc)}")
+    if round(lam, 2) >= 1.0:  # as it prints
+        return None
     be = break_even_budget(problem)
     alloc.break_even_budget = round(be, 2)
     head = f"at this budget the last {unit_name(cc)} returns {lam:.2f} (marginal ROI < 1)"

@@ -99,6 +99,9 @@ class Problem(BudgetMixin):
     target_return: float | None = None
     name: str = "plan"
     currency: str = "CNY"
+    #: False when the return is in KPI units that are not money (conversions, orders): a marginal
+    #: ROI below 1 then says nothing about whether spend pays (see optimizer.marginal).
+    return_in_money: bool = True
 
 
 

@@ -340,6 +340,10 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
                      "horizon's totals on the steady-state planning curves), where break-even is defined")
     notes.append("each level is planned as `budget allocate --budget B` plans it: every constraint of the scenario, "
                  "the current plan scaled to keep its split (locked channels keep their amounts)")
+    if not problem.return_in_money and threshold[1] == "break-even":
+        notes.append("the KPI is not money (see the warnings): break-even here is where one more unit of money "
+                     "returns one KPI unit, not where spend stops paying; set `marginal_roi_min` (KPI units a unit of "
+                     "money must still return) or objective = \"max_profit\" with `margin` (a KPI unit's value)")
     if problem.roi_min is not None:
         notes.append("break-even leaves the overall ROI floor out (it is about the last unit of money); the levels "
                      "respect it, and the favoured level is the best plan that does")

@@ -72,6 +72,14 @@ def _num(v: float | None, digits: int = 0) -> str:
     return text[1:] if text.startswith("-") and not text.strip("-0.,") else text  # never "-0"
 
 
+def _ratio(v: float | None) -> str:
+    """An ROI or marginal ROI: two decimals, or two significant digits below 0.1 (a KPI in
+    conversions or in 万 has ROIs like 0.016 or 0.00030, which two decimals print as 0.02 and 0.00)."""
+    if v is None or not math.isfinite(v) or v == 0 or abs(v) >= 0.1:
+        return _num(v, 2)
+    return _num(v, min(8, 1 - math.floor(math.log10(abs(v)))))
+
+
 def _signed(v: float) -> str:
     return ("+" if v > 0.5 else "") + f"{v:,.0f}" if abs(v) >= 0.5 else "0"
 
@@ -140,7 +148,7 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
         rel = f" ({change / c['current_spend'] * 100:+.0f}%)" if c["current_spend"] > 0 and abs(change) >= 0.5 else ""
         rows.append([
             c["channel"], c["group"], _num(c["current_spend"]), _num(c["spend"]), _signed(change) + rel,
-            _pct(c["share"]), _num(c["expected_return"]), _num(c["roi"], 2), _num(c["marginal_roi"], 2),
+            _pct(c["share"]), _num(c["expected_return"]), _ratio(c["roi"]), _ratio(c["marginal_roi"]),
         ])
     lines.append(render_table(
         ["channel", "group", "current", "recommended", "change", "share", "return", "ROI", "mROI"],
@@ -160,7 +168,7 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
         f"expected return  {_num(cur.get('expected_return'))} → {_num(d['expected_return'])}"
         + (f" ({_pct(up, signed=True)})" if up is not None else "")
     )
-    lines.append(f"ROI              {_num(cur.get('roi'), 2)} → {_num(d['roi'], 2)}")
+    lines.append(f"ROI              {_ratio(cur.get('roi'))} → {_ratio(d['roi'])}")
     if cur and not cur.get("feasible", True):
         lines.append("the current plan breaks these constraints: " + "; ".join(cur["violations"]))
     if d["binding_constraints"]:
@@ -343,10 +351,10 @@ def fit_table(report: dict, source: str) -> str:
     for c in report["channels"]:
         interval = "-"
         if c.get("roi_p10") is not None:
-            interval = f"{c['roi_p10']:.2f}–{c['roi_p90']:.2f}"
+            interval = f"{_ratio(c['roi_p10'])}–{_ratio(c['roi_p90'])}"
         rows.append([
-            c["channel"], c.get("group") or "", _num(c["spend"]), _num(c["contribution"]), _num(c["roi"], 2), interval,
-            _num(c["marginal_roi"], 2), f"{c['alpha']:.2f}", _num(c["k"]), f"{c['s']:.2f}",
+            c["channel"], c.get("group") or "", _num(c["spend"]), _num(c["contribution"]), _ratio(c["roi"]), interval,
+            _ratio(c["marginal_roi"]), f"{c['alpha']:.2f}", _num(c["k"]), f"{c['s']:.2f}",
             _pct(c["spend_share"]), _pct(c["effect_share"]), (c.get("identification") or {}).get("level", "-"),
         ])
     lines.append(render_table(
@@ -434,7 +442,7 @@ def _compare_cell(v, kind: str) -> str:
     if kind == "share":
         return _pct(v)
     if kind == "ratio":
-        return _num(v, 2)
+        return _ratio(v)
     return str(v)
 
 
@@ -665,7 +673,7 @@ def frontier_table(d: dict) -> str:
         ri = r["return_interval"]
         band = f"{_num(ri['p10'])}–{_num(ri['p90'])}" if ri else "-"
         rows.append([frontier_level(r["level"], basis) + mark, _num(r["budget"]), _num(r["spend"]), _num(r["reserve"]),
-                     _num(r["expected_return"]), band, _num(r["roi"], 2), _num(r["marginal_roi"], 2)])
+                     _num(r["expected_return"]), band, _ratio(r["roi"]), _ratio(r["marginal_roi"])])
     lines.append(render_table(["level", "budget", "spend", "reserve", "return", "P10–P90", "ROI", "mROI"], rows,
                               right={1, 2, 3, 4, 5, 6, 7}))
     if any(abs(r["level"] - here) <= 1e-9 * max(1.0, here) for r in levels):
@@ -773,7 +781,7 @@ def rebalance_table(r: dict) -> str:
     if r["status"] == "ok":
         out += ["", "Remaining periods:"]
         rows = [[c["channel"] + (" (locked)" if c["locked"] else ""), _num(c["plan_of_record_remaining"]),
-                 _num(c["replan_remaining"]), _signed(c["change"]), _num(c["marginal_roi"], 2)]
+                 _num(c["replan_remaining"]), _signed(c["change"]), _ratio(c["marginal_roi"])]
                 for c in r["channels"]]
         out.append(render_table(["channel", "plan of record", "re-plan", "change", "marginal ROI"], rows,
                                 right={1, 2, 3, 4}))

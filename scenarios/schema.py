@@ -473,6 +473,8 @@ def scenario_from_dict(
         target_return=target,
         name=name,
         currency=currency,
+        # A fit that found its KPI not to be money (models.bayes: the ROI prior set from the KPI's scale).
+        return_in_money=model is None or bool(getattr(model, "fit_", {}).get("kpi_in_money", True)),
     )
     return Scenario(name=name, path=None, problem=problem, horizon=horizon, description=description, notes=notes,
                     warnings=scenario_warnings,

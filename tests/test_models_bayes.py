@@ -229,3 +229,39 @@ def test_a_kpi_in_wan_is_fitted_on_its_own_scale_and_says_so(model, history):
     money = {r["channel"]: r["roi"] for r in model.report()["channels"]}
     for r in wan.report()["channels"]:
         assert r["roi"] * 1e4 == pytest.approx(money[r["channel"]], rel=0.15), r["channel"]
+    assert wan.fit_["kpi_in_money"] is False and model.fit_["kpi_in_money"] is True
+
+
+def test_a_plan_on_a_kpi_that_is_not_money_claims_no_break_even(tmp_path):
+    """A saved fit of a conversions KPI planned through [model]: its marginal ROI (~0.02
+    conversions per yuan) used to read as "the last ¥6.5M spent loses money"."""
+    from models.serialize import save_model
+    from scenarios import load_scenario
+    from scenarios.plan import plan_scenario
+
+    frame = pd.read_csv(EXAMPLE)
+    frame["revenue"] = frame["revenue"] / 100.0
+    save_model(_fit(history_from_frame(frame)), tmp_path / "conversions.json")
+    text = open("scenarios/examples/quarterly.toml", encoding="utf-8").read()
+    head, rest = text.split("[history]", 1)
+    rest = rest[rest.index("\n[", 0):]  # the [history] table's keys dropped
+    (tmp_path / "plan.toml").write_text(head + '[model]\npath = "conversions.json"\nperiods = 13\n' + rest,
+                                        encoding="utf-8")
+    scenario = load_scenario(tmp_path / "plan.toml")
+    assert scenario.problem.return_in_money is False
+    alloc = plan_scenario(scenario).allocation
+    assert alloc.feasible and alloc.marginal_roi < 1 and alloc.break_even_budget is None
+    assert not any("loses money" in w for w in alloc.warnings)
+    assert any("KPI units, not money" in w for w in alloc.warnings)
+    assert any(w.startswith("curves: the KPI does not look like money") for w in alloc.warnings)
+    # The table prints ROIs of a few hundredths with two significant digits, not as 0.02 or 0.00.
+    from scenarios.render import allocation_table
+
+    douyin = next(c for c in alloc.channels if c.channel == "douyin")
+    row = next(line for line in allocation_table(alloc).splitlines() if line.startswith("douyin "))
+    digits = 1 - int(np.floor(np.log10(douyin.marginal_roi)))
+    assert row.split()[-1] == f"{douyin.marginal_roi:.{digits}f}" and digits >= 3
+    from scenarios.frontier import budget_frontier
+
+    frontier = budget_frontier(scenario, levels=[0.5, 1.0])
+    assert any(n.startswith("the KPI is not money") for n in frontier["notes"])

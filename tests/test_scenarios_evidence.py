@@ -163,6 +163,20 @@ def test_a_plan_with_every_channel_capped_and_money_in_reserve_still_says_its_la
     assert at.marginal_roi == pytest.approx(1.0, abs=1e-3)
 
 
+def test_a_return_in_kpi_units_claims_no_break_even_and_says_what_would_decide(tmp_path):
+    """A KPI of conversions: a marginal ROI of 0.02 conversions per yuan is not a loss of money."""
+    from dataclasses import replace
+
+    sc = written(tmp_path, currency="CNY")
+    money_plan = plan_scenario(sc).allocation
+    kpi = optimize(replace(sc.problem, return_in_money=False))
+    assert kpi.marginal_roi == pytest.approx(money_plan.marginal_roi) and kpi.marginal_roi < 1
+    assert kpi.break_even_budget is None and money_plan.break_even_budget is not None
+    w = next(w for w in kpi.warnings if w.startswith("at this budget the last yuan returns"))
+    assert "KPI units, not money" in w and "loses money" not in w and "break-even" not in w
+    assert "margin" in w and "marginal_roi_min" in w
+
+
 @pytest.mark.parametrize("factor", [2, 3])
 def test_break_even_with_group_limits_matches_the_optimizer(factor):
     problem = load_scenario(example_path("pasted_curves.toml")).problem
