@@ -270,9 +270,10 @@ def _sampler_warnings(diagnostics: dict) -> list[str]:
     return out
 
 
-def _kpi_units(history, burn: int) -> tuple[tuple[float, float], str] | None:
+def kpi_units(history, burn: int, *, prior: bool = True) -> tuple[tuple[float, float], str] | None:
     """The ROI prior from the KPI's scale, and the warning that says why, when the KPI is not money
-    in the spend's units (:func:`models.posterior.kpi_roi_prior`); None when the default fits."""
+    in the spend's units (:func:`models.posterior.kpi_roi_prior`); None when the default fits.
+    ``prior`` False (least squares, which has no ROI prior): the warning says only what it means."""
     from models.posterior import MEDIA_SHARE_PRIOR, PRIOR_ROI, kpi_roi_prior
 
     spend = float(history.spend.to_numpy(dtype=float)[burn:].sum())
@@ -280,16 +281,18 @@ def _kpi_units(history, burn: int) -> tuple[tuple[float, float], str] | None:
     found = kpi_roi_prior(spend, kpi)
     if found is None:
         return None
-    prior, share = found
+    roi_prior, share = found
     median = math.exp(PRIOR_ROI[0])
     earns = f"{share:,.0f} times the whole KPI" if share > 1 else f"{share:.3%} of the KPI"
     mean, sd = MEDIA_SHARE_PRIOR
-    return prior, (
-        f"the KPI does not look like money in the spend's units: at the default ROI prior's median ({median:.2f} per "
-        f"unit of spend) paid media would earn {earns}; the ROI prior was set from the KPI's scale instead (paid "
-        f"media {mean:.0%} ± {sd:.0%} of the KPI, Meridian's default for a KPI that is not revenue), so ROIs are KPI "
-        "units per unit of spend. For ROIs in money give the KPI in money (conversions × revenue per conversion, or "
-        "both columns in the same currency unit)")
+    what = (f"at the default ROI prior's median ({median:.2f} per unit of spend) paid media would earn {earns}; the "
+            f"ROI prior was set from the KPI's scale instead (paid media {mean:.0%} ± {sd:.0%} of the KPI, Meridian's "
+            "default for a KPI that is not revenue), so ROIs are" if prior else
+            f"at an ROI of {median:.2f} per unit of spend paid media would earn {earns}, so ROIs are read as")
+    return roi_prior, (
+        f"the KPI does not look like money in the spend's units: {what} KPI units per unit of spend and plans claim "
+        "no break-even. For ROIs in money give the KPI in money (conversions × revenue per conversion, or both "
+        "columns in the same currency unit)")
 
 
 def fit_model_joint(model, history):
@@ -309,7 +312,7 @@ def fit_model_joint(model, history):
     holdout = model._holdout_periods(history, warn_list)
     burn = model._burn_in(history)
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in (model.priors or {}).items()}
-    units = None if "roi" in given else _kpi_units(history, burn)
+    units = None if "roi" in given else kpi_units(history, burn)
     if units is not None:
         given["roi"] = units[0]
         warn_list.append(units[1])

@@ -607,6 +607,13 @@ class MediaMixModel:
         in_sample = fit_metrics(history.target(), yhat)
         self.fit_ = {**in_sample, "holdout": holdout_metrics or {"r2": None, "mape": None, "nrmse": None,
                                                                  "periods": 0}}
+        if history.layout == "wide":  # a total KPI: is it money in the spend's units?
+            from models.bayes import kpi_units
+
+            units = kpi_units(history, self._burn_in(history), prior=False)
+            self.fit_["kpi_in_money"] = units is None
+            if units is not None:
+                warn_list.append(units[1])
         self._bootstrap(history, blocks, zs, problems, fitted_parts)
         quality = quality_warnings(self.fit_)
         for w in quality:

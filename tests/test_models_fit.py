@@ -209,3 +209,15 @@ def test_a_channel_new_in_the_holdout_is_named_beside_the_holdout_score(history)
         warnings.simplefilter("ignore", ConvergenceWarning)
         plain.fit(history)
     assert not [w for w in plain.fit_warnings() if "held-out periods, so" in w]
+
+
+def test_least_squares_says_when_the_kpi_is_not_money_in_the_spends_units():
+    """No ROI prior to move, but the same reading: plans on it must not claim a money break-even."""
+    frame = pd.read_csv(EXAMPLE)
+    frame["revenue"] = frame["revenue"] / 100.0  # conversions at ¥100 each
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MediaMixModel(method="least_squares", n_bootstrap=0, holdout=0).fit(history_from_frame(frame))
+    assert model.fit_["kpi_in_money"] is False
+    said = [w for w in model.fit_warnings() if w.startswith("the KPI does not look like money")]
+    assert len(said) == 1 and "14 times the whole KPI" in said[0] and "prior" not in said[0]
