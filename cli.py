@@ -519,6 +519,10 @@ def _country(ctx, param, value):
                    "layout or with --bootstrap]")
 @click.option("--draws", type=click.IntRange(min=50, max=100_000),
               help="bayes: posterior draws per chain after warm-up [400].")
+@click.option("--kpi-unit", type=click.Choice(["auto", "money", "other"]), default=None,
+              help="Is the KPI money in the spend's units? other (conversions, orders): ROIs in KPI units, the "
+                   "ROI prior on paid media's share of the KPI, no break-even claimed. [auto: decided from the "
+                   "KPI's scale against the spend's, and said]")
 @click.option("--bootstrap", type=click.IntRange(min=0),
               help="Least squares with this many bootstrap resamples for the ROI intervals (asks for least "
                    "squares unless --method says otherwise) [100].")
@@ -542,8 +546,8 @@ def _country(ctx, param, value):
                    "columns channel,start,end,lift,se (replaces a scenario's own list).")
 @NO_CACHE
 @click.pass_context
-def fit(ctx, source, out, fmt, method, draws, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout, ignore,
-        controls, events, date_format, holidays, campaign_days, calibration, no_cache):
+def fit(ctx, source, out, fmt, method, draws, kpi_unit, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout,
+        ignore, controls, events, date_format, holidays, campaign_days, calibration, no_cache):
     """Fit each channel's response curve from a history (CSV or .xlsx, or a scenario's [history] table).
 
     Carryover (adstock) and saturation per channel and the baseline (trend, yearly seasonality,
@@ -570,6 +574,9 @@ def fit(ctx, source, out, fmt, method, draws, holdout, bootstrap, seed, s_shaped
       budget fit scenarios/examples/history_weekly.csv --method least-squares --format json
       budget fit dt_simulated_weekly.csv --date DATE --channels '*_S' --control competitor_sales_B \\
           --control newsletter --event events --ignore '*_I' --ignore '*_P'
+      budget fit national_media.csv --date time --kpi conversions --kpi-unit other --channels '*_spend' \\
+          --ignore '*_impression' --ignore revenue_per_conversion --control sentiment_score_control \\
+          --control competitor_activity_score_control --holdout 0
     """
     from models.cache import fit_history
     from scenarios import render
@@ -579,6 +586,7 @@ def fit(ctx, source, out, fmt, method, draws, holdout, bootstrap, seed, s_shaped
                                     date_format)
     for key, value in (("holdout", holdout), ("n_bootstrap", bootstrap), ("random_state", seed),
                        ("holidays", holidays), ("campaign_days", campaign_days), ("draws", draws),
+                       ("kpi_unit", kpi_unit),
                        ("method", method.replace("-", "_") if method else None)):
         if value is not None:
             settings[key] = value

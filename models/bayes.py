@@ -270,18 +270,24 @@ def _sampler_warnings(diagnostics: dict) -> list[str]:
     return out
 
 
-def kpi_units(history, burn: int, *, prior: bool = True) -> tuple[tuple[float, float], str] | None:
-    """The ROI prior from the KPI's scale, and the warning that says why, when the KPI is not money
-    in the spend's units (:func:`models.posterior.kpi_roi_prior`); None when the default fits.
-    ``prior`` False (least squares, which has no ROI prior): the warning says only what it means."""
+def kpi_units(history, burn: int, unit: str = "auto", *, prior: bool = True):
+    """Is the KPI money in the spend's units? ``(roi_prior, in_money, warning)``.
+
+    ``roi_prior``: the pooled log-ROI prior set from the KPI's scale when it is not
+    (:func:`models.posterior.kpi_roi_prior`), else None; ``warning``: why, when ``unit`` = "auto"
+    found it out (None when the user said so with "money" or "other"). ``prior`` False (least
+    squares, which has no ROI prior): the warning says only what it means.
+    """
     from models.posterior import MEDIA_SHARE_PRIOR, PRIOR_ROI, kpi_roi_prior
 
     spend = float(history.spend.to_numpy(dtype=float)[burn:].sum())
     kpi = float(np.sum(history.target()[burn:]))
-    found = kpi_roi_prior(spend, kpi)
+    found = kpi_roi_prior(spend, kpi, unit)
     if found is None:
-        return None
+        return None, unit != "other", None
     roi_prior, share = found
+    if unit == "other":
+        return roi_prior, False, None
     median = math.exp(PRIOR_ROI[0])
     earns = f"{share:,.0f} times the whole KPI" if share > 1 else f"{share:.3%} of the KPI"
     mean, sd = MEDIA_SHARE_PRIOR
@@ -289,10 +295,11 @@ def kpi_units(history, burn: int, *, prior: bool = True) -> tuple[tuple[float, f
             f"ROI prior was set from the KPI's scale instead (paid media {mean:.0%} ± {sd:.0%} of the KPI, Meridian's "
             "default for a KPI that is not revenue), so ROIs are" if prior else
             f"at an ROI of {median:.2f} per unit of spend paid media would earn {earns}, so ROIs are read as")
-    return roi_prior, (
+    return roi_prior, False, (
         f"the KPI does not look like money in the spend's units: {what} KPI units per unit of spend and plans claim "
         "no break-even. For ROIs in money give the KPI in money (conversions × revenue per conversion, or both "
-        "columns in the same currency unit)")
+        "columns in the same currency unit); if it is money (media spend above the revenue it earns), say "
+        "kpi_unit = \"money\"")
 
 
 def fit_model_joint(model, history):
@@ -312,10 +319,11 @@ def fit_model_joint(model, history):
     holdout = model._holdout_periods(history, warn_list)
     burn = model._burn_in(history)
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in (model.priors or {}).items()}
-    units = None if "roi" in given else kpi_units(history, burn)
-    if units is not None:
-        given["roi"] = units[0]
-        warn_list.append(units[1])
+    roi_prior, in_money, said = kpi_units(history, burn, model.kpi_unit)
+    if roi_prior is not None and "roi" not in given:
+        given["roi"] = roi_prior
+    if said:
+        warn_list.append(said)
     settings = {
         "burn_in": burn, "holdout": holdout, "country": model.holidays, "campaign_days": model.campaign_days,
         "events": model.events, "calibration": model.calibration, "warmup": model.warmup, "draws": model.draws,
@@ -350,7 +358,7 @@ def fit_model_joint(model, history):
         holdout_metrics = {**fit_metrics(y[-holdout:], held["prediction"]), "periods": holdout}
         naive, method = naive_holdout_nrmse(y, holdout, history.frequency)
         holdout_metrics.update(naive_nrmse=naive, naive=method)
-    model.fit_ = {**fit_metrics(y, joint.in_sample), "holdout": holdout_metrics, "kpi_in_money": units is None}
+    model.fit_ = {**fit_metrics(y, joint.in_sample), "holdout": holdout_metrics, "kpi_in_money": in_money}
     quality = quality_warnings(model.fit_)
     sampler = _sampler_warnings(joint.diagnostics)
     for w in quality + sampler:

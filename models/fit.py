@@ -69,6 +69,8 @@ _S_BOUNDS_S_SHAPED = (0.3, 3.0)
 #: What method "auto" fits a total KPI with (part of the fit cache's key: a release that changes
 #: it fits again rather than serve a cached fit made the other way).
 AUTO_TOTAL_KPI = "bayes"
+#: What a total KPI may be (``kpi_unit``): decided from its scale, money, or another unit.
+KPI_UNITS = ("auto", "money", "other")
 #: The fit's revision: raised whenever a release changes what a fit of the same data and settings
 #: reports (its draws, its identification grades, its warnings). Part of the fit cache's key, so
 #: a cached fit made by older code is fitted again rather than served. 2: a channel whose spend
@@ -495,6 +497,11 @@ class MediaMixModel:
     priors : dict, optional
         Overrides of :class:`models.posterior.Priors` fields (method "bayes"), e.g.
         ``{"roi": [0.5, 0.6]}`` for a pooled log-ROI prior N(0.5, 0.6).
+    kpi_unit : {"auto", "money", "other"}
+        Whether the KPI is money in the spend's units. "auto" (default): unless paid media at the
+        money ROI prior's median would earn more than the whole KPI or under 0.1% of it; "other"
+        (conversions, orders): the ROI prior is on paid media's share of the KPI (40% ± 20%) and
+        plans claim no break-even; "money": never moved, whatever the ratio.
     prior_strength : float
         Least squares: weight of the weakly-informative priors on the curve parameters (α ~ N(0.4, 0.3),
         log κ ~ N(0, 1) where k = κ · mean spend/(1 − α), s ~ N(0.8, 0.3)); 0 = plain least
@@ -509,7 +516,7 @@ class MediaMixModel:
                  block_length: int | None = None, n_jobs: int | None = None, random_state: int = 0,
                  burn_in: int | None = None, prior_strength: float = 1.0, calibration: list | None = None,
                  roi_prior: float | None = None, method: str = "auto", warmup: int = 400, draws: int = 400,
-                 chains: int = 2, priors: dict | None = None):
+                 chains: int = 2, priors: dict | None = None, kpi_unit: str = "auto"):
         self.max_lag = max_lag
         self.alpha_bounds = alpha_bounds
         self.s_shaped = s_shaped
@@ -533,12 +540,14 @@ class MediaMixModel:
         self.draws = draws
         self.chains = chains
         self.priors = dict(priors) if priors else None
+        self.kpi_unit = kpi_unit
 
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in (
             "max_lag", "alpha_bounds", "s_shaped", "n_starts", "alternations", "baseline", "holidays",
             "campaign_days", "events", "holdout", "n_bootstrap", "block_length", "n_jobs", "random_state",
-            "burn_in", "prior_strength", "calibration", "roi_prior", "method", "warmup", "draws", "chains", "priors")}
+            "burn_in", "prior_strength", "calibration", "roi_prior", "method", "warmup", "draws", "chains", "priors",
+            "kpi_unit")}
 
     def resolved_method(self, history: History) -> str:
         """"bayes" or "least_squares": what :meth:`fit` does with ``history`` (see ``method``)."""
@@ -610,10 +619,9 @@ class MediaMixModel:
         if history.layout == "wide":  # a total KPI: is it money in the spend's units?
             from models.bayes import kpi_units
 
-            units = kpi_units(history, self._burn_in(history), prior=False)
-            self.fit_["kpi_in_money"] = units is None
-            if units is not None:
-                warn_list.append(units[1])
+            _, self.fit_["kpi_in_money"], said = kpi_units(history, self._burn_in(history), self.kpi_unit, prior=False)
+            if said:
+                warn_list.append(said)
         self._bootstrap(history, blocks, zs, problems, fitted_parts)
         quality = quality_warnings(self.fit_)
         for w in quality:
@@ -650,6 +658,8 @@ class MediaMixModel:
             raise TypeError("fit expects a models.history.History (see load_history)")
         if self.method not in ("auto", "bayes", "least_squares"):
             raise ValueError(f"method must be 'auto', 'bayes' or 'least_squares', got {self.method!r}")
+        if self.kpi_unit not in KPI_UNITS:
+            raise ValueError(f"kpi_unit must be one of {', '.join(KPI_UNITS)}, got {self.kpi_unit!r}")
         if self.method == "bayes" and history.kpi is None:
             raise ValueError("method 'bayes' fits a total KPI (wide layout); per-channel returns use 'least_squares'")
         if min(self.warmup, self.draws, self.chains) < 1:

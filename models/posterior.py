@@ -17,7 +17,8 @@ Priors (each channel the same; nothing here is centred on a test world):
   the data say otherwise — at the prior's median ROI paid media would earn more than the whole
   KPI, or under 0.1% of it (conversions or orders, a KPI in 万 beside spend in yuan) — the prior is
   set from the KPI's scale instead (:func:`kpi_roi_prior`: paid media's share of the KPI 40% ± 20%,
-  Meridian's default for a KPI that is not revenue), and the fit says so.
+  Meridian's default for a KPI that is not revenue), and the fit says so; ``kpi_unit`` = "money"
+  or "other" says which it is instead of the check.
 * carryover α ~ Beta(2, 3) per period (mean 0.4); in daily data the prior is on the half-life
   in days instead, log h ~ N(log 3, 1.1²) on 0.1–90 days, α_day = 2^(−1/h) (80% of it from 0.7 to
   12 days: digital channels' carryover of a day or two and offline's of weeks alike). It used to
@@ -87,7 +88,7 @@ HALF_LIFE_RANGE = (0.1, 90.0)
 INFLECTION_SD = 0.1
 
 
-def kpi_roi_prior(spend_total: float, kpi_total: float) -> tuple[tuple[float, float], float] | None:
+def kpi_roi_prior(spend_total: float, kpi_total: float, unit: str = "auto") -> tuple[tuple[float, float], float] | None:
     """The pooled log-ROI prior for a KPI that is not money in the spend's units, or None.
 
     ``share`` = (the default prior's median ROI) × spend / KPI over the fitted periods: the share
@@ -95,12 +96,13 @@ def kpi_roi_prior(spend_total: float, kpi_total: float) -> tuple[tuple[float, fl
     cannot be the KPI's (a KPI of conversions beside spend in yuan gives thousands of times the
     KPI), so the prior is put on the share instead, log-normal with :data:`MEDIA_SHARE_PRIOR`'s
     mean and sd: log ROI ~ N(log(KPI / spend) + m, v) for that share's log mean m and sd v.
-    Returns ``((mean, sd), share)``, or None when the default fits.
+    ``unit``: "auto" decides by ``share``; "money" never moves the prior, "other" always does.
+    Returns ``((mean, sd), share)``, or None when the default stands.
     """
-    if not (spend_total > 0 and kpi_total > 0):
+    if unit == "money" or not (spend_total > 0 and kpi_total > 0):
         return None
     share = math.exp(PRIOR_ROI[0]) * spend_total / kpi_total
-    if MONEY_SHARE_RANGE[0] <= share <= MONEY_SHARE_RANGE[1]:
+    if unit == "auto" and MONEY_SHARE_RANGE[0] <= share <= MONEY_SHARE_RANGE[1]:
         return None
     mean, sd = MEDIA_SHARE_PRIOR
     var = math.log1p((sd / mean) ** 2)

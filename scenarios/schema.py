@@ -41,7 +41,7 @@ SOURCE_KEYS = {"path", "periods", "extrapolation_cap"}
 #: [history] keys that configure the estimator, with the MediaMixModel argument each sets.
 FIT_KEYS = {"holdout": "holdout", "bootstrap": "n_bootstrap", "s_shaped": "s_shaped", "seed": "random_state",
             "holidays": "holidays", "campaign_days": "campaign_days", "calibration": "calibration",
-            "method": "method", "draws": "draws"}
+            "method": "method", "draws": "draws", "kpi_unit": "kpi_unit"}
 #: The estimators a [history] table may ask for (models.fit.MediaMixModel's ``method``).
 FIT_METHODS = ("auto", "bayes", "least_squares")
 #: Default horizon, in data periods, when a scenario does not say: one quarter.
@@ -612,6 +612,11 @@ def _check_source(ck: _Checker, data: dict):
                 ck.add(f"history.{key}", f"must be a whole number ≥ 0, got {v!r}")
         if "method" in table and table["method"] not in FIT_METHODS:
             ck.add("history.method", f"must be one of {', '.join(FIT_METHODS)}, got {table['method']!r}")
+        from models.fit import KPI_UNITS
+
+        if "kpi_unit" in table and table["kpi_unit"] not in KPI_UNITS:
+            ck.add("history.kpi_unit", f"must be one of {', '.join(KPI_UNITS)} (is the KPI money in the spend's "
+                                       f"units?), got {table['kpi_unit']!r}")
         draws = table.get("draws")
         if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int) or not 50 <= draws <= 100_000):
             ck.add("history.draws", f"must be a whole number of posterior draws per chain, 50–100,000, got {draws!r}")

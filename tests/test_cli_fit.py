@@ -117,3 +117,31 @@ def test_unknown_channel_against_the_model(tmp_path, runner):
     r = runner.invoke(main, ["allocate", str(sc)])
     assert r.exit_code == 3
     assert "channels.tiktok: not in the fitted model (it has: douyin, xiaohongshu" in r.stderr
+
+
+def test_kpi_unit_says_what_the_kpi_is_instead_of_the_scale_check(runner, tmp_path):
+    """--kpi-unit / [history] kpi_unit: conversions worth about a yuan each pass the scale check as
+    money; a business spending more on media than the revenue it books fails it. Saying wins."""
+    import pandas as pd
+
+    frame = pd.read_csv(HISTORY)
+    frame["revenue"] = frame["revenue"] / 100.0  # conversions: the check calls them "not money"
+    path = tmp_path / "conversions.csv"
+    frame.to_csv(path, index=False)
+    base = ["fit", str(path), "--method", "least-squares", "--bootstrap", "0", "--holdout", "0", "--format", "json",
+            "--no-cache"]
+    said = {}
+    for unit in ("auto", "money", "other"):
+        r = runner.invoke(main, base + ["--kpi-unit", unit])
+        assert r.exit_code == 0, r.stderr
+        report = json.loads(r.stdout)
+        said[unit] = (report["fit"]["kpi_in_money"],
+                      any(w.startswith("the KPI does not look like money") for w in report["warnings"]))
+    assert said == {"auto": (False, True), "money": (True, False), "other": (False, False)}
+    r = runner.invoke(main, ["fit", HISTORY, "--kpi-unit", "yuan"])
+    assert r.exit_code == 2 and "auto" in r.stderr and "money" in r.stderr
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(f'name = "s"\n[budget]\ntotal = 1_000_000\n[history]\npath = "{path.name}"\n'
+                        'kpi_unit = "dollars"\n', encoding="utf-8")
+    r = runner.invoke(main, ["allocate", str(scenario)])
+    assert r.exit_code == 3 and "history.kpi_unit: must be one of auto, money, other" in r.stderr

@@ -207,6 +207,10 @@ def test_the_roi_prior_follows_the_kpi_when_it_is_not_money_in_the_spends_units(
 
     # KPI in money beside spend in the same units (the bundled history: spend ~ 20% of revenue).
     assert kpi_roi_prior(2e6, 1e7) is None
+    # Said, not checked: "money" never moves the prior, "other" always puts it on the share.
+    assert kpi_roi_prior(2e6, 1e3, "money") is None
+    (mean, sd), _ = kpi_roi_prior(2e6, 1e7, "other")
+    assert math.exp(mean + sd ** 2 / 2) * 2e6 / 1e7 == pytest.approx(0.4)
     for spend, kpi in ((2e6, 1e5), (2e6, 1e3), (2e2, 1e7)):  # conversions; a KPI in 万; spend in 万
         (mean, sd), share = kpi_roi_prior(spend, kpi)
         assert share == pytest.approx(math.exp(PRIOR_ROI[0]) * spend / kpi)
