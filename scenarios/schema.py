@@ -696,6 +696,9 @@ def _source_model(source, base: Path, notes: list, use_cache: bool, progress):
     else:
         model = load_model((base / table["path"]).resolve())
         notes.append(f"curves from the saved model {table['path']}")
+    if not getattr(model, "fit_", {}).get("kpi_in_money", True):
+        notes.append("the KPI is not money (kpi_unit, or its scale against the spend's): returns, ROIs and marginal "
+                     "ROIs are KPI units (per unit of money); only spend, budget and reserve are money")
     return model
 
 

@@ -258,6 +258,8 @@ def test_a_plan_on_a_kpi_that_is_not_money_claims_no_break_even(tmp_path):
     assert not any("loses money" in w for w in alloc.warnings)
     assert any("KPI units, not money" in w for w in alloc.warnings)
     assert any(w.startswith("curves: the KPI does not look like money") for w in alloc.warnings)
+    assert any(n.startswith("the KPI is not money") and "only spend, budget and reserve are money" in n
+               for n in alloc.notes)
     # The table prints ROIs of a few hundredths with two significant digits, not as 0.02 or 0.00.
     from scenarios.render import allocation_table
 
