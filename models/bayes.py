@@ -290,6 +290,7 @@ def kpi_units(history, burn: int, unit: str = "auto", *, prior: bool = True):
         return roi_prior, False, None
     median = math.exp(PRIOR_ROI[0])
     earns = f"{share:,.0f} times the whole KPI" if share > 1 else f"{share:.3%} of the KPI"
+    odd = "media spend above the revenue it books" if share > 1 else "media spend under 0.1% of the revenue"
     mean, sd = MEDIA_SHARE_PRIOR
     what = (f"at the default ROI prior's median ({median:.2f} per unit of spend) paid media would earn {earns}; the "
             f"ROI prior was set from the KPI's scale instead (paid media {mean:.0%} ± {sd:.0%} of the KPI, Meridian's "
@@ -298,8 +299,7 @@ def kpi_units(history, burn: int, unit: str = "auto", *, prior: bool = True):
     return roi_prior, False, (
         f"the KPI does not look like money in the spend's units: {what} KPI units per unit of spend and plans claim "
         "no break-even. For ROIs in money give the KPI in money (conversions × revenue per conversion, or both "
-        "columns in the same currency unit); if it is money (media spend above the revenue it earns), say "
-        "kpi_unit = \"money\"")
+        f"columns in the same currency unit); if it is money ({odd}), say kpi_unit = \"money\"")
 
 
 def fit_model_joint(model, history):

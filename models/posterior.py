@@ -88,7 +88,8 @@ HALF_LIFE_RANGE = (0.1, 90.0)
 INFLECTION_SD = 0.1
 
 
-def kpi_roi_prior(spend_total: float, kpi_total: float, unit: str = "auto") -> tuple[tuple[float, float], float] | None:
+def kpi_roi_prior(spend_total: float, kpi_total: float,
+                  unit: str = "auto") -> tuple[tuple[float, float], float] | None:
     """The pooled log-ROI prior for a KPI that is not money in the spend's units, or None.
 
     ``share`` = (the default prior's median ROI) × spend / KPI over the fitted periods: the share

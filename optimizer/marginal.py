@@ -158,8 +158,8 @@ def below_break_even(problem: Problem, bounds, spends: np.ndarray, alloc: Alloca
         return None
     cc = problem.currency
     if not problem.return_in_money:  # KPI units: no break-even without a KPI unit's value
-        return (f"at this budget the last {unit_name(cc)} returns {lam:.3g} KPI units, not money (see the fit's "
-                f"warning about the KPI): whether that is worth a {unit_name(cc)} depends on what a KPI unit is "
+        return (f"at this budget the last {unit_name(cc)} returns {lam:.3g} KPI units, not money (see the "
+                f"notes): whether that is worth a {unit_name(cc)} depends on what a KPI unit is "
                 f"worth; give it as `margin` with objective = \"max_profit\", or set a `marginal_roi_min` in KPI units "
                 f"per {unit_name(cc)}")
     if round(lam, 2) >= 1.0:  # as it prints

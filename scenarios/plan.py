@@ -268,8 +268,8 @@ def _guarded(scenario, samples: dict, alpha: float, periodic: bool) -> ScenarioP
     scale = spent / float(current.sum()) if spent > 0 else 1.0
     reference = current * scale
     if periodic:
-        plans = optimize_guarded_periods(problem, _period_samples(scenario, problem, samples), alpha, reference=reference,
-                                         point=point)
+        plans = optimize_guarded_periods(problem, _period_samples(scenario, problem, samples), alpha,
+                                         reference=reference, point=point)
         plans.guarded.notes.extend(problem.notes)
     else:
         plans = optimize_guarded(scenario.problem, samples, alpha, reference=reference, point=point)
