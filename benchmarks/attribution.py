@@ -32,7 +32,8 @@ Per dataset
     - *checked 10*: the evidence plan, unless its worst 10% of draws lose on the current split on
       average, then guard 10's (a candidate default, scored and rejected; ``switched_10`` in the
       regrets says where it switched);
-    - *calibrated*: the default rule on the fit with lift tests;
+    - *calibrated*: the default rule on the fit with lift tests; *calibrated guard*: guard 10 on
+      that fit's draws;
     - *oracle*: curves that know the true family, α, k and s and fit only β (NNLS) and the
       baseline's weights (least squares on its true regressors); it does not know the seasonal
       efficiency: the information limit of the data (:func:`oracle_betas`);
@@ -234,8 +235,8 @@ def _roi_scores(model, world, names, xbar) -> tuple[dict, dict, dict]:
 
 
 #: The plans scored per dataset and budget, by the rule they follow (see the module docstring).
-PLAN_RULES = ("model", "mean", "evidence", "guard_10", "guard_20", "guard_30", "checked_10", "calibrated", "oracle",
-              "historical")
+PLAN_RULES = ("model", "mean", "evidence", "guard_10", "guard_20", "guard_30", "checked_10", "calibrated",
+              "calibrated_guard", "oracle", "historical")
 #: The rule budget allocate follows by default (what "model" is): the expected return over the
 #: posterior (the posterior-mean curves) with the evidence limits on poorly identified channels.
 DEFAULT_RULE = "evidence"
@@ -321,6 +322,7 @@ def run_dataset(index: int, seed: int, n_jobs: int | None = None, control: bool 
     regrets = {}
     if calibrated is not None:
         cal_q = [calibrated.planning_curve(c, Q) for c in names]
+        cal_samples = {c: calibrated.planning_curve_samples(c, Q) for c in names}
     for m in BUDGETS:
         B = m * base_budget
         current = hist_x * m
@@ -328,8 +330,9 @@ def run_dataset(index: int, seed: int, n_jobs: int | None = None, control: bool 
         xs = _plans(fit_q, names, B, current, caps, ident, samples)
         xs["oracle"] = plan(oracle_q, names, B, current, caps)
         xs["historical"] = current
-        if calibrated is not None:  # the default rule on the calibrated fit
+        if calibrated is not None:  # the default rule on the calibrated fit, and the guard on its draws
             xs["calibrated"] = plan(cal_q, names, B, current, caps, ident=_identification(calibrated))
+            xs["calibrated_guard"] = plan(cal_q, names, B, current, caps, samples=cal_samples, alpha=0.1)
         regrets[f"{m:g}x"] = {who: 1 - plan_value(true_q, x) / best for who, x in xs.items()}
         regrets[f"{m:g}x"]["model_spent"] = float(xs["model"].sum() / B)
         # did the check replace the evidence plan by the guard's?
