@@ -142,6 +142,8 @@ class PeriodProblem(BudgetMixin):
     currency: str = "CNY"
     notes: tuple[str, ...] = ()
     origin: Problem | None = field(default=None, compare=False, repr=False)
+    #: As :attr:`optimizer.problem.Problem.return_in_money`: False for a KPI that is not money.
+    return_in_money: bool = True
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -237,6 +239,7 @@ def from_problem(problem: Problem, periods: int | Sequence[str]) -> PeriodProble
         reserve_min_share=problem.reserve_min_share, reserve_max_share=problem.reserve_max_share,
         roi_min=problem.roi_min, objective=problem.objective, margin=problem.margin,
         target_return=problem.target_return, name=problem.name, currency=problem.currency,
+        return_in_money=problem.return_in_money,
     )
 
 
@@ -250,6 +253,7 @@ def one_period(problem: Problem, bounds) -> PeriodProblem:
         reserve_min_share=problem.reserve_min_share, reserve_max_share=problem.reserve_max_share,
         roi_min=problem.roi_min, objective=problem.objective, margin=problem.margin,
         target_return=problem.target_return, name=problem.name, currency=problem.currency, origin=problem,
+        return_in_money=problem.return_in_money,
     )
 
 

@@ -84,6 +84,8 @@ class Allocation:
     lp_return: float | None = None
     marginal_roi: float | None = None
     break_even_budget: float | None = None
+    #: "money" (the currency), or "kpi": returns in the units of a KPI that is not money.
+    return_unit: str = "money"
 
     @property
     def feasible(self) -> bool:
@@ -110,6 +112,7 @@ class Allocation:
             "objective": self.objective,
             "budget": _cents(self.budget),
             "currency": self.currency,
+            "return_unit": self.return_unit,
             "spend": _cents(self.spend),
             "reserve": _cents(self.reserve),
             "expected_return": _cents(self.expected_return),

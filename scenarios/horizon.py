@@ -192,7 +192,7 @@ def period_problem(scenario, spec: HorizonSpec):
         roi_min=problem.roi_min, objective=problem.objective, margin=problem.margin,
         target_return=problem.target_return, pacing=Pacing(**spec.pacing),
         count_after_horizon=spec.count_after_horizon, name=problem.name, currency=problem.currency,
-        notes=tuple(notes),
+        notes=tuple(notes), return_in_money=problem.return_in_money,
     )
 
 

@@ -186,8 +186,10 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
         lines.append("Notes:")
         lines += [f"  - {n}" for n in d["notes"]]
     lines.append("")
+    money = (f"Money in {d['currency']} ({symbol.strip()})" if d.get("return_unit", "money") == "money" else
+             f"Spend, budget and reserve in {d['currency']} ({symbol.strip()}); returns in the KPI's own units")
     lines.append(
-        f"Money in {d['currency']} ({symbol.strip()}). mROI is the return of the next {unit}. The plan equalises it across channels that are free "
+        f"{money}. mROI is the return of the next {unit}. The plan equalises it across channels that are free "
         "to move; cut where it is lowest, not where average ROI is below average."
     )
     lines.append(f"solver: {d['solver']['name']} ({d['solver']['mode']}), {d['solver']['seconds']:.2f} s")

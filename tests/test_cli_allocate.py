@@ -12,7 +12,7 @@ from scenarios import example_path
 
 QUARTERLY = str(example_path("quarterly.toml"))
 
-TOP_KEYS = {"scenario", "status", "objective", "budget", "spend", "reserve", "expected_return", "roi",
+TOP_KEYS = {"scenario", "status", "objective", "budget", "return_unit", "spend", "reserve", "expected_return", "roi",
             "current", "uplift", "channels", "groups", "binding_constraints", "warnings", "solver"}
 CHANNEL_KEYS = {"channel", "group", "spend", "share", "current_spend", "change", "expected_return", "roi", "marginal_roi"}
 
@@ -45,6 +45,7 @@ def test_json_contract(run):
     assert r.exit_code == 0
     d = json.loads(r.stdout)
     assert TOP_KEYS <= set(d)
+    assert d["return_unit"] == "money"  # revenue beside spend in yuan
     assert {"spend", "expected_return", "roi"} <= set(d["current"])
     assert {"name", "seconds"} <= set(d["solver"])
     assert all(CHANNEL_KEYS <= set(c) for c in d["channels"])

@@ -260,8 +260,12 @@ def test_a_plan_on_a_kpi_that_is_not_money_claims_no_break_even(tmp_path):
     assert any(w.startswith("curves: the KPI does not look like money") for w in alloc.warnings)
     assert any(n.startswith("the KPI is not money") and "only spend, budget and reserve are money" in n
                for n in alloc.notes)
-    # The table prints ROIs of a few hundredths with two significant digits, not as 0.02 or 0.00.
+    assert alloc.to_dict()["return_unit"] == "kpi"
+    # The table prints ROIs of a few hundredths with two significant digits, not as 0.02 or 0.00,
+    # and says which figures are money.
     from scenarios.render import allocation_table
+
+    assert "returns in the KPI's own units" in allocation_table(alloc)
 
     douyin = next(c for c in alloc.channels if c.channel == "douyin")
     row = next(line for line in allocation_table(alloc).splitlines() if line.startswith("douyin "))
