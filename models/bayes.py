@@ -21,7 +21,6 @@ per-channel returns (the long layout) and on request.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -270,38 +269,6 @@ def _sampler_warnings(diagnostics: dict) -> list[str]:
     return out
 
 
-def kpi_units(history, burn: int, unit: str = "auto", *, prior: bool = True):
-    """Is the KPI money in the spend's units? ``(roi_prior, in_money, warning)``.
-
-    ``roi_prior``: the pooled log-ROI prior set from the KPI's scale when it is not
-    (:func:`models.posterior.kpi_roi_prior`), else None; ``warning``: why, when ``unit`` = "auto"
-    found it out (None when the user said so with "money" or "other"). ``prior`` False (least
-    squares, which has no ROI prior): the warning says only what it means.
-    """
-    from models.posterior import MEDIA_SHARE_PRIOR, PRIOR_ROI, kpi_roi_prior
-
-    spend = float(history.spend.to_numpy(dtype=float)[burn:].sum())
-    kpi = float(np.sum(history.target()[burn:]))
-    found = kpi_roi_prior(spend, kpi, unit)
-    if found is None:
-        return None, unit != "other", None
-    roi_prior, share = found
-    if unit == "other":
-        return roi_prior, False, None
-    median = math.exp(PRIOR_ROI[0])
-    earns = f"{share:,.0f} times the whole KPI" if share > 1 else f"{share:.3%} of the KPI"
-    odd = "media spend above the revenue it books" if share > 1 else "media spend under 0.1% of the revenue"
-    mean, sd = MEDIA_SHARE_PRIOR
-    what = (f"at the default ROI prior's median ({median:.2f} per unit of spend) paid media would earn {earns}; the "
-            f"ROI prior was set from the KPI's scale instead (paid media {mean:.0%} ± {sd:.0%} of the KPI, Meridian's "
-            "default for a KPI that is not revenue), so ROIs are" if prior else
-            f"at an ROI of {median:.2f} per unit of spend paid media would earn {earns}, so ROIs are read as")
-    return roi_prior, False, (
-        f"the KPI does not look like money in the spend's units: {what} KPI units per unit of spend and plans claim "
-        "no break-even. For ROIs in money give the KPI in money (conversions × revenue per conversion, or both "
-        f"columns in the same currency unit); if it is money ({odd}), say kpi_unit = \"money\"")
-
-
 def fit_model_joint(model, history):
     """Fit ``model`` (a :class:`models.fit.MediaMixModel`) with the joint model; returns it.
 
@@ -311,7 +278,7 @@ def fit_model_joint(model, history):
     import warnings
 
     from models.errors import ConvergenceWarning
-    from models.fit import ChannelParams, fit_metrics, naive_holdout_nrmse, quality_warnings, _Block
+    from models.fit import ChannelParams, fit_metrics, kpi_units, naive_holdout_nrmse, quality_warnings, _Block
     from models.posterior import Priors
 
     n = history.periods

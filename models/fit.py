@@ -96,6 +96,37 @@ class ChannelParams:
         return {"alpha": self.alpha, "k": self.k, "s": self.s, "beta": self.beta}
 
 
+def kpi_units(history, burn: int, unit: str = "auto", *, prior: bool = True):
+    """Is the KPI money in the spend's units? ``(roi_prior, in_money, warning)``.
+
+    ``roi_prior``: the pooled log-ROI prior set from the KPI's scale when it is not
+    (:func:`models.posterior.kpi_roi_prior`), else None; ``warning``: why, when ``unit`` = "auto"
+    found it out (None when the user said so with "money" or "other"). ``prior`` False (least
+    squares, which has no ROI prior): the warning says only what it means.
+    """
+    from models.posterior import MEDIA_SHARE_PRIOR, PRIOR_ROI, kpi_roi_prior
+
+    spend = float(history.spend.to_numpy(dtype=float)[burn:].sum())
+    kpi = float(np.sum(history.target()[burn:]))
+    found = kpi_roi_prior(spend, kpi, unit)
+    if found is None:
+        return None, unit != "other", None
+    roi_prior, share = found
+    if unit == "other":
+        return roi_prior, False, None
+    median = math.exp(PRIOR_ROI[0])
+    earns = f"{share:,.0f} times the whole KPI" if share > 1 else f"{share:.3%} of the KPI"
+    odd = "media spend above the revenue it books" if share > 1 else "media spend under 0.1% of the revenue"
+    mean, sd = MEDIA_SHARE_PRIOR
+    what = (f"at the default ROI prior's median ({median:.2f} per unit of spend) paid media would earn {earns}; the "
+            f"ROI prior was set from the KPI's scale instead (paid media {mean:.0%} ± {sd:.0%} of the KPI, Meridian's "
+            "default for a KPI that is not revenue), so ROIs are" if prior else
+            f"at an ROI of {median:.2f} per unit of spend paid media would earn {earns}, so ROIs are read as")
+    return roi_prior, False, (
+        f"the KPI does not look like money in the spend's units: {what} KPI units per unit of spend and plans claim "
+        "no break-even. For ROIs in money give the KPI in money (conversions × revenue per conversion, or both "
+        f"columns in the same currency unit); if it is money ({odd}), say kpi_unit = \"money\"")
+
 def adstock(x, alpha: float, max_lag: int | None = None) -> np.ndarray:
     """Geometric adstock ``e_t = x_t + α e_{t−1}``, truncated after ``max_lag`` lags if given.
 
@@ -549,6 +580,12 @@ class MediaMixModel:
             "burn_in", "prior_strength", "calibration", "roi_prior", "method", "warmup", "draws", "chains", "priors",
             "kpi_unit")}
 
+    @property
+    def kpi_in_money(self) -> bool:
+        """Whether the fitted KPI is money in the spend's units (:func:`kpi_units`; a fit saved
+        before the check was made says nothing, and is taken for money)."""
+        return bool(self.fit_.get("kpi_in_money", True))
+
     def resolved_method(self, history: History) -> str:
         """"bayes" or "least_squares": what :meth:`fit` does with ``history`` (see ``method``)."""
         if self.method != "auto":
@@ -617,8 +654,6 @@ class MediaMixModel:
         self.fit_ = {**in_sample, "holdout": holdout_metrics or {"r2": None, "mape": None, "nrmse": None,
                                                                  "periods": 0}}
         if history.layout == "wide":  # a total KPI: is it money in the spend's units?
-            from models.bayes import kpi_units
-
             _, self.fit_["kpi_in_money"], said = kpi_units(history, self._burn_in(history), self.kpi_unit, prior=False)
             if said:
                 warn_list.append(said)

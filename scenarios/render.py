@@ -186,7 +186,7 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
         lines.append("Notes:")
         lines += [f"  - {n}" for n in d["notes"]]
     lines.append("")
-    money = (f"Money in {d['currency']} ({symbol.strip()})" if d.get("return_unit", "money") == "money" else
+    money = (f"Money in {d['currency']} ({symbol.strip()})" if d["return_unit"] == "money" else
              f"Spend, budget and reserve in {d['currency']} ({symbol.strip()}); returns in the KPI's own units")
     lines.append(
         f"{money}. mROI is the return of the next {unit}. The plan equalises it across channels that are free "

@@ -474,7 +474,7 @@ def scenario_from_dict(
         name=name,
         currency=currency,
         # A fit that found its KPI not to be money (models.bayes: the ROI prior set from the KPI's scale).
-        return_in_money=model is None or bool(getattr(model, "fit_", {}).get("kpi_in_money", True)),
+        return_in_money=model is None or model.kpi_in_money,
     )
     return Scenario(name=name, path=None, problem=problem, horizon=horizon, description=description, notes=notes,
                     warnings=scenario_warnings,
@@ -696,7 +696,7 @@ def _source_model(source, base: Path, notes: list, use_cache: bool, progress):
     else:
         model = load_model((base / table["path"]).resolve())
         notes.append(f"curves from the saved model {table['path']}")
-    if not getattr(model, "fit_", {}).get("kpi_in_money", True):
+    if not model.kpi_in_money:
         notes.append("the KPI is not money (kpi_unit, or its scale against the spend's): returns, ROIs and marginal "
                      "ROIs are KPI units (per unit of money); only spend, budget and reserve are money")
     return model
