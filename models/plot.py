@@ -139,7 +139,8 @@ def forecast_plot(fc: dict, path: str, title: str) -> None:
     The x axis is the periods' dates. When ``fc`` has a ``"history"`` entry (``{"dates",
     "actual"}`` and optionally ``"fitted"``: the KPI the history recorded and the model's fit of
     it, dates as ISO strings) it is drawn before the horizon, so the forecast reads as the
-    history's continuation. ``fc.get("currency")`` (an ISO code) labels the KPI axis as money.
+    history's continuation. ``fc.get("currency")`` (an ISO code) labels the KPI axis as money,
+    unless ``fc.get("return_unit")`` is "kpi" (a KPI that is not money).
     """
     import datetime as dt
 
@@ -164,7 +165,8 @@ def forecast_plot(fc: dict, path: str, title: str) -> None:
         ax.fill_between(dates, b["p10"], b["p90"], alpha=0.18, color=line.get_color(), lw=0,
                         label=f"{_plain(name)}: P10–P90")
     _date_axis(ax)
-    ax.yaxis.set_major_formatter(money_formatter(fc.get("currency")))
+    in_money = fc.get("return_unit", "money") == "money"  # a KPI that is not money reads as a plain number
+    ax.yaxis.set_major_formatter(money_formatter(fc.get("currency") if in_money else None))
     ax.set_ylabel(f"KPI per {unit}")
     ax.set_title(_plain(title))
     ax.grid(axis="y", alpha=0.3)
@@ -298,7 +300,8 @@ def response_curves_plot(data: dict, path: str, title: str) -> None:
         ``{"currency", "x_label", "y_label", "points_label", "band_label", "channels": [{"label", "x", "y",
         "p10", "p90", "points": {"x", "y"} or None, "current": {"spend", "return"},
         "recommended": {"spend", "return"} or None}]}``; ``p10``/``p90`` None where the curve has
-        no samples (written in the scenario).
+        no samples (written in the scenario). An optional ``"return_currency"`` formats the
+        return axis ("" for a KPI that is not money: plain numbers); else ``currency`` does.
     path
         Where to write the chart (PNG, SVG, PDF).
     title
@@ -343,7 +346,7 @@ def response_curves_plot(data: dict, path: str, title: str) -> None:
         if i % ncols == 0:
             ax.set_ylabel(_plain(data.get("y_label") or "return"), fontsize=8)
         ax.xaxis.set_major_formatter(money_formatter(currency))
-        ax.yaxis.set_major_formatter(money_formatter(currency))
+        ax.yaxis.set_major_formatter(money_formatter(data.get("return_currency", currency) or None))
         ax.tick_params(labelsize=8)
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
@@ -445,7 +448,9 @@ def comparison_plot(cmp: dict, path: str, title: str) -> None:
     ax2.set_xticks(x)
     ax2.set_xticklabels(scen, rotation=30, ha="right", fontsize=8)
     ax2.yaxis.set_major_formatter(full)
-    ax2.set_ylabel("expected return" + (" (whiskers: P10–P90)" if band else ""))
+    units = {c.get("return_unit", "money") for c in cols}
+    ax2.set_ylabel("expected return" + ("" if units == {"money"} else " (KPI units)" if units == {"kpi"} else
+                                        " (money or KPI units: see the table)") + (" (whiskers: P10–P90)" if band else ""))
     fig.suptitle(str(title).replace("$", r"\$"))
     fig.tight_layout()
     _save(fig, plt, path)
@@ -513,9 +518,9 @@ def frontier_plot(data: dict, path: str, title: str) -> None:
     ax.plot(budgets, [r["spend"] for r in rows], color="0.6", lw=1, label="spend (ROI 1)")
     marks(ax)
     level_axis(ax)
-    ax.yaxis.set_major_formatter(money)
+    ax.yaxis.set_major_formatter(money if data.get("return_unit", "money") == "money" else money_formatter(None))
     ax.set_xlabel(f"budget ({cc})" if cc else "budget")
-    ax.set_ylabel("expected return")
+    ax.set_ylabel("expected return" if data.get("return_unit", "money") == "money" else "expected return (KPI units)")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
 
     ax = axes["mroi"]

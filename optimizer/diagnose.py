@@ -23,7 +23,7 @@ from optimizer.build import Objective, hypograph
 from optimizer.period_model import Layout, build_period_model, period_max_name, solve_period_model
 from optimizer.periods import PeriodProblem, per_period
 from optimizer.problem import Problem
-from optimizer.result import money, pct
+from optimizer.result import money, pct, unit_name
 
 logger = logging.getLogger(__name__)
 
@@ -32,27 +32,28 @@ _INF = math.inf
 
 def _source_text(problem: Problem, source: str, channel) -> str:
     """Turn a constraint name into words with its number."""
+    cc = problem.currency
     kind = source.split("[")[0]
     b = problem.budget
     if kind == "locked":
-        return f"locked at {money(channel.current)}"
+        return f"locked at {money(channel.current, cc)}"
     if kind == "min_spend":
-        return f"min_spend {money(channel.min_spend)}"
+        return f"min_spend {money(channel.min_spend, cc)}"
     if kind == "max_spend":
-        return f"max_spend {money(channel.max_spend)}"
+        return f"max_spend {money(channel.max_spend, cc)}"
     if kind == "min_share":
-        return f"min_share {pct(channel.min_share)} = {money(channel.min_share * b)}"
+        return f"min_share {pct(channel.min_share)} = {money(channel.min_share * b, cc)}"
     if kind == "max_share":
-        return f"max_share {pct(channel.max_share)} = {money(channel.max_share * b)}"
+        return f"max_share {pct(channel.max_share)} = {money(channel.max_share * b, cc)}"
     if kind == "max_change":
-        return f"max_change ±{pct(channel.max_change)} of current {money(channel.current)}"
+        return f"max_change ±{pct(channel.max_change)} of current {money(channel.current, cc)}"
     if kind == "marginal_roi_min":
-        return f"marginal ROI ≥ {problem.marginal_roi_min:g} (its next yuan returns less beyond that)"
+        return f"marginal ROI ≥ {problem.marginal_roi_min:g} (its next {unit_name(cc)} returns less beyond that)"
     if kind == "evidence":
         lo, hi = channel.evidence_range
-        return f"evidence limit {money(lo)}–{money(hi)} (what the history supports for a poorly identified curve)"
+        return f"evidence limit {money(lo, cc)}–{money(hi, cc)} (what the history supports for a poorly identified curve)"
     if kind == "extrapolation_cap":
-        return f"extrapolation cap {money(channel.extrapolation_cap)} (1.5× the largest spend in history)"
+        return f"extrapolation cap {money(channel.extrapolation_cap, cc)} (1.5× the largest spend in history)"
     if kind == "budget_total":
         return f"the budget left after the {pct(problem.reserve_min_share)} reserve"
     return source
@@ -60,6 +61,7 @@ def _source_text(problem: Problem, source: str, channel) -> str:
 
 def bound_conflicts(problem: Problem, bounds) -> list[str]:
     """Conflicts visible from the bounds alone; empty when none."""
+    cc = problem.currency
     out = []
     b = problem.budget
     for ch, (lo, hi) in zip(problem.channels, bounds):
@@ -67,8 +69,8 @@ def bound_conflicts(problem: Problem, bounds) -> list[str]:
             lo_why = "; ".join(_source_text(problem, s, ch) for s in lo.sources)
             hi_why = "; ".join(_source_text(problem, s, ch) for s in hi.sources)
             out.append(
-                f"channel {ch.name}: its minimum {money(lo.value)} ({lo_why}) is above its "
-                f"maximum {money(hi.value)} ({hi_why}) [{', '.join(lo.sources + hi.sources)}]"
+                f"channel {ch.name}: its minimum {money(lo.value, cc)} ({lo_why}) is above its "
+                f"maximum {money(hi.value, cc)} ({hi_why}) [{', '.join(lo.sources + hi.sources)}]"
             )
     if out:
         return out
@@ -77,15 +79,15 @@ def bound_conflicts(problem: Problem, bounds) -> list[str]:
     available = b - problem.reserve_min
     if lows.sum() > available + 0.005:
         out.append(
-            f"channel minimums sum to {money(lows.sum())} but only {money(available)} is left after "
-            f"the {pct(problem.reserve_min_share)} reserve ({money(problem.reserve_min)}) "
+            f"channel minimums sum to {money(lows.sum(), cc)} but only {money(available, cc)} is left after "
+            f"the {pct(problem.reserve_min_share)} reserve ({money(problem.reserve_min, cc)}) "
             f"[{_names(problem, bounds, 'lo')}, reserve_min]"
         )
     if problem.reserve_max_share is not None:
         needed = b - problem.reserve_max_share * b
         if highs.sum() < needed - 0.005:
             out.append(
-                f"channel maximums sum to {money(highs.sum())} but at least {money(needed)} must be spent "
+                f"channel maximums sum to {money(highs.sum(), cc)} but at least {money(needed, cc)} must be spent "
                 f"because the reserve may hold at most {pct(problem.reserve_max_share)} [reserve_max]"
             )
     group_min_total = 0.0
@@ -95,16 +97,16 @@ def bound_conflicts(problem: Problem, bounds) -> list[str]:
         g_lo, g_hi = float(lows[mask].sum()), float(highs[mask].sum())
         if spec.max_share is not None and g_lo > spec.max_share * b + 0.005:
             out.append(
-                f"group {g}: its channel minimums sum to {money(g_lo)}, above the group maximum "
-                f"{pct(spec.max_share)} ({money(spec.max_share * b)}) [group_max[{g}]]"
+                f"group {g}: its channel minimums sum to {money(g_lo, cc)}, above the group maximum "
+                f"{pct(spec.max_share)} ({money(spec.max_share * b, cc)}) [group_max[{g}]]"
             )
         if spec.min_share is not None:
             group_min_total += spec.min_share * b
             if g_hi < spec.min_share * b - 0.005:
                 caps = sorted({s.split("[")[0] for (_, hi), m in zip(bounds, mask) if m for s in hi.sources})
                 out.append(
-                    f"group {g}: its minimum {pct(spec.min_share)} ({money(spec.min_share * b)}) cannot be "
-                    f"reached: its channels can take at most {money(g_hi)}"
+                    f"group {g}: its minimum {pct(spec.min_share)} ({money(spec.min_share * b, cc)}) cannot be "
+                    f"reached: its channels can take at most {money(g_hi, cc)}"
                     + (f" (capped by {', '.join(caps)})" if caps else "")
                     + f" [group_min[{g}]]"
                 )
@@ -112,7 +114,7 @@ def bound_conflicts(problem: Problem, bounds) -> list[str]:
             out.append(f"group {g}: min_share {pct(spec.min_share)} is above max_share {pct(spec.max_share)}")
     if group_min_total > available + 0.005:
         out.append(
-            f"group minimums sum to {money(group_min_total)} but only {money(available)} is left after "
+            f"group minimums sum to {money(group_min_total, cc)} but only {money(available, cc)} is left after "
             f"the {pct(problem.reserve_min_share)} reserve [group_min, reserve_min]"
         )
     return out
@@ -128,23 +130,25 @@ def _names(problem, bounds, end) -> str:
 
 def _limit_text(problem, name: str) -> str:
     """A named constraint in words, with its number."""
+    cc = problem.currency
+    rc = problem.return_currency
     b = problem.budget
     kind, _, arg = name.partition("[")
     arg = arg.rstrip("]")
     if kind == "reserve_min":
-        return f"reserve ≥ {pct(problem.reserve_min_share)} ({money(problem.reserve_min)})"
+        return f"reserve ≥ {pct(problem.reserve_min_share)} ({money(problem.reserve_min, cc)})"
     if kind == "reserve_max" and problem.reserve_max_share is not None:
-        return f"reserve ≤ {pct(problem.reserve_max_share)} ({money(problem.reserve_max_share * b)})"
+        return f"reserve ≤ {pct(problem.reserve_max_share)} ({money(problem.reserve_max_share * b, cc)})"
     if kind in ("group_min", "group_max"):
         spec = problem.group(arg)
         share = spec.min_share if kind == "group_min" else spec.max_share
-        return f"group {arg} {'≥' if kind == 'group_min' else '≤'} {pct(share)} ({money(share * b)})"
+        return f"group {arg} {'≥' if kind == 'group_min' else '≤'} {pct(share)} ({money(share * b, cc)})"
     if kind in ("min", "max"):
         return f"{arg} {'minimum' if kind == 'min' else 'maximum'}"
     if kind == "roi_min":
         return f"overall ROI ≥ {problem.roi_min:g}"
     if kind == "target_return":
-        return f"return ≥ {money(problem.target_return)}"
+        return f"return ≥ {money(problem.target_return, rc)}"
     return name
 
 
@@ -154,6 +158,7 @@ def _limit_text(problem, name: str) -> str:
 
 def period_bound_conflicts(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarray) -> list[str]:
     """Conflicts visible from the limits alone, in money; empty when none."""
+    cc = problem.currency
     out = []
     b = problem.budget
     eps = 0.005 + 1e-9 * b
@@ -161,41 +166,41 @@ def period_bound_conflicts(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarra
     for i, ch in enumerate(problem.channels):
         for t, label in enumerate(problem.periods):
             if lo[i, t] > hi[i, t] + eps:
-                out.append(f"channel {ch.name} in {label}: its minimum {money(lo[i, t])} is above its maximum "
-                           f"{money(hi[i, t])} (per-period, total, group and period limits) [bounds[{ch.name},{label}]]")
+                out.append(f"channel {ch.name} in {label}: its minimum {money(lo[i, t], cc)} is above its maximum "
+                           f"{money(hi[i, t], cc)} (per-period, total, group and period limits) [bounds[{ch.name},{label}]]")
         if ch.min_total is not None and hi[i].sum() < ch.min_total - eps:
-            out.append(f"channel {ch.name}: its minimum total {money(ch.min_total)} cannot be reached: its periods "
-                       f"can take at most {money(hi[i].sum())} [min_total[{ch.name}]]")
+            out.append(f"channel {ch.name}: its minimum total {money(ch.min_total, cc)} cannot be reached: its periods "
+                       f"can take at most {money(hi[i].sum(), cc)} [min_total[{ch.name}]]")
         if ch.max_total is not None and lo[i].sum() > ch.max_total + eps:
-            out.append(f"channel {ch.name}: its per-period minimums sum to {money(lo[i].sum())}, above its maximum "
-                       f"total {money(ch.max_total)} [max_total[{ch.name}]]")
+            out.append(f"channel {ch.name}: its per-period minimums sum to {money(lo[i].sum(), cc)}, above its maximum "
+                       f"total {money(ch.max_total, cc)} [max_total[{ch.name}]]")
     if out:
         return out
     ch_min = np.array([max(lo[i].sum(), ch.min_total or 0.0) for i, ch in enumerate(problem.channels)])
     if ch_min.sum() > available + eps:
-        out.append(f"channel minimums sum to {money(ch_min.sum())} but only {money(available)} is left after the "
-                   f"{pct(problem.reserve_min_share)} reserve ({money(problem.reserve_min)}) [min_total, reserve_min]")
+        out.append(f"channel minimums sum to {money(ch_min.sum(), cc)} but only {money(available, cc)} is left after the "
+                   f"{pct(problem.reserve_min_share)} reserve ({money(problem.reserve_min, cc)}) [min_total, reserve_min]")
     p_lo, p_hi = problem.period_limits()
     caps = per_period(problem.pacing.cap, problem.T, _INF)
     col_min = lo.sum(axis=0)
     for t, label in enumerate(problem.periods):
         if p_lo[t] > p_hi[t] + eps:
-            out.append(f"period {label}: its minimum {money(p_lo[t])} is above its maximum {money(p_hi[t])} "
+            out.append(f"period {label}: its minimum {money(p_lo[t], cc)} is above its maximum {money(p_hi[t], cc)} "
                        f"[period_min[{label}], {period_max_name(caps[t], p_hi[t])}[{label}]]")
         elif col_min[t] > p_hi[t] + eps:
-            out.append(f"period {label}: channel minimums need {money(col_min[t])} but the period may spend at most "
-                       f"{money(p_hi[t])} (cap or max share) [{period_max_name(caps[t], p_hi[t])}[{label}]]")
+            out.append(f"period {label}: channel minimums need {money(col_min[t], cc)} but the period may spend at most "
+                       f"{money(p_hi[t], cc)} (cap or max share) [{period_max_name(caps[t], p_hi[t])}[{label}]]")
         elif hi[:, t].sum() < p_lo[t] - eps:
-            out.append(f"period {label}: its minimum {money(p_lo[t])} cannot be reached: its channels can take at most "
-                       f"{money(hi[:, t].sum())} [period_min[{label}]]")
+            out.append(f"period {label}: its minimum {money(p_lo[t], cc)} cannot be reached: its channels can take at most "
+                       f"{money(hi[:, t].sum(), cc)} [period_min[{label}]]")
     if p_lo.sum() > available + eps:
-        out.append(f"per-period minimums sum to {money(p_lo.sum())} but only {money(available)} is left after the "
+        out.append(f"per-period minimums sum to {money(p_lo.sum(), cc)} but only {money(available, cc)} is left after the "
                    f"{pct(problem.reserve_min_share)} reserve [period_min, reserve_min]")
     if problem.reserve_max_share is not None:
         needed = b - problem.reserve_max_share * b
         room = min(float(np.minimum(p_hi, hi.sum(axis=0)).sum()), float(sum(min(hi[i].sum(), c.max_total if c.max_total is not None else _INF) for i, c in enumerate(problem.channels))))
         if room < needed - eps:
-            out.append(f"at most {money(room)} can be spent (period caps and channel maximums) but at least {money(needed)} "
+            out.append(f"at most {money(room, cc)} can be spent (period caps and channel maximums) but at least {money(needed, cc)} "
                        f"must be, because the reserve may hold at most {pct(problem.reserve_max_share)} [reserve_max]")
     group_min_total = 0.0
     for g in problem.group_names:
@@ -203,15 +208,15 @@ def period_bound_conflicts(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarra
         mask = np.array([c.group == g for c in problem.channels])
         g_lo, g_hi = float(ch_min[mask].sum()), float(hi[mask].sum())
         if spec.max_share is not None and g_lo > spec.max_share * b + eps:
-            out.append(f"group {g}: its channel minimums sum to {money(g_lo)}, above the group maximum "
-                       f"{pct(spec.max_share)} ({money(spec.max_share * b)}) [group_max[{g}]]")
+            out.append(f"group {g}: its channel minimums sum to {money(g_lo, cc)}, above the group maximum "
+                       f"{pct(spec.max_share)} ({money(spec.max_share * b, cc)}) [group_max[{g}]]")
         if spec.min_share is not None:
             group_min_total += spec.min_share * b
             if g_hi < spec.min_share * b - eps:
-                out.append(f"group {g}: its minimum {pct(spec.min_share)} ({money(spec.min_share * b)}) cannot be reached: "
-                           f"its channels can take at most {money(g_hi)} [group_min[{g}]]")
+                out.append(f"group {g}: its minimum {pct(spec.min_share)} ({money(spec.min_share * b, cc)}) cannot be reached: "
+                           f"its channels can take at most {money(g_hi, cc)} [group_min[{g}]]")
     if group_min_total > available + eps:
-        out.append(f"group minimums sum to {money(group_min_total)} but only {money(available)} is left after the "
+        out.append(f"group minimums sum to {money(group_min_total, cc)} but only {money(available, cc)} is left after the "
                    f"{pct(problem.reserve_min_share)} reserve [group_min, reserve_min]")
     return out
 
@@ -219,6 +224,8 @@ def period_bound_conflicts(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarra
 def explain(problem: PeriodProblem, L: Layout, grid, carry_base: float, status: str) -> list[str]:
     """Why the plan's LP has no solution: the return floors first (the best ROI and return the
     other limits allow), then an elastic model, which names the limits that must give way."""
+    cc = problem.currency
+    rc = problem.return_currency
     if status == "unbounded":
         return ["the model is unbounded: a channel curve grows without limit and nothing caps its spend"]
     out: list[str] = []
@@ -255,13 +262,13 @@ def explain(problem: PeriodProblem, L: Layout, grid, carry_base: float, status: 
                 out.append(f"overall ROI ≥ {problem.roi_min:g} is unreachable [roi_min]")
             elif rho < problem.roi_min:
                 out.append(f"overall ROI ≥ {problem.roi_min:g} is unreachable: the best ROI the other constraints allow is "
-                           f"{rho:.2f} (spending {money(spend_at)}) [roi_min]")
+                           f"{rho:.2f} (spending {money(spend_at, cc)}) [roi_min]")
         if problem.objective == "min_spend" and problem.target_return is not None:
             if best_return < problem.target_return:
-                out.append(f"target return {money(problem.target_return)} is unreachable: the most the constraints "
-                           f"allow is {money(best_return)} [target_return]")
+                out.append(f"target return {money(problem.target_return, rc)} is unreachable: the most the constraints "
+                           f"allow is {money(best_return, rc)} [target_return]")
             elif problem.roi_min is not None and not out:
-                out.append(f"target return {money(problem.target_return)} and overall ROI ≥ {problem.roi_min:g} "
+                out.append(f"target return {money(problem.target_return, rc)} and overall ROI ≥ {problem.roi_min:g} "
                            "cannot both hold: reaching the target needs spend whose ROI falls below the floor "
                            "[target_return, roi_min]")
         if out:
@@ -276,11 +283,12 @@ def explain(problem: PeriodProblem, L: Layout, grid, carry_base: float, status: 
             gives[name] = gives.get(name, 0.0) + v
     if len(gives) == 1:
         (name, v), = gives.items()
-        return [f"{_limit_text(problem, name)} must give way by {money(v)} for the rest to hold [{name}]"]
+        unit = rc if name in ("target_return", "roi_min") else cc
+        return [f"{_limit_text(problem, name)} must give way by {money(v, unit)} for the rest to hold [{name}]"]
     if gives:
         # The elastic optimum spreads the shortfall over the conflicting limits in no meaningful
         # proportion; the set of limits and the total are what matter.
         limits = "; ".join(_limit_text(problem, n) for n in gives)
-        return [f"these limits cannot all hold: {limits}; together they are {money(sum(gives.values()))} apart "
+        return [f"these limits cannot all hold: {limits}; together they are {money(sum(gives.values()), cc)} apart "
                 f"[{', '.join(gives)}]"]
     return ["the constraints conflict (the solver found no plan, and no single limit explains it)"]

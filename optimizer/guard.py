@@ -256,7 +256,7 @@ def _guarded_plans(problem: PeriodProblem, point: Allocation, start, curves: lis
     slack = max(0.005, 1e-8 * abs(stats["reference"]["mean"]))
     if binds and stats["guarded"]["cvar_gain"] < -slack and not all(c.is_concave for row in curves for c in row):
         note = (f"some curve samples are S-shaped and were planned on their concave envelopes; on their own curves the "
-                f"guarded plan's CVaR of gain is {money(stats['guarded']['cvar_gain'], problem.currency)}")
+                f"guarded plan's CVaR of gain is {money(stats['guarded']['cvar_gain'], problem.return_currency)}")
     if note:
         guarded.notes.append(note)
     return GuardedPlan(guarded=guarded, mean=mean, reference=ref, alpha=alpha, samples=S, stats=stats, binds=binds,

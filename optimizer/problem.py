@@ -103,6 +103,12 @@ class Problem(BudgetMixin):
     #: ROI below 1 then says nothing about whether spend pays (see optimizer.marginal).
     return_in_money: bool = True
 
+    @property
+    def return_currency(self) -> str:
+        """What a return is written with (:func:`optimizer.money`): the currency, or "" (a plain
+        number) for a KPI that is not money."""
+        return self.currency if self.return_in_money else ""
+
 
 
 @dataclass(frozen=True)
@@ -208,5 +214,6 @@ def shared_violations(problem, channel_totals: np.ndarray, ret: float, tol: floa
     if problem.roi_min is not None and spend > 0 and ret < problem.roi_min * spend * (1 - 1e-9):
         out.append(f"ROI {ret / spend:.2f} is below the floor {problem.roi_min:g}")
     if problem.objective == "min_spend" and problem.target_return is not None and ret < problem.target_return * (1 - 1e-9):
-        out.append(f"return {money(ret, cc)} is below the target {money(problem.target_return, cc)}")
+        rc = problem.return_currency
+        out.append(f"return {money(ret, rc)} is below the target {money(problem.target_return, rc)}")
     return out

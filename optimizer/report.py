@@ -206,7 +206,7 @@ def _binding(problem: PeriodProblem, spends: np.ndarray, alloc: Allocation, mode
     if problem.roi_min is not None and alloc.spend > 0 and alloc.roi is not None and alloc.roi <= problem.roi_min * (1 + 1e-4):
         out.append(Binding("roi_min", f"overall ROI {alloc.roi:.3f} at the floor {problem.roi_min:g}", price("roi_min")))
     if problem.objective == "min_spend" and problem.target_return is not None:
-        out.append(Binding("target_return", f"return reaches the target {money(problem.target_return, cc)}",
+        out.append(Binding("target_return", f"return reaches the target {money(problem.target_return, problem.return_currency)}",
                            price("target_return")))
     return out
 
@@ -222,7 +222,7 @@ def _warnings(problem: PeriodProblem, spends: np.ndarray, alloc: Allocation) -> 
             true = float(ch.curve.response(x))
             if env - true > 1e-6 * max(1.0, env):
                 out.append(f"{ch.name} has an S-shaped curve; it was planned on its concave envelope, which "
-                           f"overstates its return at {money(x, cc)} by {money(env - true, cc)} (run with --exact "
+                           f"overstates its return at {money(x, cc)} by {money(env - true, problem.return_currency)} (run with --exact "
                            "for the true optimum)")
         if ch.max_change is not None and ch.current == 0:
             out.append(f"{ch.name}: max_change is relative to a current spend of 0, so it stays at 0")
@@ -235,7 +235,7 @@ def _warnings(problem: PeriodProblem, spends: np.ndarray, alloc: Allocation) -> 
         if bd.name.startswith("extrapolation_cap["):
             out.append(f"{bd.detail}: capped at 1.5× the largest spend seen in history (extrapolation cap)")
     if not problem.count_after_horizon and any(c.alpha > 0 for c in problem.channels) and alloc.after_horizon_return > 0:
-        out.append(f"{money(alloc.after_horizon_return, cc)} of return from this plan arrives after the horizon "
+        out.append(f"{money(alloc.after_horizon_return, problem.return_currency)} of return from this plan arrives after the horizon "
                    "(carryover) and is not counted; set count_after_horizon to count it")
     if origin is not None:
         bounds = [channel_bounds(origin, ch) for ch in origin.channels]

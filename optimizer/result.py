@@ -91,6 +91,11 @@ class Allocation:
     def feasible(self) -> bool:
         return self.status == "optimal"
 
+    @property
+    def return_currency(self) -> str:
+        """What a return is written with: the currency, or "" (a plain number) in KPI units."""
+        return self.currency if self.return_unit == "money" else ""
+
     def spend_of(self, channel: str) -> float:
         for c in self.channels:
             if c.channel == channel:

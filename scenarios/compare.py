@@ -52,6 +52,10 @@ TEXT_METRICS = (("source", "file"), ("kind", "kind"), ("status", "status"), ("cu
 CHANNEL_METRICS = (("spend", "spend", "money"), ("share", "share", "share"),
                    ("expected_return", "return", "money"), ("marginal_roi", "mROI", "ratio"))
 GROUP_METRICS = (("spend", "spend", "money"), ("share", "share", "share"))
+#: The figures in the KPI's units (money, or KPI units for a KPI that is not money): a column in
+#: money and one in KPI units have no difference in them.
+RETURN_FIGURES = frozenset({"expected_return", "return_p10", "return_p90", "current_expected_return", "roi",
+                            "marginal_roi"})
 
 #: File endings of a run ledger (:mod:`scenarios.ledger`); ``LEDGER#ID`` names one recorded run.
 LEDGER_SUFFIXES = (".sqlite", ".sqlite3", ".db")
@@ -97,7 +101,9 @@ def compare_scenarios(sources, *, budget: float | None = None, use_cache: bool =
         shares in points, as fractions), else None. ``curves``: ``{"same": True/False/None,
         "text": …, "differ": [...]}``. ``fits``: one entry per history or saved model the
         columns' curves came from (``{"source", "scenarios", "fitted": "new"|"cached"}``).
-        ``currency``: the columns' currency, or None when they differ. ``errors``: one entry per
+        ``currency``: the columns' currency, or None when they differ. ``return_unit``: the
+        columns' ("money", or "kpi" for curves fitted on a KPI that is not money), or None when
+        they differ (the difference then leaves the :data:`RETURN_FIGURES` blank). ``errors``: one entry per
         source that could not be compared (``{"source", "problems"}``).
 
     Raises
@@ -132,14 +138,17 @@ def compare_scenarios(sources, *, budget: float | None = None, use_cache: bool =
         entry["scenarios"] = [c["name"] for c in entry["scenarios"]]
     currencies = {c["currency"] for c in columns}
     currency = currencies.pop() if len(currencies) == 1 else None
+    units = {c["return_unit"] for c in columns}
+    return_unit = units.pop() if len(units) == 1 else None
     return {
         "scenarios": columns,
         "channels": _union(columns, "channels"),
         "groups": _union(columns, "groups"),
-        "difference": _difference(columns) if currency is not None else None,
+        "difference": _difference(columns, returns=return_unit is not None) if currency is not None else None,
         "curves": _curves_verdict(columns, curve_sets),
         "fits": list(fits.values()),
         "currency": currency,
+        "return_unit": return_unit,
         "errors": errors,
     }
 
@@ -295,6 +304,7 @@ def _from_plan_dict(d: dict, extra: dict, kind: str) -> dict:
         "kind": kind,
         "status": d.get("status", "optimal"),
         "currency": d.get("currency") or "CNY",
+        "return_unit": d.get("return_unit") or "money",
         "budget": d.get("budget"),
         "spend": d.get("spend"),
         "reserve": d.get("reserve"),
@@ -337,24 +347,26 @@ def _union(columns: list[dict], key: str) -> list[dict]:
     return list(out.values())
 
 
-def _difference(columns: list[dict]) -> dict | None:
-    """The second column minus the first, for every figure both have (money to the cent)."""
+def _difference(columns: list[dict], returns: bool = True) -> dict | None:
+    """The second column minus the first, for every figure both have (money to the cent); with
+    ``returns`` False (one column's returns are money, the other's KPI units) none of the
+    :data:`RETURN_FIGURES`."""
     feasible = [c for c in columns if c["status"] == "optimal"]
     if len(columns) != 2 or len(feasible) != 2:
         return None
     a, b = columns
 
-    def diff(x, y, kind):
-        if x is None or y is None:
+    def diff(x, y, kind, key):
+        if x is None or y is None or (not returns and key in RETURN_FIGURES):
             return None
         v = float(y) - float(x)
         return round(v, 2) + 0.0 if kind == "money" else v
 
-    out = {"plan": {k: diff(a.get(k), b.get(k), kind) for k, _, kind in PLAN_METRICS}, "channels": {}, "groups": {}}
+    out = {"plan": {k: diff(a.get(k), b.get(k), kind, k) for k, _, kind in PLAN_METRICS}, "channels": {}, "groups": {}}
     for key, metrics in (("channels", CHANNEL_METRICS), ("groups", GROUP_METRICS)):
         for name in dict.fromkeys([*a[key], *b[key]]):
             ra, rb = a[key].get(name), b[key].get(name)
-            out[key][name] = {k: diff(ra.get(k) if ra else None, rb.get(k) if rb else None, kind)
+            out[key][name] = {k: diff(ra.get(k) if ra else None, rb.get(k) if rb else None, kind, k)
                               for k, _, kind in metrics}
     return out
 

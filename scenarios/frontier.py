@@ -181,6 +181,10 @@ def _row(scenario, level: float, budget: float, samples) -> dict:
     return row
 
 
+#: The threshold's reason when the KPI is not money and the scenario gives no value for it.
+KPI_BREAK_EVEN = "one KPI unit per unit of money, which is break-even only if a KPI unit is worth that much"
+
+
 def _threshold(scenario) -> tuple[float, str]:
     """The marginal ROI below which the scenario's last money is not worth spending, and why."""
     p = scenario.problem
@@ -188,6 +192,8 @@ def _threshold(scenario) -> tuple[float, str]:
         return float(p.marginal_roi_min), "the scenario's marginal-ROI floor"
     if p.objective == "max_profit" and p.margin:
         return 1.0 / float(p.margin), f"1/margin (a unit of return is worth {p.margin:g} in profit)"
+    if not p.return_in_money:
+        return 1.0, KPI_BREAK_EVEN
     return 1.0, "break-even"
 
 
@@ -210,14 +216,14 @@ def _favoured(scenario, band: tuple[float, float], reference: float, threshold: 
     if at_threshold is None or at_threshold > hi:
         budget = hi
         top = next((r for r in reversed(rows) if r["marginal_roi"] is not None), None)
-        reason = (f"the top of the band: there {last} still returns {top['marginal_roi']:.2f} ≥ {t:.4g} ({why})"
+        reason = (f"the top of the band: there {last} still returns {top['marginal_roi']:.3g} ≥ {t:.4g} ({why})"
                   if top else "the top of the band")
         reason += (f"; the curves would take more, up to about {money(at_threshold, cc)}" if at_threshold
                    else "; the curves would take more than any plannable budget")
     elif at_threshold < lo:
         budget = lo
         low = next((r for r in rows if r["marginal_roi"] is not None), None)
-        reason = (f"the bottom of the band: even there {last} returns {low['marginal_roi']:.2f} < {t:.4g} ({why})"
+        reason = (f"the bottom of the band: even there {last} returns {low['marginal_roi']:.3g} < {t:.4g} ({why})"
                   if low else "the bottom of the band")
         reason += (f", reached at about {money(at_threshold, cc)}" if at_threshold > 0.01
                    else f"; no channel earns it even on its first {unit_name(cc)}")
@@ -340,7 +346,7 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
                      "horizon's totals on the steady-state planning curves), where break-even is defined")
     notes.append("each level is planned as `budget allocate --budget B` plans it: every constraint of the scenario, "
                  "the current plan scaled to keep its split (locked channels keep their amounts)")
-    if not problem.return_in_money and threshold[1] == "break-even":
+    if threshold[1] == KPI_BREAK_EVEN:
         notes.append("the KPI is not money (see the warnings): break-even here is where one more unit of money "
                      "returns one KPI unit, not where spend stops paying; set `marginal_roi_min` (KPI units a unit of "
                      "money must still return) or objective = \"max_profit\" with `margin` (a KPI unit's value)")
@@ -350,6 +356,7 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
     d = {
         "scenario": scenario.name,
         "currency": problem.currency,
+        "return_unit": "money" if problem.return_in_money else "kpi",
         "objective": problem.objective,
         "basis": "forecast" if of_forecast else "budget",
         "reference": round(reference, 2),

@@ -304,12 +304,12 @@ def _finish(scenario, result: ScenarioPlan) -> ScenarioPlan:
         block = _media_forecast(scenario, alloc)
         if block is not None:
             result.extra["media_forecast"] = block
-            cur, rec, cc = block["current"], block["recommended"], alloc.currency
+            cur, rec, rc = block["current"], block["recommended"], alloc.return_currency
             alloc.notes.append(
                 f"expected return is each plan's steady-state return over {block['periods']} periods (the split "
                 f"sustained, its carryover at its own level); from the carryover history left, the fitted channels' "
-                f"media return over the same periods is {_money(cur['media_return'], cc)} for the current plan and "
-                f"{_money(rec['media_return'], cc)} for the recommended one"
+                f"media return over the same periods is {_money(cur['media_return'], rc)} for the current plan and "
+                f"{_money(rec['media_return'], rc)} for the recommended one"
                 f"{_uplift_text(cur['media_return'], rec['media_return'])}, as `forecast` shows"
                 f"{_written_text(scenario)}"
             )
@@ -345,7 +345,8 @@ def _beats_current(scenario, alloc, samples: dict) -> float | None:
 def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
     """Forecast the scenario's horizon under its current and recommended plans.
 
-    Returns the forecast (see :func:`models.forecast.forecast`, plus ``scenario`` and ``notes``;
+    Returns the forecast (see :func:`models.forecast.forecast`, plus ``scenario``, ``notes``,
+    ``currency`` and ``return_unit``: "money", or "kpi" for a KPI that is not money;
     for a single-horizon plan each entry of ``plans`` also has ``steady_state_return``, the
     figure ``allocate`` reports, and a note says why the two differ) and the plan it used; an
     infeasible plan is returned with an empty forecast.
@@ -378,9 +379,10 @@ def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
     }
     fc = forecast(model, plans, periods, seed=seed)
     fc["scenario"] = scenario.name
+    fc["currency"], fc["return_unit"] = alloc.currency, alloc.return_unit  # the KPI is money, or KPI units
     fc["warnings"] = list(alloc.warnings)  # what the curves and the scenario rest on, as in allocate
     fc["notes"] = []
-    cc = alloc.currency
+    cc, rc = alloc.currency, alloc.return_currency
     if not plan.periodic:
         cmp = steady_state_comparison(model, {name: {c: float(np.sum(v)) for c, v in p.items()}
                                               for name, p in plans.items()}, periods)
@@ -389,13 +391,13 @@ def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
         cur, rec = cmp["current"], cmp["recommended"]
         fc["notes"].append(
             f"allocate's expected return is a steady-state figure (each plan sustained, its carryover at its own "
-            f"level): {_money(cur['steady_state'], cc)} for the current plan and {_money(rec['steady_state'], cc)} "
+            f"level): {_money(cur['steady_state'], rc)} for the current plan and {_money(rec['steady_state'], rc)} "
             f"for the recommended one{_uplift_text(cur['steady_state'], rec['steady_state'])}{_written_text(scenario)}. "
             f"This forecast starts from the carryover history left ({_money(rec['carryover_start'], cc)} of past spend "
             f"still at work in the fitted channels, against {_money(rec['carryover_steady'], cc)} once the recommended "
             f"plan has been running) and lets it {'build up' if rec['carryover_start'] < rec['carryover_steady'] else 'run down'} "
-            f"over the {periods} periods, so their media return is {_money(cur['forward'], cc)} and "
-            f"{_money(rec['forward'], cc)}{_uplift_text(cur['forward'], rec['forward'])}. Started from each plan's own "
+            f"over the {periods} periods, so their media return is {_money(cur['forward'], rc)} and "
+            f"{_money(rec['forward'], rc)}{_uplift_text(cur['forward'], rec['forward'])}. Started from each plan's own "
             "steady-state carryover, the forecast would give allocate's figures exactly"
         )
     else:
@@ -403,9 +405,9 @@ def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
         horizon_part = float(np.sum(alloc.period_return[fitted_rows])) if fitted_rows else 0.0
         forward = float(np.sum(fc["plans"]["recommended"]["media"]["point"]))
         fc["notes"].append(
-            f"allocate's return for the recommended period plan is incremental: its {_money(horizon_part, cc)} over "
-            f"the horizon (fitted channels) leaves out the {_money(alloc.carryover_return, cc)} that carryover from "
-            f"history earns in the horizon on its own; this forecast's media return ({_money(forward, cc)}) "
+            f"allocate's return for the recommended period plan is incremental: its {_money(horizon_part, rc)} over "
+            f"the horizon (fitted channels) leaves out the {_money(alloc.carryover_return, rc)} that carryover from "
+            f"history earns in the horizon on its own; this forecast's media return ({_money(forward, rc)}) "
             "includes it"
         )
     if plan.periodic and plan.period_problem is not None and np.any(np.abs(plan.period_problem.efficiency() - 1.0) > 1e-9):
@@ -415,7 +417,7 @@ def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
         )
     if plan.periodic and alloc.count_after_horizon:
         fc["notes"].append(
-            f"the recommended period plan also earns {_money(alloc.after_horizon_return, cc)} after the horizon through "
+            f"the recommended period plan also earns {_money(alloc.after_horizon_return, rc)} after the horizon through "
             "carryover (its scenario counts it); this forecast shows the horizon only"
         )
     return fc, plan

@@ -339,7 +339,7 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
     if k >= T:
         raise ScenarioError([f"actuals cover every period of the plan ({', '.join(periods)}): nothing left to "
                              "re-plan"], name)
-    cur = base.currency
+    cur, rc = base.currency, base.return_currency  # money; returns (KPI units when the KPI is not money)
     names = [c.name for c in base.channels]
     spec = scenario.rebalance
     B = float(base.budget)
@@ -433,18 +433,18 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
             if abs(dev_r) > spec.return_tolerance:
                 drift.append({"kind": "return", "channel": c, "actual": _cents(y), "expected": _cents(e),
                               "deviation": round(dev_r, 4), "tolerance": spec.return_tolerance,
-                              "text": f"{c}: returned {money(y, cur)} to date, the model expected {money(e, cur)} "
+                              "text": f"{c}: returned {money(y, rc)} to date, the model expected {money(e, rc)} "
                                       f"at that spend ({dev_r:+.0%}; tolerance ±{spec.return_tolerance:.0%}): "
                                       "its curve no longer fits; refit with the new periods"})
 
     basis = [DRIFT_BASIS] if has_ret else []
-    kpi_rows = _kpi_drift(scenario, base, X_full, actuals, done, cur, drift, notes)
+    kpi_rows = _kpi_drift(scenario, base, X_full, actuals, done, rc, drift, notes)
     if kpi_rows is not None:
         basis.insert(0, "the KPI per period vs the forecast P10–P90 for the spend actually made (baseline "
                         "+ media over the fit's curve samples)")
     out = {
         "scenario": name, "status": "ok" if alloc.feasible else "infeasible", "as_of": done[-1],
-        "currency": cur, "plan_of_record_run": plan_run_id,
+        "currency": cur, "return_unit": "money" if base.return_in_money else "kpi", "plan_of_record_run": plan_run_id,
         "periods_done": list(done), "periods_remaining": list(periods[k:]),
         "model_update": model_update,
         "drift_basis": "; ".join(basis) or "spend to date vs the plan of record only (the actuals give no "
@@ -493,19 +493,20 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
                                                   for i, c in enumerate(names)]}
                       for t, lab in enumerate(periods[k:])]
     suggestions = _level(X_rem, X_new, periods[k:], cur, spec.unit, unspent=float(X_por[:, :k].sum() - X_act.sum()),
-                         por_reserve=por_reserve, new_reserve=float(alloc.reserve), cost=rem_base - rem_por)
+                         por_reserve=por_reserve, new_reserve=float(alloc.reserve), cost=rem_base - rem_por,
+                         return_currency=rc)
     threshold = spec.min_gain * max(rem_por, 0.0)
     out["min_gain"] = _cents(threshold)
     if gain < threshold:
-        notes.append(f"no transfer between channels suggested: the re-plan gains {money(gain, cur)}, below the "
-                     f"minimum {money(threshold, cur)} ({spec.min_gain:.1%} of the remaining expected return)")
+        notes.append(f"no transfer between channels suggested: the re-plan gains {money(gain, rc)}, below the "
+                     f"minimum {money(threshold, rc)} ({spec.min_gain:.1%} of the remaining expected return)")
     else:
         suggestions += _transfers(rem, X_base, X_new, names, spec.unit, cur, periods[k:])
     out["suggestions"] = suggestions
     return out
 
 
-def _level(X_rem, X_new, periods, cur, unit, *, unspent, por_reserve, new_reserve, cost) -> list[dict]:
+def _level(X_rem, X_new, periods, cur, unit, *, unspent, por_reserve, new_reserve, cost, return_currency) -> list[dict]:
     """What settles the level of the remaining spend: the spend to date off plan, and the reserve."""
     from optimizer import money
 
@@ -521,7 +522,7 @@ def _level(X_rem, X_new, periods, cur, unit, *, unspent, por_reserve, new_reserv
                        f"{money(abs(new_reserve - por_reserve), cur)}")
         text = (f"spend {money(rounded, cur)} {'more' if change > 0 else 'less'} over {_span(periods)} than the "
                 f"plan of record ({'; '.join(why) or 'the remaining budget'}), split as the plan of record splits it: "
-                f"{'+' if cost >= 0 else '−'}{money(abs(cost), cur)} expected")
+                f"{'+' if cost >= 0 else '−'}{money(abs(cost), return_currency)} expected")
         out.append({"kind": "level", "from": None, "to": None, "amount": float(rounded), "exact_amount": _cents(change),
                     "periods": list(periods), "expected_gain": _cents(cost), "text": text})
     if abs(new_reserve - por_reserve) >= unit / 2:
@@ -535,8 +536,9 @@ def _level(X_rem, X_new, periods, cur, unit, *, unspent, por_reserve, new_reserv
     return out
 
 
-def _kpi_drift(scenario, base, X_full, actuals, done, cur, drift, notes) -> list[dict] | None:
-    """Flag periods whose KPI fell outside the forecast P10–P90 for the spend actually made.
+def _kpi_drift(scenario, base, X_full, actuals, done, kpi_currency, drift, notes) -> list[dict] | None:
+    """Flag periods whose KPI fell outside the forecast P10–P90 for the spend actually made
+    (``kpi_currency``: the currency, or "" for a KPI that is not money).
 
     Needs a fitted model (the baseline forecast) and a KPI per period (wide actuals); returns
     the rows (period, actual, p10, p90), or None when the test cannot be made.
@@ -568,8 +570,8 @@ def _kpi_drift(scenario, base, X_full, actuals, done, cur, drift, notes) -> list
             drift.append({"kind": "kpi", "channel": "", "period": p, "actual": _cents(y),
                           "expected": _cents(band["p50"][t]), "deviation": round((y - band["p50"][t]) / band["p50"][t], 4)
                           if band["p50"][t] else None, "tolerance": 0.8,
-                          "text": f"KPI in {p}: {money(y, cur)}, outside the forecast P10–P90 for the spend made "
-                                  f"({money(lo, cur)}–{money(hi, cur)}): the model no longer explains the new periods"})
+                          "text": f"KPI in {p}: {money(y, kpi_currency)}, outside the forecast P10–P90 for the spend made "
+                                  f"({money(lo, kpi_currency)}–{money(hi, kpi_currency)}): the model no longer explains the new periods"})
     return rows
 
 
@@ -619,7 +621,7 @@ def _transfers(problem, X0, X1, names, unit, cur, periods) -> list[dict]:
             continue
         src, dst = names[a[0]], names[b[0]]
         text = (f"move {money(rounded, cur)} from {src} to {dst} for {_span(periods)}: "
-                f"{'+' if gain >= 0 else '−'}{money(abs(gain), cur)} expected; marginal ROI "
+                f"{'+' if gain >= 0 else '−'}{money(abs(gain), problem.return_currency)} expected; marginal ROI "
                 f"{mroi[a[0]]:.2f} → {mroi[b[0]]:.2f}")
         out.append({"kind": "transfer", "from": src, "to": dst, "amount": float(rounded),
                     "exact_amount": _cents(amount), "periods": list(periods), "expected_gain": _cents(gain),

@@ -15,7 +15,7 @@ import unicodedata
 
 __all__ = [
     "allocation_csv", "allocation_json", "allocation_table", "fit_table", "forecast_csv", "forecast_table",
-    "infeasible_message", "json_text", "period_csv", "period_table", "render_table", "risk_table",
+    "infeasible_message", "json_text", "ratio_text", "period_csv", "period_table", "render_table", "risk_table",
     "comparison_csv", "comparison_table", "spreadsheet_safe",
 ]
 
@@ -26,6 +26,20 @@ def _currency(code: str | None) -> tuple[str, str]:
 
     symbol = currency_symbol(code or "CNY")
     return symbol + (" " if symbol[-1:].isalpha() else ""), unit_name(code or "CNY")
+
+
+def units_line(currency: str, return_unit: str | None, capital: bool = True) -> str:
+    """What a report's figures are in: "Money in CNY (¥)", or for curves fitted on a KPI that is
+    not money (``return_unit`` "kpi") "Spend, budget and reserve in CNY (¥); returns in the KPI's
+    own units" (None: the columns of a comparison differ, which the comparison says itself)."""
+    symbol = _currency(currency)[0].strip()
+    if return_unit == "kpi":
+        text = f"Spend, budget and reserve in {currency} ({symbol}); returns in the KPI's own units"
+    elif return_unit is None:
+        text = f"Spend, budget and reserve in {currency} ({symbol})"
+    else:
+        text = f"Money in {currency} ({symbol})"
+    return text if capital else text[0].lower() + text[1:]
 
 
 def json_text(data) -> str:
@@ -72,7 +86,7 @@ def _num(v: float | None, digits: int = 0) -> str:
     return text[1:] if text.startswith("-") and not text.strip("-0.,") else text  # never "-0"
 
 
-def _ratio(v: float | None) -> str:
+def ratio_text(v: float | None) -> str:
     """An ROI or marginal ROI: two decimals, or two significant digits below 0.1 (a KPI in
     conversions or in 万 has ROIs like 0.016 or 0.00030, which two decimals print as 0.02 and 0.00)."""
     if v is None or not math.isfinite(v) or v == 0 or abs(v) >= 0.1:
@@ -148,7 +162,7 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
         rel = f" ({change / c['current_spend'] * 100:+.0f}%)" if c["current_spend"] > 0 and abs(change) >= 0.5 else ""
         rows.append([
             c["channel"], c["group"], _num(c["current_spend"]), _num(c["spend"]), _signed(change) + rel,
-            _pct(c["share"]), _num(c["expected_return"]), _ratio(c["roi"]), _ratio(c["marginal_roi"]),
+            _pct(c["share"]), _num(c["expected_return"]), ratio_text(c["roi"]), ratio_text(c["marginal_roi"]),
         ])
     lines.append(render_table(
         ["channel", "group", "current", "recommended", "change", "share", "return", "ROI", "mROI"],
@@ -168,7 +182,7 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
         f"expected return  {_num(cur.get('expected_return'))} → {_num(d['expected_return'])}"
         + (f" ({_pct(up, signed=True)})" if up is not None else "")
     )
-    lines.append(f"ROI              {_ratio(cur.get('roi'))} → {_ratio(d['roi'])}")
+    lines.append(f"ROI              {ratio_text(cur.get('roi'))} → {ratio_text(d['roi'])}")
     if cur and not cur.get("feasible", True):
         lines.append("the current plan breaks these constraints: " + "; ".join(cur["violations"]))
     if d["binding_constraints"]:
@@ -186,10 +200,8 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
         lines.append("Notes:")
         lines += [f"  - {n}" for n in d["notes"]]
     lines.append("")
-    money = (f"Money in {d['currency']} ({symbol.strip()})" if d["return_unit"] == "money" else
-             f"Spend, budget and reserve in {d['currency']} ({symbol.strip()}); returns in the KPI's own units")
     lines.append(
-        f"{money}. mROI is the return of the next {unit}. The plan equalises it across channels that are free "
+        f"{units_line(d['currency'], d['return_unit'])}. mROI is the return of the next {unit}. The plan equalises it across channels that are free "
         "to move; cut where it is lowest, not where average ROI is below average."
     )
     lines.append(f"solver: {d['solver']['name']} ({d['solver']['mode']}), {d['solver']['seconds']:.2f} s")
@@ -353,10 +365,10 @@ def fit_table(report: dict, source: str) -> str:
     for c in report["channels"]:
         interval = "-"
         if c.get("roi_p10") is not None:
-            interval = f"{_ratio(c['roi_p10'])}–{_ratio(c['roi_p90'])}"
+            interval = f"{ratio_text(c['roi_p10'])}–{ratio_text(c['roi_p90'])}"
         rows.append([
-            c["channel"], c.get("group") or "", _num(c["spend"]), _num(c["contribution"]), _ratio(c["roi"]), interval,
-            _ratio(c["marginal_roi"]), f"{c['alpha']:.2f}", _num(c["k"]), f"{c['s']:.2f}",
+            c["channel"], c.get("group") or "", _num(c["spend"]), _num(c["contribution"]), ratio_text(c["roi"]), interval,
+            ratio_text(c["marginal_roi"]), f"{c['alpha']:.2f}", _num(c["k"]), f"{c['s']:.2f}",
             _pct(c["spend_share"]), _pct(c["effect_share"]), (c.get("identification") or {}).get("level", "-"),
         ])
     lines.append(render_table(
@@ -444,7 +456,7 @@ def _compare_cell(v, kind: str) -> str:
     if kind == "share":
         return _pct(v)
     if kind == "ratio":
-        return _ratio(v)
+        return ratio_text(v)
     return str(v)
 
 
@@ -474,8 +486,11 @@ def comparison_table(cmp: dict) -> str:
              + ("" if c["name"].endswith(f"({Path(c['source']).name})") else f"{Path(c['source']).name}, ")
              + f"{c['kind']})" for n, c in zip(names, cols)]
     if cmp["currency"]:
-        symbol = _currency(cmp["currency"])[0].strip()
-        lines.append(f"money in {cmp['currency']} ({symbol})")
+        lines.append(units_line(cmp["currency"], cmp.get("return_unit", "money"), capital=False))
+        if cmp.get("return_unit", "money") is None:
+            kpi, money = ([n for n, c in zip(names, cols) if (c["return_unit"] == "kpi") == side] for side in (True, False))
+            lines.append(f"returns of {', '.join(kpi)} in the KPI's own units (not money), of {', '.join(money)} in money: "
+                         "returns and ROIs are not comparable across them" + (" (no difference for them)" if two else ""))
     else:
         lines.append(f"money in each column's own currency "
                      f"({', '.join(c['currency'] for c in cols)}): no difference column")
@@ -643,6 +658,8 @@ def frontier_level(level: float, basis: str) -> str:
 def _frontier_reference(d: dict) -> str:
     symbol, _ = _currency(d["currency"])
     if d["basis"] == "forecast":
+        if d.get("return_unit", "money") != "money":  # the KPI is in its own units
+            symbol = ""
         k = d["forecast_kpi"]
         return (f"the forecast KPI {symbol}{_num(k['total'])} over {k['periods']} periods from {k['start']} "
                 f"(baseline {symbol}{_num(k['baseline'])} + media {symbol}{_num(k['media'])} at the historical "
@@ -675,7 +692,7 @@ def frontier_table(d: dict) -> str:
         ri = r["return_interval"]
         band = f"{_num(ri['p10'])}–{_num(ri['p90'])}" if ri else "-"
         rows.append([frontier_level(r["level"], basis) + mark, _num(r["budget"]), _num(r["spend"]), _num(r["reserve"]),
-                     _num(r["expected_return"]), band, _ratio(r["roi"]), _ratio(r["marginal_roi"])])
+                     _num(r["expected_return"]), band, ratio_text(r["roi"]), ratio_text(r["marginal_roi"])])
     lines.append(render_table(["level", "budget", "spend", "reserve", "return", "P10–P90", "ROI", "mROI"], rows,
                               right={1, 2, 3, 4, 5, 6, 7}))
     if any(abs(r["level"] - here) <= 1e-9 * max(1.0, here) for r in levels):
@@ -718,7 +735,7 @@ def frontier_table(d: dict) -> str:
         lines.append("Notes:")
         lines += [f"  - {n}" for n in d["notes"]]
     lines.append("")
-    lines.append(f"Money in {d['currency']} ({symbol.strip()}). mROI is the return of the plan's last {unit}; "
+    lines.append(f"{units_line(d['currency'], d.get('return_unit', 'money'))}. mROI is the return of the plan's last {unit}; "
                  f"P10–P90 is the return's spread over the curve samples.")
     return "\n".join(lines) + "\n"
 
@@ -756,6 +773,7 @@ __all__ += ["frontier_csv", "frontier_level", "frontier_table"]
 def rebalance_table(r: dict) -> str:
     """A rebalance for a lead: what to move where, what drifted, the numbers behind it."""
     sym, _ = _currency(r.get("currency"))
+    rsym = sym if r.get("return_unit", "money") == "money" else ""  # returns: money, or the KPI's units
     b = r["budget"]
     out = [f"Rebalance of {r['scenario']} as of {r['as_of']} (plan of record: run {r.get('plan_of_record_run')})",
            f"  periods done: {', '.join(r['periods_done'])}; to re-plan: {', '.join(r['periods_remaining'])}",
@@ -783,14 +801,14 @@ def rebalance_table(r: dict) -> str:
     if r["status"] == "ok":
         out += ["", "Remaining periods:"]
         rows = [[c["channel"] + (" (locked)" if c["locked"] else ""), _num(c["plan_of_record_remaining"]),
-                 _num(c["replan_remaining"]), _signed(c["change"]), _ratio(c["marginal_roi"])]
+                 _num(c["replan_remaining"]), _signed(c["change"]), ratio_text(c["marginal_roi"])]
                 for c in r["channels"]]
         out.append(render_table(["channel", "plan of record", "re-plan", "change", "marginal ROI"], rows,
                                 right={1, 2, 3, 4}))
         e = r["end_of_horizon"]
-        out += ["", f"End of horizon: recorded expected return {sym}{_num(e['recorded_expected_return'])}; "
-                    f"with the actuals, the plan of record now expects {sym}{_num(e['plan_of_record_expected_return'])}"
-                    f" and the re-plan {sym}{_num(e['replan_expected_return'])} "
+        out += ["", f"End of horizon: recorded expected return {rsym}{_num(e['recorded_expected_return'])}; "
+                    f"with the actuals, the plan of record now expects {rsym}{_num(e['plan_of_record_expected_return'])}"
+                    f" and the re-plan {rsym}{_num(e['replan_expected_return'])} "
                     f"({_signed(e['change_vs_recorded'])} vs recorded)"]
     out += [f"Note: {n}" for n in r.get("notes", [])]
     out += [f"Ignored (--force): {n}" for n in r.get("ignored", [])]

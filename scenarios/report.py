@@ -231,8 +231,9 @@ def _curves_data(section: _Section) -> dict:
         })
     return {
         "currency": alloc.currency,
+        "return_currency": alloc.return_currency,
         "x_label": f"spend {over}",
-        "y_label": f"return {over}",
+        "y_label": f"return {over}" + ("" if alloc.return_unit == "money" else " (KPI units)"),
         "points_label": f"past {unit}s (each {unit}'s spend and modelled return × {P})" if P else "history",
         "band_label": "P10–P90 of the posterior curve draws" if model is not None and model.uses_joint()
         else "P10–P90 of the bootstrap curves",
@@ -397,7 +398,9 @@ def _money(v, currency: str) -> str:
 
 
 def _ratio(v) -> str:
-    return "—" if v is None or not math.isfinite(v) else f"{v:.2f}"
+    from scenarios.render import ratio_text
+
+    return "—" if v is None or not math.isfinite(v) else ratio_text(v)
 
 
 def _share(v) -> str:
@@ -407,26 +410,29 @@ def _share(v) -> str:
 def _summary(section: _Section) -> str:
     """The plan in two sentences, with its figures; the total first (what a lead reads first)."""
     sc, alloc = section.scenario, section.plan.allocation
-    cc = alloc.currency
+    cc, rc = alloc.currency, alloc.return_currency
     if not alloc.feasible:
         return (f"<p class=lead>No plan satisfies every constraint of {_e(sc.name)} within the budget of "
                 f"<b>{_e(_money(alloc.budget, cc))}</b>:</p>")
     interval = section.plan.extra.get("return_interval")
-    band = (f" (P10–P90 {_e(_money(interval['p10'], cc))} to {_e(_money(interval['p90'], cc))} over the "
+    band = (f" (P10–P90 {_e(_money(interval['p10'], rc))} to {_e(_money(interval['p90'], rc))} over the "
             f"{interval['samples']} curve samples)") if interval else ""
     cur = alloc.current
     against = ""
     if cur is not None and alloc.uplift is not None:
-        against = (f" The current plan spends {_e(_money(cur.spend, cc))} for {_e(_money(cur.expected_return, cc))} "
+        against = (f" The current plan spends {_e(_money(cur.spend, cc))} for {_e(_money(cur.expected_return, rc))} "
                    f"(ROI {_ratio(cur.roi)}): the recommended plan returns <b>{alloc.uplift:+.1%}</b> more.")
     mroi = ""
     if alloc.marginal_roi is not None and math.isfinite(alloc.marginal_roi):
-        mroi = (f" Its last unit of money returns {alloc.marginal_roi:.2f} (marginal ROI), the same in every channel "
-                "free to move.")
+        mroi = (f" Its last unit of money returns {_ratio(alloc.marginal_roi)}{'' if rc else ' KPI units'} (marginal "
+                "ROI), the same in every channel free to move.")
+    if not rc:
+        mroi += (" The KPI is not money: returns are in its own units, and only spend, budget and reserve are "
+                 "money.")
     return (f"<p class=lead>Budget <b class=total>{_e(_money(alloc.budget, cc))}</b>: spend "
             f"<b>{_e(_money(alloc.spend, cc))}</b> across {len(alloc.channels)} channels and keep "
             f"<b>{_e(_money(alloc.reserve, cc))}</b> in reserve. Expected return "
-            f"<b>{_e(_money(alloc.expected_return, cc))}</b>{band}, ROI {_ratio(alloc.roi)}.{against}{mroi}</p>")
+            f"<b>{_e(_money(alloc.expected_return, rc))}</b>{band}, ROI {_ratio(alloc.roi)}.{against}{mroi}</p>")
 
 
 def _fit_words(section: _Section) -> list[str]:
@@ -466,7 +472,7 @@ def _fit_words(section: _Section) -> list[str]:
 
 def _channel_table(section: _Section) -> str:
     sc, alloc = section.scenario, section.plan.allocation
-    cc = alloc.currency
+    cc, rc = alloc.currency, alloc.return_currency
     model = sc.model
     fitted_roi = {}
     if model is not None:
@@ -485,9 +491,9 @@ def _channel_table(section: _Section) -> str:
             f"<td class=n>{_e(_money(c.current_spend, cc))}</td><td class=n>{_e(_money(c.spend, cc))}</td>"
             f"<td class=n>{'+' if c.change > 0.005 else ''}{_e(_money(c.change, cc))}</td>"
             f"<td class=n>{_share(c.share)}</td>"
-            f"<td class=n>{_e(_money(c.expected_return, cc))}</td><td class=n>{_ratio(c.roi)}</td>"
+            f"<td class=n>{_e(_money(c.expected_return, rc))}</td><td class=n>{_ratio(c.roi)}</td>"
             f"<td class=n>{_ratio(c.marginal_roi)}</td>"
-            f"<td class=n>{'—' if roi_band is None else f'{roi_band[0]:.2f}–{roi_band[1]:.2f}'}</td></tr>")
+            f"<td class=n>{'—' if roi_band is None else f'{_ratio(roi_band[0])}–{_ratio(roi_band[1])}'}</td></tr>")
     foot = (f"<tr class=sum><td>reserve</td><td></td>"
             f"<td class=n>{_e(_money(alloc.current.reserve, cc)) if alloc.current else ''}</td>"
             f"<td class=n>{_e(_money(alloc.reserve, cc))}</td><td></td>"
@@ -496,7 +502,7 @@ def _channel_table(section: _Section) -> str:
             f"<tr class=sum><td>total</td><td></td>"
             f"<td class=n>{_e(_money(alloc.current.spend + alloc.current.reserve, cc)) if alloc.current else ''}</td>"
             f"<td class=n>{_e(_money(alloc.budget, cc))}</td><td></td><td class=n>100%</td>"
-            f"<td class=n>{_e(_money(alloc.expected_return, cc))}</td><td class=n>{_ratio(alloc.roi)}</td>"
+            f"<td class=n>{_e(_money(alloc.expected_return, rc))}</td><td class=n>{_ratio(alloc.roi)}</td>"
             "<td></td><td></td></tr>")
     return f"<table>{head}{''.join(rows)}{foot}</table>"
 
@@ -504,13 +510,16 @@ def _channel_table(section: _Section) -> str:
 def _frontier_html(fr: dict) -> str:
     """The sweep in words (break-even, the favoured level and why) and a table of its levels."""
     cc = fr["currency"]
+    rc = cc if fr.get("return_unit", "money") == "money" else ""
     levels = fr["levels"]
     words = [f"Planned at {len(levels)} budgets from {_money(levels[0]['budget'], cc)} to "
              f"{_money(levels[-1]['budget'], cc)} under every constraint of the scenario."]
     be = fr.get("break_even")
     if be is not None:
         words.append(f"Break-even: at about {_money(be['budget'], cc)} ({be['level']:.2f}× the budget) the last unit "
-                     "of money returns 1; past it the extra money returns less than it costs.")
+                     + ("of money returns 1; past it the extra money returns less than it costs." if rc else
+                        "of money returns 1 KPI unit (the KPI is not money: whether that pays depends on what a "
+                        "KPI unit is worth)."))
     fav = fr.get("favoured")
     if fav is not None:
         words.append(f"Within this band the curves favour about {_money(fav['budget'], cc)}: {fav['reason']}.")
@@ -527,8 +536,8 @@ def _frontier_html(fr: dict) -> str:
         rows.append(
             f"<tr{' class=sum' if own else ''}><td class=n>{_e(_money(r['budget'], cc))}</td>"
             f"<td class=n>{r['level']:.2f}</td>"
-            f"<td class=n>{_e(_money(r['expected_return'], cc))}</td>"
-            f"<td class=n>{'—' if not band else _e(_money(band['p10'], cc) + ' – ' + _money(band['p90'], cc))}</td>"
+            f"<td class=n>{_e(_money(r['expected_return'], rc))}</td>"
+            f"<td class=n>{'—' if not band else _e(_money(band['p10'], rc) + ' – ' + _money(band['p90'], rc))}</td>"
             f"<td class=n>{_ratio(r['roi'])}</td><td class=n>{_ratio(r['marginal_roi'])}</td></tr>")
     return "".join(f"<p>{_e(w)}</p>" for w in words) + f"<table>{head}{''.join(rows)}</table>"
 

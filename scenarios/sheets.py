@@ -25,6 +25,8 @@ __all__ = ["allocation_workbook", "comparison_workbook", "money_format"]
 
 SHARE_FORMAT = "0.0%"
 RATIO_FORMAT = "0.00"
+#: Returns in the units of a KPI that is not money: a plain number, no currency.
+KPI_FORMAT = "#,##0.00"
 #: First row of the header: rows 1–2 say what the sheet is, row 3 is blank.
 HEADER_ROW = 4
 
@@ -38,6 +40,16 @@ def money_format(currency: str | None) -> str:
     if symbol[-1:].isalpha():
         return f'#,##0.00 "{symbol}"'
     return f'"{symbol}"#,##0.00'
+
+
+def return_format(currency: str | None, return_unit: str | None) -> str:
+    """The number format of a return: money, or :data:`KPI_FORMAT` for a KPI that is not money."""
+    return money_format(currency) if return_unit in (None, "money") else KPI_FORMAT
+
+
+def _units(currency: str | None, return_unit: str | None) -> str:
+    """The subtitle's words for the units: "money in CNY", "; returns in KPI units" when they are."""
+    return f"money in {currency or 'CNY'}" + ("; returns in the KPI's own units" if return_unit == "kpi" else "")
 
 
 def _cents(v):
@@ -148,9 +160,10 @@ def allocation_workbook(alloc, scenario=None, extra: dict | None = None, *, writ
     extra = extra or {}
     cur = d["current"] or {}
     money = money_format(d["currency"])
+    ret = return_format(d["currency"], d.get("return_unit"))
     horizon = getattr(scenario, "horizon", None) or d.get("horizon")
     subtitle = (f"written {_today(written).isoformat()}" + (f"; horizon {horizon}" if horizon else "")
-                + f"; money in {d['currency']}; objective {d['objective']}")
+                + f"; {_units(d['currency'], d.get('return_unit'))}; objective {d['objective']}")
     book = Workbook()
 
     s = _Sheet(book, "summary", f"{d['scenario']}: plan", subtitle, first=True)
@@ -162,7 +175,7 @@ def allocation_workbook(alloc, scenario=None, extra: dict | None = None, *, writ
         return _bytes(book)
     s.header(["figure", "current", "recommended", "change"])
     for name, key, fmt in (("budget", "budget", money), ("spend", "spend", money), ("reserve", "reserve", money),
-                           ("expected return", "expected_return", money), ("ROI", "roi", RATIO_FORMAT)):
+                           ("expected return", "expected_return", ret), ("ROI", "roi", RATIO_FORMAT)):
         now, then = cur.get(key, d["budget"] if key == "budget" and cur else None), d[key]
         change = None if now is None or then is None else (then - now if key == "roi" else _cents(then - now))
         s.add([name, now, then, change], [None, fmt, fmt, fmt])
@@ -174,7 +187,7 @@ def allocation_workbook(alloc, scenario=None, extra: dict | None = None, *, writ
     if interval:
         for q in ("p10", "p50", "p90"):
             s.add([f"expected return {q.upper()} ({interval['samples']} curve samples)", None, interval[q]],
-                  [None, None, money])
+                  [None, None, ret])
     if d["binding_constraints"]:
         s.gap()
         s.add(["binding constraint", "detail", "shadow price"], bold=True)
@@ -191,7 +204,7 @@ def allocation_workbook(alloc, scenario=None, extra: dict | None = None, *, writ
 
     c = _Sheet(book, "channels", f"{d['scenario']}: channels", subtitle)
     c.header(["channel", "label", "group", "current", "recommended", "change", "share", "return", "ROI", "mROI"])
-    fmts = [None, None, None, money, money, money, SHARE_FORMAT, money, RATIO_FORMAT, RATIO_FORMAT]
+    fmts = [None, None, None, money, money, money, SHARE_FORMAT, ret, RATIO_FORMAT, RATIO_FORMAT]
     for ch in d["channels"]:
         c.add([ch["channel"], ch.get("label") or ch["channel"], ch["group"], ch["current_spend"], ch["spend"],
                ch["change"], ch["share"], ch["expected_return"], ch["roi"], ch["marginal_roi"]], fmts)
@@ -240,16 +253,24 @@ def comparison_workbook(cmp: dict, *, written: dt.date | None = None) -> bytes:
     scenario), and ``problems`` when a file could not be compared."""
     from openpyxl import Workbook
 
-    from scenarios.compare import comparison_rows
+    from scenarios.compare import RETURN_FIGURES, comparison_rows
 
     cols = cmp["scenarios"]
     names = [c["name"] for c in cols]
     two = cmp.get("difference") is not None
     currency = cmp.get("currency")
-    money = money_format(currency) if currency else "#,##0.00"
+    money = money_format(currency) if currency else KPI_FORMAT
+    ret = return_format(currency, cmp.get("return_unit")) if currency else KPI_FORMAT
     kinds = {"money": money, "share": SHARE_FORMAT, "ratio": RATIO_FORMAT, "text": None}
+
+    def fmt_of(r):  # returns are money only when every column's are
+        return ret if r["kind"] == "money" and r["metric"] in RETURN_FIGURES else kinds[r["kind"]]
+
+    unit = cmp.get("return_unit", "money")
     subtitle = (f"written {_today(written).isoformat()}; "
                 + (f"money in {currency}" if currency else "money in each column's own currency")
+                + ("; returns in the KPI's own units" if unit == "kpi" else
+                   "; returns in money in some columns, in KPI units in others" if unit is None else "")
                 + f"; {cmp['curves']['text']}")
     heading = f"Comparison of {len(cols)} plan(s): " + " | ".join(names)
     rows = comparison_rows(cmp)
@@ -260,7 +281,7 @@ def comparison_workbook(cmp: dict, *, written: dt.date | None = None) -> bytes:
     s.header(["figure", *names, *diff_head])
     for r in rows:
         if r["section"] in ("plan", "binding"):
-            fmt = kinds[r["kind"]]
+            fmt = fmt_of(r)
             s.add([r["name"], *r["values"], *([r["difference"]] if two else [])], [None] + [fmt] * (len(cols) + 1))
     if cmp["fits"]:
         s.gap()
@@ -276,7 +297,7 @@ def comparison_workbook(cmp: dict, *, written: dt.date | None = None) -> bytes:
         for r in rows:
             if r["section"] != section:
                 continue
-            fmt = kinds[r["kind"]]
+            fmt = fmt_of(r)
             lead = [r["item"]] + ([r["label"]] if section == "channel" else []) + [r["name"]]
             sh.add([*lead, *r["values"], *([r["difference"]] if two else [])],
                    [None] * len(lead) + [fmt] * (len(cols) + 1))
@@ -300,8 +321,9 @@ def rebalance_workbook(result: dict, *, written: dt.date | None = None) -> bytes
     from openpyxl import Workbook
 
     money = money_format(result.get("currency"))
+    ret = return_format(result.get("currency"), result.get("return_unit"))
     heading = f"{result['scenario']}: rebalance as of {result['as_of']}"
-    subtitle = (f"written {_today(written).isoformat()}; money in {result.get('currency') or 'CNY'}; "
+    subtitle = (f"written {_today(written).isoformat()}; {_units(result.get('currency'), result.get('return_unit'))}; "
                 f"periods done {', '.join(result['periods_done'])}; remaining {', '.join(result['periods_remaining'])}")
     book = Workbook()
 
@@ -310,7 +332,7 @@ def rebalance_workbook(result: dict, *, written: dt.date | None = None) -> bytes
     for key, value in result["budget"].items():
         s.add([f"budget: {key.replace('_', ' ')}", _cents(value)], [None, money])
     for key, value in result["end_of_horizon"].items():
-        s.add([f"end of horizon: {key.replace('_', ' ')}", _cents(value)], [None, money])
+        s.add([f"end of horizon: {key.replace('_', ' ')}", _cents(value)], [None, ret])
     s.add(["model update", str(result.get("model_update", ""))])
     if result["drift"]:
         s.gap()
@@ -323,7 +345,7 @@ def rebalance_workbook(result: dict, *, written: dt.date | None = None) -> bytes
     t.header(["kind", "from", "to", "amount", "expected gain", "suggestion"])
     for g in result["suggestions"]:
         t.add([g["kind"], g.get("from") or "", g.get("to") or "", _cents(g.get("amount")),
-               _cents(g.get("expected_gain")), g["text"]], [None, None, None, money, money, None])
+               _cents(g.get("expected_gain")), g["text"]], [None, None, None, money, ret, None])
     t.finish()
 
     c = _Sheet(book, "channels", f"{heading}: channels", subtitle)

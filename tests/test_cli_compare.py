@@ -46,7 +46,9 @@ def test_json_is_the_library_result(run):
     r = run("compare", PASTED, FLOOR, "--format", "json")
     assert r.exit_code == 0
     d = json.loads(r.stdout)
-    assert set(d) == {"scenarios", "channels", "groups", "difference", "curves", "fits", "currency", "errors"}
+    assert set(d) == {"scenarios", "channels", "groups", "difference", "curves", "fits", "currency", "return_unit",
+                     "errors"}
+    assert d["return_unit"] == "money"
     a, b = d["scenarios"]
     assert d["difference"]["plan"]["reserve"] == pytest.approx(b["reserve"] - a["reserve"], abs=0.01)
     assert d["curves"]["same"] is True

@@ -15,7 +15,7 @@ ROI_FLOOR = str(example_path("roi_floor.toml"))
 QUARTERLY = str(example_path("quarterly.toml"))
 
 #: The JSON contract of a frontier (tests pin the keys; more may be added).
-TOP_KEYS = {"scenario", "currency", "objective", "basis", "reference", "scenario_budget", "scenario_level",
+TOP_KEYS = {"scenario", "currency", "return_unit", "objective", "basis", "reference", "scenario_budget", "scenario_level",
             "forecast_kpi", "channels", "levels", "break_even", "floor", "favoured", "warnings", "notes", "seconds"}
 LEVEL_KEYS = {"level", "budget", "status", "spend", "reserve", "expected_return", "return_interval", "roi",
               "marginal_roi", "channels", "binding_constraints", "warnings", "diagnosis"}
