@@ -174,7 +174,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     for noisy in ("cmdstanpy", "prophet", "matplotlib", "pulp"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     # What the user should know even without -v: files written, progress of long work.
-    for ours in (logger, logging.getLogger("models.cache")):  # "fitting 9 channels on 156 weekly periods …"
+    # "fitting 9 channels on 156 weekly periods …"; "h.csv: read as semicolon-separated UTF-8 …"
+    for ours in (logger, logging.getLogger("models.cache"), logging.getLogger("models.history")):
         ours.setLevel(logging.ERROR if quiet else min(level, logging.INFO))
     warnings.showwarning = _show_warning
 

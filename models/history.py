@@ -25,7 +25,9 @@ spend that barely varies, unused columns) are returned as ``History.warnings`` a
 
 from __future__ import annotations
 
+import csv
 import fnmatch
+import io
 import logging
 import math
 import os
@@ -274,11 +276,55 @@ def read_table(path, source: str | None = None, date_format: str | None = None) 
     if os.fspath(path).lower().endswith(XLSX_SUFFIXES):
         return _read_xlsx(path, source, date_format)
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         raise HistoryError([f"{source}: file not found"], source) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise HistoryError([f"{source}: cannot be read ({exc.strerror or exc})"], source) from None
+    text, encoding = _decode(raw, source)
+    sep = _separator(text)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise HistoryError([f"{source}: cannot be read as CSV ({exc})"], source) from None
+    if sep == ";":  # Excel's CSV where the decimal mark is a comma: 1.234.567,89
+        frame = frame.apply(lambda col: col.str.replace(_DECIMAL_COMMA, _decimal_point, regex=True))
+    if sep != "," or encoding != "utf-8":
+        logger.info("%s: read as %s-separated %s%s", source, _SEPARATOR_NAMES[sep], encoding.upper(),
+                    " with decimal commas (1.234,5 is 1234.5)" if sep == ";" else "")
+    return frame
+
+
+#: Field separators a CSV may use, by name: Excel writes semicolons where the decimal mark is a
+#: comma, and a table pasted from a spreadsheet is tab-separated.
+_SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+#: A number written with a decimal comma (and dots between thousands): 1.234.567,89, -0,5, 12.
+_DECIMAL_COMMA = r"^\s*([+-]?(?:\d{1,3}(?:\.\d{3})+|\d+))(?:,(\d+))?\s*$"
+
+
+def _decimal_point(match) -> str:
+    whole, fraction = match.group(1).replace(".", ""), match.group(2)
+    return f"{whole}.{fraction}" if fraction else whole
+
+
+def _decode(raw: bytes, source: str) -> tuple[str, str]:
+    """The file's text: UTF-8 (with or without a byte-order mark), else GB18030, the superset of
+    the GBK that Excel on a Chinese Windows writes; anything else is an error."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding), encoding.removesuffix("-sig")
+        except UnicodeDecodeError:
+            continue
+    raise HistoryError([f"{source}: cannot be read as text: neither UTF-8 nor GBK/GB18030 (save it as CSV UTF-8)"],
+                       source)
+
+
+def _separator(text: str) -> str:
+    """The separator that splits the header line into the most fields (a comma on a tie)."""
+    head = text.split("\n", 1)[0]
+    counts = {sep: len(next(csv.reader([head], delimiter=sep), [])) for sep in _SEPARATOR_NAMES}
+    return max(_SEPARATOR_NAMES, key=lambda sep: (counts[sep], sep == ","))
 
 
 def _read_xlsx(path, source: str, date_format: str | None) -> pd.DataFrame:

@@ -367,3 +367,53 @@ def test_a_history_under_two_years_says_its_seasonality_rests_on_one_cycle(tmp_p
         "cycles, so the season, the trend and the media effects are hard to tell apart"]
     two_years = load_history(write(tmp_path, weekly_frame(105)))
     assert not any("under two years" in w for w in two_years.warnings)
+
+
+def _with_decimals(frame):
+    """The weekly frame with cents, so that a misread decimal mark shows."""
+    out = frame.copy()
+    for col in ("revenue", "tv", "social"):
+        out[col] = (out[col].astype(float) + 0.25).map(lambda v: f"{v:.2f}")
+    return out
+
+
+def test_excel_csv_dialects_read_like_the_plain_csv(tmp_path, caplog):
+    """What spreadsheets write: semicolons and decimal commas (1.234.567,25) where the decimal mark
+    is a comma, tabs from a pasted table, GBK from Excel on a Chinese Windows, a byte-order mark."""
+    caplog.set_level("INFO", logger="models.history")
+    frame = _with_decimals(weekly_frame()).rename(columns={"tv": "抖音"})
+    plain = load_history(write(tmp_path, frame))
+    assert plain.kpi[0] == pytest.approx(float(frame["revenue"][0]))
+    european = frame.copy()
+    for col in ("revenue", "抖音", "social"):  # 1,012,345.25 → 1.012.345,25
+        european[col] = european[col].map(lambda v: f"{float(v):,.2f}".translate(str.maketrans(",.", ".,")))
+    assert european["revenue"][0].count(".") == 2 and european["revenue"][0].endswith(",25")  # 1.0xx.xxx,25
+    files = {
+        "semicolon.csv": european.to_csv(sep=";", index=False).encode("utf-8"),
+        "tab.tsv": frame.to_csv(sep="\t", index=False).encode("utf-8"),
+        "gbk.csv": frame.to_csv(index=False).encode("gbk"),
+        "bom.csv": frame.to_csv(index=False).encode("utf-8-sig"),
+    }
+    for name, raw in files.items():
+        (tmp_path / name).write_bytes(raw)
+        h = load_history(tmp_path / name)
+        assert list(h.spend.columns) == list(plain.spend.columns), name
+        np.testing.assert_array_equal(h.spend.to_numpy(), plain.spend.to_numpy(), err_msg=name)
+        np.testing.assert_array_equal(h.kpi, plain.kpi, err_msg=name)
+    said = [r.getMessage() for r in caplog.records if "read as" in r.getMessage()]  # how, on stderr
+    assert said == ["semicolon.csv: read as semicolon-separated UTF-8 with decimal commas (1.234,5 is 1234.5)",
+                    "tab.tsv: read as tab-separated UTF-8", "gbk.csv: read as comma-separated GB18030"]
+
+
+def test_a_semicolon_file_with_decimal_points_is_not_misread(tmp_path):
+    frame = _with_decimals(weekly_frame())
+    path = tmp_path / "points.csv"
+    path.write_text(frame.to_csv(sep=";", index=False), encoding="utf-8")
+    assert load_history(path).kpi[0] == pytest.approx(float(frame["revenue"][0]))
+
+
+def test_a_file_in_neither_utf8_nor_gbk_is_one_clear_problem(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_bytes(b"date,revenue,tv\n2024-01-01,\xff\xfe\xff,1\n")
+    found = problems(path)
+    assert len(found) == 1 and "neither UTF-8 nor GBK" in found[0]
