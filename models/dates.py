@@ -13,12 +13,17 @@ match it. Without one, each value is put in a style:
   came out month-first wherever the day was ≤ 12, with their weeks scrambled (issue #8).
 * **written out**: values with a month name (``4 Mar 2024``, ``March 4, 2024``). Unambiguous.
 
+Year-first dates as Chinese and Japanese spreadsheets show them (``2024年3月4日``, ``2024年3月``)
+and ISO weeks (``2024-W10``, its Monday; ``2024-W10-3``, its Wednesday) are read as the ISO dates
+they name.
+
 One column holds one style: a column that mixes them (some ISO rows pasted into a dotted file)
 is refused with the rows of each.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from dataclasses import dataclass, field
@@ -38,6 +43,9 @@ _DAY_MONTH = re.compile(rf"^(?P<a>\d{{1,2}})(?P<sep>[-/.])(?P<b>\d{{1,2}})(?P=se
 _DAY_MONTH_SHORT = re.compile(r"^\d{1,2}([-/.])\d{1,2}\1\d{2}$")  # 03.04.24: which field is the year?
 _STARTS_WITH_YEAR = re.compile(r"^\d{4}")
 _HAS_LETTERS = re.compile(r"[^\W\d_]")
+# 2024年3月4日 (a time may follow), 2024年3月: year first, as a CJK spreadsheet shows a date.
+_CJK_DATE = re.compile(r"^(\d{4})\s*年\s*(\d{1,2})\s*月(?:\s*(\d{1,2})\s*[日号])?")
+_ISO_WEEK = re.compile(r"^(\d{4})-?W(\d{2})(?:-?([1-7]))?$", re.IGNORECASE)
 
 # Ranges of rows listed in a "mixed formats" message before the rest are counted.
 _RANGES_SHOWN = 3
@@ -112,7 +120,25 @@ def _read_with_format(text: pd.Series, date_format: str, label: str, result: Par
     result.format = date_format
 
 
+def _iso_text(value: str) -> str:
+    """The ISO form of a CJK or ISO-week date (``2024年3月4日`` → ``2024-03-04``, ``2024-W10`` →
+    ``2024-03-04``); any other value as it is."""
+    week = _ISO_WEEK.match(value)
+    if week:
+        try:
+            return dt.date.fromisocalendar(int(week[1]), int(week[2]), int(week[3] or 1)).isoformat()
+        except ValueError:  # W54: not a week of that year
+            return value
+    cjk = _CJK_DATE.match(value)
+    if cjk:
+        day = f"-{int(cjk[3]):02d}" if cjk[3] else ""
+        return f"{cjk[1]}-{int(cjk[2]):02d}{day}" + value[cjk.end():]
+    return value
+
+
 def _detect_and_read(text: pd.Series, label: str, first_row: int, result: ParsedDates) -> None:
+    shown = text  # the values as the file wrote them, for messages
+    text = text.map(_iso_text)
     year_first = text.str.extract(_YEAR_FIRST)
     day_month = text.str.extract(_DAY_MONTH)
     is_ymd = year_first["y"].notna()
@@ -136,16 +162,16 @@ def _detect_and_read(text: pd.Series, label: str, first_row: int, result: Parsed
         styles["text"] = text.index[is_text]
     unknown = text.index[~(is_ymd | is_dm | is_iso_other | is_text)]
     for i in unknown:
-        result.row_problems.append((int(i), f"{label} {text[i]!r} is not a date"))
+        result.row_problems.append((int(i), f"{label} {shown[i]!r} is not a date"))
     if len(styles) > 1:
-        parts = [f"{len(rows):,} row{'s' if len(rows) != 1 else ''} like {text[rows[0]]} "
+        parts = [f"{len(rows):,} row{'s' if len(rows) != 1 else ''} like {shown[rows[0]]} "
                  f"({_row_ranges(rows, first_row)})" for rows in sorted(styles.values(), key=lambda r: r[0])]
         result.column_problems.append("mixed date formats: " + ", ".join(parts) + "; " + _ONE_FORMAT)
         return
     if not styles:
         if len(unknown):
             # Every value unreadable: the file has a format of its own (03.04.24, 4-Mar-24 …).
-            first = text[unknown[0]]
+            first = shown[unknown[0]]
             short = _DAY_MONTH_SHORT.match(first)
             example = f', such as "%d{short[1]}%m{short[1]}%y" for {first}' if short else ""
             result.column_problems.append(
@@ -172,7 +198,7 @@ def _detect_and_read(text: pd.Series, label: str, first_row: int, result: Parsed
         parts = day_month.loc[rows]
         parsed = _ymd(parts, "y", "b", "a") if order == "day" else _ymd(parts, "y", "a", "b")
     for i in parsed.index[parsed.isna()]:
-        result.row_problems.append((int(i), f"{label} {text[i]!r} is not a date"))
+        result.row_problems.append((int(i), f"{label} {shown[i]!r} is not a date"))
     result.dates.loc[parsed.index] = parsed
 
 

@@ -155,3 +155,24 @@ def test_a_format_of_its_own_is_refused_with_the_pattern_to_give(tmp_path):
     )
     assert found[1] == "history.csv row 2: date '01.01.24' is not a date"
     assert list(load_history(path, date_format="%d.%m.%y").dates) == list(WEEKS)
+
+
+@pytest.mark.parametrize("style", ["%Y年%m月%d日", "{y}年{m}月{d}日", "%G-W%V", "%GW%V"])
+def test_cjk_dates_and_iso_weeks_read_as_the_days_they_name(tmp_path, style):
+    """2024年1月8日 as a Chinese spreadsheet shows a date; 2024-W02 as a weekly report labels a
+    week (its Monday)."""
+    texts = [style.format(y=d.year, m=d.month, d=d.day) if "{" in style else d.strftime(style) for d in WEEKS]
+    h = load_history(write(tmp_path, frame(texts)))
+    assert list(h.dates) == list(WEEKS) and h.frequency == "weekly"
+
+
+def test_cjk_months_read_as_monthly_and_bad_ones_are_named_as_written(tmp_path):
+    texts = [f"{d.year}年{d.month}月" for d in MONTHS]
+    h = load_history(write(tmp_path, frame(texts)))
+    assert list(h.dates) == list(MONTHS) and h.frequency == "monthly"
+    days = [f"{d.year}年{d.month}月{d.day}日" for d in WEEKS]
+    days[4] = "2024年2月30日"
+    weeks = list(WEEKS.strftime("%G-W%V"))
+    weeks[2] = "2024-W54"
+    assert problems(write(tmp_path, frame(days))) == ["history.csv row 6: date '2024年2月30日' is not a date"]
+    assert problems(write(tmp_path, frame(weeks))) == ["history.csv row 4: date '2024-W54' is not a date"]
