@@ -53,6 +53,10 @@ class LiftTest:
 def _number(value) -> float | None:
     if isinstance(value, bool):
         return None
+    if isinstance(value, str):  # a cell of a CSV or workbook: ¥1,234.00 as 1234.0
+        from models.history import number_text
+
+        value = number_text(value)
     try:
         out = float(value)
     except (TypeError, ValueError):
@@ -138,7 +142,7 @@ def resolve_lift_tests(records, channels: list[str], dates: pd.DatetimeIndex) ->
         if rows is None:
             continue
         out.append(LiftTest(channel=str(rec["channel"]), column=channels.index(rec["channel"]), start=rows[0],
-                            stop=rows[1], lift=float(rec["lift"]), se=float(rec["se"])))
+                            stop=rows[1], lift=_number(rec["lift"]), se=_number(rec["se"])))
     return out
 
 
@@ -156,7 +160,7 @@ def window_effect(effective: np.ndarray, window_effective: np.ndarray, start: in
 def normalise_lift_tests(records) -> list[dict]:
     """Checked records as plain JSON data: ISO dates, floats (the fit cache's key and the saved model)."""
     return [{"channel": str(r["channel"]), "start": _date(r["start"]).date().isoformat(),
-             "end": _date(r["end"]).date().isoformat(), "lift": float(r["lift"]), "se": float(r["se"])}
+             "end": _date(r["end"]).date().isoformat(), "lift": _number(r["lift"]), "se": _number(r["se"])}
             for r in records]
 
 

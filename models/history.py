@@ -288,6 +288,7 @@ def read_table(path, source: str | None = None, date_format: str | None = None) 
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise HistoryError([f"{source}: cannot be read as CSV ({exc})"], source) from None
+    frame = _trim(frame)
     if sep == ";":  # Excel's CSV where the decimal mark is a comma: 1.234.567,89
         frame = frame.apply(lambda col: col.str.replace(_DECIMAL_COMMA, _decimal_point, regex=True))
     if sep != "," or encoding != "utf-8":
@@ -301,6 +302,22 @@ def read_table(path, source: str | None = None, date_format: str | None = None) 
 _SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 #: A number written with a decimal comma (and dots between thousands): 1.234.567,89, -0,5, 12.
 _DECIMAL_COMMA = r"^\s*([+-]?(?:\d{1,3}(?:\.\d{3})+|\d+))(?:,(\d+))?\s*$"
+
+
+def _trim(frame: pd.DataFrame) -> pd.DataFrame:
+    """What a spreadsheet leaves after the data, as the workbook reader drops it: empty rows at
+    the end, and columns at the right with no header and no value (a stray comma on every line).
+    An empty row inside the data stays, to be reported at its row."""
+    empty = frame.fillna("").astype(str).apply(lambda col: col.str.strip() == "")  # short rows: NaN
+    blank = empty.all(axis=1).to_numpy()
+    end = len(frame)
+    while end and blank[end - 1]:
+        end -= 1
+    frame, empty = frame.iloc[:end], empty.iloc[:end]
+    keep = len(frame.columns)
+    while keep and str(frame.columns[keep - 1]).startswith("Unnamed: ") and empty.iloc[:, keep - 1].all():
+        keep -= 1
+    return frame.iloc[:, :keep]
 
 
 def _decimal_point(match) -> str:
@@ -370,6 +387,10 @@ def history_from_frame(frame: pd.DataFrame, spec: HistorySpec | None = None, sou
     spec = _spec_with(spec, overrides)
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c).strip() for c in frame.columns]
+    for name in (spec.date, spec.kpi):  # "Date" and "Revenue" for the default date and revenue
+        same = [c for c in frame.columns if c.casefold() == str(name).casefold()]
+        if name not in frame.columns and len(same) == 1:
+            frame = frame.rename(columns={same[0]: name})
     checker = _Checker(source)
     if spec.layout == "wide":
         history = _read_wide(frame, spec, checker)
@@ -495,16 +516,36 @@ def _parse_dates(values: pd.Series, spec: HistorySpec, check: _Checker) -> pd.Se
     return parsed.dates
 
 
+#: What a spreadsheet writes around and inside a number: a currency sign or code before it
+#: (¥1,234.00, -$5, CNY 12), a currency after it (1,234元, 12 RMB), and thousands separated by
+#: commas, spaces (also non-breaking) or apostrophes (1,234,567; 1 234 567; 1'234'567).
+_CURRENCY_BEFORE = r"^([+-]?)\s*(?:[¥￥$€£]|(?:CNY|RMB|USD|EUR|GBP|JPY)\s)\s*"
+_CURRENCY_AFTER = r"\s*(?:元|CNY|RMB|USD|EUR|GBP|JPY)$"
+_GROUPING = r"(?<=\d)[,\s\u00a0\u202f'’](?=\d)"
+
+
+def number_texts(values: pd.Series) -> pd.Series:
+    """Cells as ``float()`` reads them: the currency and the thousands separators taken out."""
+    text = values.astype(str).str.strip()
+    text = text.str.replace(_CURRENCY_BEFORE, r"\1", regex=True).str.replace(_CURRENCY_AFTER, "", regex=True)
+    return text.str.replace(_GROUPING, "", regex=True).str.replace(",", "", regex=False)
+
+
+def number_text(cell) -> str:
+    """One cell as :func:`number_texts` reads it."""
+    return number_texts(pd.Series([cell], dtype=object)).iloc[0]
+
+
 def _parse_numbers(values: pd.Series, what: str, check: _Checker, *, rows=None,
                    nonnegative=False, positive=False, empty_is_zero=False) -> np.ndarray:
-    """Cell-by-cell numbers; every bad cell is reported with its row."""
+    """Cell-by-cell numbers; every bad cell is reported with its row, as the file wrote it."""
     rows = np.arange(len(values)) if rows is None else np.asarray(rows)
     if values.dtype == object or pd.api.types.is_string_dtype(values):
-        text = values.astype(str).str.strip().str.replace(",", "", regex=False)
+        text = number_texts(values)
         if empty_is_zero:
             text = text.where(text != "", "0")
         numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
-        raw = text.to_numpy()
+        raw = values.astype(str).str.strip().to_numpy()
     else:
         numbers = values.to_numpy(dtype=float)
         raw = numbers.astype(str)
@@ -625,7 +666,7 @@ def _events_frame(frame: pd.DataFrame, columns, order: np.ndarray, check: _Check
     out = {}
     for col in columns:
         values = frame[col].astype(str).str.strip()
-        numeric = pd.to_numeric(values.str.replace(",", "", regex=False).where(values != "", "0"), errors="coerce")
+        numeric = pd.to_numeric(number_texts(values).where(values != "", "0"), errors="coerce")
         if numeric.notna().all():
             arr = numeric.to_numpy(dtype=float)
             bad = ~np.isfinite(arr)

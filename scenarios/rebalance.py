@@ -93,7 +93,7 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
         outside the plan and unknown channels. Periods must be the plan's first ones, without gaps.
     """
     from models.errors import HistoryError
-    from models.history import read_table
+    from models.history import number_text, read_table
 
     path = Path(path)
     source = path.name
@@ -118,7 +118,7 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
 
     def number(cell: str, what: str, row: int) -> float | None:
         try:
-            v = float(str(cell).replace(",", "").strip())
+            v = float(number_text(cell))
         except ValueError:
             problems.append(f"row {row}: {what} {cell!r} is not a number")
             return None

@@ -417,3 +417,45 @@ def test_a_file_in_neither_utf8_nor_gbk_is_one_clear_problem(tmp_path):
     path.write_bytes(b"date,revenue,tv\n2024-01-01,\xff\xfe\xff,1\n")
     found = problems(path)
     assert len(found) == 1 and "neither UTF-8 nor GBK" in found[0]
+
+
+def test_money_as_a_spreadsheet_formats_it_reads_as_numbers(tmp_path):
+    """¥1,012,345.25 (Excel's currency format saved as CSV), 1 012 345 and 1'012'345 (other
+    thousands separators), 12345元; a bad cell is still named as the file wrote it."""
+    frame = _with_decimals(weekly_frame())
+    plain = load_history(write(tmp_path, frame))
+    styled = frame.copy()
+    styled["revenue"] = styled["revenue"].map(lambda v: f"¥{float(v):,.2f}")
+    styled["tv"] = styled["tv"].map(lambda v: f"{float(v):,.2f}".replace(",", "\u00a0"))
+    styled["social"] = [f"{float(v):,.2f}".replace(",", "'") + ("元" if i % 2 else "") for i, v in
+                        enumerate(styled["social"])]
+    h = load_history(write(tmp_path, styled, "styled.csv"))
+    np.testing.assert_array_equal(h.kpi, plain.kpi)
+    np.testing.assert_array_equal(h.spend.to_numpy(), plain.spend.to_numpy())
+    styled.loc[4, "tv"] = "¥ about 5k"
+    assert problems(write(tmp_path, styled, "styled.csv")) == ["styled.csv row 6: spend for tv '¥ about 5k' is not a number"]
+
+
+def test_what_excel_leaves_around_the_data_is_not_data(tmp_path):
+    """A stray cell right of the data gives every line a trailing comma (an unnamed empty column),
+    the used range gives empty lines after it, and headers come capitalised: "Date", "Revenue"."""
+    frame = weekly_frame().rename(columns={"date": "Date", "revenue": " Revenue "})
+    text = "".join(line + ",\n" for line in frame.to_csv(index=False).splitlines()) + ",,,,\n" * 3
+    path = tmp_path / "excel.csv"
+    path.write_text(text, encoding="utf-8")
+    h = load_history(path)
+    assert list(h.spend.columns) == ["tv", "social"] and h.periods == len(frame)
+    inside = frame.to_csv(index=False).splitlines()
+    inside.insert(5, ",,,")  # an empty line inside the data is still reported at its row
+    path.write_text("\n".join(inside) + "\n", encoding="utf-8")
+    assert "excel.csv row 6: date is empty" in problems(path)
+
+
+def test_lift_tests_in_money_format_read_as_numbers(tmp_path):
+    from models.calibration import read_lift_tests
+
+    path = tmp_path / "lift.csv"
+    path.write_text('channel,start,end,lift,se\ntv,2024-02-05,2024-03-04,"¥1,250,000.00","¥150,000"\n',
+                    encoding="utf-8")
+    (test,) = read_lift_tests(path)
+    assert test["lift"] == 1_250_000.0 and test["se"] == 150_000.0
