@@ -433,35 +433,35 @@ def plan_violations(problem: PeriodProblem, spends, returns_total: float | None 
     ``tol`` is in money (default just over a cent: plans are rounded to cents).
     """
     x = np.asarray(spends, float).reshape(len(problem.channels), problem.T)
-    b, out = problem.budget, []
+    b, out, cc = problem.budget, [], problem.currency
     tol = tol + 1e-9 * b
     lo, hi = problem.entry_bounds()
     for i, ch in enumerate(problem.channels):
         for t, label in enumerate(problem.periods):
             if x[i, t] < lo[i, t] - tol:
-                out.append(f"{ch.name} in {label}: spend {money(x[i, t])} is below its minimum {money(lo[i, t])}")
+                out.append(f"{ch.name} in {label}: spend {money(x[i, t], cc)} is below its minimum {money(lo[i, t], cc)}")
             if x[i, t] > hi[i, t] + tol:
-                out.append(f"{ch.name} in {label}: spend {money(x[i, t])} is above its maximum {money(hi[i, t])}")
+                out.append(f"{ch.name} in {label}: spend {money(x[i, t], cc)} is above its maximum {money(hi[i, t], cc)}")
         total = float(x[i].sum())
         if ch.min_total is not None and total < ch.min_total - tol:
-            out.append(f"{ch.name}: total {money(total)} is below its minimum {money(ch.min_total)}")
+            out.append(f"{ch.name}: total {money(total, cc)} is below its minimum {money(ch.min_total, cc)}")
         if ch.max_total is not None and total > ch.max_total + tol:
-            out.append(f"{ch.name}: total {money(total)} is above its maximum {money(ch.max_total)}")
+            out.append(f"{ch.name}: total {money(total, cc)} is above its maximum {money(ch.max_total, cc)}")
     frac, absolute = problem.change_limits()
     for i, ch in enumerate(problem.channels):
         for t in range(1, problem.T):
             d, prev = x[i, t] - x[i, t - 1], x[i, t - 1]
             if math.isfinite(frac[i]) and abs(d) > frac[i] * prev + tol * (1 + frac[i]):
-                out.append(f"{ch.name}: change {money(d)} into {problem.periods[t]} exceeds ±{pct(frac[i])} of {money(prev)}")
+                out.append(f"{ch.name}: change {money(d, cc)} into {problem.periods[t]} exceeds ±{pct(frac[i])} of {money(prev, cc)}")
             if math.isfinite(absolute[i]) and abs(d) > absolute[i] + tol:
-                out.append(f"{ch.name}: change {money(d)} into {problem.periods[t]} exceeds ±{money(absolute[i])}")
+                out.append(f"{ch.name}: change {money(d, cc)} into {problem.periods[t]} exceeds ±{money(absolute[i], cc)}")
     p_lo, p_hi = problem.period_limits()
     col = x.sum(axis=0)
     for t, label in enumerate(problem.periods):
         if col[t] < p_lo[t] - tol:
-            out.append(f"period {label}: spend {money(col[t])} is below its minimum {money(p_lo[t])}")
+            out.append(f"period {label}: spend {money(col[t], cc)} is below its minimum {money(p_lo[t], cc)}")
         if col[t] > p_hi[t] + tol:
-            out.append(f"period {label}: spend {money(col[t])} is above its maximum {money(p_hi[t])}")
+            out.append(f"period {label}: spend {money(col[t], cc)} is above its maximum {money(p_hi[t], cc)}")
     if returns_total is None:
         returns_total = plan_returns(problem, x)["total"]
     return out + shared_violations(problem, x.sum(axis=1), returns_total, tol)

@@ -159,6 +159,12 @@ def test_an_infeasible_plan_explains_itself_in_its_own_currency_and_units():
     usd = problem(currency="USD", douyin={"min_spend": 600_000}, xhs={"min_spend": 400_000})
     text = " ".join(optimize(usd).diagnosis)
     assert "$1,000,000" in text and "$950,000" in text and "¥" not in text
+    from optimizer import from_problem, plan_violations
+
+    periods = from_problem(problem(currency="USD"), 3)
+    periods = replace(periods, channels=(replace(periods.channels[0], max_total=300_000), *periods.channels[1:]))
+    text = " ".join(plan_violations(periods, [[200_000] * 3, [100_000] * 3]))
+    assert "douyin: total $600,000 is above its maximum $300,000" in text and "¥" not in text
     short = problem(objective="min_spend", target_return=9e9, return_in_money=False)
     text = " ".join(optimize(short).diagnosis)
     assert re.search(r"target return 9,000,000,000 is unreachable: the most the constraints allow is [\d,]+ ", text), text
