@@ -431,6 +431,9 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, ign
         raise click.UsageError("--ledger and --force go with --record")
 
     sc = _run(ctx, _load_scenario, scenario, budget=budget, use_cache=not no_cache)
+    if lp_file and sc.risk is not None and risk_spec is None:
+        raise click.UsageError(f"--lp-file writes the LP of a plan on the fitted curves; this scenario plans over "
+                               f"curve samples (risk = \"{sc.risk.measure}:{sc.risk.alpha:g}\"), which are other LPs")
     plan = _run(ctx, plan_scenario, sc, exact=exact, lp_path=lp_file, risk_alpha=risk_spec and risk_spec.alpha,
                 risk_measure=risk_spec.measure if risk_spec else "cvar", evidence=not ignore_evidence)
     alloc, extra = plan.allocation, plan.extra

@@ -346,6 +346,9 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
                      "horizon's totals on the steady-state planning curves), where break-even is defined")
     notes.append("each level is planned as `budget allocate --budget B` plans it: every constraint of the scenario, "
                  "the current plan scaled to keep its split (locked channels keep their amounts)")
+    if scenario.risk is not None:
+        notes.append(f"each level is the best plan on the fitted curves: the scenario's risk = "
+                     f"\"{scenario.risk.measure}:{scenario.risk.alpha:g}\", which `allocate` applies, is not")
     if threshold[1] == KPI_BREAK_EVEN:
         notes.append("the KPI is not money (see the warnings): break-even here is where one more unit of money "
                      "returns one KPI unit, not where spend stops paying; set `marginal_roi_min` (KPI units a unit of "

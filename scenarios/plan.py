@@ -162,7 +162,8 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
     lp_path
         Write the final LP to this file.
     risk_alpha, risk_measure
-        Plan for the bad case over the curve samples (over the whole horizon for a period plan):
+        Plan for the bad case over the curve samples (over the whole horizon for a period plan;
+        None: the scenario's own ``risk`` setting, if any):
         ``"cvar"`` maximises CVaR at level ``risk_alpha``; ``"guard"`` (do no harm) maximises the
         mean return subject to the worst ``risk_alpha`` share of samples gaining, on average, on the
         current plan (:func:`optimizer.optimize_guarded`). The guard stands in for the evidence
@@ -181,6 +182,9 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
 
     from scenarios import evidence as ev
 
+    from_scenario = risk_alpha is None and getattr(scenario, "risk", None) is not None
+    if from_scenario:
+        risk_alpha, risk_measure = scenario.risk.alpha, scenario.risk.measure
     guard = risk_alpha is not None and risk_measure == "guard"
     limited: dict = {}
     if evidence and not guard:
@@ -206,6 +210,9 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
         moved = ev.moves_warning(scenario, alloc)
         if moved:
             alloc.warnings.insert(0, moved)
+    if from_scenario:
+        alloc.notes.insert(0, f"planned over the curve samples as the scenario's risk = \"{risk_measure}:{risk_alpha:g}\" "
+                              "asks (`--risk` overrides it)")
     return _finish(scenario, scenario_plan)
 
 

@@ -407,6 +407,9 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
                   reserve_min_share=reserve_min, reserve_max_share=reserve_max, pacing=pacing,
                   target_return=None, notes=())
     alloc = optimize_periods(rem)
+    if scenario.risk is not None:  # the plan of record may be a guarded one; the re-plan is not
+        notes.append(f"the re-plan is the best plan on the curves, not over their samples: the scenario's risk = "
+                     f"\"{scenario.risk.measure}:{scenario.risk.alpha:g}\" is not applied to it")
 
     # Variance to date and drift.
     variance, drift = [], []

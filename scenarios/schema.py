@@ -16,10 +16,10 @@ from pathlib import Path
 from models.curves import curve_from_dict, curve_problems
 from optimizer import OBJECTIVES, Channel, Group, Problem
 from scenarios.errors import ScenarioError
-from scenarios.horizon import check_horizon
+from scenarios.horizon import check_horizon, parse_risk
 
 TOP_KEYS = {
-    "name", "description", "objective", "margin", "target_return",
+    "name", "description", "objective", "margin", "target_return", "risk",
     "budget", "reserve", "constraints", "current", "groups", "channels", "history", "model",
     "horizon", "pacing", "rebalance", "calibration",
 }
@@ -94,6 +94,9 @@ class Scenario:
     share_of_forecast: float | None = None
     #: The KPI forecast that share was taken of (:func:`models.forecast.kpi_forecast`), else None.
     forecast_kpi: dict | None = None
+    #: ``risk = "guard:0.1"`` (or ``"cvar:0.1"``): how every plan of the scenario is made, as
+    #: ``--risk`` (scenarios.horizon.RiskSpec), which overrides it; None: the expected-best plan.
+    risk: object = None
 
 
 class _Checker:
@@ -298,6 +301,12 @@ def scenario_from_dict(
         ck.add("margin", "required when objective = \"max_profit\" (profit per unit of return, e.g. 0.35)")
     if objective == "min_spend" and target is None and "target_return" not in data:
         ck.add("target_return", "required when objective = \"min_spend\"")
+    risk = None
+    if "risk" in data:  # as --risk: the plan over the curve samples (guard: do no harm)
+        try:
+            risk = parse_risk(data["risk"]) if isinstance(data["risk"], str) else parse_risk(repr(data["risk"]))
+        except ValueError as exc:
+            ck.add("risk", str(exc))
 
     if "budget" in data:
         b = ck.table("budget", data["budget"], BUDGET_KEYS)
@@ -446,6 +455,9 @@ def scenario_from_dict(
                 locked=locked, max_change=max_change, label=ck.text(f"{p}.label", ch.get("label")),
             )
         )
+    if risk is not None and not has_source:
+        ck.add("risk", "plans over curve samples, which only curves fitted from history have: add a [history] or "
+                       "[model] table, or leave risk out")
     if ck.problems:
         raise ScenarioError(ck.problems, where)
     model, periods = None, None
@@ -480,7 +492,7 @@ def scenario_from_dict(
                     warnings=scenario_warnings,
                     model=model, periods=periods, fitted_channels=fitted, horizon_spec=horizon_spec,
                     rebalance=rebalance, history_spec=history_spec,
-                    share_of_forecast=share_fc, forecast_kpi=kpi)
+                    share_of_forecast=share_fc, forecast_kpi=kpi, risk=risk)
 
 
 def _override(total, budget, notes: list):

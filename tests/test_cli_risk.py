@@ -180,3 +180,43 @@ def test_cvar_period_plan_for_a_weekly_horizon(runner):
     assert cents + round(d["reserve"] * 100) == round(d["budget"] * 100)
     t = runner.invoke(main, ["allocate", str(example_path("weekly.toml")), "--risk", "cvar:0.1"])
     assert t.exit_code == 0 and "Spend per period" in t.stdout and "risk-averse (best CVaR 0.1)" in t.stdout
+
+
+@pytest.mark.slow
+def test_a_scenario_can_ask_for_the_guard_itself(runner, disputed):
+    """`risk = "guard:0.1"` in the file: every command that plans it plans as --risk would (a
+    monthly job needs no flag), the plan says why, --risk overrides it, and the frontier, which
+    sweeps the fitted curves, says that it does not apply it."""
+    from pathlib import Path
+
+    guarded = Path(disputed).with_name("guarded.toml")
+    guarded.write_text('name = "guarded"\nrisk = "guard:0.1"\n' + Path(disputed).read_text(encoding="utf-8"),
+                       encoding="utf-8")
+    flag = json.loads(runner.invoke(main, ["allocate", disputed, "--risk", "guard:0.1", "--format", "json"]).stdout)
+    r = runner.invoke(main, ["allocate", str(guarded), "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["risk"]["measure"] == "guard" and d["risk"]["alpha"] == 0.1 and d["risk"]["binds"]
+    assert [c["spend"] for c in d["channels"]] == [c["spend"] for c in flag["channels"]]
+    assert 'planned over the curve samples as the scenario\'s risk = "guard:0.1" asks' in d["notes"][1]
+    cvar = json.loads(runner.invoke(main, ["allocate", str(guarded), "--risk", "cvar:0.2", "--format", "json"]).stdout)
+    assert cvar["risk"]["measure"] == "cvar" and cvar["risk"]["alpha"] == 0.2
+    assert not any("scenario's risk" in n for n in cvar["notes"])
+    cmp = json.loads(runner.invoke(main, ["compare", disputed, str(guarded), "--format", "json"]).stdout)
+    plain, held = cmp["scenarios"]
+    assert {c: v["spend"] for c, v in held["channels"].items()} == {c["channel"]: c["spend"] for c in d["channels"]}
+    assert any(abs(plain["channels"][c]["spend"] - v["spend"]) > 1 for c, v in held["channels"].items())
+    fr = json.loads(runner.invoke(main, ["frontier", str(guarded), "--steps", "3", "--format", "json"]).stdout)
+    assert any('risk = "guard:0.1", which `allocate` applies, is not' in n for n in fr["notes"])
+    r = runner.invoke(main, ["allocate", str(guarded), "--lp-file", str(guarded.with_suffix(".lp"))])
+    assert r.exit_code == 2 and "this scenario plans over curve samples" in r.stderr
+
+
+def test_a_scenario_risk_setting_is_checked_where_it_is_written(runner, tmp_path):
+    written = '[budget]\ntotal = 1e6\n[channels.a]\ncurrent = 5e5\ncurve = { kind = "hill", beta = 2e6, k = 4e5, s = 1.0 }\n'
+    for risk, says in (('"guard:2"', "must look like cvar:0.1 or guard:0.1"), ("0.1", "got '0.1'"),
+                       ('"median"', "must look like"), ('"guard:0.1"', "only curves fitted from history have")):
+        path = tmp_path / "s.toml"
+        path.write_text(f"risk = {risk}\n" + written, encoding="utf-8")
+        r = runner.invoke(main, ["allocate", str(path)])
+        assert r.exit_code == 3 and "  - risk: " in r.stderr and says in r.stderr, (risk, r.stderr)
