@@ -414,9 +414,16 @@ def _summary(section: _Section) -> str:
     if not alloc.feasible:
         return (f"<p class=lead>No plan satisfies every constraint of {_e(sc.name)} within the budget of "
                 f"<b>{_e(_money(alloc.budget, cc))}</b>:</p>")
-    interval = section.plan.extra.get("return_interval")
+    interval, guard = section.plan.extra.get("return_interval"), None
+    risk = section.plan.extra.get("risk") or {}
+    if interval is None and risk.get("measure") == "guard":  # --risk guard or the scenario's risk
+        guard = risk["guarded"]
+        interval = {"p10": guard["p10"], "p90": guard["p90"], "samples": risk["samples"]}
     band = (f" (P10–P90 {_e(_money(interval['p10'], rc))} to {_e(_money(interval['p90'], rc))} over the "
             f"{interval['samples']} curve samples)") if interval else ""
+    held = "" if guard is None else (
+        f" Planned to do no harm: in the worst {risk['alpha']:.0%} of the curve samples it still gains on the current "
+        f"split on average, and it beats it in {guard['beats_reference']:.0%} of them.")
     cur = alloc.current
     against = ""
     if cur is not None and alloc.uplift is not None:
@@ -432,7 +439,7 @@ def _summary(section: _Section) -> str:
     return (f"<p class=lead>Budget <b class=total>{_e(_money(alloc.budget, cc))}</b>: spend "
             f"<b>{_e(_money(alloc.spend, cc))}</b> across {len(alloc.channels)} channels and keep "
             f"<b>{_e(_money(alloc.reserve, cc))}</b> in reserve. Expected return "
-            f"<b>{_e(_money(alloc.expected_return, rc))}</b>{band}, ROI {_ratio(alloc.roi)}.{against}{mroi}</p>")
+            f"<b>{_e(_money(alloc.expected_return, rc))}</b>{band}, ROI {_ratio(alloc.roi)}.{held}{against}{mroi}</p>")
 
 
 def _fit_words(section: _Section) -> list[str]:

@@ -210,6 +210,13 @@ def test_a_scenario_can_ask_for_the_guard_itself(runner, disputed):
     assert any('risk = "guard:0.1", which `allocate` applies, is not' in n for n in fr["notes"])
     r = runner.invoke(main, ["allocate", str(guarded), "--lp-file", str(guarded.with_suffix(".lp"))])
     assert r.exit_code == 2 and "this scenario plans over curve samples" in r.stderr
+    r = runner.invoke(main, ["report", str(guarded), "--out", str(guarded.with_name("report"))])
+    assert r.exit_code == 0, r.stderr
+    lead = guarded.with_name("report").joinpath("report.html").read_text(encoding="utf-8").split("<p class=lead>")[1]
+    beats = round(100 * d["risk"]["guarded"]["beats_reference"])
+    assert f"Planned to do no harm: in the worst 10% of the curve samples it still gains on the current split on " \
+           f"average, and it beats it in {beats}% of them." in lead
+    assert f"{d['expected_return']:,.0f}" in lead.split("</p>")[0]  # the guarded plan's return, not another's
 
 
 def test_a_scenario_risk_setting_is_checked_where_it_is_written(runner, tmp_path):
