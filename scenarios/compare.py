@@ -227,7 +227,7 @@ def saved_plan_column(path) -> dict:
            if not isinstance(c, dict) or "channel" not in c or "spend" not in c]
     if bad:
         raise ScenarioError(bad, str(path))
-    extra = {k: data[k] for k in ("return_interval",) if isinstance(data.get(k), dict)}
+    extra = {k: data[k] for k in ("return_interval", "risk") if isinstance(data.get(k), dict)}
     column = _from_plan_dict(data, extra, kind="saved plan")
     column["source"] = os.fspath(path)
     column["horizon"] = data.get("horizon")
@@ -278,7 +278,7 @@ def recorded_plan_column(ledger, run_id: int | None = None) -> dict:
         else:
             run = book.get(run_id)
     plan = run.result
-    extra = {k: plan[k] for k in ("return_interval",) if isinstance(plan.get(k), dict)}
+    extra = {k: plan[k] for k in ("return_interval", "risk") if isinstance(plan.get(k), dict)}
     column = _from_plan_dict(plan, extra, kind="recorded plan")
     column["source"] = f"{path}#{run.id}"
     column["horizon"] = plan.get("horizon")
@@ -288,8 +288,10 @@ def recorded_plan_column(ledger, run_id: int | None = None) -> dict:
 
 def _from_plan_dict(d: dict, extra: dict, kind: str) -> dict:
     """A column from an allocation's ``to_dict()`` (a new plan or a saved one)."""
+    from scenarios.plan import return_band
+
     cur = d.get("current") or {}
-    interval = extra.get("return_interval") or {}
+    interval = return_band(extra) or {}
     labels = {}
     channels = {}
     for c in d.get("channels") or []:

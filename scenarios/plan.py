@@ -300,6 +300,17 @@ def _guarded(scenario, samples: dict, alpha: float, periodic: bool) -> ScenarioP
                         extra={"risk": plans.guard, "risk_neutral": plans.mean.to_dict()})
 
 
+def return_band(extra: dict) -> dict | None:
+    """The plan's P10 / P50 / P90 of return over the curve samples (``samples`` too): its return
+    interval, or for a plan made over the samples (--risk, a scenario's risk) the figures of the
+    plan it chose; None without samples."""
+    if extra.get("return_interval"):
+        return extra["return_interval"]
+    risk = extra.get("risk") or {}
+    chosen = risk.get("guarded") or risk.get("averse")
+    return {**chosen, "samples": risk.get("samples")} if chosen else None
+
+
 def _finish(scenario, result: ScenarioPlan) -> ScenarioPlan:
     """Notes, warnings, the media forecast and the return interval of a solved plan."""
     from optimizer import return_distribution

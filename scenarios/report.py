@@ -414,11 +414,11 @@ def _summary(section: _Section) -> str:
     if not alloc.feasible:
         return (f"<p class=lead>No plan satisfies every constraint of {_e(sc.name)} within the budget of "
                 f"<b>{_e(_money(alloc.budget, cc))}</b>:</p>")
-    interval, guard = section.plan.extra.get("return_interval"), None
+    from scenarios.plan import return_band
+
+    interval = return_band(section.plan.extra)
     risk = section.plan.extra.get("risk") or {}
-    if interval is None and risk.get("measure") == "guard":  # --risk guard or the scenario's risk
-        guard = risk["guarded"]
-        interval = {"p10": guard["p10"], "p90": guard["p90"], "samples": risk["samples"]}
+    guard = risk.get("guarded")  # --risk guard or the scenario's risk
     band = (f" (P10–P90 {_e(_money(interval['p10'], rc))} to {_e(_money(interval['p90'], rc))} over the "
             f"{interval['samples']} curve samples)") if interval else ""
     held = "" if guard is None else (

@@ -205,6 +205,7 @@ def test_a_scenario_can_ask_for_the_guard_itself(runner, disputed):
     cmp = json.loads(runner.invoke(main, ["compare", disputed, str(guarded), "--format", "json"]).stdout)
     plain, held = cmp["scenarios"]
     assert {c: v["spend"] for c, v in held["channels"].items()} == {c["channel"]: c["spend"] for c in d["channels"]}
+    assert (held["return_p10"], held["return_p90"]) == (d["risk"]["guarded"]["p10"], d["risk"]["guarded"]["p90"])
     assert any(abs(plain["channels"][c]["spend"] - v["spend"]) > 1 for c, v in held["channels"].items())
     fr = json.loads(runner.invoke(main, ["frontier", str(guarded), "--steps", "3", "--format", "json"]).stdout)
     assert any('risk = "guard:0.1", which `allocate` applies, is not' in n for n in fr["notes"])
