@@ -261,11 +261,19 @@ def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: b
 def read_toml(path: Path) -> dict:
     """The TOML data of a scenario file; unreadable or invalid is a ScenarioError."""
     try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError([f"cannot read the file: {exc}"], str(path)) from None
+    try:
         # utf-8-sig: Windows Notepad starts UTF-8 files with a byte-order mark, which tomllib
         # would report as an error at line 1, column 1.
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([f"cannot read the file: {exc}"], str(path)) from None
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        try:  # TOML is UTF-8, but a Chinese Windows editor saves GBK: read it, as histories are
+            text = raw.decode("gb18030")
+        except UnicodeDecodeError:
+            raise ScenarioError([f"cannot read the file: it is not UTF-8 ({exc.reason} at byte {exc.start}); save it "
+                                 "as UTF-8"], str(path)) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

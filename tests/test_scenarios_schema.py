@@ -138,3 +138,20 @@ def test_unreadable_file(tmp_path):
     with pytest.raises(ScenarioError) as err:
         load_scenario(tmp_path / "missing.toml")
     assert err.value.problems[0].startswith("cannot read the file")
+
+
+def test_a_scenario_saved_by_a_chinese_windows_editor_loads(tmp_path):
+    """TOML is UTF-8, but Notepad adds a byte-order mark and a Chinese system's editors save GBK;
+    both are read. Bytes that are neither are one problem that says how to save the file."""
+    text = ('name = "抖音 Q1"\n[budget]\ntotal = 1_000_000\n[channels.douyin]\nlabel = "抖音"\ncurrent = 500_000\n'
+            'curve = { kind = "hill", beta = 2_000_000, k = 400_000, s = 1.0 }\n')
+    for encoding in ("utf-8-sig", "gbk"):
+        path = tmp_path / f"{encoding}.toml"
+        path.write_bytes(text.encode(encoding))
+        sc = load_scenario(path)
+        assert sc.name == "抖音 Q1" and sc.problem.channels[0].label == "抖音", encoding
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b'name = "\xff\xfe\xff"\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.problems == ["cannot read the file: it is not UTF-8 (invalid start byte at byte 8); save it as UTF-8"]
