@@ -300,8 +300,11 @@ def read_table(path, source: str | None = None, date_format: str | None = None) 
 #: Field separators a CSV may use, by name: Excel writes semicolons where the decimal mark is a
 #: comma, and a table pasted from a spreadsheet is tab-separated.
 _SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-#: A number written with a decimal comma (and dots between thousands): 1.234.567,89, -0,5, 12.
-_DECIMAL_COMMA = r"^\s*([+-]?(?:\d{1,3}(?:\.\d{3})+|\d+))(?:,(\d+))?\s*$"
+#: A number written with a decimal comma (and dots between thousands): 1.234.567,89, -0,5, 12,
+#: also with a currency before or after it (€ 1.234,50, 1.234,50 €), which is kept for the number
+#: reader (:func:`number_texts`) to take out.
+_DECIMAL_COMMA = (r"^(\s*[+-]?\s*(?:[¥￥$€£]\s*)?)([+-]?(?:\d{1,3}(?:\.\d{3})+|\d+))(?:,(\d+))?"
+                  r"(\s*(?:[¥￥$€£元]|CNY|RMB|USD|EUR|GBP|JPY)?\s*)$")
 
 
 def _trim(frame: pd.DataFrame) -> pd.DataFrame:
@@ -321,8 +324,8 @@ def _trim(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _decimal_point(match) -> str:
-    whole, fraction = match.group(1).replace(".", ""), match.group(2)
-    return f"{whole}.{fraction}" if fraction else whole
+    before, whole, fraction, after = match.group(1), match.group(2).replace(".", ""), match.group(3), match.group(4)
+    return before + (f"{whole}.{fraction}" if fraction else whole) + after
 
 
 def _decode(raw: bytes, source: str) -> tuple[str, str]:
@@ -520,7 +523,7 @@ def _parse_dates(values: pd.Series, spec: HistorySpec, check: _Checker) -> pd.Se
 #: (¥1,234.00, -$5, CNY 12), a currency after it (1,234元, 12 RMB), and thousands separated by
 #: commas, spaces (also non-breaking) or apostrophes (1,234,567; 1 234 567; 1'234'567).
 _CURRENCY_BEFORE = r"^([+-]?)\s*(?:[¥￥$€£]|(?:CNY|RMB|USD|EUR|GBP|JPY)\s)\s*"
-_CURRENCY_AFTER = r"\s*(?:元|CNY|RMB|USD|EUR|GBP|JPY)$"
+_CURRENCY_AFTER = r"\s*(?:[¥￥$€£元]|CNY|RMB|USD|EUR|GBP|JPY)$"
 _GROUPING = r"(?<=\d)[,\s\u00a0\u202f'’](?=\d)"
 
 

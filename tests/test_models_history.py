@@ -388,6 +388,7 @@ def test_excel_csv_dialects_read_like_the_plain_csv(tmp_path, caplog):
     for col in ("revenue", "抖音", "social"):  # 1,012,345.25 → 1.012.345,25
         european[col] = european[col].map(lambda v: f"{float(v):,.2f}".translate(str.maketrans(",.", ".,")))
     assert european["revenue"][0].count(".") == 2 and european["revenue"][0].endswith(",25")  # 1.0xx.xxx,25
+    european["social"] = european["social"] + " €"  # a currency format: 12.345,25 €
     files = {
         "semicolon.csv": european.to_csv(sep=";", index=False).encode("utf-8"),
         "tab.tsv": frame.to_csv(sep="\t", index=False).encode("utf-8"),
