@@ -521,17 +521,19 @@ def _parse_dates(values: pd.Series, spec: HistorySpec, check: _Checker) -> pd.Se
 
 #: What a spreadsheet writes around and inside a number: a currency sign or code before it
 #: (¥1,234.00, -$5, CNY 12), a currency after it (1,234元, 12 RMB), and thousands separated by
-#: commas, spaces (also non-breaking) or apostrophes (1,234,567; 1 234 567; 1'234'567).
+#: commas, spaces (also non-breaking) or apostrophes (1,234,567; 1 234 567; 1'234'567). A comma
+#: that does not separate thousands (1234,5: a decimal comma in a comma-separated file) is left,
+#: so the cell is reported as not a number rather than read as 12345.
 _CURRENCY_BEFORE = r"^([+-]?)\s*(?:[¥￥$€£]|(?:CNY|RMB|USD|EUR|GBP|JPY)\s)\s*"
 _CURRENCY_AFTER = r"\s*(?:[¥￥$€£元]|CNY|RMB|USD|EUR|GBP|JPY)$"
-_GROUPING = r"(?<=\d)[,\s\u00a0\u202f'’](?=\d)"
+_GROUPING = r"(?<=\d)[,\s\u00a0\u202f'’](?=\d{3}(?!\d))"
 
 
 def number_texts(values: pd.Series) -> pd.Series:
     """Cells as ``float()`` reads them: the currency and the thousands separators taken out."""
     text = values.astype(str).str.strip()
     text = text.str.replace(_CURRENCY_BEFORE, r"\1", regex=True).str.replace(_CURRENCY_AFTER, "", regex=True)
-    return text.str.replace(_GROUPING, "", regex=True).str.replace(",", "", regex=False)
+    return text.str.replace(_GROUPING, "", regex=True)
 
 
 def number_text(cell) -> str:

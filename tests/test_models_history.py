@@ -434,7 +434,11 @@ def test_money_as_a_spreadsheet_formats_it_reads_as_numbers(tmp_path):
     np.testing.assert_array_equal(h.kpi, plain.kpi)
     np.testing.assert_array_equal(h.spend.to_numpy(), plain.spend.to_numpy())
     styled.loc[4, "tv"] = "¥ about 5k"
-    assert problems(write(tmp_path, styled, "styled.csv")) == ["styled.csv row 6: spend for tv '¥ about 5k' is not a number"]
+    styled.loc[7, "social"] = "1234,5"  # a decimal comma in a comma-separated file: not 12345
+    assert problems(write(tmp_path, styled, "styled.csv")) == [
+        "styled.csv row 6: spend for tv '¥ about 5k' is not a number",
+        "styled.csv row 9: spend for social '1234,5' is not a number",
+    ]
 
 
 def test_what_excel_leaves_around_the_data_is_not_data(tmp_path):
