@@ -201,8 +201,8 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
         lines += [f"  - {n}" for n in d["notes"]]
     lines.append("")
     lines.append(
-        f"{units_line(d['currency'], d['return_unit'])}. mROI is the return of the next {unit}. The plan equalises it across channels that are free "
-        "to move; cut where it is lowest, not where average ROI is below average."
+        f"{units_line(d['currency'], d['return_unit'])}. mROI is the return of the next {unit}. The plan equalises it "
+        "across channels that are free to move; cut where it is lowest, not where average ROI is below average."
     )
     lines.append(f"solver: {d['solver']['name']} ({d['solver']['mode']}), {d['solver']['seconds']:.2f} s")
     return "\n".join(lines) + "\n"
