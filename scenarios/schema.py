@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,13 @@ class _Checker:
         return float(value)
 
     def share(self, path: str, value):
+        """A share in [0, 1], also written as a percentage string ("35%" is 0.35); 35 for 35% is a
+        problem that says how to write it."""
+        if isinstance(value, str) and re.fullmatch(r"\s*\d+(?:\.\d+)?\s*%\s*", value):
+            return self.number(path, float(value.strip().rstrip("%")) / 100.0, minimum=0.0, maximum=1.0)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 2 <= value <= 100:  # 35 for 35%
+            self.add(path, f"must be ≤ 1 (a share: write {value / 100:g} or \"{value:g}%\"), got {value:g}")
+            return None
         return self.number(path, value, minimum=0.0, maximum=1.0)
 
     def money(self, path: str, value, *, positive: bool = False):

@@ -155,3 +155,19 @@ def test_a_scenario_saved_by_a_chinese_windows_editor_loads(tmp_path):
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert info.value.problems == ["cannot read the file: it is not UTF-8 (invalid start byte at byte 8); save it as UTF-8"]
+
+
+def test_shares_may_be_written_as_percentages_and_35_for_35_percent_says_how(tmp_path):
+    curve = 'curve = { kind = "hill", beta = 2_000_000, k = 400_000, s = 1.0 }\n'
+    path = tmp_path / "s.toml"
+    path.write_text('[budget]\ntotal = 1_000_000\n[reserve]\nmin_share = "5%"\n[groups.content]\nmax_share = "60 %"\n'
+                    f'[channels.a]\ngroup = "content"\ncurrent = 500_000\n{curve}'
+                    f'[channels.b]\ncurrent = 400_000\n{curve}', encoding="utf-8")
+    sc = load_scenario(path)
+    assert sc.problem.reserve_min_share == 0.05 and sc.problem.group("content").max_share == 0.6
+    path.write_text('[budget]\ntotal = 1_000_000\n[reserve]\nmin_share = 5\nmax_share = "150%"\n'
+                    f'[channels.a]\ncurrent = 500_000\n{curve}', encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.problems == ['reserve.min_share: must be ≤ 1 (a share: write 0.05 or "5%"), got 5',
+                                   "reserve.max_share: must be ≤ 1, got 1.5"]
