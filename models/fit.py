@@ -127,6 +127,7 @@ def kpi_units(history, burn: int, unit: str = "auto", *, prior: bool = True):
         "no break-even. For ROIs in money give the KPI in money (conversions × revenue per conversion, or both "
         f"columns in the same currency unit); if it is money ({odd}), say kpi_unit = \"money\"")
 
+
 def adstock(x, alpha: float, max_lag: int | None = None) -> np.ndarray:
     """Geometric adstock ``e_t = x_t + α e_{t−1}``, truncated after ``max_lag`` lags if given.
 

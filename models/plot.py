@@ -518,9 +518,10 @@ def frontier_plot(data: dict, path: str, title: str) -> None:
     ax.plot(budgets, [r["spend"] for r in rows], color="0.6", lw=1, label="spend (ROI 1)")
     marks(ax)
     level_axis(ax)
-    ax.yaxis.set_major_formatter(money if data.get("return_unit", "money") == "money" else money_formatter(None))
+    in_money = data.get("return_unit", "money") == "money"  # a KPI that is not money reads as a plain number
+    ax.yaxis.set_major_formatter(money if in_money else money_formatter(None))
     ax.set_xlabel(f"budget ({cc})" if cc else "budget")
-    ax.set_ylabel("expected return" if data.get("return_unit", "money") == "money" else "expected return (KPI units)")
+    ax.set_ylabel("expected return" if in_money else "expected return (KPI units)")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
 
     ax = axes["mroi"]

@@ -145,11 +145,6 @@ class PeriodProblem(BudgetMixin):
     #: As :attr:`optimizer.problem.Problem.return_in_money`: False for a KPI that is not money.
     return_in_money: bool = True
 
-    @property
-    def return_currency(self) -> str:
-        """As :attr:`optimizer.problem.Problem.return_currency`."""
-        return self.currency if self.return_in_money else ""
-
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ProblemError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")

@@ -56,8 +56,20 @@ class Group:
 class BudgetMixin:
     """What every plan over a budget shares: the budget override, the reserve and the groups.
 
-    Needs ``budget``, ``reserve_min_share``, ``groups`` and ``channels`` (each with ``group``).
+    Needs ``budget``, ``reserve_min_share``, ``groups``, ``channels`` (each with ``group``),
+    ``currency`` and ``return_in_money``.
     """
+
+    @property
+    def return_unit(self) -> str:
+        """"money", or "kpi" for a return in the units of a KPI that is not money."""
+        return "money" if self.return_in_money else "kpi"
+
+    @property
+    def return_currency(self) -> str:
+        """What a return is written with (:func:`optimizer.money`): the currency, or "" (a plain
+        number) for a KPI that is not money."""
+        return self.currency if self.return_in_money else ""
 
     def with_budget(self, budget: float):
         """The same problem with another total budget (shares keep their meaning)."""
@@ -102,13 +114,6 @@ class Problem(BudgetMixin):
     #: False when the return is in KPI units that are not money (conversions, orders): a marginal
     #: ROI below 1 then says nothing about whether spend pays (see optimizer.marginal).
     return_in_money: bool = True
-
-    @property
-    def return_currency(self) -> str:
-        """What a return is written with (:func:`optimizer.money`): the currency, or "" (a plain
-        number) for a KPI that is not money."""
-        return self.currency if self.return_in_money else ""
-
 
 
 @dataclass(frozen=True)

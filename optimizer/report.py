@@ -43,7 +43,7 @@ def returns_of(problem: PeriodProblem, spends: np.ndarray, curves=None) -> dict:
 def empty_allocation(problem: PeriodProblem, mode: str) -> Allocation:
     """The result to fill: an Allocation for a one-period plan, else a PeriodAllocation."""
     fields = dict(scenario=problem.name, status="infeasible", objective=problem.objective, budget=problem.budget,
-                  currency=problem.currency, mode=mode, return_unit="money" if problem.return_in_money else "kpi")
+                  currency=problem.currency, mode=mode, return_unit=problem.return_unit)
     if problem.origin is not None:
         return Allocation(**fields)
     return PeriodAllocation(**fields, periods=tuple(problem.periods), count_after_horizon=problem.count_after_horizon)

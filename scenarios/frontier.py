@@ -359,7 +359,7 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
     d = {
         "scenario": scenario.name,
         "currency": problem.currency,
-        "return_unit": "money" if problem.return_in_money else "kpi",
+        "return_unit": problem.return_unit,
         "objective": problem.objective,
         "basis": "forecast" if of_forecast else "budget",
         "reference": round(reference, 2),

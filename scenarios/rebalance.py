@@ -447,7 +447,7 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
                         "+ media over the fit's curve samples)")
     out = {
         "scenario": name, "status": "ok" if alloc.feasible else "infeasible", "as_of": done[-1],
-        "currency": cur, "return_unit": "money" if base.return_in_money else "kpi", "plan_of_record_run": plan_run_id,
+        "currency": cur, "return_unit": base.return_unit, "plan_of_record_run": plan_run_id,
         "periods_done": list(done), "periods_remaining": list(periods[k:]),
         "model_update": model_update,
         "drift_basis": "; ".join(basis) or "spend to date vs the plan of record only (the actuals give no "

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from scenarios.errors import ScenarioError
+from scenarios.render import ratio_text
 
 logger = logging.getLogger(__name__)
 
@@ -398,8 +399,6 @@ def _money(v, currency: str) -> str:
 
 
 def _ratio(v) -> str:
-    from scenarios.render import ratio_text
-
     return "—" if v is None or not math.isfinite(v) else ratio_text(v)
 
 

@@ -43,13 +43,18 @@ def money_format(currency: str | None) -> str:
 
 
 def return_format(currency: str | None, return_unit: str | None) -> str:
-    """The number format of a return: money, or :data:`KPI_FORMAT` for a KPI that is not money."""
-    return money_format(currency) if return_unit in (None, "money") else KPI_FORMAT
+    """The number format of a return: money when ``return_unit`` is "money" (or None) and there
+    is one currency, else :data:`KPI_FORMAT` (a KPI that is not money)."""
+    return money_format(currency) if return_unit in (None, "money") and currency else KPI_FORMAT
 
 
 def _units(currency: str | None, return_unit: str | None) -> str:
-    """The subtitle's words for the units: "money in CNY", "; returns in KPI units" when they are."""
-    return f"money in {currency or 'CNY'}" + ("; returns in the KPI's own units" if return_unit == "kpi" else "")
+    """The subtitle's words for the units: "money in CNY", then how returns read when they are not
+    money. None for either: the columns of a comparison differ in it."""
+    text = f"money in {currency}" if currency else "money in each column's own currency"
+    if return_unit == "kpi":
+        return text + "; returns in the KPI's own units"
+    return text + ("; returns in money in some columns, in KPI units in others" if return_unit is None else "")
 
 
 def _cents(v):
@@ -160,10 +165,10 @@ def allocation_workbook(alloc, scenario=None, extra: dict | None = None, *, writ
     extra = extra or {}
     cur = d["current"] or {}
     money = money_format(d["currency"])
-    ret = return_format(d["currency"], d.get("return_unit"))
+    ret = return_format(d["currency"], d["return_unit"])
     horizon = getattr(scenario, "horizon", None) or d.get("horizon")
     subtitle = (f"written {_today(written).isoformat()}" + (f"; horizon {horizon}" if horizon else "")
-                + f"; {_units(d['currency'], d.get('return_unit'))}; objective {d['objective']}")
+                + f"; {_units(d['currency'], d['return_unit'])}; objective {d['objective']}")
     book = Workbook()
 
     s = _Sheet(book, "summary", f"{d['scenario']}: plan", subtitle, first=True)
@@ -260,18 +265,14 @@ def comparison_workbook(cmp: dict, *, written: dt.date | None = None) -> bytes:
     two = cmp.get("difference") is not None
     currency = cmp.get("currency")
     money = money_format(currency) if currency else KPI_FORMAT
-    ret = return_format(currency, cmp.get("return_unit")) if currency else KPI_FORMAT
+    ret = return_format(currency, cmp.get("return_unit", "money"))
     kinds = {"money": money, "share": SHARE_FORMAT, "ratio": RATIO_FORMAT, "text": None}
 
     def fmt_of(r):  # returns are money only when every column's are
         return ret if r["kind"] == "money" and r["metric"] in RETURN_FIGURES else kinds[r["kind"]]
 
-    unit = cmp.get("return_unit", "money")
-    subtitle = (f"written {_today(written).isoformat()}; "
-                + (f"money in {currency}" if currency else "money in each column's own currency")
-                + ("; returns in the KPI's own units" if unit == "kpi" else
-                   "; returns in money in some columns, in KPI units in others" if unit is None else "")
-                + f"; {cmp['curves']['text']}")
+    subtitle = (f"written {_today(written).isoformat()}; {_units(currency, cmp.get('return_unit', 'money'))}; "
+                f"{cmp['curves']['text']}")
     heading = f"Comparison of {len(cols)} plan(s): " + " | ".join(names)
     rows = comparison_rows(cmp)
     book = Workbook()
@@ -321,9 +322,9 @@ def rebalance_workbook(result: dict, *, written: dt.date | None = None) -> bytes
     from openpyxl import Workbook
 
     money = money_format(result.get("currency"))
-    ret = return_format(result.get("currency"), result.get("return_unit"))
+    ret = return_format(result.get("currency") or "CNY", result.get("return_unit", "money"))
     heading = f"{result['scenario']}: rebalance as of {result['as_of']}"
-    subtitle = (f"written {_today(written).isoformat()}; {_units(result.get('currency'), result.get('return_unit'))}; "
+    subtitle = (f"written {_today(written).isoformat()}; {_units(result.get('currency') or 'CNY', result.get('return_unit', 'money'))}; "
                 f"periods done {', '.join(result['periods_done'])}; remaining {', '.join(result['periods_remaining'])}")
     book = Workbook()
 
