@@ -43,9 +43,9 @@ def money_format(currency: str | None) -> str:
 
 
 def return_format(currency: str | None, return_unit: str | None) -> str:
-    """The number format of a return: money when ``return_unit`` is "money" (or None) and there
-    is one currency, else :data:`KPI_FORMAT` (a KPI that is not money)."""
-    return money_format(currency) if return_unit in (None, "money") and currency else KPI_FORMAT
+    """The number format of a return: money when ``return_unit`` is "money" and there is one
+    currency, else :data:`KPI_FORMAT` (a KPI that is not money, or columns that differ in it)."""
+    return money_format(currency) if return_unit == "money" and currency else KPI_FORMAT
 
 
 def _units(currency: str | None, return_unit: str | None) -> str:

@@ -102,6 +102,13 @@ def test_compare_does_not_subtract_kpi_units_from_money(conversions):
     assert "returns of A in the KPI's own units (not money), of B in money" in table
     row = next(line for line in table.splitlines() if line.startswith("expected return "))
     assert len(row.split()) == 4  # "expected return", A, B and no difference
+    from scenarios.compare import compare_scenarios
+    from scenarios.sheets import KPI_FORMAT, comparison_workbook
+
+    sheet = load_workbook(BytesIO(comparison_workbook(compare_scenarios([conversions, quarterly]))))["comparison"]
+    row = next(r for r in sheet.iter_rows() if r[0].value == "expected return")
+    assert [c.number_format for c in row[1:3]] == [KPI_FORMAT, KPI_FORMAT]  # one is not money: neither has ¥
+    assert "returns in money in some columns, in KPI units in others" in sheet["A2"].value
     same = json.loads(run("compare", conversions, conversions, "--format", "json").stdout)
     assert same["return_unit"] == "kpi" and same["difference"]["plan"]["expected_return"] == 0.0
 
