@@ -174,8 +174,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     for noisy in ("cmdstanpy", "prophet", "matplotlib", "pulp"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     # What the user should know even without -v: files written, progress of long work.
-    # "fitting 9 channels on 156 weekly periods …"; "h.csv: read as semicolon-separated UTF-8 …"
-    for ours in (logger, logging.getLogger("models.cache"), logging.getLogger("models.history")):
+    # "fitting 9 channels on 156 weekly periods …"; "h.csv: read as semicolon-separated UTF-8 …";
+    # "reading dates day-first (%d.%m.%Y) …"
+    for ours in (logger, *map(logging.getLogger, ("models.cache", "models.history", "models.dates"))):
         ours.setLevel(logging.ERROR if quiet else min(level, logging.INFO))
     warnings.showwarning = _show_warning
 

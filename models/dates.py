@@ -15,7 +15,10 @@ match it. Without one, each value is put in a style:
 
 Year-first dates as Chinese and Japanese spreadsheets show them (``2024年3月4日``, ``2024年3月``)
 and ISO weeks (``2024-W10``, its Monday; ``2024-W10-3``, its Wednesday) are read as the ISO dates
-they name.
+they name. A column of whole numbers between 25569 and 73050 only (``45355``) is Excel's serial day
+numbers, which a date cell becomes when its workbook is saved as CSV with the column formatted as
+General (day 1 is 1900-01-01 and Excel counts a 29 February 1900, so 45355 is 2024-03-04); said on
+stderr. Five-digit numbers outside that range (1970 to 2099) are not taken for dates.
 
 One column holds one style: a column that mixes them (some ISO rows pasted into a dotted file)
 is refused with the rows of each.
@@ -46,6 +49,11 @@ _HAS_LETTERS = re.compile(r"[^\W\d_]")
 # 2024年3月4日 (a time may follow), 2024年3月: year first, as a CJK spreadsheet shows a date.
 _CJK_DATE = re.compile(r"^(\d{4})\s*年\s*(\d{1,2})\s*月(?:\s*(\d{1,2})\s*[日号])?")
 _ISO_WEEK = re.compile(r"^(\d{4})-?W(\d{2})(?:-?([1-7]))?$", re.IGNORECASE)
+# Excel's serial day number, with the time of day as a fraction (45355, 45355.5, 45355.0).
+_EXCEL_SERIAL = re.compile(r"^(\d{5})(?:\.\d*)?$")
+#: The serial numbers read as dates: 1970-01-01 to 2099-12-31.
+EXCEL_SERIALS = (25569, 73050)
+_EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # serial 0, as Excel counts (it has a 29 Feb 1900)
 
 # Ranges of rows listed in a "mixed formats" message before the rest are counted.
 _RANGES_SHOWN = 3
@@ -137,6 +145,8 @@ def _iso_text(value: str) -> str:
 
 
 def _detect_and_read(text: pd.Series, label: str, first_row: int, result: ParsedDates) -> None:
+    if _excel_serials(text, result):
+        return
     shown = text  # the values as the file wrote them, for messages
     text = text.map(_iso_text)
     year_first = text.str.extract(_YEAR_FIRST)
@@ -200,6 +210,23 @@ def _detect_and_read(text: pd.Series, label: str, first_row: int, result: Parsed
     for i in parsed.index[parsed.isna()]:
         result.row_problems.append((int(i), f"{label} {shown[i]!r} is not a date"))
     result.dates.loc[parsed.index] = parsed
+
+
+def _excel_serials(text: pd.Series, result: ParsedDates) -> bool:
+    """Read the column as Excel serial day numbers if every value is one (see the module docstring)."""
+    serial = text.str.extract(_EXCEL_SERIAL)[0]
+    if not len(text) or serial.isna().any():
+        return False
+    days = serial.astype(int)
+    lo, hi = EXCEL_SERIALS
+    if not days.between(lo, hi).all():
+        return False
+    result.dates.loc[text.index] = _EXCEL_EPOCH + pd.to_timedelta(days, unit="D")
+    result.format = "Excel serial day numbers"
+    first = text.index[0]
+    logger.info("reading dates as Excel serial day numbers (%s is %s): the column was saved unformatted",
+                text[first], result.dates[first].date().isoformat())
+    return True
 
 
 _ONE_FORMAT = "write every date the same way (or set date_format and fix the rows that do not match it)"

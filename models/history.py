@@ -289,12 +289,28 @@ def read_table(path, source: str | None = None, date_format: str | None = None) 
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise HistoryError([f"{source}: cannot be read as CSV ({exc})"], source) from None
     frame = _trim(frame)
-    if sep == ";":  # Excel's CSV where the decimal mark is a comma: 1.234.567,89
-        frame = frame.apply(lambda col: col.str.replace(_DECIMAL_COMMA, _decimal_point, regex=True))
+    marks = ""
+    if sep == ";":  # Excel's CSV where the decimal mark is a comma (1.234.567,89), or not
+        comma = _first(frame, _COMMA_FRACTION)
+        point = None if comma is not None else _first(frame, _POINT_FRACTION)
+        dotted = None if comma is not None or point is not None else _first(frame, _DOTTED_THOUSAND)
+        if point is not None:
+            marks = f" with decimal points ({point} is a decimal number)"
+        else:
+            frame = frame.apply(lambda col: col.str.replace(_DECIMAL_COMMA, _decimal_point, regex=True))
+            marks = (f" with dots between thousands ({dotted} is {dotted.replace('.', '')}: no number in it has a "
+                     "decimal comma or point to tell, so as Excel writes it beside decimal commas)" if dotted
+                     else " with decimal commas (1.234,5 is 1234.5)")
     if sep != "," or encoding != "utf-8":
-        logger.info("%s: read as %s-separated %s%s", source, _SEPARATOR_NAMES[sep], encoding.upper(),
-                    " with decimal commas (1.234,5 is 1234.5)" if sep == ";" else "")
+        logger.info("%s: read as %s-separated %s%s", source, _SEPARATOR_NAMES[sep], encoding.upper(), marks)
     return frame
+
+
+def _first(frame: pd.DataFrame, pattern: str) -> str | None:
+    """The first cell of ``frame`` (row by row) that is all ``pattern``, stripped; None if none is."""
+    cells = pd.Series(frame.to_numpy().ravel(), dtype=object).dropna().astype(str)
+    found = cells[cells.str.fullmatch(pattern)]
+    return None if found.empty else str(found.iloc[0]).strip()
 
 
 #: Field separators a CSV may use, by name: Excel writes semicolons where the decimal mark is a
@@ -305,6 +321,22 @@ _SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 #: reader (:func:`number_texts`) to take out.
 _DECIMAL_COMMA = (r"^(\s*[+-]?\s*(?:[¥￥$€£]\s*)?)([+-]?(?:\d{1,3}(?:\.\d{3})+|\d+))(?:,(\d+))?"
                   r"(\s*(?:[¥￥$€£元]|CNY|RMB|USD|EUR|GBP|JPY)?\s*)$")
+
+
+#: Around a number: a sign and a currency before it, a currency after it.
+_BEFORE = r"\s*[+-]?\s*(?:[¥￥$€£]\s*)?[+-]?"
+_AFTER = r"\s*(?:[¥￥$€£元]|CNY|RMB|USD|EUR|GBP|JPY)?\s*"
+#: A number whose comma can only be a decimal comma (12,5; 1.234,56).
+_COMMA_FRACTION = _BEFORE + r"(?:\d{1,3}(?:\.\d{3})+|\d+),\d+" + _AFTER
+#: A number whose dot can only be a decimal point: not three digits after it (12.5, 0.1234),
+#: more than three before it (1234.567), a leading zero (0.125), or commas between thousands
+#: before it (1,234.567). A month written 2024.03 is none of them.
+_POINT_FRACTION = (r"(?!\s*(?:19|20)\d\d\.\d\d?\s*$)" + _BEFORE
+                   + r"(?:\d+\.(?:\d{1,2}|\d{4,})|\d{4,}\.\d+|0\.\d+|\d{1,3}(?:,\d{3})+\.\d+)" + _AFTER)
+
+
+#: One dot between thousands and no other mark (123.456): a decimal point or a thousands dot.
+_DOTTED_THOUSAND = _BEFORE + r"\d{1,3}\.\d{3}" + _AFTER
 
 
 def _trim(frame: pd.DataFrame) -> pd.DataFrame:
@@ -526,12 +558,18 @@ def _parse_dates(values: pd.Series, spec: HistorySpec, check: _Checker) -> pd.Se
 #: so the cell is reported as not a number rather than read as 12345.
 _CURRENCY_BEFORE = r"^([+-]?)\s*(?:[¥￥$€£]|(?:CNY|RMB|USD|EUR|GBP|JPY)\s)\s*"
 _CURRENCY_AFTER = r"\s*(?:[¥￥$€£元]|CNY|RMB|USD|EUR|GBP|JPY)$"
+#: How Excel's accounting format shows zero: a dash beside a currency (¥ -, -元, $ - ). A dash alone
+#: is not read: it may as well mean "missing".
+_ACCOUNTING_ZERO = (r"(?:[¥￥$€£]|CNY|RMB|USD|EUR|GBP|JPY)\s*[-–—]\s*"
+                    r"|[-–—]\s*(?:[¥￥$€£元]|CNY|RMB|USD|EUR|GBP|JPY)")
 _GROUPING = r"(?<=\d)[,\s\u00a0\u202f'’](?=\d{3}(?!\d))"
 
 
 def number_texts(values: pd.Series) -> pd.Series:
-    """Cells as ``float()`` reads them: the currency and the thousands separators taken out."""
+    """Cells as ``float()`` reads them: the currency and the thousands separators taken out, and
+    Excel's accounting zero (``¥ -``: a dash with a currency) read as 0."""
     text = values.astype(str).str.strip()
+    text = text.mask(text.str.fullmatch(_ACCOUNTING_ZERO), "0")
     text = text.str.replace(_CURRENCY_BEFORE, r"\1", regex=True).str.replace(_CURRENCY_AFTER, "", regex=True)
     return text.str.replace(_GROUPING, "", regex=True)
 
@@ -561,7 +599,9 @@ def _parse_numbers(values: pd.Series, what: str, check: _Checker, *, rows=None,
             if cell_l in ("", "nan", "na", "n/a", "null", "none"):
                 check.error(f"{what} is missing", row)
             else:
-                check.error(f"{what} {cell!r} is not a number", row)
+                hint = (": write 0 if it means none (Excel's accounting format shows 0 as a dash)"
+                        if cell in ("-", "–", "—") else "")
+                check.error(f"{what} {cell!r} is not a number{hint}", row)
         elif math.isinf(x):
             check.error(f"{what} is infinite", row)
         elif positive and x <= 0:

@@ -176,3 +176,20 @@ def test_cjk_months_read_as_monthly_and_bad_ones_are_named_as_written(tmp_path):
     weeks[2] = "2024-W54"
     assert problems(write(tmp_path, frame(days))) == ["history.csv row 6: date '2024年2月30日' is not a date"]
     assert problems(write(tmp_path, frame(weeks))) == ["history.csv row 4: date '2024-W54' is not a date"]
+
+
+def test_excel_serial_day_numbers_read_as_the_days_they_count(tmp_path, caplog):
+    """A workbook saved as CSV with its date column formatted as General writes 45292 for
+    2024-01-01 (Excel counts from 1900-01-01 as day 1, with a 29 February 1900); it was "not a
+    date" on every row. Five-digit numbers outside 1970–2099 are not taken for dates."""
+    caplog.set_level("INFO", logger="models.dates")
+    serials = [str((d - pd.Timestamp("1899-12-30")).days) for d in WEEKS]
+    assert serials[0] == "45292"  # =DATE(2024,1,1) in Excel
+    h = load_history(write(tmp_path, frame(serials)))
+    assert list(h.dates) == list(WEEKS) and h.frequency == "weekly"
+    assert [r.getMessage() for r in caplog.records if "serial" in r.getMessage()] == [
+        "reading dates as Excel serial day numbers (45292 is 2024-01-01): the column was saved unformatted"]
+    with_time = [f"{s}.5" for s in serials]  # a date and time cell: the day is kept
+    assert list(load_history(write(tmp_path, frame(with_time))).dates) == list(WEEKS)
+    codes = [str(10000 + i) for i in range(len(WEEKS))]  # store codes, not dates
+    assert problems(write(tmp_path, frame(codes)))[0] == "history.csv row 2: date '10000' is not a date"

@@ -413,6 +413,58 @@ def test_a_semicolon_file_with_decimal_points_is_not_misread(tmp_path):
     assert load_history(path).kpi[0] == pytest.approx(float(frame["revenue"][0]))
 
 
+def test_a_semicolon_file_with_three_decimals_reads_them_as_decimals(tmp_path, caplog):
+    """123.456 in a semicolon file is 123456 where the numbers use decimal commas, and 123.456
+    where any number in the file shows a decimal point (12.5): it was read as 123456 whatever the
+    rest of the file said."""
+    caplog.set_level("INFO", logger="models.history")
+    frame = weekly_frame()
+    for col in ("revenue", "tv", "social"):  # whole numbers: 1063696, not 1063696.0
+        frame[col] = frame[col].map(lambda v: str(int(float(v))))
+    plain = load_history(write(tmp_path, frame))
+    pointed = frame.copy()
+    pointed["tv"] = (pointed["tv"].astype(float) / 1000).map(lambda v: f"{v:.3f}")  # 12.345 thousand
+    pointed.loc[3, "social"] = f"{float(pointed.loc[3, 'social']):.1f}"  # 5123.0: a decimal point
+    path = tmp_path / "points.csv"
+    path.write_text(pointed.to_csv(sep=";", index=False), encoding="utf-8")
+    h = load_history(path)
+    np.testing.assert_allclose(h.spend["tv"].to_numpy() * 1000, plain.spend["tv"].to_numpy())
+    np.testing.assert_array_equal(h.spend["social"].to_numpy(), plain.spend["social"].to_numpy())
+    said = [r.getMessage() for r in caplog.records if "read as" in r.getMessage()]
+    assert said == [f"points.csv: read as semicolon-separated UTF-8 with decimal points "
+                    f"({pointed.loc[3, 'social']} is a decimal number)"]
+    caplog.clear()
+    dotted = frame.copy()  # integers with dots between thousands, nothing to tell: Excel's way
+    for col in ("revenue", "tv", "social"):
+        dotted[col] = dotted[col].map(lambda v: f"{int(float(v)):,}".replace(",", "."))
+    path.write_text(dotted.to_csv(sep=";", index=False), encoding="utf-8")
+    h = load_history(path)
+    np.testing.assert_array_equal(h.spend.to_numpy(), plain.spend.to_numpy())
+    np.testing.assert_array_equal(h.kpi, plain.kpi)
+    (line,) = [r.getMessage() for r in caplog.records if "read as" in r.getMessage()]
+    first = next(v for v in dotted.iloc[:, 1:].to_numpy().ravel() if v.count(".") == 1)
+    assert line.startswith(f"points.csv: read as semicolon-separated UTF-8 with dots between thousands ({first} is "
+                           f"{first.replace('.', '')}: no number in it has a decimal comma or point to tell")
+
+
+def test_excel_accounting_zero_is_zero_and_a_lone_dash_is_asked_about(tmp_path):
+    """Excel's accounting format shows 0 as a dash beside the currency (¥ -), which a dark week
+    of spend saved as CSV becomes; a dash alone may mean missing, so it is a problem that says how
+    to write 0."""
+    frame = weekly_frame()
+    frame.loc[5, "tv"] = "0"
+    plain = load_history(write(tmp_path, frame))
+    styled = frame.copy()
+    styled["tv"] = styled["tv"].map(lambda v: f"¥{float(v):,.2f}" if float(v) else " ¥ -   ")
+    h = load_history(write(tmp_path, styled, "accounting.csv"))
+    assert h.spend["tv"].iloc[5] == 0.0
+    np.testing.assert_array_equal(h.spend.to_numpy(), plain.spend.to_numpy())
+    styled.loc[5, "tv"] = "-"
+    assert problems(write(tmp_path, styled, "accounting.csv")) == [
+        "accounting.csv row 7: spend for tv '-' is not a number: write 0 if it means none (Excel's accounting "
+        "format shows 0 as a dash)"]
+
+
 def test_a_file_in_neither_utf8_nor_gbk_is_one_clear_problem(tmp_path):
     path = tmp_path / "history.csv"
     path.write_bytes(b"date,revenue,tv\n2024-01-01,\xff\xfe\xff,1\n")
