@@ -193,7 +193,8 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
             result = _plan(replace(scenario, problem=limited_problem), exact, lp_path, risk_alpha)
             if result.allocation.feasible:
                 result.allocation.notes.append(ev.limits_note(limited))
-                result.allocation.warnings[:0] = ev.binding_warnings(scenario, result.allocation, limited)
+                result.allocation.warnings[:0] = ev.binding_warnings(scenario, result.allocation, limited,
+                                                                     limited_problem)
             else:
                 limited = {}
                 result = _plan(scenario, exact, lp_path, risk_alpha)

@@ -317,7 +317,9 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
         No [horizon]; the plan of record is for other periods; nothing left to re-plan.
     """
     from optimizer import Group, Pacing, money, optimize_periods, plan_returns
+    from scenarios import evidence as ev
     from scenarios.horizon import period_problem
+    from scenarios.plan import curve_warnings
 
     name = scenario.name
     if scenario.horizon_spec is None:
@@ -368,27 +370,48 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
     por_reserve = float(plan_of_record.get("reserve", B - X_por.sum()))
     locked = set(spec.locked) | {c.name for c in base.channels if c.locked}
     notes: list[str] = []
-    rem_channels = []
+    warnings = list(dict.fromkeys(curve_warnings(scenario) + list(scenario.warnings)))
+    head = len(warnings)  # the evidence's warnings follow the curves', as in allocate
+    risk = scenario.risk
+    # The evidence limits allocate puts on poorly identified channels hold the re-plan too, on each
+    # channel's horizon total (what is left of it after the spend to date); the guard stands in
+    # for them, as in allocate.
+    evidence, limited = {}, {}
+    if risk is None or risk.measure != "guard":
+        held, limited = ev.evidence_limits(scenario, scenario.problem)
+        evidence = {c.name: c.evidence_range for c in held.channels if c.name in limited and c.name not in locked}
     eff = base.efficiency()
-    for i, c in enumerate(base.channels):
-        por_rem = X_por[i, k:]
-        spent_c = X_act[i].sum()
-        lo = None if c.min_total is None else max(0.0, c.min_total - spent_c)
-        hi = None if c.max_total is None else max(0.0, c.max_total - spent_c)
-        lo_ch, hi_ch = por_rem.sum() * (1 - spec.max_change), por_rem.sum() * (1 + spec.max_change)
-        lo = lo_ch if lo is None else max(lo, lo_ch)
-        hi = hi_ch if hi is None else min(hi, hi_ch)
-        lo = min(lo, hi)
-        mn, mx = _slice(c.min_per_period, k), _slice(c.max_per_period, k)
-        if c.name in locked:
-            mn = mx = [float(v) for v in por_rem]
-            lo = hi = None
-        else:
-            mn, mx = _link_to_last_actual(c, base.pacing, float(X_act[i, k - 1]), mn, mx, len(periods) - k)
-        rem_channels.append(replace(
-            c, carryover=float(carry[i]), efficiency=[float(v) * scale[i] for v in eff[i, k:]],
-            min_total=lo, max_total=hi, min_per_period=mn, max_per_period=mx,
-            current=[float(v) for v in por_rem], locked=False))
+
+    def remaining_channels(ranges: dict) -> tuple[list, dict]:
+        """The channels over the remaining periods; the evidence ranges ``ranges`` as they apply to
+        them {channel: (low, high) of its remaining spend}."""
+        out, applied = [], {}
+        for i, c in enumerate(base.channels):
+            por_rem = X_por[i, k:]
+            spent_c = X_act[i].sum()
+            lo = None if c.min_total is None else max(0.0, c.min_total - spent_c)
+            hi = None if c.max_total is None else max(0.0, c.max_total - spent_c)
+            lo_ch, hi_ch = por_rem.sum() * (1 - spec.max_change), por_rem.sum() * (1 + spec.max_change)
+            lo = lo_ch if lo is None else max(lo, lo_ch)
+            hi = hi_ch if hi is None else min(hi, hi_ch)
+            lo = min(lo, hi)
+            if c.name in ranges:
+                e_lo, e_hi = (max(0.0, v - spent_c) for v in ranges[c.name])
+                if max(lo, e_lo) <= min(hi, e_hi):  # else the spend to date already left the range
+                    applied[c.name] = (e_lo, e_hi)
+                    lo, hi = max(lo, e_lo), min(hi, e_hi)
+            mn, mx = _slice(c.min_per_period, k), _slice(c.max_per_period, k)
+            if c.name in locked:
+                mn = mx = [float(v) for v in por_rem]
+                lo = hi = None
+            else:
+                mn, mx = _link_to_last_actual(c, base.pacing, float(X_act[i, k - 1]), mn, mx, len(periods) - k)
+            out.append(replace(
+                c, carryover=float(carry[i]), efficiency=[float(v) * scale[i] for v in eff[i, k:]],
+                min_total=lo, max_total=hi, min_per_period=mn, max_per_period=mx,
+                current=[float(v) for v in por_rem], locked=False))
+        return out, applied
+
     f = B / remaining if remaining > 0 else 1.0
     groups = []
     for g in base.groups:
@@ -403,13 +426,37 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
         notes.append("the ROI floor applies to the remaining periods' spend on its own")
     reserve_min = min(1.0, base.reserve_min_share * f)
     reserve_max = None if base.reserve_max_share is None else min(1.0, max(reserve_min, base.reserve_max_share * f))
-    rem = replace(base, periods=periods[k:], channels=tuple(rem_channels), budget=remaining, groups=tuple(groups),
-                  reserve_min_share=reserve_min, reserve_max_share=reserve_max, pacing=pacing,
-                  target_return=None, notes=())
+
+    def remaining_problem(ranges: dict):
+        chans, applied = remaining_channels(ranges)
+        return replace(base, periods=periods[k:], channels=tuple(chans), budget=remaining, groups=tuple(groups),
+                       reserve_min_share=reserve_min, reserve_max_share=reserve_max, pacing=pacing,
+                       target_return=None, notes=()), applied
+
+    rem, applied = remaining_problem({})
     alloc = optimize_periods(rem)
-    if scenario.risk is not None:  # the plan of record may be a guarded one; the re-plan is not
-        notes.append(f"the re-plan is the best plan on the curves, not over their samples: the scenario's risk = "
-                     f"\"{scenario.risk.measure}:{scenario.risk.alpha:g}\" is not applied to it")
+    risk_out = None
+    if evidence and alloc.feasible:
+        held_rem, applied = remaining_problem(evidence)
+        held_alloc = optimize_periods(held_rem) if applied else alloc
+        if held_alloc.feasible:
+            rem, alloc = held_rem, held_alloc
+        else:
+            applied = {}
+            warnings.insert(head, "evidence: the limits on poorly identified channels conflict with the re-plan's "
+                                  "own; re-planned without them")
+    if risk is not None and alloc.feasible:
+        alloc, risk_out = _replan_on_samples(scenario, rem, alloc, X_por[:, k:], risk, warnings, notes)
+    if applied:
+        left = {c: lv for c, lv in limited.items() if c in applied}
+        notes.append(ev.limits_note(left, "on each channel's total over the horizon, its spend to date included"))
+        if alloc.feasible:
+            spend = dict(zip(names, np.asarray(alloc.period_spend, float).sum(axis=1)))
+            own = {c.name: (c.min_total or 0.0, np.inf if c.max_total is None else c.max_total)
+                   for c in remaining_channels({})[0]}
+            warnings[head:head] = ev.limit_warnings(scenario, ev.at_limit(spend, applied, own, remaining), left)
+    if alloc.feasible:  # the re-plan's own (S-curve envelopes, return after the horizon …)
+        warnings += [w for w in alloc.warnings if w not in warnings]
 
     # Variance to date and drift.
     variance, drift = [], []
@@ -455,8 +502,11 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
         "kpi": kpi_rows or [],
         "budget": {"total": _cents(B), "spent_to_date": spent, "remaining": remaining,
                    "plan_of_record_reserve": _cents(por_reserve), "reserve": _cents(alloc.reserve)},
-        "variance": variance, "drift": drift, "notes": notes, "ignored": list(actuals.ignored),
+        "variance": variance, "drift": drift, "warnings": warnings, "notes": notes,
+        "ignored": list(actuals.ignored),
     }
+    if risk_out is not None:
+        out["risk"] = risk_out
     if not alloc.feasible:
         out.update({"diagnosis": list(alloc.diagnosis), "channels": [], "periods": [], "suggestions": [],
                     "end_of_horizon": None, "gain": None})
@@ -507,6 +557,39 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
         suggestions += _transfers(rem, X_base, X_new, names, spec.unit, cur, periods[k:])
     out["suggestions"] = suggestions
     return out
+
+
+def _replan_on_samples(scenario, rem, point, X_rem: np.ndarray, risk, warnings: list, notes: list):
+    """The re-plan as the scenario's ``risk`` asks, over the fitted curves' samples: guard (the best
+    mean plan whose worst ``alpha`` share of samples still gains on the plan of record's remaining
+    split, at the re-plan's spend) or CVaR. Returns (allocation, the JSON ``risk`` figures)."""
+    from optimizer import optimize_cvar_periods, optimize_guarded_periods
+    from scenarios.plan import _period_samples, curve_samples
+
+    samples = curve_samples(scenario, per_period=True)
+    if samples is None:
+        raise ScenarioError([f"risk = \"{risk.measure}:{risk.alpha:g}\": needs curve samples: fit the curves from "
+                             "history with method = \"bayes\" or bootstrap > 0"], scenario.name)
+    samples = _period_samples(scenario, rem, samples)
+    said = f"risk = \"{risk.measure}:{risk.alpha:g}\""
+    if risk.measure == "cvar":
+        plans = optimize_cvar_periods(rem, samples, risk.alpha)
+        notes.append(f"re-planned over the curve samples as the scenario's {said} asks: the best CVaR of the "
+                     "remaining return")
+        return plans.averse, plans.risk
+    spent = float(np.sum(point.period_spend))
+    reference = X_rem * (spent / float(X_rem.sum())) if X_rem.sum() > 0 else X_rem
+    plans = optimize_guarded_periods(rem, samples, risk.alpha, reference=reference, point=point)
+    share = f"{risk.alpha:.0%}"
+    if not plans.reference_feasible:
+        warnings.append(f"guard: {plans.note}")
+    notes.append(f"re-planned over the curve samples as the scenario's {said} asks: "
+                 + (f"the best mean re-plan loses to the plan of record in the worst {share} of them, so it moves "
+                    f"less money: the best mean return whose worst {share} still gains on the plan of record's "
+                    "remaining split" if plans.binds else
+                    f"the best mean re-plan already gains on the plan of record in the worst {share} of them")
+                 + " (the evidence limits are not applied)")
+    return plans.guarded, plans.guard
 
 
 def _level(X_rem, X_new, periods, cur, unit, *, unspent, por_reserve, new_reserve, cost, return_currency) -> list[dict]:

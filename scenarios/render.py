@@ -781,6 +781,8 @@ def rebalance_table(r: dict) -> str:
            f"{sym}{_num(b['remaining'])}; reserve {sym}{_num(b['plan_of_record_reserve'])} in the plan of record, "
            f"{sym}{_num(b['reserve'])} now",
            f"  model: {r['model_update']}", ""]
+    if r.get("warnings"):  # what the re-plan rests on comes before it, as in a plan
+        out += ["Warnings:"] + [f"  - {w}" for w in r["warnings"]] + [""]
     if r.get("suggestions"):
         out.append("Suggestions:")
         out += [f"  - {s['text']}" for s in r["suggestions"]]
@@ -824,7 +826,7 @@ def rebalance_csv(r: dict) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=REBALANCE_CSV_FIELDS, lineterminator="\n")
     w.writeheader()
-    rows = []
+    rows = [{"section": "warning", "text": w} for w in r.get("warnings", [])]
     for s in r.get("suggestions", []):
         rows.append({"section": s["kind"], "from": s["from"], "to": s["to"], "amount": s["amount"],
                      "expected": s["expected_gain"], "text": s["text"]})
@@ -838,6 +840,7 @@ def rebalance_csv(r: dict) -> str:
         for c in p["channels"]:
             rows.append({"section": "replan", "channel": c["channel"], "period": p["period"], "planned": c["spend"],
                          "expected": c["expected_return"]})
+    rows += [{"section": "note", "text": n} for n in r.get("notes", [])]
     for row in rows:
         w.writerow({k: spreadsheet_safe("" if row.get(k) is None else row[k]) for k in REBALANCE_CSV_FIELDS})
     return buf.getvalue()

@@ -340,6 +340,12 @@ def rebalance_workbook(result: dict, *, written: dt.date | None = None) -> bytes
         s.add(["drift flags", ""], bold=True)
         for d in result["drift"]:
             s.add([d["kind"], d["text"]])
+    for title, items in (("warnings", result.get("warnings", [])), ("notes", result.get("notes", []))):
+        if items:
+            s.gap()
+            s.add([title, ""], bold=True)
+            for text in items:
+                s.add(["", text])
     s.finish()
 
     t = _Sheet(book, "suggestions", f"{heading}: suggestions", subtitle)
