@@ -97,6 +97,9 @@ class PeriodChannel:
     max_change_abs: float | None = None
     tail_efficiency: float = 1.0
     label: str | None = None
+    #: What set ``min_total`` and ``max_total`` (the single-horizon limits' names, such as
+    #: ``evidence[douyin]``), for the plan's binding constraints; empty when not known.
+    total_sources: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
 
 @dataclass(frozen=True)

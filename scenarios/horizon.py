@@ -180,7 +180,7 @@ def period_problem(scenario, spec: HorizonSpec):
             name=c.name, curve=curve, group=c.group, alpha=alpha, carryover=carry, efficiency=eff,
             min_total=lo.value if lo.value > 0 else None, max_total=hi.value,
             min_per_period=keys.get("min_per_period"), max_per_period=keys.get("max_per_period"),
-            current=c.current / T, locked=c.locked, label=c.label,
+            current=c.current / T, locked=c.locked, label=c.label, total_sources=(lo.sources, hi.sources),
         ))
     notes = []
     if seasonal is not None:

@@ -409,7 +409,7 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
             out.append(replace(
                 c, carryover=float(carry[i]), efficiency=[float(v) * scale[i] for v in eff[i, k:]],
                 min_total=lo, max_total=hi, min_per_period=mn, max_per_period=mx,
-                current=[float(v) for v in por_rem], locked=False))
+                current=[float(v) for v in por_rem], locked=False, total_sources=((), ())))
         return out, applied
 
     f = B / remaining if remaining > 0 else 1.0

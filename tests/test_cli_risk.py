@@ -254,6 +254,9 @@ def test_rebalance_re_plans_a_fitted_scenario_as_allocate_plans_it(runner, dispu
     plan = json.loads(rec.stdout)
     held = [w for w in plan["warnings"] if w.startswith("evidence:")]
     assert held, plan["warnings"]  # a period plan held at an evidence limit says so, with the test
+    # … and its binding limits say which limit holds the channel's total
+    why = {b["detail"].rsplit("(", 1)[-1].rstrip(")") for b in plan["binding_constraints"] if "(evidence[" in b["detail"]}
+    assert why == {f"evidence[{w.split(':')[1].strip()}]" for w in held}
     actuals = folder / "rebalance_actuals.csv"
     actuals.write_text("period,channel,spend\n" + "".join(
         f"{p['period']},{c['channel']},{c['spend']}\n" for p in plan["periods"][:4] for c in p["channels"]))
