@@ -270,10 +270,15 @@ def _gain_cvar(x, current, names, samples, alpha) -> float:
 METHOD = "bayes"
 
 
+#: Overrides of the joint model's priors (``--priors``; :class:`models.posterior.Priors` fields).
+PRIORS: dict | None = None
+
+
 def _fit(history, n_jobs, calibration=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return MediaMixModel(method=METHOD, n_jobs=n_jobs, random_state=0, calibration=calibration).fit(history)
+        return MediaMixModel(method=METHOD, n_jobs=n_jobs, random_state=0, calibration=calibration,
+                             priors=PRIORS).fit(history)
 
 
 def run_dataset(index: int, seed: int, n_jobs: int | None = None, control: bool = False, calibrate: bool = True) -> dict:
@@ -550,7 +555,11 @@ def main(argv=None) -> int:
                              "Hill s = 0.8, flighted spend, flat efficiency, no break, 0.5%% noise")
     parser.add_argument("--no-calibration", action="store_true",
                         help="skip the second fit of each dataset with one lift test per channel")
+    parser.add_argument("--priors", default=None, metavar="JSON",
+                        help='overrides of the joint model\'s priors, e.g. \'{"roi_spread": 1.0}\' (models.posterior.Priors)')
     args = parser.parse_args(argv)
+    global PRIORS
+    PRIORS = json.loads(args.priors) if args.priors else None
     logging.basicConfig(level=logging.ERROR)
     for noisy in ("cmdstanpy", "prophet", "models"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -576,7 +585,7 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - t0
     if args.from_rows:  # the fits' own time, as the rows recorded it
         seconds = sum(r["fit_seconds"] + ((r.get("calibrated") or {}).get("fit_seconds") or 0) for r in rows)
-    result = {"seed": args.seed, "control": args.control, "seconds": round(seconds, 1),
+    result = {"seed": args.seed, "control": args.control, "priors": PRIORS, "seconds": round(seconds, 1),
               "summary": summarise(rows), "datasets": rows}
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
