@@ -100,6 +100,18 @@ class Scenario:
     risk: object = None
 
 
+_PERCENT = re.compile(r"\s*\d+(?:\.\d+)?\s*%\s*")
+
+
+def _is_percent(value) -> bool:
+    """A percentage written as text: "35%", "2.5 %" (TOML has no percent literal)."""
+    return isinstance(value, str) and _PERCENT.fullmatch(value) is not None
+
+
+def _percent(value: str) -> float:
+    return float(value.strip().rstrip("%")) / 100.0
+
+
 class _Checker:
     """Collects problems; each helper returns the value when valid, else None."""
 
@@ -141,8 +153,8 @@ class _Checker:
     def share(self, path: str, value):
         """A share in [0, 1], also written as a percentage string ("35%" is 0.35); 35 for 35% is a
         problem that says how to write it."""
-        if isinstance(value, str) and re.fullmatch(r"\s*\d+(?:\.\d+)?\s*%\s*", value):
-            return self.number(path, float(value.strip().rstrip("%")) / 100.0, minimum=0.0, maximum=1.0)
+        if _is_percent(value):
+            return self.number(path, _percent(value), minimum=0.0, maximum=1.0)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and 2 <= value <= 100:  # 35 for 35%
             self.add(path, f"must be ≤ 1 (a share: write {value / 100:g} or \"{value:g}%\"), got {value:g}")
             return None
@@ -154,7 +166,10 @@ class _Checker:
         return self.at_most(path, value, MAX_MONEY, MAX_MONEY_WHY)
 
     def ratio(self, path: str, value, *, positive: bool = False):
-        """A ratio (ROI, margin, fraction): ≥ 0 (> 0 if ``positive``) and ≤ :data:`MAX_RATIO`."""
+        """A ratio (ROI, margin, fraction): ≥ 0 (> 0 if ``positive``) and ≤ :data:`MAX_RATIO`; also
+        written as a percentage string ("50%" is 0.5, as for shares)."""
+        if _is_percent(value):
+            value = _percent(value)
         value = self.number(path, value, minimum=None if positive else 0.0, positive=positive)
         return self.at_most(path, value, MAX_RATIO, MAX_RATIO_WHY)
 
@@ -422,7 +437,7 @@ def scenario_from_dict(
     for cname, craw in raw_channels.items():
         p = f"channels.{cname}"
         ch = ck.table(p, craw, CHANNEL_KEYS)
-        if not ch:
+        if not isinstance(craw, dict):  # an empty table is a channel with nothing said (no curve)
             continue
         group = ck.text(f"{p}.group", ch.get("group"), "other")
         if "group" in ch:

@@ -227,3 +227,27 @@ def test_all_kinds_of_problem_are_listed_at_once(tmp_path):
         f"channels.scrm.current: must be ≤ 1e+13 ({MONEY_WHY}), got 5e+15",
     ]
     assert str(err.value).startswith(f"{p}: 4 problem(s)\n")
+
+
+def test_an_empty_channel_table_is_a_channel_without_a_curve(tmp_path):
+    """[channels.a] with nothing under it was skipped: alone it crashed the optimizer with a
+    ValueError (exit 1), beside another channel it vanished from the plan."""
+    alone = "[budget]\ntotal = 1000\n[channels.a]\n"
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, alone))
+    assert info.value.problems == ['channels.a.curve: required: e.g. { kind = "hill", beta = 3e6, k = 1e6, s = 0.8 }']
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, BASE + "[channels.a]\n"))
+    assert [p.split(":")[0] for p in info.value.problems] == ["channels.a.curve"]
+
+
+def test_change_limits_and_ratios_may_be_percentages_as_shares_are(tmp_path):
+    """TOML has no percent literal: max_change = "50%" was "must be a finite number"."""
+    text = BASE.replace('current = 400_000\n', 'current = 400_000\nmax_change = "50%"\n') + (
+        '[constraints]\nroi_min = "120%"\n')
+    sc = load_scenario(write(tmp_path, text))
+    douyin = next(c for c in sc.problem.channels if c.name == "douyin")
+    assert douyin.max_change == 0.5 and sc.problem.roi_min == 1.2
+    plan = plan_scenario(sc).allocation
+    spend = next(c.spend for c in plan.channels if c.channel == "douyin")
+    assert 200_000 - 0.01 <= spend <= 600_000 + 0.01
