@@ -148,6 +148,7 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
         if problems:
             raise HistoryError(problems, source)
         has_ret = ret_col in columns
+        rowed: set = set()  # (period, channel) with a row, readable or not
         for i, r in frame.iterrows():
             row = int(i) + 2  # the header is row 1
             p = period_of(r[date_col], row)
@@ -158,6 +159,7 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
                 continue
             x = number(r[spend_col], "spend", row)
             y = number(r[ret_col], ret_col, row) if has_ret and str(r[ret_col]).strip() != "" else None
+            rowed.add((p, ch))
             if p is None or x is None:
                 continue
             if (p, ch) in spend:
@@ -193,9 +195,16 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
         missing = [p for p in plan_periods[:plan_periods.index(seen[-1]) + 1] if p not in seen]
         problems.append(f"periods missing before {seen[-1]}: {', '.join(missing)} (actuals start with the plan's "
                         "first period and have no gaps)")
+    if layout == "long":  # a missing row is not read as no spend: it is how money gets lost
+        for p in seen:
+            absent = [ch for ch in channels if (p, ch) not in rowed]
+            if absent:
+                msg = (f"period {p}: no row for {', '.join(absent)}: give each channel's spend, 0 where it spent "
+                       "nothing")
+                (ignored if force else problems).append(msg + (" (taken as 0)" if force else ""))
     if problems:
         raise HistoryError(problems, source)
-    for p in seen:  # a channel with no row in a period did not spend in it
+    for p in seen:  # --force: a channel with no row or column in a period is taken as not spending
         for ch in channels:
             spend.setdefault((p, ch), 0.0)
     return Actuals(periods=tuple(seen), channels=channels, spend=spend, returns=returns or None,
@@ -216,6 +225,10 @@ def _wide_channels(columns, spec, date_col, channels, problems, ignored, force) 
             and c not in spec.events and not _ignored(c, spec)]
     if isinstance(spec.channels, dict):
         mapping = {ch: col for ch, col in spec.channels.items() if col in columns}
+        for ch, col in spec.channels.items():
+            if col not in columns and ch in channels:
+                msg = f"column {col!r} (channel {ch}) not found: give its spend, 0 where it spent nothing"
+                (ignored if force else problems).append(msg + (" (taken as 0)" if force else ""))
     elif isinstance(spec.channels, str):
         pre, _, post = spec.channels.partition("*")
         mapping = {c[len(pre):len(c) - len(post)]: c for c in rest if fnmatch.fnmatch(c, spec.channels)}
@@ -226,6 +239,11 @@ def _wide_channels(columns, spec, date_col, channels, problems, ignored, force) 
             msg = f"column {col!r}: unknown channel {ch!r} (the scenario has {', '.join(channels)})"
             (ignored if force else problems).append(msg)
             del mapping[ch]
+    if not isinstance(spec.channels, dict):
+        for ch in channels:
+            if ch not in mapping:
+                msg = f"no spend column for channel {ch}: give its spend, 0 where it spent nothing"
+                (ignored if force else problems).append(msg + (" (taken as 0)" if force else ""))
     return mapping
 
 

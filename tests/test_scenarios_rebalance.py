@@ -128,6 +128,29 @@ def test_bad_actuals_list_problems_and_record_nothing(setup, text, message):
         assert [r.kind for r in book.runs()] == ["plan"]
 
 
+def test_a_missing_row_or_column_is_a_problem_not_zero_spend(setup, tmp_path):
+    """A channel left out of a period's actuals was read as spending nothing: a job then flagged
+    it underspent and re-planned the money. Now it is a problem; --force takes it as 0, and says so."""
+    from types import SimpleNamespace
+
+    from models.history import HistorySpec
+
+    folder, path, sc, por = setup
+    missing = _actuals(folder, "period,channel,spend\nM1,a,300000\nM2,a,1\nM2,b,2\nM2,b,3\n")
+    with pytest.raises(HistoryError) as err:
+        read_actuals(missing, sc, ("M1", "M2", "M3"))
+    assert [p for p in err.value.problems if "no row" in p] == [
+        "period M1: no row for b: give each channel's spend, 0 where it spent nothing"]  # M2's b has rows
+    acts = read_actuals(_actuals(folder, "period,channel,spend\nM1,a,300000\n"), sc, ("M1", "M2", "M3"), force=True)
+    assert acts.spend[("M1", "b")] == 0.0 and any("no row for b" in n and "taken as 0" in n for n in acts.ignored)
+    wide = SimpleNamespace(history_spec=HistorySpec(), problem=SimpleNamespace(
+        channels=[SimpleNamespace(name="a"), SimpleNamespace(name="b")]))
+    no_b = _actuals(tmp_path, "date,revenue,a\n2025-01-06,900,10\n")
+    with pytest.raises(HistoryError) as err:
+        read_actuals(no_b, wide, ("2025-01-06", "2025-01-13"))
+    assert err.value.problems == ["no spend column for channel b: give its spend, 0 where it spent nothing"]
+
+
 def test_force_skips_unknown_rows(setup):
     folder, _, sc, _ = setup
     acts = read_actuals(_actuals(folder, M1 + "M1,zz,5\n"), sc, ("M1", "M2", "M3"), force=True)
