@@ -6,7 +6,7 @@ function and renders the result with :mod:`scenarios.render`. Results go to stdo
 
 Exit codes (documented in README and `budget --help`):
   0 ok · 1 unexpected failure · 2 usage error · 3 invalid input (every problem listed) ·
-  4 infeasible plan (explained).
+  4 infeasible plan (explained) · 5 drift flagged · 130 interrupted (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -53,11 +53,13 @@ EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_INFEASIBLE = 4
 EXIT_DRIFT = 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C; SIGTERM unwinds the same way
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 unexpected failure; 2 usage error; 3 invalid input (every problem "
     "listed); 4 infeasible plan (the conflicting constraints are explained); 5 drift flagged "
-    "(rebalance --fail-on-drift; the run is recorded)."
+    "(rebalance --fail-on-drift; the run is recorded unless --dry-run); 130 interrupted (Ctrl-C or "
+    "SIGTERM; temporary files removed, outputs left as they were)."
 )
 
 #: Chart formats ``--plot`` writes (chosen by the file's extension).
@@ -121,6 +123,9 @@ class BudgetGroup(click.Group):
         except Failure as exc:
             click.echo(str(exc), err=True)
             ctx.exit(exc.code)
+        except KeyboardInterrupt:  # click would say "Aborted!" and exit 1, its code for a failure
+            click.echo("\nAborted!", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - never a traceback unless asked for
@@ -1170,7 +1175,7 @@ def run() -> None:
 
     A reader that goes away (``budget allocate … | head -1``) ends the command quietly, as it
     does other Unix tools (SIGPIPE), instead of a BrokenPipeError traceback; SIGTERM cleans up
-    like Ctrl-C (exit 130 is click's "Aborted!").
+    like Ctrl-C ("Aborted!", exit 130).
     """
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)

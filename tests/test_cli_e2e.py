@@ -475,3 +475,26 @@ def test_rebalance_killed_at_any_moment_or_run_twice_at_once_leaves_one_whole_re
     db = sqlite3.connect(ledger)
     assert db.execute("SELECT count(*) FROM runs WHERE kind = 'rebalance'").fetchone()[0] == 1
     db.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_command_exits_130_and_writes_nothing(tmp_path, sig):
+    """Ctrl-C (SIGINT) and a scheduler's SIGTERM mid-fit: exit 130 as the README's table says
+    (click's own "Aborted!" exits 1, the code of an unexpected failure), no traceback, and no
+    output file, whole or half."""
+    out = tmp_path / "fit.json"
+    env = {**os.environ, "BUDGET_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([BUDGET, "fit", HISTORY, "--method", "least-squares", "--bootstrap", "200", "--no-cache",
+                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, env=env)
+    seen = []
+    while not any("fitting" in line for line in seen):  # the fit has started
+        line = proc.stderr.readline()
+        assert line, "".join(seen)
+        seen.append(line)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + stderr
+    assert "Aborted!" in stderr and stdout == ""
+    no_traceback(stderr)
+    assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
