@@ -384,6 +384,11 @@ def scenario_from_dict(
         groups.append(Group(name=gname, min_share=lo, max_share=hi, label=ck.text(f"groups.{gname}.label", g.get("label"))))
 
     source = _check_source(ck, data)
+    if source is not None and isinstance(source[1].get("path"), str):
+        kind, found = source[0], (base / source[1]["path"]).resolve()
+        if not found.is_file():  # said with the key and where it was looked for, before any work
+            ck.add(f"{kind}.path", f"{source[1]['path']!r}: {'no such file' if not found.exists() else 'not a file'} "
+                                   f"(looked for {found}; a relative path is relative to the scenario file)")
     horizon_spec = check_horizon(ck, data, has_model=source is not None)
     rebalance = check_rebalance(ck, data.get("rebalance", {}), set(data.get("channels") or {}))
     history_spec = None

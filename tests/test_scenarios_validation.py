@@ -251,3 +251,17 @@ def test_change_limits_and_ratios_may_be_percentages_as_shares_are(tmp_path):
     plan = plan_scenario(sc).allocation
     spend = next(c.spend for c in plan.channels if c.channel == "douyin")
     assert 200_000 - 0.01 <= spend <= 600_000 + 0.01
+
+
+def test_a_missing_history_or_model_file_is_named_with_its_key_and_where_it_was_looked_for(tmp_path):
+    """It was "nope.csv: file not found", naming neither the key nor the folder it looked in."""
+    (tmp_path / "sub").mkdir()
+    for kind in ("history", "model"):
+        text = f'[budget]\ntotal = 1000\n[{kind}]\npath = "nope.csv"\n'
+        path = tmp_path / "sub" / "s.toml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ScenarioError) as err:
+            load_scenario(path)
+        found = err.value.problems
+        assert found == [f"{kind}.path: 'nope.csv': no such file (looked for {tmp_path / 'sub' / 'nope.csv'}; a relative "
+                         "path is relative to the scenario file)"], found
