@@ -271,6 +271,20 @@ def _check_output(path: str | None, option: str, formats: tuple[str, ...] | None
         raise click.BadParameter(f"{path}: cannot write in the folder {folder}", param_hint=option)
 
 
+def _check_distinct(**paths: str | None) -> None:
+    """Refuse two outputs given the same file (the second written would replace the first; exit 2).
+    Keyword names are the options with underscores (``lp_file`` for ``--lp-file``)."""
+    seen: dict[Path, str] = {}
+    for name, path in paths.items():
+        if not path:
+            continue
+        option = "--" + name.replace("_", "-")
+        key = Path(path).absolute().resolve()
+        if key in seen:
+            raise click.UsageError(f"{seen[key]} and {option} name the same file ({path}); give each its own")
+        seen[key] = option
+
+
 def _emit(text: str, output: str | None, what: str = "result") -> None:
     if output:
         from models.atomic import write_text_atomic
@@ -365,7 +379,7 @@ def _load_scenario(path, **kwargs):
                    "best mean return whose worst 10% of samples still gain on the current split, in place "
                    "of the evidence limits.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False),
-              help="Also draw the plan against the current one to FILE (.png, .svg, .pdf; per period too).")
+              help="Also draw the plan against the current one to FILE (.png, .svg, .pdf, .jpg; per period too).")
 @click.option("--ignore-evidence", is_flag=True,
               help="Plan on the fitted curves alone: do not keep channels the history identifies poorly near "
                    "their share of the current split (the plan then warns how much money moves through them).")
@@ -435,6 +449,7 @@ def allocate(ctx, scenario, budget, fmt, output, exact, lp_file, risk, plot, ign
         _check_output(ledger, "--ledger")
     elif ledger or force:
         raise click.UsageError("--ledger and --force go with --record")
+    _check_distinct(output=output, lp_file=lp_file, plot=plot, ledger=ledger)
 
     sc = _run(ctx, _load_scenario, scenario, budget=budget, use_cache=not no_cache)
     if lp_file and sc.risk is not None and risk_spec is None:
@@ -638,7 +653,7 @@ def fit(ctx, source, out, fmt, method, draws, kpi_unit, holdout, bootstrap, seed
 @click.option("--horizon", help="Horizon: 13w, 3m, 91d or a number of data periods [the scenario's periods].")
 @FORMAT
 @OUTPUT
-@click.option("--plot", "plot", type=click.Path(dir_okay=False), help="Also draw the forecast to FILE (.png, .svg, .pdf).")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False), help="Also draw the forecast to FILE (.png, .svg, .pdf, .jpg).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the interval simulation.")
 @NO_CACHE
 @click.pass_context
@@ -662,6 +677,7 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
 
     _check_output(output, "--output")
     _check_output(plot, "--plot", PLOT_FORMATS)
+    _check_distinct(output=output, plot=plot)
     if horizon is not None:
         try:
             parse_horizon(horizon, "weekly")  # the syntax, before any work; periods once the model is known
@@ -759,7 +775,7 @@ def report(ctx, scenarios, out, seed, no_cache):
 @SHEET_FORMAT
 @OUTPUT
 @click.option("--plot", "plot", type=click.Path(dir_okay=False),
-              help="Also draw spend per channel and expected return, side by side, to FILE (.png, .svg, .pdf).")
+              help="Also draw spend per channel and expected return, side by side, to FILE (.png, .svg, .pdf, .jpg).")
 @click.option("--exact", is_flag=True, help="Solve S-shaped curves exactly (MILP) instead of on their concave envelope.")
 @click.pass_context
 def compare(ctx, sources, budget, fmt, output, plot, exact):
@@ -798,6 +814,7 @@ def compare(ctx, sources, budget, fmt, output, plot, exact):
     _check_output(output, "--output")
     _check_sheet(fmt, output)
     _check_output(plot, "--plot", PLOT_FORMATS)
+    _check_distinct(output=output, plot=plot)
 
     def announce(i, total, name):
         _say("comparing %d/%d: %s", i, total, name)
@@ -873,7 +890,7 @@ def _levels(start: str | None, stop: str | None, steps: int, of_forecast: bool) 
 @FORMAT
 @OUTPUT
 @click.option("--plot", "plot", type=click.Path(dir_okay=False),
-              help="Also draw the frontier to FILE (.png, .svg, .pdf): return with P10–P90, marginal ROI, channel mix.")
+              help="Also draw the frontier to FILE (.png, .svg, .pdf, .jpg): return with P10–P90, marginal ROI, channel mix.")
 @NO_CACHE
 @click.pass_context
 def frontier(ctx, scenario, start, stop, steps, of_forecast, fmt, output, plot, no_cache):
@@ -902,6 +919,7 @@ def frontier(ctx, scenario, start, stop, steps, of_forecast, fmt, output, plot, 
     levels = _levels(start, stop, steps, of_forecast)
     _check_output(output, "--output")
     _check_output(plot, "--plot", PLOT_FORMATS)
+    _check_distinct(output=output, plot=plot)
     sc = _run(ctx, _load_scenario, scenario, use_cache=not no_cache)
     with ProgressBar("planning budget levels") as bar:
         data = _run(ctx, budget_frontier, sc, levels, of_forecast=of_forecast, progress=bar.update)
@@ -1024,6 +1042,7 @@ def rebalance(ctx, scenario, actuals, as_of, ledger, fmt, output, dry_run, force
     _check_sheet(fmt, output)
     _check_output(output, "--output")
     ledger = ledger or str(default_ledger_path(scenario))
+    _check_distinct(output=output, ledger=ledger)
     sc = _run(ctx, _load_scenario, scenario, use_cache=not no_cache)
     result, run, new = _run(ctx, run_rebalance, scenario, sc, actuals, ledger, as_of=as_of, force=force,
                             dry_run=dry_run, command=" ".join(sys.argv), fail_on_drift=fail_on_drift)
@@ -1072,7 +1091,7 @@ def _open_ledger(ctx, path: str | None):
 @click.option("--all", "show_all", is_flag=True, help="Also runs that a later run superseded.")
 @click.pass_context
 def runs(ctx, ledger, fmt, show_all):
-    """List the runs recorded in a ledger (plans of record; later, rebalances).
+    """List the runs recorded in a ledger (plans of record and rebalances).
 
     \b
     Example:
@@ -1137,6 +1156,7 @@ def runs_export(ctx, ledger, output):
     from scenarios import render
 
     _check_output(output, "--output")
+    _check_distinct(output=output, ledger=ledger)
     with _open_ledger(ctx, ledger) as book:
         data = [(r.to_dict(with_result=False), book.plan_rows(r.id)) for r in _run(ctx, book.runs, with_result=False)]
     _emit(render.runs_export_csv(data), output, "runs")

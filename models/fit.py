@@ -54,7 +54,7 @@ from models.calibration import check_lift_tests, resolve_lift_tests, window_effe
 from models.curves import HillCurve
 from models.errors import ConvergenceWarning, HistoryError, NotFittedError
 from models.history import History
-from models.identify import PERIOD_WORD
+from models.identify import periods_text
 
 __all__ = ["MediaMixModel", "ChannelParams", "adstock", "hill", "fit_metrics", "naive_holdout_nrmse",
            "quality_warnings"]
@@ -1086,7 +1086,7 @@ class MediaMixModel:
             channel_warnings = []
             if x.sum() > 0 and not x[burn:].sum() > 0:
                 channel_warnings.append(
-                    f"{c}: all its spend lies in the first {burn} {PERIOD_WORD[history.frequency]}, "
+                    f"{c}: all its spend lies in the first {periods_text(burn, history.frequency)}, "
                     "which the fit leaves out (their carryover from before the history is unknown): its effect cannot be "
                     "measured; leave the column out (ignore) or plan it with a written curve")
             elif p.beta <= 0:

@@ -35,7 +35,8 @@ import numpy as np
 
 from models.history import NEAR_CONSTANT_CV
 
-__all__ = ["WEAK", "POOR", "PERIOD_WORD", "channel_identification", "identification_warning", "lift_test_size"]
+__all__ = ["WEAK", "POOR", "PERIOD_WORD", "channel_identification", "identification_warning", "lift_test_size",
+           "periods_text"]
 
 #: Thresholds of a "weak" channel: any of these.
 WEAK = {"corr_channel": 0.6, "corr_season": 0.6, "spread": 0.6}
@@ -165,6 +166,12 @@ def channel_identification(spend: np.ndarray, effective: np.ndarray, basis: np.n
 PERIOD_WORD = {"daily": "days", "weekly": "weeks", "monthly": "months"}
 
 
+def periods_text(n: int, frequency: str) -> str:
+    """``n`` periods in words: "3 weeks", "1 month"."""
+    word = PERIOD_WORD[frequency]
+    return f"{n} {word[:-1] if n == 1 else word}"
+
+
 def identification_warning(channel: str, ident: dict, frequency: str) -> str:
     """A poorly identified channel in words, with the lift test that would settle it."""
     why = []
@@ -183,7 +190,7 @@ def identification_warning(channel: str, ident: dict, frequency: str) -> str:
         why.append(f"the data narrowed the prior on its ROI by only {ident['learned']:.0%}")
     test = ident["lift_test"]
     if test["feasible"]:
-        advice = (f"a switch-off (or regional holdout) test of {test['periods']} {PERIOD_WORD[frequency]}, holding back "
+        advice = (f"a switch-off (or regional holdout) test of {periods_text(test['periods'], frequency)}, holding back "
                   f"about {test['spend']:,.0f} of spend, would settle it ([[calibration]])")
     else:
         advice = ("it is too small for the KPI to show within a quarter: a platform conversion-lift study or a "

@@ -136,7 +136,7 @@ def at_limit(spend: dict, ranges: dict, own: dict, budget: float) -> set[str]:
 
 def limit_warnings(scenario, at_limit: set[str], limited: dict[str, str]) -> list[str]:
     """:func:`binding_warnings` for the channels ``at_limit`` (those whose evidence limit binds)."""
-    from models.identify import PERIOD_WORD, identification_warning
+    from models.identify import identification_warning, periods_text
 
     ident = levels(scenario)
     out = []
@@ -148,7 +148,7 @@ def limit_warnings(scenario, at_limit: set[str], limited: dict[str, str]) -> lis
             test = ident[c]["lift_test"]
             out.append(f"evidence: {c}: the plan would spend more than twice its share of the current split, where "
                        "its curve is extrapolation; a lift test "
-                       + (f"of {test['periods']} {PERIOD_WORD[freq]} " if test["feasible"] else "")
+                       + (f"of {periods_text(test['periods'], freq)} " if test["feasible"] else "")
                        + "([[calibration]]) would show whether that pays")
         else:
             out.append("evidence: " + identification_warning(c, ident[c], freq)
@@ -174,10 +174,10 @@ def moves_warning(scenario, alloc) -> str | None:
         return None
     worst = max(doubtful, key=doubtful.get)
     test = ident[worst]["lift_test"]
-    from models.identify import PERIOD_WORD
+    from models.identify import periods_text
 
-    word = PERIOD_WORD[scenario.model.frequency_]
-    how = (f"a switch-off or regional holdout test of {worst} for {test['periods']} {word}" if test["feasible"]
+    how = (f"a switch-off or regional holdout test of {worst} for "
+           f"{periods_text(test['periods'], scenario.model.frequency_)}" if test["feasible"]
            else f"a platform conversion-lift study of {worst}")
     return (f"evidence: {share:.0%} of the money this plan moves goes through channels the history identifies "
             f"poorly ({', '.join(sorted(doubtful))}): {how} would show whether the move pays ([[calibration]])")

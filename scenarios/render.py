@@ -224,7 +224,10 @@ def allocation_csv(alloc) -> str:
     w = _SafeDictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for c in d["channels"]:
-        w.writerow({**{k: ("" if c.get(k) is None else c[k]) for k in ALLOCATION_CSV_FIELDS}, "currency": d["currency"]})
+        row = {k: ("" if c.get(k) is None else c[k]) for k in ALLOCATION_CSV_FIELDS}
+        if c.get("share") is not None:  # as the reserve and total rows: 0.117362, not 0.11736219299999999
+            row["share"] = round(c["share"], 6)
+        w.writerow({**row, "currency": d["currency"]})
     budget = d["budget"] or 0.0
     totals = [
         ("reserve", d["reserve"], cur.get("reserve"), None, None),
@@ -349,6 +352,8 @@ def _interval_source(report: dict) -> str:
         return (f"ROI P10–P90 over {unc['samples']} posterior draws (joint Bayesian model, NUTS, "
                 f"{diag.get('chains', '?')} chains{f', R̂ ≤ {rhat:.2f}' if rhat is not None else ''}); ROI and mROI of "
                 "the posterior-mean curve")
+    if not unc.get("samples"):
+        return "no ROI intervals (fitted without bootstrap resamples: --bootstrap N gives them)"
     return f"ROI intervals from {unc['samples']} block-bootstrap resamples"
 
 
@@ -391,8 +396,9 @@ def fit_table(report: dict, source: str) -> str:
             f"fit on the last {hold.get('periods')} periods held out: R² {hold['r2']:.3f}, "
             f"MAPE {hold['mape'] * 100:.1f}%, NRMSE {hold['nrmse']:.3f}"
         )
+    posterior = (report.get("uncertainty") or {}).get("method") == "posterior"
     lines.append(f"{_interval_source(report)}; mROI at the mean spend per period; α carryover, k half-saturation "
-                 "spend, s shape (posterior medians for the Bayesian fit).")
+                 f"spend, s shape{' (posterior medians)' if posterior else ''}.")
     lines.append("evidence: how well the history identifies the channel (calibrated by a lift test, good, weak, "
                  "poor); plans keep weak and poor channels near their share of the current split.")
     if report["warnings"]:

@@ -145,3 +145,19 @@ def test_exact_flag_and_lp_file(run, tmp_path):
     assert json.loads(r.stdout)["solver"]["mode"] == "exact"
     text = lp.read_text()
     assert "budget_total_0:" in text and "group_min_tools" in text
+
+
+def test_two_outputs_on_one_file_are_a_usage_error_before_any_work(run, tmp_path):
+    """-o same.json --lp-file same.json wrote the LP, then the plan over it; rebalance -o onto its
+    own ledger would replace the ledger with the result."""
+    pasted = str(example_path("pasted_curves.toml"))
+    same = tmp_path / "same.json"
+    r = run("allocate", pasted, "-o", str(same), "--lp-file", str(tmp_path / "." / "same.json"))
+    assert r.exit_code == 2 and "--output and --lp-file name the same file" in r.stderr and not same.exists()
+    ledger = tmp_path / "q1.sqlite"
+    assert run("allocate", str(example_path("monthly.toml")), "--record", "--ledger", str(ledger)).exit_code == 0
+    before = ledger.read_bytes()
+    r = run("rebalance", str(example_path("monthly.toml")), "--actuals", str(example_path("actuals_m1_m2.csv")),
+            "--ledger", str(ledger), "-o", str(ledger))
+    assert r.exit_code == 2 and "--output and --ledger name the same file" in r.stderr
+    assert ledger.read_bytes() == before
