@@ -2,7 +2,8 @@
 
 First plain arithmetic on the bounds (a channel whose minimum exceeds its maximum; minimums
 that do not fit in the budget after the reserve; groups whose limits their channels cannot
-meet). Then the return floors, by solving for the best reachable ROI or return without them.
+meet). Then the return floors, by solving for the best reachable ROI or return without them
+(for a return target, the planner's own refined max_return plan when it has one).
 Last, an elastic model: every named constraint gets a slack, the total slack is minimised, and
 the constraints that needed slack are listed with the amounts.
 """
@@ -19,7 +20,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import pulp
 
-from optimizer.build import Objective, hypograph
+from optimizer.build import FLOOR_MARGIN, Objective, hypograph
 from optimizer.period_model import Layout, build_period_model, period_max_name, solve_period_model
 from optimizer.periods import PeriodProblem, per_period
 from optimizer.problem import Problem
@@ -221,9 +222,16 @@ def period_bound_conflicts(problem: PeriodProblem, lo: np.ndarray, hi: np.ndarra
     return out
 
 
-def explain(problem: PeriodProblem, L: Layout, grid, carry_base: float, status: str) -> list[str]:
+def explain(problem: PeriodProblem, L: Layout, grid, carry_base: float, status: str, *,
+            best_return: float | None = None) -> list[str]:
     """Why the plan's LP has no solution: the return floors first (the best ROI and return the
-    other limits allow), then an elastic model, which names the limits that must give way."""
+    other limits allow), then an elastic model, which names the limits that must give way.
+
+    ``best_return`` is the best return the other limits allow when the planner has it from a
+    refined max_return plan (:func:`optimizer.solve.best_without_floors`): the LP here, on the
+    breakpoints of the round that failed, understates it, so a target could be called
+    unreachable below what a max_return plan of the same limits earns.
+    """
     cc = problem.currency
     rc = problem.return_currency
     if status == "unbounded":
@@ -242,11 +250,14 @@ def explain(problem: PeriodProblem, L: Layout, grid, carry_base: float, status: 
 
     _, rnd, st, sol = solve(objective=Objective(pulp.LpMaximize, 1.0, 0.0), with_floors=False)
     if st == "optimal":
-        best_return = incremental(rnd, sol)
+        lp_return = incremental(rnd, sol)
+        refined = best_return is not None
+        if not refined:
+            best_return = lp_return
         spend = float(sol[L.x].sum())
         if problem.roi_min is not None:
             # Best ROI by Dinkelbach: maximise Σy − ρΣx, update ρ = Σy/Σx until it stops rising.
-            rho = best_return / spend if spend > 0 else None
+            rho = lp_return / spend if spend > 0 else None
             spend_at = spend
             for _ in range(30):
                 if rho is None:
@@ -264,13 +275,21 @@ def explain(problem: PeriodProblem, L: Layout, grid, carry_base: float, status: 
                 out.append(f"overall ROI ≥ {problem.roi_min:g} is unreachable: the best ROI the other constraints allow is "
                            f"{rho:.2f} (spending {money(spend_at, cc)}) [roi_min]")
         if problem.objective == "min_spend" and problem.target_return is not None:
-            if best_return < problem.target_return:
+            # A refined best return is itself within the planner's tolerance of the optimum, and the
+            # plan's LP keeps a margin over the target: a target that close is neither reached nor refuted.
+            close = FLOOR_MARGIN * abs(best_return) if refined else 0.0
+            if best_return + close < problem.target_return:
                 out.append(f"target return {money(problem.target_return, rc)} is unreachable: the most the constraints "
                            f"allow is {money(best_return, rc)} [target_return]")
-            elif problem.roi_min is not None and not out:
+            elif problem.roi_min is not None and best_return >= problem.target_return and not out:
                 out.append(f"target return {money(problem.target_return, rc)} and overall ROI ≥ {problem.roi_min:g} "
                            "cannot both hold: reaching the target needs spend whose ROI falls below the floor "
                            "[target_return, roi_min]")
+            elif refined and (problem.roi_min is None or best_return < problem.target_return):
+                # A max_return plan (about) reaches the target, yet the plan's LP cannot: only the
+                # margin kept for rounding to the cent and the curve model's tolerance are in the way.
+                out.append(f"target return {money(problem.target_return, rc)} is within the planner's tolerance of the "
+                           f"most the constraints allow ({money(best_return, rc)}); aim a little lower [target_return]")
         if out:
             return out
     model, _, st, sol = solve(elastic=True)

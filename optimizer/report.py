@@ -26,6 +26,10 @@ from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, Pe
 
 _INF = math.inf
 
+#: How to get the exact plan of S-shaped curves, in the words of every command that warns of the
+#: envelope (only allocate and compare plan with --exact; rebalance, forecast, report do not).
+EXACT_HINT = "budget allocate --exact or budget compare --exact plans them exactly"
+
 
 def returns_of(problem: PeriodProblem, spends: np.ndarray, curves=None) -> dict:
     """:func:`optimizer.periods.plan_returns`, where a single-horizon plan's returns are whole:
@@ -92,7 +96,7 @@ def report(problem: PeriodProblem, alloc: Allocation, lo, hi, x, curves, model=N
     ) < objective_value(problem, current.spend, current.expected_return) - 1e-9 * max(1.0, abs(current.expected_return)):
         envelope = alloc.mode == "envelope"
         alloc.warnings.append(f"the {'envelope ' if envelope else ''}plan scored below the current plan on the true "
-                              "curves; keeping the current plan" + (" (run with --exact for the true optimum)" if envelope else ""))
+                              "curves; keeping the current plan" + (f" ({EXACT_HINT})" if envelope else ""))
         cents = np.rint(problem.current() * 100).astype(np.int64)
         spends = cents / 100.0
         ev = returns_of(problem, spends, curves)
@@ -225,8 +229,8 @@ def _warnings(problem: PeriodProblem, spends: np.ndarray, alloc: Allocation) -> 
             true = float(ch.curve.response(x))
             if env - true > 1e-6 * max(1.0, env):
                 out.append(f"{ch.name} has an S-shaped curve; it was planned on its concave envelope, which "
-                           f"overstates its return at {money(x, cc)} by {money(env - true, problem.return_currency)} (run with --exact "
-                           "for the true optimum)")
+                           f"overstates its return at {money(x, cc)} by {money(env - true, problem.return_currency)} "
+                           f"({EXACT_HINT})")
         if ch.max_change is not None and ch.current == 0:
             out.append(f"{ch.name}: max_change is relative to a current spend of 0, so it stays at 0")
     unspent = alloc.reserve - problem.reserve_min

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -26,7 +26,7 @@ from models.curves import ResponseCurve
 from optimizer import diagnose
 from optimizer.build import FLOOR_MARGIN
 from optimizer.period_model import build_period_model, layout, segment_round, solve_period_model, write_lp
-from optimizer.periods import InSpend, Interval, PeriodProblem, effective_spend, one_period
+from optimizer.periods import InSpend, Interval, PeriodProblem, effective_spend, one_period, plan_returns
 from optimizer.refine import (
     DEFAULT_TOL,
     PERIOD_TOL,
@@ -39,7 +39,7 @@ from optimizer.refine import (
     pair_spacing,
 )
 from optimizer.problem import Problem, broken_limits, channel_bounds
-from optimizer.report import empty_allocation, report, summarise_current
+from optimizer.report import EXACT_HINT, empty_allocation, report, summarise_current
 from optimizer.result import Allocation, PeriodAllocation
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def optimize_periods(problem: PeriodProblem, *, exact: bool = False, tol: float 
                   floor_margin=floor_margin, t_start=t_start)
     if alloc.mode == "envelope" and alloc.feasible:
         alloc.warnings.insert(0, "some curves are S-shaped; the plan was made on their concave envelope, which "
-                              "overstates their return at low spend (run with --exact for the true optimum)")
+                              f"overstates their return at low spend ({EXACT_HINT})")
     short = _floor_shortfall(problem, alloc)
     if short > 0 and floor_margin < 1e-2:
         # Rounding to the cent (or an S-curve's envelope) took the plan under a return floor:
@@ -173,7 +173,8 @@ def _plan(problem: PeriodProblem, alloc: Allocation, lo, hi, curves, *, exact: b
                       floor_margin=floor_margin)
     alloc.solver_name = run.solver_name
     if run.status != "optimal":
-        alloc.diagnosis = diagnose.explain(problem, *run.diagnosis_inputs(), run.status)
+        alloc.diagnosis = diagnose.explain(problem, *run.diagnosis_inputs(), run.status,
+                                           best_return=None if run.best is None else run.best.value)
         alloc.current = summarise_current(problem)
     else:
         alloc = report(problem, alloc, lo, hi, run.sol[run.L.x], curves, run.model)
@@ -201,6 +202,7 @@ class PeriodRun:
     problem: PeriodProblem
     curves: list  # the true curves, one per channel
     gap_bound: float | None = None
+    best: "BestPlan | None" = None  # a return target's LP was infeasible: the best plan without the floors
 
     def lp_return(self) -> float:
         """The LP's own value of the plan: each pair's secant interpolant (an S-curve pair's
@@ -219,8 +221,34 @@ class PeriodRun:
         lo, hi = self.L.col_lower[self.L.x], self.L.col_upper[self.L.x]
         L = layout(self.problem, lo, hi, self.curves)
         family = L.family()
-        pts, owner, _ = pair_grid(L.pair_lo, L.pair_hi, None, None, dense_grid(L.pair_lo, L.pair_hi))
+        extra = dense_grid(L.pair_lo, L.pair_hi)
+        if self.best is not None:  # where the other limits let the return go furthest
+            extra = np.concatenate([extra, self.best.effective[:, None]], axis=1)
+        pts, owner, _ = pair_grid(L.pair_lo, L.pair_hi, None, None, extra)
         return L, (pts, owner, family), _carry_base(self.problem, family)
+
+
+@dataclass
+class BestPlan:
+    """The best plan the limits allow without the return floors (:func:`best_without_floors`)."""
+
+    value: float  # its return on the true curves, counted as the target is (above the carryover's own)
+    effective: np.ndarray  # its effective spend per pair
+    points: np.ndarray  # the same in the plan LP's curve columns (exact mode: an S-curve's concave part)
+
+
+def best_without_floors(problem: PeriodProblem, lo, hi, curves, *, exact: bool, tol: float,
+                        max_rounds: int) -> BestPlan | None:
+    """The max_return plan of ``problem`` without its ROI floor and return target, refined like any
+    plan; None when the other limits leave no plan either."""
+    free = replace(problem, objective="max_return", target_return=None, roi_min=None)
+    run = period_loop(free, lo, hi, curves, exact=exact, tol=tol, max_rounds=max_rounds, lp_path=None,
+                      floor_margin=0.0)
+    if run.status != "optimal":
+        return None
+    value = plan_returns(problem, run.sol[run.L.x], curves)["total"]
+    return BestPlan(value=value, effective=run.sol[run.L.e.ravel()],
+                    points=np.clip(run.sol[run.L.pair_e], run.L.pair_lo, run.L.pair_hi))
 
 
 def period_loop(problem: PeriodProblem, lo, hi, curves, *, exact: bool = False, tol: float, max_rounds: int,
@@ -247,7 +275,8 @@ def period_loop(problem: PeriodProblem, lo, hi, curves, *, exact: bool = False, 
     allowed = tol * max(float(family.response(np.clip(first, L.pair_lo, L.pair_hi)).sum()), 1e-12)
     solver_seconds, rounds = 0.0, 0
     sol = None
-    dense = dense_grid(L.pair_lo, L.pair_hi)
+    best = None
+    retried = False
     model = build_period_model(problem, L, carry_base, floor_margin=floor_margin)
     for rounds in range(1, max_rounds + 1):
         h = pair_spacing(family, L.pair_lo, L.pair_hi, target, allowed)
@@ -255,16 +284,25 @@ def period_loop(problem: PeriodProblem, lo, hi, curves, *, exact: bool = False, 
         rnd = segment_round(problem, model, L, (pts, owner, family))
         status, sol, secs, solver_name = solve_period_model(model, L.pair_e, rnd, lp_path if rounds == max_rounds else None)
         solver_seconds += secs
-        if status == "infeasible" and extra is not dense and _has_floor(problem) and rounds < max_rounds:
+        if status == "infeasible" and not retried and _has_floor(problem) and rounds < max_rounds:
             # The LP understates every curve (inner approximation): on a coarse grid a return
-            # floor the plan can meet may look out of reach. Try again on a dense grid.
-            logger.debug("period round %d: infeasible on a coarse grid; again on a dense one", rounds)
-            extra = dense if extra is None else np.concatenate([extra, dense], axis=1)
-            start_extra = dense = extra
-            continue
+            # floor the plan can meet may look out of reach. Try again on a dense grid, and with
+            # a return target also at the best plan without the floors: on breakpoints there the
+            # LP reaches that plan's return, so every target up to the most the limits allow.
+            retried = True
+            more = [dense_grid(L.pair_lo, L.pair_hi)]
+            if _has_target(problem):
+                best = best_without_floors(problem, lo, hi, curves, exact=exact, tol=tol, max_rounds=max_rounds)
+                if best is not None:
+                    more.append(best.points[:, None])
+            if best is None or best.value >= problem.target_return:  # (above it, no grid can help)
+                logger.debug("period round %d: infeasible on a coarse grid; again on a dense one", rounds)
+                extra = np.concatenate(([extra] if extra is not None else []) + more, axis=1)
+                start_extra = extra
+                continue
         if status != "optimal":
             return PeriodRun(status, L, None, model, rnd, rounds, solver_name, carry_base, (pts, owner, family),
-                             problem, curves)
+                             problem, curves, best=best)
         z = np.clip(sol[L.pair_e], L.pair_lo, L.pair_hi)
         total = float(family.response(z).sum())
         implied, kappa, pi = implied_marginals(rnd, family, z)
@@ -297,7 +335,11 @@ def period_loop(problem: PeriodProblem, lo, hi, curves, *, exact: bool = False, 
 
 
 def _has_floor(problem: PeriodProblem) -> bool:
-    return problem.roi_min is not None or (problem.objective == "min_spend" and problem.target_return is not None)
+    return problem.roi_min is not None or _has_target(problem)
+
+
+def _has_target(problem: PeriodProblem) -> bool:
+    return problem.objective == "min_spend" and problem.target_return is not None
 
 
 def _carry_base(problem: PeriodProblem, family) -> float:
