@@ -18,9 +18,12 @@ present. Dates off that grid are usually a misread format, not data.
 Validation happens once, here: every problem is collected with the file and row it was found in
 (rows are numbered as a spreadsheet shows them, the header being row 1), then one
 :class:`~models.errors.HistoryError` is raised. Problems of one kind are listed a few times and
-then counted (:func:`models.problems.cap_problems`), so a systematic fault (several rows per date)
-does not bury the rest; such a fault also gets one line saying what the file looks like. Problems that do not stop a fit (gaps in the dates,
-spend that barely varies, unused columns) are returned as ``History.warnings`` and logged.
+then counted (:func:`models.problems.cap_problems`), each kind's examples and count together, so
+a systematic fault (several rows per date) does not bury the rest; such a fault also gets one line
+saying what the file looks like, as does a column that would be read as spend but holds text (an
+event column) or, by its name, counts something other than money (impressions, clicks). Problems
+that do not stop a fit (gaps in the dates, spend that barely varies, unused columns) are returned
+as ``History.warnings`` and logged.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
+import json
 import logging
 import math
 import os
+import re
+import shlex
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -39,7 +46,7 @@ import pandas as pd
 
 from models.dates import read_dates
 from models.errors import HistoryError
-from models.problems import cap_problems
+from models.problems import REPEATS_SHOWN, cap_problems, problem_kind
 
 __all__ = ["HistorySpec", "History", "load_history", "history_from_frame", "MIN_PERIODS"]
 
@@ -53,6 +60,29 @@ NEAR_CONSTANT_CV = 0.1
 
 #: Event cells that mean "no event" when an event column holds labels rather than numbers.
 _NO_EVENT = {"", "na", "n/a", "none", "null", "nan", "0", "false", "no"}
+
+#: Number cells (lower-cased) that mean "no value": reported as missing, not as text.
+_MISSING_CELLS = {"", "nan", "na", "n/a", "null", "none"}
+
+#: Name words of a column that counts something other than money. Such a column read as spend
+#: dwarfs the real spend (a yuan buys dozens of impressions) and with it the KPI's scale against
+#: the spend, so it is refused by name unless the channels are mapped explicitly.
+_NOT_MONEY_WORDS = {
+    **dict.fromkeys(("impressions", "impression", "impr", "imps"), "impressions"),
+    **dict.fromkeys(("clicks", "click"), "clicks"),
+    "views": "views",
+    **dict.fromkeys(("grp", "grps", "trp", "trps"), "rating points (GRP/TRP)"),
+    "reach": "reach",
+}
+#: The same in Chinese column names, which have no word breaks: 曝光/展现 impressions, 点击 clicks,
+#: 播放/浏览 plays and views.
+_NOT_MONEY_CHINESE = {"曝光": "impressions", "展现": "impressions", "点击": "clicks", "播放": "views",
+                      "浏览": "views"}
+#: Robyn's column suffixes for media that is not spend (``facebook_I``, ``search_clicks_P``).
+_ROBYN_NOT_MONEY = {"_I": "impressions", "_P": "paid-media volume such as clicks"}
+#: Name words that say a column is money after all (``impressions_cost``, Robyn's ``tv_S``).
+_MONEY_WORDS = {"spend", "spends", "spending", "spent", "cost", "costs", "budget", "investment", "invest"}
+_MONEY_CHINESE = ("花费", "消耗", "费用", "成本", "金额", "预算", "投入")
 
 # Nominal period length in days and the widest spacing that still counts as "no gap".
 _FREQUENCIES = {"daily": (1, 1), "weekly": (7, 7), "monthly": (30.4, 31)}
@@ -79,7 +109,10 @@ class HistorySpec:
     channels : dict or str or None
         Wide layout. ``{channel_id: column}``; or a glob pattern such as ``"*_S"`` or
         ``"*_spend"`` where the part matched by ``*`` becomes the channel id; or None, meaning
-        every remaining column is a channel named after its column.
+        every remaining column is a channel named after its column. A column found by default or
+        by a glob whose name says it is not money (``*_impressions``, ``*_clicks``, ``*_grp``,
+        Robyn's ``*_I`` and ``*_P``) is an error: list it in ``ignore``, or map it by name if it
+        really is spend. A column of text (event labels) is an error that says so.
     controls : tuple of str
         Numeric columns that shift the KPI but are not media (prices, competitor sales).
     events : tuple of str
@@ -434,12 +467,13 @@ def history_from_frame(frame: pd.DataFrame, spec: HistorySpec | None = None, sou
     else:
         raise HistoryError([f"{source}: layout must be 'wide' or 'long', got {spec.layout!r}"], source)
     if checker.errors or history is None:
-        problems, kinds = _by_row(checker.errors, checker.error_kinds, source)
+        problems, kinds = _kinds_together(*_by_row(checker.errors, checker.error_kinds, source))
         raise HistoryError(cap_problems(problems, kinds=kinds), source)
     short = short_history_warning(history.dates, history.frequency)
     if short:
         history.warnings.append(f"{source}: {short}")
-    history.warnings[:] = cap_problems(history.warnings)
+    warnings, kinds = _kinds_together(history.warnings, [problem_kind(w) for w in history.warnings])
+    history.warnings[:] = cap_problems(warnings, kinds=kinds)
     for message in history.warnings:
         logger.warning("%s", message)
     return history
@@ -481,6 +515,22 @@ def _by_row(problems: list[str], kinds: list, source: str) -> tuple[list[str], l
 
     pairs = sorted(zip(problems, kinds), key=key)
     return [p for p, _ in pairs], [k for _, k in pairs]
+
+
+def _kinds_together(problems: list[str], kinds: list, limit: int = REPEATS_SHOWN) -> tuple[list[str], list]:
+    """Each kind that will be capped (more than ``limit`` problems) moved together to where its
+    first problem is; the other problems keep their places.
+
+    :func:`~models.problems.cap_problems` puts a kind's "… and N more like this" after its last
+    example. In a list by row, kinds that repeat on the same rows (a dash for 0 in several
+    columns) interleave, and their counts would land between examples of other kinds.
+    """
+    counts = Counter(kinds)
+    first: dict = {}
+    for i, kind in enumerate(kinds):
+        first.setdefault(kind, i)
+    order = sorted(range(len(problems)), key=lambda i: (first[kinds[i]] if counts[kinds[i]] > limit else i, i))
+    return [problems[i] for i in order], [kinds[i] for i in order]
 
 
 def _spec_with(spec: HistorySpec | None, overrides: dict) -> HistorySpec:
@@ -581,7 +631,11 @@ def number_text(cell) -> str:
 
 def _parse_numbers(values: pd.Series, what: str, check: _Checker, *, rows=None,
                    nonnegative=False, positive=False, empty_is_zero=False) -> np.ndarray:
-    """Cell-by-cell numbers; every bad cell is reported with its row, as the file wrote it."""
+    """Cell-by-cell numbers; every bad cell is reported with its row, as the file wrote it.
+
+    Each problem's kind (for capping) is the column's label and what is wrong, so columns whose
+    names differ only in digits (Channel0, Channel1) are counted apart.
+    """
     rows = np.arange(len(values)) if rows is None else np.asarray(rows)
     if values.dtype == object or pd.api.types.is_string_dtype(values):
         text = number_texts(values)
@@ -596,18 +650,19 @@ def _parse_numbers(values: pd.Series, what: str, check: _Checker, *, rows=None,
         row = _row(int(rows[j]))
         cell_l = str(cell).lower()
         if math.isnan(x):
-            if cell_l in ("", "nan", "na", "n/a", "null", "none"):
-                check.error(f"{what} is missing", row)
+            if cell_l in _MISSING_CELLS:
+                check.error(f"{what} is missing", row, kind=(what, "missing"))
+            elif cell in ("-", "–", "—"):
+                check.error(f"{what} {cell!r} is not a number: write 0 if it means none (Excel's accounting "
+                            "format shows 0 as a dash)", row, kind=(what, "dash"))
             else:
-                hint = (": write 0 if it means none (Excel's accounting format shows 0 as a dash)"
-                        if cell in ("-", "–", "—") else "")
-                check.error(f"{what} {cell!r} is not a number{hint}", row)
+                check.error(f"{what} {cell!r} is not a number", row, kind=(what, "not a number"))
         elif math.isinf(x):
-            check.error(f"{what} is infinite", row)
+            check.error(f"{what} is infinite", row, kind=(what, "infinite"))
         elif positive and x <= 0:
-            check.error(f"{what} must be > 0, got {x:g}", row)
+            check.error(f"{what} must be > 0, got {x:g}", row, kind=(what, "not positive"))
         elif nonnegative and x < 0:
-            check.error(f"{what} must be ≥ 0, got {x:g}", row)
+            check.error(f"{what} must be ≥ 0, got {x:g}", row, kind=(what, "negative"))
     return numbers
 
 
@@ -725,6 +780,97 @@ def _events_frame(frame: pd.DataFrame, columns, order: np.ndarray, check: _Check
     return pd.DataFrame(out, index=range(len(frame))).iloc[order].reset_index(drop=True)
 
 
+def _text_cells(values: pd.Series) -> tuple[int, str, int] | None:
+    """Whether a column read as spend holds text rather than numbers with a few bad cells: most
+    cells are not numbers and one of them has letters without meaning "missing" (``event1`` among
+    ``na``). Then (index of the first such cell, the cell, how many cells are not numbers), else None.
+
+    Usually an event or label column left to be read as a channel: one problem for the column says
+    so, where a "not a number" per row would not. A column of dashes for 0 is not text.
+    """
+    if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+        return None
+    text = values.astype(str).str.strip()
+    not_number = pd.to_numeric(number_texts(values), errors="coerce").isna().to_numpy()
+    if not_number.sum() * 2 <= len(text):
+        return None
+    words = (not_number & text.str.contains(r"[^\W\d_]", regex=True).to_numpy()
+             & ~text.str.lower().isin(_MISSING_CELLS).to_numpy())
+    if not words.any():
+        return None
+    i = int(np.argmax(words))
+    return i, str(text.iloc[i]), int(not_number.sum())
+
+
+def _leave_out(column: str) -> str:
+    """How to keep a column out of the channels, in a [history] table and on the command line."""
+    return (f"leave it out with ignore = [{json.dumps(column, ensure_ascii=False)}] in [history] "
+            f"(budget fit --ignore {shlex.quote(column)})")
+
+
+def _text_column_problem(column: str, channel: str, found: tuple[int, str, int], cells: int,
+                         spec: HistorySpec) -> str:
+    """The one problem for a spend column of text (:func:`_text_cells`): an example, and how to
+    declare it as events or leave it out."""
+    i, cell, not_numbers = found
+    declare = (f"if it marks events, declare it with events = [{json.dumps(column, ensure_ascii=False)}] in "
+               f"[history] (budget fit --event {shlex.quote(column)})")
+    if isinstance(spec.channels, dict):  # mapped by name: ignore would not take it out
+        declare += f" and take channel {channel} out of `channels`"
+        leave = f"take channel {channel} out of `channels`"
+    else:
+        leave = _leave_out(column)
+    return (f"holds text, not spend ({cell!r} in row {_row(i)}; {not_numbers:,} of its {cells:,} cells are not "
+            f"numbers): {declare}; if it is not a channel, {leave}")
+
+
+def _not_money(column: str) -> str | None:
+    """What a column's name says it counts when that is not money ("its name says it counts
+    impressions"), else None. Whole words only: ``grp`` in ``tv_grp``, not in ``group``."""
+    for suffix, what in _ROBYN_NOT_MONEY.items():
+        if column.endswith(suffix):
+            return f"its name ends in {suffix}, Robyn's suffix for {what}"
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+", re.sub(r"(?<=[a-z])(?=[A-Z])", " ", column))]
+    if column.endswith("_S") or _MONEY_WORDS.intersection(words) or any(w in column for w in _MONEY_CHINESE):
+        return None
+    for word in words:
+        if word in _NOT_MONEY_WORDS:
+            return f"its name says it counts {_NOT_MONEY_WORDS[word]}"
+    for word, what in _NOT_MONEY_CHINESE.items():
+        if word in column:
+            return f"its name says it counts {what}"
+    return None
+
+
+def _check_not_money(frame: pd.DataFrame, mapping: dict[str, str], not_money: dict[str, str],
+                     spend: dict[str, np.ndarray], check: _Checker) -> None:
+    """One problem per channel column whose name says it is not money (``not_money``: channel →
+    what the name says), with the share of all spend it would take."""
+    if not not_money:
+        return
+    totals = {c: _finite_sum(v) for c, v in spend.items()}
+    for channel in not_money:
+        totals[channel] = _finite_sum(pd.to_numeric(number_texts(frame[mapping[channel]]), errors="coerce")
+                                      .to_numpy(dtype=float))
+    everything = sum(totals.values())
+    for channel, says in not_money.items():
+        col = mapping[channel]
+        share = f", at {totals[channel] / everything:.0%} of all spend" if totals[channel] > 0 else ""
+        quoted, flag = json.dumps(col, ensure_ascii=False), shlex.quote(col)
+        check.error(
+            f"{says}, not money, yet it would be fitted as a channel's spend{share}; {_leave_out(col)}, or, if it "
+            f"drives the KPI without being spend, declare it a control with controls = [{quoted}] (--control "
+            f"{flag}); if it really is spend, rename the column or map the channels by name in `channels`",
+            column=col,
+        )
+
+
+def _finite_sum(values: np.ndarray) -> float:
+    """The sum of the finite, non-negative values (bad cells are reported elsewhere)."""
+    values = np.asarray(values, dtype=float)
+    return float(values[np.isfinite(values) & (values >= 0)].sum())
+
+
 def _resolve_channels(columns: list[str], spec: HistorySpec, used: set[str], check: _Checker) -> dict[str, str]:
     """Channel id → column for the wide layout."""
     if isinstance(spec.channels, dict):
@@ -777,11 +923,20 @@ def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
 
     dates = _parse_dates(frame[spec.date], spec, check)
     kpi = _parse_numbers(frame[spec.kpi], spec.kpi, check, positive=True)
-    spend = {
-        channel: _parse_numbers(frame[col], f"spend for {channel} ({col})" if col != channel else f"spend for {channel}",
-                                check, nonnegative=True)
-        for channel, col in mapping.items()
-    }
+    # Mapped by name, a column is spend whatever it is called; found by default or by a glob, a
+    # column named as impressions or clicks is not.
+    not_money = {} if isinstance(spec.channels, dict) else {
+        channel: says for channel, col in mapping.items() if (says := _not_money(col))}
+    spend = {}
+    for channel, col in mapping.items():
+        text = _text_cells(frame[col])
+        if text is not None:
+            check.error(_text_column_problem(col, channel, text, len(frame), spec), column=col)
+            not_money.pop(channel, None)  # one problem per column: the text says more
+        elif channel not in not_money:
+            label = f"spend for {channel} ({col})" if col != channel else f"spend for {channel}"
+            spend[channel] = _parse_numbers(frame[col], label, check, nonnegative=True)
+    _check_not_money(frame, mapping, not_money, spend, check)
     controls = {col: _parse_numbers(frame[col], f"control {col}", check) for col in spec.controls}
     _check_duplicate_dates(dates, check, spec=spec)
     if check.errors:

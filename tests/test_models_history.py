@@ -1,5 +1,9 @@
 """History loading: layouts, column mapping, frequency detection and every validation message."""
 
+import json
+import re
+import shlex
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -516,3 +520,125 @@ def test_lift_tests_in_money_format_read_as_numbers(tmp_path):
                     encoding="utf-8")
     (test,) = read_lift_tests(path)
     assert test["lift"] == 1_250_000.0 and test["se"] == 150_000.0
+
+
+# -- Capped lists, and columns that are not spend -------------------------------------------------
+
+
+def _count(found):
+    """How many problems a capped list stands for, as cli.py counts them."""
+    more = [re.search(r"… and ([\d,]+) more like this", p) for p in found]
+    return sum(int(m.group(1).replace(",", "")) if m else 1 for m in more)
+
+
+def test_capped_problems_of_one_kind_are_listed_together_with_their_count(tmp_path):
+    """A dash for 0 in several columns: each column's first five, then its count, not interleaved by row."""
+    f = weekly_frame(40)
+    for i in range(12):
+        f.loc[i, "tv"] = "-"
+    for i in range(0, 18, 2):
+        f.loc[i, "social"] = "-"
+    f.loc[30, "revenue"] = "0"
+    dash = "'-' is not a number: write 0 if it means none (Excel's accounting format shows 0 as a dash)"
+    found = problems(write(tmp_path, f))
+    assert found == [
+        *[f"history.csv row {r}: spend for tv {dash}" for r in range(2, 7)],
+        "… and 7 more like this",
+        *[f"history.csv row {r}: spend for social {dash}" for r in range(2, 12, 2)],
+        "… and 4 more like this",
+        "history.csv row 32: revenue must be > 0, got 0",
+    ]
+    assert _count(found) == 12 + 9 + 1
+
+
+def test_columns_whose_names_differ_only_in_digits_are_capped_apart(tmp_path):
+    f = weekly_frame(40).rename(columns={"tv": "Channel0", "social": "Channel1"})
+    f.loc[:9, ["Channel0", "Channel1"]] = "n/a"
+    found = problems(write(tmp_path, f))
+    assert found == [
+        *[f"history.csv row {r}: spend for Channel0 is missing" for r in range(2, 7)],
+        "… and 5 more like this",
+        *[f"history.csv row {r}: spend for Channel1 is missing" for r in range(2, 7)],
+        "… and 5 more like this",
+    ]
+
+
+def test_a_text_event_column_read_as_spend_is_one_problem_that_says_how_to_declare_it(tmp_path):
+    f = weekly_frame(30)
+    f["promo"] = "na"
+    f.loc[[4, 17], "promo"] = "event1"
+    path = write(tmp_path, f)
+    assert problems(path) == [
+        "history.csv column promo: holds text, not spend ('event1' in row 6; 30 of its 30 cells are not "
+        'numbers): if it marks events, declare it with events = ["promo"] in [history] (budget fit --event '
+        'promo); if it is not a channel, leave it out with ignore = ["promo"] in [history] (budget fit '
+        "--ignore promo)",
+    ]
+    assert list(load_history(path, events=["promo"]).events.columns) == ["promo=event1"]
+    assert load_history(path, ignore=["promo"]).channels == ["tv", "social"]
+
+
+def test_a_text_column_mapped_as_a_channel_is_named_with_the_mapping_to_change(tmp_path):
+    f = weekly_frame(30)
+    f["promo"] = ""
+    f.loc[3, "promo"] = "Double 11"
+    assert problems(write(tmp_path, f), channels={"tv": "tv", "social": "social", "promo": "promo"}) == [
+        "history.csv column promo: holds text, not spend ('Double 11' in row 5; 30 of its 30 cells are not "
+        'numbers): if it marks events, declare it with events = ["promo"] in [history] (budget fit --event '
+        "promo) and take channel promo out of `channels`; if it is not a channel, take channel promo out "
+        "of `channels`",
+    ]
+
+
+def test_a_spend_column_of_mostly_dashes_is_not_called_text(tmp_path):
+    f = weekly_frame(30)
+    f.loc[:20, "social"] = "-"
+    found = problems(write(tmp_path, f))
+    assert found[0].startswith("history.csv row 2: spend for social '-' is not a number: write 0")
+    assert found[5:] == ["… and 16 more like this"]
+
+
+@pytest.mark.parametrize("column,says", [
+    ("douyin_impressions", "its name says it counts impressions"),
+    ("DouyinImpressions", "its name says it counts impressions"),
+    ("fb_impr", "its name says it counts impressions"),
+    ("search_clicks", "its name says it counts clicks"),
+    ("video_views", "its name says it counts views"),
+    ("tv_GRP", "its name says it counts rating points (GRP/TRP)"),
+    ("tv_grps", "its name says it counts rating points (GRP/TRP)"),
+    ("fb_reach", "its name says it counts reach"),
+    ("抖音曝光量", "its name says it counts impressions"),
+    ("facebook_I", "its name ends in _I, Robyn's suffix for impressions"),
+    ("search_clicks_P", "its name ends in _P, Robyn's suffix for paid-media volume such as clicks"),
+])
+def test_a_column_named_as_impressions_or_clicks_is_not_fitted_as_spend(tmp_path, column, says):
+    f = weekly_frame(30)
+    f[column] = (f["tv"].astype(float) * 40).astype(int).astype(str)  # 40 impressions per yuan
+    f.loc[3, "social"] = "abc"
+    path = write(tmp_path, f)
+    found = problems(path)
+    share = f[column].astype(float).sum() / (f[column].astype(float).sum() + f["tv"].astype(float).sum()
+                                             + f["social"].drop(3).astype(float).sum())
+    q, t = shlex.quote(column), json.dumps(column, ensure_ascii=False)
+    assert found == [
+        f"history.csv column {column}: {says}, not money, yet it would be fitted as a channel's spend, at "
+        f"{share:.0%} of all spend; leave it out with ignore = [{t}] in [history] (budget fit --ignore {q}), or, "
+        f"if it drives the KPI without being spend, declare it a control with controls = [{t}] (--control {q}); "
+        "if it really is spend, rename the column or map the channels by name in `channels`",
+        "history.csv row 5: spend for social 'abc' is not a number",
+    ]
+    f.loc[3, "social"] = "100"
+    assert load_history(write(tmp_path, f), ignore=[column]).channels == ["tv", "social"]
+
+
+@pytest.mark.parametrize("column", ["search", "tv", "grp_spend", "impressions_cost", "outreach", "preview",
+                                    "group_buying", "clicksign", "tv_S", "tv_group"])
+def test_ordinary_channel_names_are_not_taken_for_impressions(tmp_path, column):
+    f = weekly_frame(30).rename(columns={"tv": column})
+    assert load_history(write(tmp_path, f)).channels == [column, "social"]
+
+
+def test_a_column_mapped_explicitly_is_spend_whatever_its_name(tmp_path):
+    f = weekly_frame(30).rename(columns={"tv": "tv_clicks"})
+    h = load_history(write(tmp_path, f), channels={"tv": "tv_clicks", "social": "social"})
+    assert h.channels == ["tv", "social"]

@@ -65,13 +65,14 @@ def test_an_unknown_country_is_a_clear_error_before_any_fitting():
         MediaMixModel(holidays="XX", baseline="linear", n_starts=1, holdout=0, n_bootstrap=0).fit(h)
 
 
-def test_scenario_history_table_refuses_an_unknown_country():
+def test_scenario_history_table_refuses_an_unknown_country(tmp_path):
     from scenarios.errors import ScenarioError
     from scenarios.schema import scenario_from_dict
 
+    (tmp_path / "h.csv").write_text("date,revenue\n")
     data = {"budget": {"total": 1e6}, "history": {"path": "h.csv", "holidays": "XX"}}
     with pytest.raises(ScenarioError) as info:
-        scenario_from_dict(data)
+        scenario_from_dict(data, base=tmp_path)
     assert [p for p in info.value.problems if p.startswith("history")] == [
         "history.holidays: unknown country code 'XX' (holiday calendars use ISO 3166 codes such as "
         "\"CN\", \"DE\", \"US\")",
@@ -89,6 +90,7 @@ def test_scenario_history_table_passes_holidays_and_date_format_to_the_fit(monke
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(models.cache, "fit_history", fake_fit)
+    (tmp_path / "h.csv").write_text("date,revenue\n")  # the scenario checks that its history exists
     data = {"budget": {"total": 1e6},
             "history": {"path": "h.csv", "holidays": "DE", "campaign_days": True, "date_format": "%d.%m.%Y"}}
     with pytest.raises(RuntimeError, match="stop here"):
