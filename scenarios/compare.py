@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 
 from scenarios.errors import ScenarioError
+from scenarios.schema import unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ def saved_plan_column(path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([f"cannot read the file: {exc}"], str(path)) from None
+        raise ScenarioError([unreadable(exc)], str(path)) from None
     except json.JSONDecodeError as exc:
         raise ScenarioError([f"not valid JSON: {exc}"], str(path)) from None
     if not isinstance(data, dict):
@@ -239,7 +240,10 @@ def _ledger_source(src) -> tuple[Path, int | None] | None:
     """(ledger file, run id or None) when ``src`` names a ledger (``q1.sqlite`` or ``q1.sqlite#3``)."""
     text = os.fspath(src)
     path, sep, run = text.rpartition("#")
-    if sep and run.isdigit() and path.lower().endswith(LEDGER_SUFFIXES):
+    if sep and path.lower().endswith(LEDGER_SUFFIXES):
+        if not run.isdigit():
+            raise ScenarioError([f"#{run}: a recorded run is named by its number ({path}#3; `budget runs --ledger "
+                                 f"{path}` lists them)"], text)
         return Path(path), int(run)
     if text.lower().endswith(LEDGER_SUFFIXES):
         return Path(text), None

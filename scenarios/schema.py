@@ -281,12 +281,23 @@ def load_scenario(path: str | Path, *, budget: float | None = None, use_cache: b
     return scenario
 
 
+def unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    """Why a file cannot be read, in words rather than an errno."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not a file"
+    if isinstance(exc, PermissionError):
+        return "cannot read the file: permission denied"
+    return f"cannot read the file: {getattr(exc, 'strerror', None) or exc}"
+
+
 def read_toml(path: Path) -> dict:
     """The TOML data of a scenario file; unreadable or invalid is a ScenarioError."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ScenarioError([f"cannot read the file: {exc}"], str(path)) from None
+        raise ScenarioError([unreadable(exc)], str(path)) from None
     try:
         # utf-8-sig: Windows Notepad starts UTF-8 files with a byte-order mark, which tomllib
         # would report as an error at line 1, column 1.

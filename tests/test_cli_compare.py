@@ -189,3 +189,11 @@ def test_infeasible_allocate_still_writes_its_workbook_and_exits_4(run, tmp_path
     assert r.exit_code == 4 and "Error: no plan satisfies every constraint" in r.stderr
     rows = list(load_workbook(book)["summary"].iter_rows(min_row=4, values_only=True))
     assert rows[0][0] == "no plan satisfies every constraint" and len(rows) > 1
+
+
+def test_a_missing_file_or_a_run_named_by_other_than_its_number_is_said_in_words(run, tmp_path):
+    """They were "[Errno 2] No such file or directory: 'x.sqlite#abc'"."""
+    r = run("compare", str(tmp_path / "q1.sqlite#abc"), str(tmp_path / "nothere.toml"), PASTED)
+    assert r.exit_code == 3
+    assert "#abc: a recorded run is named by its number" in r.stderr and "no such file" in r.stderr
+    assert "Errno" not in r.stderr

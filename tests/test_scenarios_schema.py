@@ -135,9 +135,13 @@ def test_budget_override_scales_the_current_plan(tmp_path):
 
 
 def test_unreadable_file(tmp_path):
+    """Said in words, not as "[Errno 2] No such file or directory: '…'"."""
     with pytest.raises(ScenarioError) as err:
         load_scenario(tmp_path / "missing.toml")
-    assert err.value.problems[0].startswith("cannot read the file")
+    assert err.value.problems == ["no such file"] and err.value.source.endswith("missing.toml")
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(tmp_path)
+    assert err.value.problems == ["is a folder, not a file"]
 
 
 def test_a_scenario_saved_by_a_chinese_windows_editor_loads(tmp_path):
