@@ -139,9 +139,11 @@ def test_backtest_error_parts_are_recovered_from_known_errors():
 # --------------------------------------------------------------------------------------------
 # Accuracy on held-out quarters of the study's histories
 
-#: Datasets of the study (seed 2026) the slow test scores: the first three weekly ones with
-#: each spend regime (flighted, always-on, mixed).
-ACCURACY_DATASETS = (0, 1, 2)
+#: Datasets of the study (seed 2026) the slow test scores: the eight weekly ones of README's
+#: forecast study (benchmarks/forecast.py). It scored the first three (one per spend regime),
+#: where ours beat the better anchor on one and the mean cleared it by 0.14 points: a change of
+#: prior moved that mean 0.3 points and the eight's by 0.1, the eight still beating the anchors.
+ACCURACY_DATASETS = tuple(range(8))
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +157,12 @@ def scored():
 
 @pytest.mark.slow
 def test_forecast_beats_the_better_anchor(scored):
-    ours = np.mean([r["mape"]["ours"] for r in scored])
-    better = np.mean([min(r["mape"]["seasonal_naive"], r["mape"]["prophet_alone"]) for r in scored])
-    assert ours <= better + 0.005, (ours, better)
+    """Weekly MAPE at or below the better of seasonal naive and Prophet alone (issue 9 §5): on
+    average over the histories, and in at least half of them."""
+    ours = np.array([r["mape"]["ours"] for r in scored])
+    better = np.array([min(r["mape"]["seasonal_naive"], r["mape"]["prophet_alone"]) for r in scored])
+    assert ours.mean() <= better.mean(), (ours, better)
+    assert np.sum(ours <= better) * 2 >= len(scored), (ours, better)
 
 
 @pytest.mark.slow
