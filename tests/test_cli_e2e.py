@@ -484,9 +484,12 @@ def test_an_interrupted_command_exits_130_and_writes_nothing(tmp_path, sig):
     output file, whole or half."""
     out = tmp_path / "fit.json"
     env = {**os.environ, "BUDGET_CACHE_DIR": str(tmp_path / "cache")}
+    # A job started in the background (a CI runner, `make test &`) inherits SIGINT ignored, and so
+    # would the command: give it the disposition a terminal gives, as a user's Ctrl-C finds it.
     proc = subprocess.Popen([BUDGET, "fit", HISTORY, "--method", "least-squares", "--bootstrap", "200", "--no-cache",
                              "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, env=env)
+                            stdin=subprocess.DEVNULL, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     while not any("fitting" in line for line in seen):  # the fit has started
         line = proc.stderr.readline()
