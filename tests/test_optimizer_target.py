@@ -11,10 +11,11 @@ from dataclasses import replace
 
 import pytest
 
-from optimizer import channel_bounds, optimize, optimize_periods
+from optimizer import optimize, optimize_periods
 from optimizer.refine import DEFAULT_TOL, PERIOD_TOL
 from scenarios import example_path, load_scenario
 from scenarios.horizon import period_problem
+from tests.test_optimizer_exact import assert_plan_valid
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +41,7 @@ def most_allowed(alloc) -> float:
 
 def assert_within_limits(problem, alloc):
     """Bounds, groups and reserve respected; money conserved to the cent."""
-    assert alloc.status == "optimal"
-    cents = [round(c.spend * 100) for c in alloc.channels]
-    assert all(abs(c.spend * 100 - k) < 1e-6 for c, k in zip(alloc.channels, cents))
-    assert sum(cents) + round(alloc.reserve * 100) == round(problem.budget * 100)
-    assert alloc.reserve >= problem.reserve_min - 1e-9
-    for ch, res in zip(problem.channels, alloc.channels):
-        lo, hi = channel_bounds(problem, ch)
-        assert lo.value - 0.01 <= res.spend <= hi.value + 0.01, (ch.name, lo, hi, res.spend)
+    assert_plan_valid(problem, alloc)
     for g in problem.groups:
         s = sum(c.spend for c in alloc.channels if c.group == g.name)
         assert g.min_share * problem.budget - 0.01 <= s <= g.max_share * problem.budget + 0.01, (g.name, s)
