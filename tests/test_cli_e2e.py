@@ -485,11 +485,13 @@ def test_an_interrupted_command_exits_130_and_writes_nothing(tmp_path, sig):
     out = tmp_path / "fit.json"
     env = {**os.environ, "BUDGET_CACHE_DIR": str(tmp_path / "cache")}
     # A job started in the background (a CI runner, `make test &`) inherits SIGINT ignored, and so
-    # would the command: give it the disposition a terminal gives, as a user's Ctrl-C finds it.
-    proc = subprocess.Popen([BUDGET, "fit", HISTORY, "--method", "least-squares", "--bootstrap", "200", "--no-cache",
-                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # would the command: a small launcher gives it the disposition a terminal gives, as a user's
+    # Ctrl-C finds it, then becomes the command (exec), with no fork of this JAX-threaded process.
+    launch = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+              "os.execv(sys.argv[1], sys.argv[1:])")
+    proc = subprocess.Popen([sys.executable, "-c", launch, BUDGET, "fit", HISTORY, "--method", "least-squares",
+                             "--bootstrap", "200", "--no-cache", "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=env)
     seen = []
     while not any("fitting" in line for line in seen):  # the fit has started
         line = proc.stderr.readline()
