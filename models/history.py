@@ -324,9 +324,10 @@ def read_table(path, source: str | None = None, date_format: str | None = None) 
     frame = _trim(frame)
     marks = ""
     if sep == ";":  # Excel's CSV where the decimal mark is a comma (1.234.567,89), or not
-        comma = _first(frame, _COMMA_FRACTION)
-        point = None if comma is not None else _first(frame, _POINT_FRACTION)
-        dotted = None if comma is not None or point is not None else _first(frame, _DOTTED_THOUSAND)
+        cells = pd.Series(frame.to_numpy().ravel(), dtype=object).dropna().astype(str)  # row by row
+        comma = _first(cells, _COMMA_FRACTION)
+        point = None if comma is not None else _first(cells, _POINT_FRACTION)
+        dotted = None if comma is not None or point is not None else _first(cells, _DOTTED_THOUSAND)
         if point is not None:
             marks = f" with decimal points ({point} is a decimal number)"
         else:
@@ -339,9 +340,8 @@ def read_table(path, source: str | None = None, date_format: str | None = None) 
     return frame
 
 
-def _first(frame: pd.DataFrame, pattern: str) -> str | None:
-    """The first cell of ``frame`` (row by row) that is all ``pattern``, stripped; None if none is."""
-    cells = pd.Series(frame.to_numpy().ravel(), dtype=object).dropna().astype(str)
+def _first(cells: pd.Series, pattern: str) -> str | None:
+    """The first of ``cells`` that is all ``pattern``, stripped; None if none is."""
     found = cells[cells.str.fullmatch(pattern)]
     return None if found.empty else str(found.iloc[0]).strip()
 
@@ -349,18 +349,23 @@ def _first(frame: pd.DataFrame, pattern: str) -> str | None:
 #: Field separators a CSV may use, by name: Excel writes semicolons where the decimal mark is a
 #: comma, and a table pasted from a spreadsheet is tab-separated.
 _SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+#: The currencies a spreadsheet writes with a number: a sign before it, a sign (or 元) after it,
+#: a code on either side. Every pattern below that allows a currency is made of these.
+_SIGN = r"[¥￥$€£]"
+_CODE = r"CNY|RMB|USD|EUR|GBP|JPY"
+_SUFFIX = r"(?:[¥￥$€£元]|" + _CODE + ")"
+#: Around a number: a sign and a currency before it, a currency after it.
+_LEAD = r"\s*[+-]?\s*(?:" + _SIGN + r"\s*)?"
+_BEFORE = _LEAD + r"[+-]?"
+_AFTER = r"\s*" + _SUFFIX + r"?\s*"
+#: Whole numbers with dots between thousands (1.234.567).
+_DOTTED = r"\d{1,3}(?:\.\d{3})+"
 #: A number written with a decimal comma (and dots between thousands): 1.234.567,89, -0,5, 12,
 #: also with a currency before or after it (€ 1.234,50, 1.234,50 €), which is kept for the number
 #: reader (:func:`number_texts`) to take out.
-_DECIMAL_COMMA = (r"^(\s*[+-]?\s*(?:[¥￥$€£]\s*)?)([+-]?(?:\d{1,3}(?:\.\d{3})+|\d+))(?:,(\d+))?"
-                  r"(\s*(?:[¥￥$€£元]|CNY|RMB|USD|EUR|GBP|JPY)?\s*)$")
-
-
-#: Around a number: a sign and a currency before it, a currency after it.
-_BEFORE = r"\s*[+-]?\s*(?:[¥￥$€£]\s*)?[+-]?"
-_AFTER = r"\s*(?:[¥￥$€£元]|CNY|RMB|USD|EUR|GBP|JPY)?\s*"
+_DECIMAL_COMMA = r"^(" + _LEAD + r")([+-]?(?:" + _DOTTED + r"|\d+))(?:,(\d+))?(" + _AFTER + r")$"
 #: A number whose comma can only be a decimal comma (12,5; 1.234,56).
-_COMMA_FRACTION = _BEFORE + r"(?:\d{1,3}(?:\.\d{3})+|\d+),\d+" + _AFTER
+_COMMA_FRACTION = _BEFORE + r"(?:" + _DOTTED + r"|\d+),\d+" + _AFTER
 #: A number whose dot can only be a decimal point: not three digits after it (12.5, 0.1234),
 #: more than three before it (1234.567), a leading zero (0.125), or commas between thousands
 #: before it (1,234.567). A month written 2024.03 is none of them.
@@ -606,12 +611,11 @@ def _parse_dates(values: pd.Series, spec: HistorySpec, check: _Checker) -> pd.Se
 #: commas, spaces (also non-breaking) or apostrophes (1,234,567; 1 234 567; 1'234'567). A comma
 #: that does not separate thousands (1234,5: a decimal comma in a comma-separated file) is left,
 #: so the cell is reported as not a number rather than read as 12345.
-_CURRENCY_BEFORE = r"^([+-]?)\s*(?:[¥￥$€£]|(?:CNY|RMB|USD|EUR|GBP|JPY)\s)\s*"
-_CURRENCY_AFTER = r"\s*(?:[¥￥$€£元]|CNY|RMB|USD|EUR|GBP|JPY)$"
+_CURRENCY_BEFORE = r"^([+-]?)\s*(?:" + _SIGN + r"|(?:" + _CODE + r")\s)\s*"
+_CURRENCY_AFTER = r"\s*" + _SUFFIX + r"$"
 #: How Excel's accounting format shows zero: a dash beside a currency (¥ -, -元, $ - ). A dash alone
 #: is not read: it may as well mean "missing".
-_ACCOUNTING_ZERO = (r"(?:[¥￥$€£]|CNY|RMB|USD|EUR|GBP|JPY)\s*[-–—]\s*"
-                    r"|[-–—]\s*(?:[¥￥$€£元]|CNY|RMB|USD|EUR|GBP|JPY)")
+_ACCOUNTING_ZERO = r"(?:" + _SIGN + r"|" + _CODE + r")\s*[-–—]\s*|[-–—]\s*" + _SUFFIX
 _GROUPING = r"(?<=\d)[,\s\u00a0\u202f'’](?=\d{3}(?!\d))"
 
 

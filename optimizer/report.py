@@ -194,13 +194,14 @@ def _binding(problem: PeriodProblem, spends: np.ndarray, alloc: Allocation, mode
             out.append(Binding(name, f"period {label} at its maximum {money(p_hi[t], cc)}", price(name)))
     for ch, x, (lo, lo_names, hi, hi_names, locked) in zip(problem.channels, spends.sum(axis=1), _channel_limits(problem)):
         # What set a period plan's total limits: "douyin at its minimum ¥1,459,100 (evidence[douyin])".
-        why_lo, why_hi = (f" ({', '.join(w)})" if w else ""
-                          for w in ([n for n in names if n != "budget_total"] for names in ch.total_sources))
+        src_lo, src_hi = (tuple(n for n in names if n != "budget_total") for names in ch.total_sources)
+        why_lo, why_hi = (f" ({', '.join(w)})" if w else "" for w in (src_lo, src_hi))
         if x <= lo + tol:
-            out += [Binding(s, f"{ch.name} at its minimum {money(lo, cc)}{why_lo}", price(s)) for s in lo_names]
+            out += [Binding(s, f"{ch.name} at its minimum {money(lo, cc)}{why_lo}", price(s), src_lo)
+                    for s in lo_names]
         if (hi > lo + tol or locked) and x >= hi - tol:
             # The budget caps every channel; a locked channel's limits are named once, as its minimum.
-            out += [Binding(s, f"{ch.name} at its maximum {money(hi, cc)}{why_hi}", price(s)) for s in hi_names
+            out += [Binding(s, f"{ch.name} at its maximum {money(hi, cc)}{why_hi}", price(s), src_hi) for s in hi_names
                     if s != "budget_total" and not (locked and s in lo_names)]
     frac, absolute = problem.change_limits()
     for i, ch in enumerate(problem.channels):

@@ -36,6 +36,9 @@ class Binding:
     name: str
     detail: str
     shadow_price: float | None = None
+    #: The scenario limits behind it when its name is the LP's (a period plan's ``min_total[c]``
+    #: set by ``evidence[c]``); not in the JSON, whose names are the LP's.
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

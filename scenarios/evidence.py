@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-__all__ = ["BANDS", "evidence_limits", "limit_problem", "limit_warnings", "at_limit", "moves_warning", "levels"]
+__all__ = ["BANDS", "evidence_limits", "limit_problem", "moves_warning", "levels"]
 
 #: Allowed change from the reference split, by identification level (others move freely).
 BANDS = {"poor": 0.10, "weak": 0.30, "good": 1.00}
@@ -97,52 +97,23 @@ def limits_note(limited: dict[str, str],
     if any(lv == "good" for lv in limited.values()):
         parts.append(f"{'the other fitted channels' if parts else 'every fitted channel'} between none and twice")
     return ("evidence: a fitted curve is only as good as the history behind it, so the plan keeps "
-            f"{'; '.join(parts)} of their share of the current split ({where}); a lift test ([[calibration]]) frees a channel, and "
-            "--ignore-evidence plans on the fitted curves alone")
+            f"{'; '.join(parts)} of their share of the current split ({where}); a lift test ([[calibration]]) "
+            "frees a channel, and --ignore-evidence plans on the fitted curves alone")
 
 
-def binding_warnings(scenario, alloc, limited: dict[str, str], limited_problem=None) -> list[str]:
+def binding_warnings(scenario, alloc, limited: dict[str, str]) -> list[str]:
     """For each channel whose evidence limit binds: the plan wanted to move it further; the test that would settle it.
 
     A single-horizon plan names the binding limit ``evidence[channel]``; a period plan holds the
-    channel's total, where the limit binds as ``min_total``/``max_total``, so there the channel's
-    total is compared with its evidence range (``limited_problem``'s) where that range is tighter
-    than the channel's own limits (``scenario.problem``'s)."""
-    from optimizer import channel_bounds
-
-    if getattr(alloc, "period_spend", None) is None or limited_problem is None:
-        binding = {b.name for b in getattr(alloc, "binding", []) or []}
-        return limit_warnings(scenario, {c for c in limited if f"evidence[{c}]" in binding}, limited)
-    spend = {c.channel: c.spend for c in alloc.channels}
-    own = {}
-    for c in scenario.problem.channels:
-        lo, hi = channel_bounds(scenario.problem, c)
-        own[c.name] = (lo.value, hi.value)
-    ranges = {c.name: c.evidence_range for c in limited_problem.channels if c.name in limited}
-    return limit_warnings(scenario, at_limit(spend, ranges, own, scenario.problem.budget), limited)
-
-
-def at_limit(spend: dict, ranges: dict, own: dict, budget: float) -> set[str]:
-    """The channels whose ``spend`` sits on their evidence range (``ranges``: {channel: (low,
-    high)}) where it is tighter than their ``own`` limits (the same form): held by the evidence."""
-    tol = 0.01 + 1e-9 * budget
-    out = set()
-    for c, (e_lo, e_hi) in ranges.items():
-        lo, hi = own[c]
-        if (spend[c] <= e_lo + tol and e_lo > lo + tol) or (spend[c] >= e_hi - tol and e_hi < hi - tol):
-            out.add(c)
-    return out
-
-
-def limit_warnings(scenario, at_limit: set[str], limited: dict[str, str]) -> list[str]:
-    """:func:`binding_warnings` for the channels ``at_limit`` (those whose evidence limit binds)."""
+    channel's total, whose binding limit (``min_total[channel]``) names it among its sources."""
     from models.identify import identification_warning, periods_text
 
+    binding = {n for b in getattr(alloc, "binding", []) or [] for n in (b.name, *b.sources)}
     ident = levels(scenario)
     out = []
     freq = scenario.model.frequency_
     for c, level in limited.items():
-        if c not in at_limit:
+        if f"evidence[{c}]" not in binding:
             continue
         if level == "good":
             test = ident[c]["lift_test"]

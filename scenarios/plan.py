@@ -193,8 +193,7 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
             result = _plan(replace(scenario, problem=limited_problem), exact, lp_path, risk_alpha)
             if result.allocation.feasible:
                 result.allocation.notes.append(ev.limits_note(limited))
-                result.allocation.warnings[:0] = ev.binding_warnings(scenario, result.allocation, limited,
-                                                                     limited_problem)
+                result.allocation.warnings[:0] = ev.binding_warnings(scenario, result.allocation, limited)
             else:
                 limited = {}
                 result = _plan(scenario, exact, lp_path, risk_alpha)
@@ -225,10 +224,7 @@ def _plan(scenario, exact: bool, lp_path: str | None, risk_alpha: float | None,
 
     periodic = scenario.horizon_spec is not None
     if risk_alpha is not None:
-        samples = curve_samples(scenario, per_period=periodic)
-        if samples is None:
-            raise ScenarioError(["risk: needs curve samples: fit the curves from history ([history] or [model]) "
-                                 "with method = \"bayes\" or bootstrap > 0"], scenario.name)
+        samples = required_samples(scenario, per_period=periodic)
         if risk_measure == "guard":
             return _guarded(scenario, samples, risk_alpha, periodic)
         if periodic:
@@ -283,22 +279,37 @@ def _guarded(scenario, samples: dict, alpha: float, periodic: bool) -> ScenarioP
         plans = optimize_guarded(scenario.problem, samples, alpha, reference=reference, point=point)
     alloc = plans.guarded
     if alloc.feasible:
-        share = f"{alpha:.0%}"
         cc = alloc.currency
         if abs(spent - float(current.sum())) >= max(1.0, 1e-3 * spent):  # more than rounding
             alloc.notes.append(f"guard: the current plan spends {_money(float(current.sum()), cc)}; the guard compares "
                                f"with its split scaled to the plan's {_money(spent, cc)}")
         if not plans.reference_feasible:
             alloc.warnings.append(f"guard: {plans.note}")
-        elif plans.binds:
-            alloc.notes.append(f"guard: the best mean plan loses to the current plan in the worst {share} of the curve "
-                               f"samples, so the plan moves less money: it is the best mean return whose worst {share} "
-                               "of samples still gains on the current plan (the evidence limits are not applied)")
         else:
-            alloc.notes.append(f"guard: the best mean plan already gains on the current plan in the worst {share} of "
-                               "the curve samples; the guard does not bind (the evidence limits are not applied)")
+            alloc.notes.append(guard_note(plans, alpha))
     return ScenarioPlan(alloc, periodic, period_problem=problem,
                         extra={"risk": plans.guard, "risk_neutral": plans.mean.to_dict()})
+
+
+def required_samples(scenario, per_period: bool = False) -> dict:
+    """:func:`curve_samples`, which planning over samples (a ``risk`` setting) cannot do without."""
+    samples = curve_samples(scenario, per_period=per_period)
+    if samples is None:
+        raise ScenarioError(["risk: needs curve samples: fit the curves from history ([history] or [model]) "
+                             "with method = \"bayes\" or bootstrap > 0"], scenario.name)
+    return samples
+
+
+def guard_note(plans, alpha: float, plan: str = "plan", reference: str = "the current plan") -> str:
+    """What the guard did to the best mean ``plan`` (a GuardedPlan whose reference is a plan of
+    the problem), against ``reference``."""
+    share = f"{alpha:.0%}"
+    if plans.binds:
+        return (f"guard: the best mean {plan} loses to {reference} in the worst {share} of the curve samples, so "
+                f"the {plan} moves less money: it is the best mean return whose worst {share} of samples still "
+                f"gains on {reference} (the evidence limits are not applied)")
+    return (f"guard: the best mean {plan} already gains on {reference} in the worst {share} of the curve samples; "
+            "the guard does not bind (the evidence limits are not applied)")
 
 
 def return_band(extra: dict) -> dict | None:

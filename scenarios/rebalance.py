@@ -199,9 +199,8 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
         for p in seen:
             absent = [ch for ch in channels if (p, ch) not in rowed]
             if absent:
-                msg = (f"period {p}: no row for {', '.join(absent)}: give each channel's spend, 0 where it spent "
-                       "nothing")
-                (ignored if force else problems).append(msg + (" (taken as 0)" if force else ""))
+                _no_spend(f"period {p}: no row for {', '.join(absent)}: give each channel's spend", problems, ignored,
+                          force)
     if problems:
         raise HistoryError(problems, source)
     for p in seen:  # --force: a channel with no row or column in a period is taken as not spending
@@ -209,6 +208,12 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
             spend.setdefault((p, ch), 0.0)
     return Actuals(periods=tuple(seen), channels=channels, spend=spend, returns=returns or None,
                    content=content, source=source, ignored=tuple(ignored), kpi=kpi or None)
+
+
+def _no_spend(what: str, problems: list, ignored: list, force: bool) -> None:
+    """Spend the actuals do not give: a problem, or with ``force`` taken as 0 and listed."""
+    what += ", 0 where it spent nothing"
+    (ignored if force else problems).append(what + (" (taken as 0)" if force else ""))
 
 
 def _ignored(col: str, spec) -> bool:
@@ -227,8 +232,7 @@ def _wide_channels(columns, spec, date_col, channels, problems, ignored, force) 
         mapping = {ch: col for ch, col in spec.channels.items() if col in columns}
         for ch, col in spec.channels.items():
             if col not in columns and ch in channels:
-                msg = f"column {col!r} (channel {ch}) not found: give its spend, 0 where it spent nothing"
-                (ignored if force else problems).append(msg + (" (taken as 0)" if force else ""))
+                _no_spend(f"column {col!r} (channel {ch}) not found: give its spend", problems, ignored, force)
     elif isinstance(spec.channels, str):
         pre, _, post = spec.channels.partition("*")
         mapping = {c[len(pre):len(c) - len(post)]: c for c in rest if fnmatch.fnmatch(c, spec.channels)}
@@ -242,8 +246,7 @@ def _wide_channels(columns, spec, date_col, channels, problems, ignored, force) 
     if not isinstance(spec.channels, dict):
         for ch in channels:
             if ch not in mapping:
-                msg = f"no spend column for channel {ch}: give its spend, 0 where it spent nothing"
-                (ignored if force else problems).append(msg + (" (taken as 0)" if force else ""))
+                _no_spend(f"no spend column for channel {ch}: give its spend", problems, ignored, force)
     return mapping
 
 
@@ -401,9 +404,10 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
     eff = base.efficiency()
 
     def remaining_channels(ranges: dict) -> tuple[list, dict]:
-        """The channels over the remaining periods; the evidence ranges ``ranges`` as they apply to
-        them {channel: (low, high) of its remaining spend}."""
+        """The channels over the remaining periods, held to the evidence ranges ``ranges`` of their
+        horizon totals; and the channels they hold ({channel: (low, high) of its remaining spend})."""
         out, applied = [], {}
+        tol = 0.01 + 1e-9 * remaining
         for i, c in enumerate(base.channels):
             por_rem = X_por[i, k:]
             spent_c = X_act[i].sum()
@@ -413,10 +417,13 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
             lo = lo_ch if lo is None else max(lo, lo_ch)
             hi = hi_ch if hi is None else min(hi, hi_ch)
             lo = min(lo, hi)
+            sources = ((), ())  # the evidence where it sets a limit, for the binding constraints' names
             if c.name in ranges:
                 e_lo, e_hi = (max(0.0, v - spent_c) for v in ranges[c.name])
                 if max(lo, e_lo) <= min(hi, e_hi):  # else the spend to date already left the range
                     applied[c.name] = (e_lo, e_hi)
+                    held = (f"evidence[{c.name}]",)
+                    sources = (held if e_lo > lo + tol else (), held if e_hi < hi - tol else ())
                     lo, hi = max(lo, e_lo), min(hi, e_hi)
             mn, mx = _slice(c.min_per_period, k), _slice(c.max_per_period, k)
             if c.name in locked:
@@ -427,7 +434,7 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
             out.append(replace(
                 c, carryover=float(carry[i]), efficiency=[float(v) * scale[i] for v in eff[i, k:]],
                 min_total=lo, max_total=hi, min_per_period=mn, max_per_period=mx,
-                current=[float(v) for v in por_rem], locked=False, total_sources=((), ())))
+                current=[float(v) for v in por_rem], locked=False, total_sources=sources))
         return out, applied
 
     f = B / remaining if remaining > 0 else 1.0
@@ -451,28 +458,22 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
                        reserve_min_share=reserve_min, reserve_max_share=reserve_max, pacing=pacing,
                        target_return=None, notes=()), applied
 
-    rem, applied = remaining_problem({})
+    rem, applied = remaining_problem(evidence)
     alloc = optimize_periods(rem)
-    risk_out = None
-    if evidence and alloc.feasible:
-        held_rem, applied = remaining_problem(evidence)
-        held_alloc = optimize_periods(held_rem) if applied else alloc
-        if held_alloc.feasible:
-            rem, alloc = held_rem, held_alloc
-        else:
-            applied = {}
+    if applied and not alloc.feasible:  # the evidence conflicts with the re-plan's own limits
+        rem, applied = remaining_problem({})
+        alloc = optimize_periods(rem)
+        if alloc.feasible:
             warnings.insert(head, "evidence: the limits on poorly identified channels conflict with the re-plan's "
                                   "own; re-planned without them")
+    risk_out = None
     if risk is not None and alloc.feasible:
         alloc, risk_out = _replan_on_samples(scenario, rem, alloc, X_por[:, k:], risk, warnings, notes)
     if applied:
         left = {c: lv for c, lv in limited.items() if c in applied}
         notes.append(ev.limits_note(left, "on each channel's total over the horizon, its spend to date included"))
         if alloc.feasible:
-            spend = dict(zip(names, np.asarray(alloc.period_spend, float).sum(axis=1)))
-            own = {c.name: (c.min_total or 0.0, np.inf if c.max_total is None else c.max_total)
-                   for c in remaining_channels({})[0]}
-            warnings[head:head] = ev.limit_warnings(scenario, ev.at_limit(spend, applied, own, remaining), left)
+            warnings[head:head] = ev.binding_warnings(scenario, alloc, left)
     if alloc.feasible:  # the re-plan's own (S-curve envelopes, return after the horizon …)
         warnings += [w for w in alloc.warnings if w not in warnings]
 
@@ -582,31 +583,22 @@ def _replan_on_samples(scenario, rem, point, X_rem: np.ndarray, risk, warnings: 
     mean plan whose worst ``alpha`` share of samples still gains on the plan of record's remaining
     split, at the re-plan's spend) or CVaR. Returns (allocation, the JSON ``risk`` figures)."""
     from optimizer import optimize_cvar_periods, optimize_guarded_periods
-    from scenarios.plan import _period_samples, curve_samples
+    from scenarios.plan import _period_samples, guard_note, required_samples
 
-    samples = curve_samples(scenario, per_period=True)
-    if samples is None:
-        raise ScenarioError([f"risk = \"{risk.measure}:{risk.alpha:g}\": needs curve samples: fit the curves from "
-                             "history with method = \"bayes\" or bootstrap > 0"], scenario.name)
-    samples = _period_samples(scenario, rem, samples)
-    said = f"risk = \"{risk.measure}:{risk.alpha:g}\""
+    samples = _period_samples(scenario, rem, required_samples(scenario, per_period=True))
+    said = f"re-planned over the curve samples as the scenario's risk = \"{risk.measure}:{risk.alpha:g}\" asks"
     if risk.measure == "cvar":
         plans = optimize_cvar_periods(rem, samples, risk.alpha)
-        notes.append(f"re-planned over the curve samples as the scenario's {said} asks: the best CVaR of the "
-                     "remaining return")
+        notes.append(f"{said}: the best CVaR of the remaining return")
         return plans.averse, plans.risk
     spent = float(np.sum(point.period_spend))
     reference = X_rem * (spent / float(X_rem.sum())) if X_rem.sum() > 0 else X_rem
     plans = optimize_guarded_periods(rem, samples, risk.alpha, reference=reference, point=point)
-    share = f"{risk.alpha:.0%}"
+    notes.append(said)
     if not plans.reference_feasible:
         warnings.append(f"guard: {plans.note}")
-    notes.append(f"re-planned over the curve samples as the scenario's {said} asks: "
-                 + (f"the best mean re-plan loses to the plan of record in the worst {share} of them, so it moves "
-                    f"less money: the best mean return whose worst {share} still gains on the plan of record's "
-                    "remaining split" if plans.binds else
-                    f"the best mean re-plan already gains on the plan of record in the worst {share} of them")
-                 + " (the evidence limits are not applied)")
+    else:
+        notes.append(guard_note(plans, risk.alpha, "re-plan", "the plan of record's remaining split"))
     return plans.guarded, plans.guard
 
 

@@ -57,6 +57,16 @@ def _units(currency: str | None, return_unit: str | None) -> str:
     return text + ("; returns in money in some columns, in KPI units in others" if return_unit is None else "")
 
 
+def _texts(sheet, result: dict) -> None:
+    """A result's warnings, then its notes, each under its title, one a row."""
+    for title in ("warnings", "notes"):
+        if result.get(title):
+            sheet.gap()
+            sheet.add([title], bold=True)
+            for text in result[title]:
+                sheet.add([text])
+
+
 def _cents(v):
     """Money computed here (a change, a total) to the cent, like every money figure of a plan."""
     return None if v is None else round(float(v), 2) + 0.0
@@ -198,12 +208,7 @@ def allocation_workbook(alloc, scenario=None, extra: dict | None = None, *, writ
         s.add(["binding constraint", "detail", "shadow price"], bold=True)
         for b in d["binding_constraints"]:
             s.add([b["name"], b["detail"], b["shadow_price"]], [None, None, "0.000"])
-    for title, items in (("warnings", d["warnings"]), ("notes", d["notes"])):
-        if items:
-            s.gap()
-            s.add([title], bold=True)
-            for item in items:
-                s.add([item])
+    _texts(s, d)
     s.widths[1] = min(max(s.widths.get(1, 8), 40), 60)
     s.finish()
 
@@ -321,10 +326,11 @@ def rebalance_workbook(result: dict, *, written: dt.date | None = None) -> bytes
     against the re-plan, with a total row) and ``periods`` (the re-planned spend)."""
     from openpyxl import Workbook
 
-    money = money_format(result.get("currency"))
-    ret = return_format(result.get("currency") or "CNY", result.get("return_unit", "money"))
+    currency, unit = result.get("currency") or "CNY", result.get("return_unit", "money")
+    money = money_format(currency)
+    ret = return_format(currency, unit)
     heading = f"{result['scenario']}: rebalance as of {result['as_of']}"
-    subtitle = (f"written {_today(written).isoformat()}; {_units(result.get('currency') or 'CNY', result.get('return_unit', 'money'))}; "
+    subtitle = (f"written {_today(written).isoformat()}; {_units(currency, unit)}; "
                 f"periods done {', '.join(result['periods_done'])}; remaining {', '.join(result['periods_remaining'])}")
     book = Workbook()
 
@@ -340,12 +346,7 @@ def rebalance_workbook(result: dict, *, written: dt.date | None = None) -> bytes
         s.add(["drift flags", ""], bold=True)
         for d in result["drift"]:
             s.add([d["kind"], d["text"]])
-    for title, items in (("warnings", result.get("warnings", [])), ("notes", result.get("notes", []))):
-        if items:
-            s.gap()
-            s.add([title, ""], bold=True)
-            for text in items:
-                s.add(["", text])
+    _texts(s, result)
     s.finish()
 
     t = _Sheet(book, "suggestions", f"{heading}: suggestions", subtitle)
