@@ -245,8 +245,29 @@ def main(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
       budget forecast scenarios/examples/quarterly.toml --format csv
     """
     ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
+    ctx.obj.update(debug=debug, verbose=verbose, quiet=quiet)
     _setup_logging(verbose, quiet)
+
+
+def _late_logging(ctx: click.Context, param: click.Parameter, value):
+    """-v, -q and --debug given after the command (``budget allocate s.toml -q``) count as before it."""
+    if value:
+        obj = ctx.find_root().obj
+        obj[param.name] = obj.get(param.name, 0) + value if param.name == "verbose" else True
+        _setup_logging(obj.get("verbose", 0), obj.get("quiet", False))
+    return value
+
+
+def _accept_logging_options(group: click.Group) -> None:
+    """Give every command the group's -v/-q/--debug, so they work on either side of its name."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_logging_options(command)
+        names = {n for p in command.params for n in p.opts}
+        for param in main.params:
+            if isinstance(param, click.Option) and not names & set(param.opts) and param.name != "version":
+                command.params.append(click.Option(param.opts, count=param.count, is_flag=param.is_flag and not param.count,
+                                                   expose_value=False, callback=_late_logging, help=param.help))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1208,6 +1229,8 @@ def run() -> None:
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(EXIT_FAILURE)
 
+
+_accept_logging_options(main)
 
 if __name__ == "__main__":  # pragma: no cover
     run()

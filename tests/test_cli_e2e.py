@@ -298,6 +298,17 @@ def test_quiet_silences_everything_but_errors(tmp_path):
     assert failed.returncode == 2 and "Error" in failed.stderr
 
 
+def test_logging_options_work_after_the_command_too(tmp_path):
+    target = tmp_path / "plan.json"
+    quiet = budget("allocate", PASTED, "--format", "json", "-o", str(target), "-q")
+    assert quiet.returncode == 0 and quiet.stderr == "" and target.exists()
+    verbose = budget("allocate", PASTED, "--format", "json", "-vv")
+    assert verbose.returncode == 0 and "DEBUG " in verbose.stderr
+    assert json.loads(verbose.stdout)["status"] == "optimal"
+    nested = budget("cache", "info", "-q")  # a group's subcommands take them as well
+    assert nested.returncode == 0 and nested.stderr == ""
+
+
 @pytest.mark.parametrize("fmt", ["table", "json", "csv"])
 def test_runs_list_show_and_export(fmt, tmp_path):
     ledger = str(tmp_path / "q1.sqlite")
