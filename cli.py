@@ -990,11 +990,14 @@ def cache_info(fmt) -> None:
 
     folder = cache_dir()
     files = sorted(folder.glob("fit-*.json")) if folder.is_dir() else []
-    info = {"path": str(folder), "fits": len(files), "bytes": sum(f.stat().st_size for f in files)}
+    compiled = [f for f in (folder / "jax").rglob("*") if f.is_file()] if (folder / "jax").is_dir() else []
+    info = {"path": str(folder), "fits": len(files), "bytes": sum(f.stat().st_size for f in files),
+            "compiled_samplers": len(compiled), "compiled_bytes": sum(f.stat().st_size for f in compiled)}
     if fmt == "json":
         click.echo(render.json_text(info), nl=False)
     else:
-        click.echo(f"{info['path']}: {info['fits']} cached fit(s), {info['bytes'] / 1e6:.1f} MB")
+        click.echo(f"{info['path']}: {info['fits']} cached fit(s), {info['bytes'] / 1e6:.1f} MB; "
+                   f"compiled samplers {info['compiled_bytes'] / 1e6:.1f} MB ({info['compiled_samplers']} file(s))")
 
 
 @cache.command("clear")

@@ -252,7 +252,17 @@ def test_cache_info(fmt, tmp_path):
     assert r.returncode == 0, r.stderr
     out = parse(fmt, r.stdout)
     if fmt == "json":
-        assert out == {"path": str(env_dir), "fits": 0, "bytes": 0}
+        assert out == {"path": str(env_dir), "fits": 0, "bytes": 0, "compiled_samplers": 0, "compiled_bytes": 0}
+    (env_dir / "jax" / "xla").mkdir(parents=True)
+    (env_dir / "jax" / "xla" / "sampler-a").write_bytes(b"x" * 3000)
+    (env_dir / "fit-0123.json").write_text("{}")
+    r = subprocess.run([BUDGET, "cache", "info", "--format", fmt], capture_output=True, text=True,
+                       env={**os.environ, "BUDGET_CACHE_DIR": str(env_dir)})
+    if fmt == "json":  # the compiled samplers are counted apart from the fits
+        assert parse(fmt, r.stdout) == {"path": str(env_dir), "fits": 1, "bytes": 2, "compiled_samplers": 1,
+                                        "compiled_bytes": 3000}
+    else:
+        assert "1 cached fit(s)" in r.stdout and "(1 file(s))" in r.stdout
 
 
 def test_output_file_gets_the_umask_mode_and_no_temporary_is_left(tmp_path):
