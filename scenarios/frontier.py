@@ -118,20 +118,35 @@ def forecast_kpi(scenario) -> dict:
         raise ScenarioError([f"cannot forecast the KPI: {exc}"], scenario.name) from None
 
 
-def problem_at(scenario, budget: float, *, floor: bool = True):
+def problem_at(scenario, budget: float, *, floor: bool = True, evidence: bool = True):
     """The scenario's problem at another total budget, as ``budget allocate --budget`` plans it:
     shares keep their meaning, the current plan is scaled to keep its split (so change limits move
     with it), locked channels keep their amounts and fitted channels get the evidence limits
-    allocate puts on them (:mod:`scenarios.evidence`, around the scaled split).
-    ``floor=False`` drops the marginal-ROI floor."""
+    allocate puts on them (:mod:`scenarios.evidence`, around the scaled split; ``evidence=False``
+    leaves them out, as a guarded plan does). ``floor=False`` drops the marginal-ROI floor."""
     from scenarios.evidence import levels, limit_problem
 
     base = scenario.problem
     scale = budget / base.budget if base.budget > 0 else 1.0
     channels = tuple(c if c.locked else replace(c, current=c.current * scale) for c in base.channels)
     problem = replace(base, budget=float(budget), channels=channels)
-    problem, _ = limit_problem(problem, levels(scenario))
+    if evidence:
+        problem, _ = limit_problem(problem, levels(scenario))
     return problem if floor else replace(problem, marginal_roi_min=None)
+
+
+def _plan_at(scenario, budget: float, samples):
+    """The scenario's plan at ``budget``: over the curve samples when the scenario sets a ``risk``
+    (the guard without the evidence limits, as allocate plans it), else on the fitted curves."""
+    from optimizer import optimize
+
+    risk = scenario.risk
+    if risk is None:
+        return optimize(problem_at(scenario, budget))
+    from scenarios.plan import plan_over_samples
+
+    problem = problem_at(scenario, budget, evidence=risk.measure != "guard")
+    return plan_over_samples(replace(scenario, problem=problem), samples, risk.alpha, risk.measure)
 
 
 def _threshold_budget(scenario, mroi: float) -> float | None:
@@ -152,10 +167,9 @@ def _threshold_budget(scenario, mroi: float) -> float | None:
 
 def _row(scenario, level: float, budget: float, samples) -> dict:
     """One level: the scenario planned at ``budget``."""
-    from optimizer import optimize
     from optimizer import return_distribution
 
-    alloc = optimize(problem_at(scenario, budget))
+    alloc = _plan_at(scenario, budget, samples)
     d = alloc.to_dict()
     row = {
         "level": level,
@@ -297,7 +311,7 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
         ``of_forecast`` without a forecast (curves not from history), or a level whose budget is
         outside one cent … 1e13.
     """
-    from scenarios.plan import curve_samples, curve_warnings
+    from scenarios.plan import curve_samples, curve_warnings, required_samples
     from scenarios.schema import MAX_MONEY, MIN_BUDGET
 
     t0 = time.perf_counter()
@@ -315,7 +329,7 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
     if bad:
         raise ScenarioError(bad, scenario.name)
 
-    samples = curve_samples(scenario)
+    samples = required_samples(scenario) if scenario.risk is not None else curve_samples(scenario)
     rows = []
     for i, (v, b) in enumerate(zip(levels, budgets)):
         rows.append(_row(scenario, v, b, samples))
@@ -347,8 +361,9 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
     notes.append("each level is planned as `budget allocate --budget B` plans it: every constraint of the scenario, "
                  "the current plan scaled to keep its split (locked channels keep their amounts)")
     if scenario.risk is not None:
-        notes.append(f"each level is the best plan on the fitted curves: the scenario's risk = "
-                     f"\"{scenario.risk.measure}:{scenario.risk.alpha:g}\", which `allocate` applies, is not")
+        notes.append(f"each level is planned over the curve samples as the scenario's risk = "
+                     f"\"{scenario.risk.measure}:{scenario.risk.alpha:g}\" asks; "
+                     "break-even and the favoured level's threshold are the mean curves' marginal ROI")
     if threshold[1] == KPI_BREAK_EVEN:
         notes.append("the KPI is not money (see the warnings): break-even here is where one more unit of money "
                      "returns one KPI unit, not where spend stops paying; set `marginal_roi_min` (KPI units a unit of "

@@ -216,15 +216,25 @@ def plan_scenario(scenario, *, exact: bool = False, lp_path: str | None = None,
     return _finish(scenario, scenario_plan)
 
 
+def plan_over_samples(scenario, samples: dict, alpha: float, measure: str):
+    """The single-horizon plan of ``scenario`` over the given curve samples, as a ``risk`` setting
+    makes it (``"guard"`` or ``"cvar"`` at ``alpha``; see :func:`plan_scenario`): an Allocation.
+    The frontier plans each level so with the samples it drew once."""
+    from dataclasses import replace
+
+    return _plan(replace(scenario, horizon_spec=None), False, None, alpha, measure, samples=samples).allocation
+
+
 def _plan(scenario, exact: bool, lp_path: str | None, risk_alpha: float | None,
-          risk_measure: str = "cvar") -> ScenarioPlan:
+          risk_measure: str = "cvar", samples: dict | None = None) -> ScenarioPlan:
     """The plan of ``scenario`` as given (see :func:`plan_scenario`), before its notes and warnings."""
     from optimizer import optimize, optimize_cvar, optimize_cvar_periods, optimize_periods
     from scenarios.horizon import period_problem
 
     periodic = scenario.horizon_spec is not None
     if risk_alpha is not None:
-        samples = required_samples(scenario, per_period=periodic)
+        if samples is None:
+            samples = required_samples(scenario, per_period=periodic)
         if risk_measure == "guard":
             return _guarded(scenario, samples, risk_alpha, periodic)
         if periodic:

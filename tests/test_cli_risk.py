@@ -187,8 +187,8 @@ def test_cvar_period_plan_for_a_weekly_horizon(runner):
 @pytest.mark.slow
 def test_a_scenario_can_ask_for_the_guard_itself(runner, disputed):
     """`risk = "guard:0.1"` in the file: every command that plans it plans as --risk would (a
-    monthly job needs no flag), the plan says why, --risk overrides it, and the frontier, which
-    sweeps the fitted curves, says that it does not apply it."""
+    monthly job needs no flag), the plan says why, --risk overrides it, and the frontier plans each
+    level as allocate --budget B does, over the samples."""
     from pathlib import Path
 
     guarded = Path(disputed).with_name("guarded.toml")
@@ -209,8 +209,16 @@ def test_a_scenario_can_ask_for_the_guard_itself(runner, disputed):
     assert {c: v["spend"] for c, v in held["channels"].items()} == {c["channel"]: c["spend"] for c in d["channels"]}
     assert (held["return_p10"], held["return_p90"]) == (d["risk"]["guarded"]["p10"], d["risk"]["guarded"]["p90"])
     assert any(abs(plain["channels"][c]["spend"] - v["spend"]) > 1 for c, v in held["channels"].items())
-    fr = json.loads(runner.invoke(main, ["frontier", str(guarded), "--steps", "3", "--format", "json"]).stdout)
-    assert any('risk = "guard:0.1", which `allocate` applies, is not' in n for n in fr["notes"])
+    fr = json.loads(runner.invoke(main, ["frontier", str(guarded), "--from", "0.5", "--to", "1", "--steps", "2",
+                                         "--format", "json"]).stdout)
+    assert any('planned over the curve samples as the scenario\'s risk = "guard:0.1" asks' in n for n in fr["notes"])
+    at_1 = fr["levels"][1]
+    assert at_1["budget"] == d["budget"]
+    assert {c["channel"]: c["spend"] for c in at_1["channels"]} == {c["channel"]: c["spend"] for c in d["channels"]}
+    half = json.loads(runner.invoke(main, ["allocate", str(guarded), "--budget", str(fr["levels"][0]["budget"]),
+                                           "--format", "json"]).stdout)
+    assert {c["channel"]: c["spend"] for c in fr["levels"][0]["channels"]} == \
+        {c["channel"]: c["spend"] for c in half["channels"]}
     r = runner.invoke(main, ["allocate", str(guarded), "--lp-file", str(guarded.with_suffix(".lp"))])
     assert r.exit_code == 2 and "this scenario plans over curve samples" in r.stderr
     r = runner.invoke(main, ["report", str(guarded), "--out", str(guarded.with_name("report"))])
