@@ -275,9 +275,18 @@ def _accept_logging_options(group: click.Group) -> None:
 
 
 def _check_output(path: str | None, option: str, formats: tuple[str, ...] | None = None) -> None:
-    """Refuse an output path that cannot be written, before any work is done (exit 2)."""
-    if not path:
+    """Refuse an output path that cannot be written, before any work is done (exit 2).
+
+    An empty path (``-o "$OUT"`` with OUT unset) is refused rather than read as "stdout"; a device
+    or a pipe (``-o /dev/null``) is written in place; for a file, the folder it lands in (through
+    a symlink, the target's) must take a new file, which is tried: as root, permission bits and
+    read-only file systems such as /proc do not show in ``os.access``."""
+    if path is None or (option == "--output" and _is_stdout(path)):
         return
+    if not path.strip():
+        raise click.BadParameter("an empty file name; leave the option out to print to stdout", param_hint=option)
+    from models.atomic import is_special
+
     target = Path(path)
     if formats is not None and target.suffix.lower().lstrip(".") not in formats:
         raise click.BadParameter(
@@ -285,11 +294,35 @@ def _check_output(path: str | None, option: str, formats: tuple[str, ...] | None
             + ", ".join(f".{f}" for f in formats), param_hint=option)
     if target.is_dir():
         raise click.BadParameter(f"{path} is a folder; give a file name", param_hint=option)
-    folder = target.absolute().parent
+    if is_special(target):
+        if not os.access(target, os.W_OK):
+            raise click.BadParameter(f"{path}: cannot write to it (permission denied)", param_hint=option)
+        return
+    _check_folder(Path(os.path.realpath(target)).parent, path, option)
+
+
+#: Output paths that mean stdout: ``-o -`` and the device names of file descriptor 1 (fd 1 itself
+#: carries the libraries' chatter to stderr while a command runs: see :func:`_guard_stdout`).
+STDOUT_NAMES = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
+def _is_stdout(path: str | None) -> bool:
+    return path is not None and path.strip() in STDOUT_NAMES
+
+
+def _check_folder(folder: Path, path: str, option: str) -> None:
+    """``folder`` exists and takes a new file (one is made and removed), else a usage error."""
     if not folder.is_dir():
         raise click.BadParameter(f"{path}: the folder {folder} does not exist", param_hint=option)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"{path}: cannot write in the folder {folder}", param_hint=option)
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".budget-check-", dir=folder)
+    except OSError as exc:
+        why = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc)).lower()
+        raise click.BadParameter(f"{path}: cannot write in the folder {folder} ({why})", param_hint=option) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _check_distinct(**paths: str | None) -> None:
@@ -297,7 +330,7 @@ def _check_distinct(**paths: str | None) -> None:
     Keyword names are the options with underscores (``lp_file`` for ``--lp-file``)."""
     seen: dict[Path, str] = {}
     for name, path in paths.items():
-        if not path:
+        if not path or _is_stdout(path):
             continue
         option = "--" + name.replace("_", "-")
         key = Path(path).absolute().resolve()
@@ -307,7 +340,7 @@ def _check_distinct(**paths: str | None) -> None:
 
 
 def _emit(text: str, output: str | None, what: str = "result") -> None:
-    if output:
+    if output and not _is_stdout(output):
         from models.atomic import write_text_atomic
 
         try:
@@ -345,22 +378,21 @@ def _stdout_is_terminal() -> bool:
 
 def _check_sheet(fmt: str, output: str | None) -> None:
     """An Excel workbook is binary: to a file, or to a stdout that is not a terminal (``> plan.xlsx``)."""
-    if fmt == "xlsx" and not output and _stdout_is_terminal():
+    if fmt == "xlsx" and (not output or _is_stdout(output)) and _stdout_is_terminal():
         raise click.UsageError("--format xlsx writes a binary workbook: give --output FILE.xlsx "
                                "(or redirect stdout to a file)")
 
 
 def _emit_bytes(data: bytes, output: str | None, what: str = "result") -> None:
     """Binary output (a workbook): written atomically to ``output``, else to stdout as it is."""
-    if output:
-        from models.atomic import atomic_target
+    if output and not _is_stdout(output):
+        from models.atomic import atomic_target, sync
 
         try:
             with atomic_target(output) as tmp:
                 with open(tmp, "wb") as fh:
                     fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    sync(fh)
         except OSError as exc:
             raise Failure(f"Error: cannot write {output}: {exc}", EXIT_FAILURE) from exc
         _say("wrote the %s to %s", what, output)
@@ -739,11 +771,7 @@ def _check_output_dir(path: str, option: str) -> None:
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise click.BadParameter(f"{path} is a file; give a folder (it is created if missing)", param_hint=option)
-    folder = target if target.is_dir() else target.absolute().parent
-    if not folder.is_dir():
-        raise click.BadParameter(f"{path}: the folder {folder} does not exist", param_hint=option)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"{path}: cannot write in the folder {folder}", param_hint=option)
+    _check_folder(target if target.is_dir() else target.absolute().parent, path, option)
 
 
 @main.command()

@@ -10,6 +10,7 @@ files left by a run that was killed outright (SIGKILL) are removed by the next w
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -18,7 +19,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["atomic_target", "write_text_atomic"]
+__all__ = ["atomic_target", "is_special", "sync", "write_text_atomic"]
 
 
 def _new_file_mode() -> int:
@@ -52,13 +53,39 @@ def _remove_stale(target: Path) -> None:
                 logger.info("removed %s, left by a run that was killed", path)
 
 
+def is_special(path) -> bool:
+    """``path`` exists and is not a regular file or a folder (through symlinks): a device such as
+    /dev/null, a pipe, /dev/stdout. Such a target is written in place: renaming a file over it
+    would replace the device node or the link for every other program."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def sync(fh) -> None:
+    """Flush ``fh`` to disk; a pipe or a device that cannot be synced is fine as it is."""
+    fh.flush()
+    try:
+        os.fsync(fh.fileno())
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EROFS):
+            raise
+
+
 @contextlib.contextmanager
 def atomic_target(path):
     """Yield a temporary path to write; on success it replaces ``path``, else it is removed.
 
-    The temporary file keeps ``path``'s suffix (chart libraries choose the format by it).
+    The temporary file keeps ``path``'s suffix (chart libraries choose the format by it). A
+    symlink is written through: the file it points to is replaced and the link stays. A device
+    or a pipe (``-o /dev/null``) is yielded itself and written in place (:func:`is_special`).
     """
-    target = Path(os.fspath(path)).absolute()
+    if is_special(path):
+        yield Path(os.fspath(path))
+        return
+    target = Path(os.path.realpath(os.fspath(path)))
     _remove_stale(target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
     try:
@@ -79,5 +106,4 @@ def write_text_atomic(path, text: str) -> None:
     with atomic_target(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            sync(fh)

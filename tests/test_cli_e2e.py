@@ -14,8 +14,10 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -524,3 +526,46 @@ def test_an_interrupted_command_exits_130_and_writes_nothing(tmp_path, sig):
     assert "Aborted!" in stderr and stdout == ""
     no_traceback(stderr)
     assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_output_to_a_pipe_is_written_in_place_and_a_symlink_through(tmp_path):
+    """-o on a FIFO (as on /dev/null) writes into it: a rename over it would replace the node for
+    every other program. -o on a symlink replaces the file it points to and keeps the link."""
+    fifo = tmp_path / "plan.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text(encoding="utf-8")))
+    reader.start()
+    r = budget("allocate", PASTED, "--format", "json", "-o", str(fifo))
+    reader.join(timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert json.loads(got[0])["status"] == "optimal"
+
+    real = tmp_path / "shared" / "q1.json"
+    real.parent.mkdir()
+    real.write_text("old", encoding="utf-8")
+    link = tmp_path / "plan.json"
+    link.symlink_to(real)
+    r = budget("allocate", PASTED, "--format", "json", "-o", str(link))
+    assert r.returncode == 0, r.stderr
+    assert link.is_symlink() and json.loads(real.read_text(encoding="utf-8"))["status"] == "optimal"
+    assert [p.name for p in real.parent.iterdir()] == ["q1.json"]  # no temporary left beside it
+
+
+@pytest.mark.parametrize("name", ["-", "/dev/stdout"])
+def test_output_dash_or_dev_stdout_is_stdout(name):
+    r = budget("allocate", PASTED, "--format", "json", "-o", name)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "optimal"
+
+
+@pytest.mark.parametrize("path, says", [("", "an empty file name"),
+                                        ("/proc/plan.json", "cannot write in the folder /proc")])
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(path, says):
+    """An unset variable (-o "$OUT") is not stdout; a folder no file can be made in (even as root,
+    for whom permission bits do not count) is a usage error, not a failure after the plan."""
+    if path.startswith("/proc") and not os.path.isdir("/proc"):
+        pytest.skip("no /proc on this platform")
+    r = budget("allocate", PASTED, "--format", "json", "-o", path)
+    assert r.returncode == 2 and says in r.stderr and r.stdout == ""
