@@ -450,6 +450,7 @@ def scenario_from_dict(
     channels = []
     scenario_warnings: list[str] = []
     pending: dict[str, tuple[str, float]] = {}  # share_of_forecast: current amounts settled with the total
+    run_rate: set[str] = set()  # fitted channels without a written `current`: their historical run rate
     for cname, craw in raw_channels.items():
         p = f"channels.{cname}"
         ch = ck.table(p, craw, CHANNEL_KEYS)
@@ -495,6 +496,8 @@ def scenario_from_dict(
                 curve = curve_from_dict(ch["curve"])
         if current is None or (curve is None and "curve" in ch):
             continue
+        if has_source and "curve" not in ch and "current" not in ch and group_shares.get(group) is None:
+            run_rate.add(cname)  # a fitted channel named to set a limit: its current is still the history's
         channels.append(
             Channel(
                 name=cname, curve=curve, group=group, current=current,
@@ -517,7 +520,7 @@ def scenario_from_dict(
     if has_source:
         explicit = {c.name for c in channels if c.curve is not None}
         model, periods, channels = _resolve_source(source, channels, base, notes, where, use_cache, progress,
-                                                   scale=scale, model=model)
+                                                   scale=scale, model=model, run_rate=run_rate)
         fitted = frozenset(c.name for c in channels if c.name not in explicit)
     problem = Problem(
         channels=tuple(channels),
@@ -762,9 +765,10 @@ def _source_model(source, base: Path, notes: list, use_cache: bool, progress):
 
 
 def _resolve_source(source, channels: list, base: Path, notes: list, where: str, use_cache: bool, progress,
-                    scale: float = 1.0, model=None):
+                    scale: float = 1.0, model=None, run_rate: set = frozenset()):
     """Curves (and missing channels) from a fitted model: fit [history] (cached) or load [model]
-    (``model``: already loaded)."""
+    (``model``: already loaded). A fitted channel not in [channels], or in ``run_rate`` (named
+    there without a `current`), is planned from its historical run rate."""
     from dataclasses import replace
 
     kind, table = source
@@ -779,23 +783,28 @@ def _resolve_source(source, channels: list, base: Path, notes: list, where: str,
     ]
     if problems:
         raise ScenarioError(problems, where)
+    def rate(name: str) -> float:  # the run rate, in whole cents, scaled like written currents by --budget
+        return round(float(model.spend_stats_[name]["mean"]) * periods * scale, 2)
+
     resolved = []
     for c in channels:
         if c.curve is not None:
             resolved.append(c)
             continue
         cap = model.extrapolation_cap(c.name, periods, factor) if factor is not False else None
-        resolved.append(replace(c, curve=model.planning_curve(c.name, periods), extrapolation_cap=cap))
+        current = rate(c.name) if c.name in run_rate else c.current
+        resolved.append(replace(c, curve=model.planning_curve(c.name, periods), extrapolation_cap=cap, current=current))
+    named = sorted(run_rate & set(model.channels_))
+    if named:
+        notes.append(f"{', '.join(named)}: no `current` written, so {'each is' if len(named) > 1 else 'it is'} "
+                     f"planned from {'their' if len(named) > 1 else 'its'} historical run rate, as channels not "
+                     "in [channels] are (write current = 0 for a channel that spends nothing now)")
     model_groups = getattr(model, "groups_", {}) or {}
     for name in model.channels_:
         if name in known:
             continue
         # A channel in the history but not in [channels]: plan it at its historical run rate.
-        stats = model.spend_stats_[name]
         cap = model.extrapolation_cap(name, periods, factor) if factor is not False else None
         resolved.append(Channel(name=name, curve=model.planning_curve(name, periods),
-                                group=model_groups.get(name, "other"),
-                                # the run rate, in whole cents, scaled like written currents by --budget
-                                current=round(float(stats["mean"]) * periods * scale, 2),
-                                extrapolation_cap=cap))
+                                group=model_groups.get(name, "other"), current=rate(name), extrapolation_cap=cap))
     return model, periods, resolved

@@ -175,3 +175,22 @@ def test_shares_may_be_written_as_percentages_and_35_for_35_percent_says_how(tmp
         load_scenario(path)
     assert info.value.problems == ['reserve.min_share: must be ≤ 1 (a share: write 0.05 or "5%"), got 5',
                                    "reserve.max_share: must be ≤ 1, got 1.5"]
+
+
+@pytest.mark.slow
+def test_a_fitted_channel_named_without_current_keeps_its_run_rate(tmp_path):
+    """Naming a fitted channel to give it one limit must not zero its current plan: without a
+    written `current` it keeps the historical run rate a channel left out of [channels] has."""
+    text = example_path("quarterly.toml").read_text(encoding="utf-8")
+    text = text.replace('path = "history_weekly.csv"', f'path = "{example_path("history_weekly.csv").as_posix()}"')
+    no_current = text.replace("current = 1_400_000\n", "", 1)
+    assert no_current != text
+    sc = load_scenario(write(tmp_path, no_current))
+    current = {c.name: c.current for c in sc.problem.channels}
+    run_rate = round(float(sc.model.spend_stats_["douyin"]["mean"]) * sc.periods, 2)
+    assert run_rate > 0 and current["douyin"] == run_rate
+    assert current["xiaohongshu"] == 1_000_000  # written amounts stay as written
+    assert any(n.startswith("douyin: no `current` written") for n in sc.notes)
+    zero = load_scenario(write(tmp_path, text.replace("current = 1_400_000", "current = 0", 1), "zero.toml"))
+    assert {c.name: c.current for c in zero.problem.channels}["douyin"] == 0
+    assert not any("no `current` written" in n for n in zero.notes)
