@@ -562,10 +562,7 @@ def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, events
         from scenarios.schema import history_source
 
         return history_source(path)
-    chans = None
-    if channels:
-        chans = channels if "*" in channels else {c.strip(): c.strip() for c in channels.split(",") if c.strip()}
-    spec = HistorySpec(layout=layout, date=date, kpi=kpi, channels=chans, ignore=tuple(ignore),
+    spec = HistorySpec(layout=layout, date=date, kpi=kpi, channels=channels or None, ignore=tuple(ignore),
                        controls=tuple(controls), events=tuple(events), date_format=date_format)
     return Path(path), spec, {}
 

@@ -92,6 +92,29 @@ _FREQUENCIES = {"daily": (1, 1), "weekly": (7, 7), "monthly": (30.4, 31)}
 MIN_COVERAGE = 0.5
 
 
+def channel_mapping(value) -> dict[str, str] | str | None:
+    """A ``channels`` setting in its one spelling: ``{channel: column}``, a glob with one ``*``, or None.
+
+    A list of column names (``["x1", "x2"]``) or a comma-separated string of them (``"x1,x2"``, as
+    ``budget fit --channels`` takes) is the mapping of each column to itself, so every spelling
+    of the same choice reads the same columns and shares one cached fit.
+
+    Raises
+    ------
+    ValueError
+        Anything else (a number, a list with a non-text item).
+    """
+    if value is None or (isinstance(value, str) and "*" in value):
+        return value
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    names = [c for c in value.split(",") if c.strip()] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(c, str) and c.strip() for c in names):
+        raise ValueError(f"history.channels: must be a table of channel = \"column\", a list of column names or a "
+                         f"glob such as \"*_S\", got {value!r}")
+    return {c.strip(): c.strip() for c in names if c.strip()}
+
+
 @dataclass(frozen=True)
 class HistorySpec:
     """How to read a history file.
@@ -148,6 +171,9 @@ class HistorySpec:
     min_periods: int = MIN_PERIODS
     date_format: str | None = None
 
+    def __post_init__(self):
+        object.__setattr__(self, "channels", channel_mapping(self.channels))
+
     @classmethod
     def from_dict(cls, data: dict) -> "HistorySpec":
         """Build from plain data (a ``[history]`` TOML table); unknown keys raise ValueError."""
@@ -162,8 +188,6 @@ class HistorySpec:
             if key in kw:
                 value = kw[key]
                 kw[key] = (value,) if isinstance(value, str) else tuple(value)
-        if "channels" in kw and isinstance(kw["channels"], dict):
-            kw["channels"] = dict(kw["channels"])
         fmt = kw.get("date_format")
         if fmt is not None and (not isinstance(fmt, str) or "%" not in fmt):
             raise ValueError(f'date_format must be a strftime pattern such as "%d.%m.%Y", got {fmt!r}')

@@ -694,7 +694,9 @@ def _check_source(ck: _Checker, data: dict):
         try:
             _history_spec(table)
         except (TypeError, ValueError) as exc:
-            ck.add("history", str(exc))
+            where, _, message = str(exc).partition(": ")
+            ck.add(where if where.startswith("history.") else "history", message if where.startswith("history.")
+                   else str(exc))
         if "calibration" in data:
             from models.calibration import check_lift_tests, normalise_lift_tests
 

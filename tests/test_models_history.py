@@ -642,3 +642,22 @@ def test_a_column_mapped_explicitly_is_spend_whatever_its_name(tmp_path):
     f = weekly_frame(30).rename(columns={"tv": "tv_clicks"})
     h = load_history(write(tmp_path, f), channels={"tv": "tv_clicks", "social": "social"})
     assert h.channels == ["tv", "social"]
+
+
+def test_channels_as_a_list_or_names_are_those_columns_and_one_fit(tmp_path):
+    """`channels = ["tv"]` in a [history] table reads tv alone (it was ignored: every column was a
+    channel), and every spelling of the same choice shares one cache key."""
+    from models.cache import fit_key
+
+    frame = weekly_frame()
+    frame["price"] = "9.9"
+    path = write(tmp_path, frame)
+    listed = HistorySpec.from_dict({"channels": ["tv", "social"], "controls": ["price"]})
+    assert load_history(path, listed).channels == ["tv", "social"]
+    only_tv = problems(path, spec=HistorySpec.from_dict({"channels": ["tv"], "controls": ["price"]}))
+    assert any("unknown column 'social'" in p for p in only_tv)
+    spellings = [listed, HistorySpec(channels="tv, social", controls=("price",)),
+                 HistorySpec(channels={"tv": "tv", "social": "social"}, controls=("price",))]
+    assert len({fit_key(path, s, {}) for s in spellings}) == 1
+    with pytest.raises(ValueError, match="history.channels: must be a table"):
+        HistorySpec.from_dict({"channels": 3})
