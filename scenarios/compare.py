@@ -439,6 +439,13 @@ def _curves_verdict(columns: list[dict], curve_sets: list[dict | None]) -> dict:
                      + ", ".join(unknown) + (" is a saved plan" if len(unknown) == 1 else " are saved plans")
                      + " (a saved or recorded plan does not keep its curves)")
         same = None
+    elif len(channel_sets) > 1:
+        disjoint = [f"{a['name']} and {b['name']}" for i, a in enumerate(columns) for b in columns[i + 1:]
+                    if not set(a["channels"]) & set(b["channels"])]
+        parts.append(("not compared on the same curves: " + "; ".join(disjoint) + " share no channel") if disjoint else
+                     "the channels the columns share have the same curves, but the columns do not plan the same "
+                     "channels, so the differences come from that too")
+        same = False
     else:
         parts.append("compared on the same curves: the differences come from the budget, limits and reserve alone")
         same = True

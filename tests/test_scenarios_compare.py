@@ -86,6 +86,17 @@ def test_rows_line_up_by_channel_with_blanks(tmp_path, pair):
     z = [r for r in comparison_rows(cmp) if r["item"] == "z" and r["metric"] == "spend"][0]
     assert z["values"][:2] == [None, None] and z["values"][2] is not None
     assert "do not plan the same channels" in cmp["curves"]["text"]
+    assert cmp["curves"]["same"] is False  # z is in one column only: not the budget and limits alone
+    assert "the channels the columns share have the same curves" in cmp["curves"]["text"]
+
+
+def test_columns_that_share_no_channel_are_not_on_the_same_curves(tmp_path, pair):
+    alone = tmp_path / "D.toml"
+    alone.write_text('name = "D"\n[budget]\ntotal = 1_000_000\n[channels.z]\ncurrent = 500_000\n'
+                     'curve = { kind = "hill", beta = 1e6, k = 5e5, s = 1.0 }\n', encoding="utf-8")
+    cmp = compare_scenarios([pair[0], alone])
+    assert cmp["curves"]["same"] is False
+    assert cmp["curves"]["text"].startswith("not compared on the same curves: A and D share no channel")
 
 
 def test_different_curves_are_said(tmp_path, pair):
