@@ -544,13 +544,20 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
     rem_new = plan_returns(rem, X_new)["total"]
     gain = rem_new - rem_base
     to_date = float(Y_act.sum()) if has_ret else float(expected_act.sum())
+    # The spend to date keeps earning after the periods done (its carryover, and after the horizon
+    # when that counts): the re-plan's returns are what new spend adds beyond that carryover, so
+    # it is counted here once, for both plans, each channel's as its curve is scaled.
+    alone = plan_returns(base, np.concatenate([X_act, np.zeros_like(X_por[:, k:])], axis=1))
+    later = alone["returns"][:, k:].sum(axis=1) + (alone["after_horizon"] if base.count_after_horizon else 0.0)
+    to_come = float(np.dot(scale, later))
     recorded_total = float(plan_of_record.get("expected_return", R_por.sum()))
     out["end_of_horizon"] = {
         "recorded_expected_return": _cents(recorded_total),
         "return_to_date": _cents(to_date),
-        "plan_of_record_expected_return": _cents(to_date + rem_por),
-        "replan_expected_return": _cents(to_date + rem_new),
-        "change_vs_recorded": _cents(to_date + rem_new - recorded_total),
+        "return_to_come_of_spend_to_date": _cents(to_come),
+        "plan_of_record_expected_return": _cents(to_date + to_come + rem_por),
+        "replan_expected_return": _cents(to_date + to_come + rem_new),
+        "change_vs_recorded": _cents(to_date + to_come + rem_new - recorded_total),
     }
     out["gain"] = _cents(gain)
     out["channels"] = [{"channel": c, "plan_of_record_remaining": _cents(X_rem[i].sum()),

@@ -817,7 +817,8 @@ def rebalance_table(r: dict) -> str:
         out += ["", f"End of horizon: recorded expected return {rsym}{_num(e['recorded_expected_return'])}; "
                     f"with the actuals, the plan of record now expects {rsym}{_num(e['plan_of_record_expected_return'])}"
                     f" and the re-plan {rsym}{_num(e['replan_expected_return'])} "
-                    f"({_signed(e['change_vs_recorded'])} vs recorded)"]
+                    f"({_signed(e['change_vs_recorded'])} vs recorded; both count "
+                    f"{rsym}{_num(e['return_to_come_of_spend_to_date'])} the spend to date has still to earn)"]
     out += [f"Note: {n}" for n in r.get("notes", [])]
     out += [f"Ignored (--force): {n}" for n in r.get("ignored", [])]
     return "\n".join(out) + "\n"

@@ -303,3 +303,33 @@ def test_actuals_from_a_workbook_read_like_the_csv(setup):
     from_csv = rebalance(sc, read_actuals(_actuals(folder, M1), sc, ("M1", "M2", "M3")), por)
     from_xlsx = rebalance(sc, read_actuals(folder / "actuals.xlsx", sc, ("M1", "M2", "M3")), por)
     assert from_xlsx["periods"] == from_csv["periods"] and from_xlsx["budget"] == from_csv["budget"]
+
+
+def test_actuals_on_plan_keep_the_recorded_return_with_carryover(setup, monkeypatch):
+    """Spend to date as planned, no returns measured: with carryover the plan of record still expects
+    what it recorded (the spend to date earns on into the remaining periods, which a re-plan's own
+    returns leave out); it lost that part before (−7.5% on a Robyn-style history)."""
+    from dataclasses import replace as dc_replace
+
+    import scenarios.horizon as horizon
+
+    folder, path, _, _ = setup
+    real = horizon.period_problem
+
+    def with_carryover(scenario, spec):
+        p = real(scenario, spec)
+        return dc_replace(p, channels=tuple(dc_replace(c, alpha=0.6, carryover=150_000.0) for c in p.channels))
+
+    monkeypatch.setattr(horizon, "period_problem", with_carryover)
+    sc = load_scenario(path)
+    plan = plan_scenario(sc)
+    por = json.loads(render.allocation_json(plan.allocation, sc, plan.extra))
+    m1 = {c["channel"]: c["spend"] for c in por["periods"][0]["channels"]}
+    text = "period,channel,spend\n" + "".join(f"M1,{c},{v}\n" for c, v in m1.items())
+    out = rebalance(sc, read_actuals(_actuals(folder, text), sc, ("M1", "M2", "M3")), por)
+    end = out["end_of_horizon"]
+    assert end["return_to_come_of_spend_to_date"] > 0.01 * end["recorded_expected_return"]
+    assert end["plan_of_record_expected_return"] == pytest.approx(end["recorded_expected_return"], abs=1.0)
+    assert end["replan_expected_return"] >= end["plan_of_record_expected_return"] - 1.0
+    assert end["change_vs_recorded"] == pytest.approx(end["replan_expected_return"] - end["recorded_expected_return"],
+                                                      abs=0.02)
