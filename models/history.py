@@ -893,6 +893,53 @@ def _check_not_money(frame: pd.DataFrame, mapping: dict[str, str], not_money: di
         )
 
 
+#: Fewest rows a content check (:func:`_not_spend`) judges a column on.
+_CONTENT_ROWS = 8
+
+
+def _not_spend(values: np.ndarray, dates: pd.Series) -> tuple[str, str] | None:
+    """What a spend column found by default or by a glob holds when its numbers say it is not
+    spend, and how to declare it ("events" or "ignore"); else None. A PyMC-Marketing sample, for
+    one, keeps event flags, the day of the year and a trend index beside its spend columns."""
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v)
+    if ok.sum() < _CONTENT_ROWS:
+        return None
+    x = v[ok]
+    if np.isin(x, (0.0, 1.0)).all() and 0 < x.sum() < x.size:
+        return "holds only 0 and 1, as an event flag does", "events"
+    steps = np.diff(x)
+    if ok.all() and steps[0] > 0 and np.allclose(steps, steps[0]):
+        return f"rises by the same {steps[0]:g} every row, as a trend index does", "ignore"
+    when = pd.DatetimeIndex(pd.to_datetime(dates, errors="coerce"))
+    if len(when) == len(v) and not when.isna().any():
+        calendar = {"the day of the year": when.day_of_year, "the week of the year": when.isocalendar().week,
+                    "the month": when.month}
+        for what, idx in calendar.items():
+            idx = np.asarray(idx, dtype=float)[ok]
+            if any(np.mean(np.abs(x - (idx + shift)) <= 0.5) >= 0.9 for shift in (-1.0, 0.0)):
+                return f"follows the calendar ({what})", "ignore"
+    return None
+
+
+def _check_not_spend(mapping: dict[str, str], spend: dict[str, np.ndarray], dates: pd.Series,
+                     check: _Checker) -> None:
+    """One problem per channel column whose numbers say it is not spend (:func:`_not_spend`)."""
+    for channel, values in spend.items():
+        found = _not_spend(values, dates)
+        if found is None:
+            continue
+        says, kind = found
+        col = mapping[channel]
+        quoted, flag = json.dumps(col, ensure_ascii=False), shlex.quote(col)
+        how = (f"declare it an event with events = [{quoted}] in [history] (budget fit --event {flag})"
+               if kind == "events" else
+               f"the baseline models trend and season itself: {_leave_out(col)}, or make it a control with "
+               f"controls = [{quoted}] (--control {flag})")
+        check.error(f"{says}, not spend, yet it would be fitted as a channel: {how}; if it really is spend, "
+                    "map the channels by name in `channels`", column=col)
+
+
 def _finite_sum(values: np.ndarray) -> float:
     """The sum of the finite, non-negative values (bad cells are reported elsewhere)."""
     values = np.asarray(values, dtype=float)
@@ -965,6 +1012,8 @@ def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
             label = f"spend for {channel} ({col})" if col != channel else f"spend for {channel}"
             spend[channel] = _parse_numbers(frame[col], label, check, nonnegative=True)
     _check_not_money(frame, mapping, not_money, spend, check)
+    if not isinstance(spec.channels, dict):  # mapped by name, a column is spend whatever it holds
+        _check_not_spend(mapping, spend, dates, check)
     controls = {col: _parse_numbers(frame[col], f"control {col}", check) for col in spec.controls}
     _check_duplicate_dates(dates, check, spec=spec)
     if check.errors:

@@ -661,3 +661,26 @@ def test_channels_as_a_list_or_names_are_those_columns_and_one_fit(tmp_path):
     assert len({fit_key(path, s, {}) for s in spellings}) == 1
     with pytest.raises(ValueError, match="history.channels: must be a table"):
         HistorySpec.from_dict({"channels": 3})
+
+
+def test_columns_whose_numbers_are_not_spend_are_named_before_a_fit(tmp_path):
+    """A PyMC-Marketing-style file keeps event flags, the day of the year and a trend index beside
+    its spend: found by default they would be fitted as channels (dayofyear at 67% of "spend").
+    Each is one problem that says what it looks like and how to declare it; mapped by name, a
+    column is spend whatever it holds."""
+    frame = weekly_frame(n=60)
+    dates = pd.to_datetime(frame["date"])
+    frame["event_1"] = ["1" if i in (5, 30) else "0" for i in range(60)]
+    frame["dayofyear"] = dates.dt.day_of_year.astype(str)
+    frame["t"] = [str(i) for i in range(60)]
+    path = write(tmp_path, frame)
+    found = problems(path)
+    assert len(found) == 3
+    assert any("column event_1: holds only 0 and 1" in p and 'events = ["event_1"]' in p for p in found)
+    assert any("column dayofyear: follows the calendar (the day of the year)" in p for p in found)
+    assert any("column t: rises by the same 1 every row" in p and "--ignore t" in p for p in found)
+    declared = HistorySpec(events=("event_1",), ignore=("dayofyear", "t"))
+    assert load_history(path, declared).channels == ["tv", "social"]
+    by_name = HistorySpec(channels={"tv": "tv", "social": "social", "t": "t"}, events=("event_1",),
+                          ignore=("dayofyear",))
+    assert load_history(path, by_name).channels == ["tv", "social", "t"]
