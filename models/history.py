@@ -950,9 +950,14 @@ def _resolve_channels(columns: list[str], spec: HistorySpec, used: set[str], che
     """Channel id → column for the wide layout."""
     if isinstance(spec.channels, dict):
         mapping = {str(k): str(v) for k, v in spec.channels.items()}
+        first: dict[str, str] = {}
         for channel, col in mapping.items():
             if col not in columns:
                 check.error(f"column {col!r} for channel {channel} not found; columns are: {', '.join(columns)}")
+            elif col in first:
+                check.error(f"column {col!r} is mapped to channel {first[col]} already, and again to {channel}: two "
+                            "channels on one column have the same spend, and the fit cannot tell them apart")
+            first.setdefault(col, channel)
         return {c: col for c, col in mapping.items() if col in columns}
     candidates = [c for c in columns if c not in used and not _matches(c, spec.ignore)]
     if isinstance(spec.channels, str):

@@ -684,3 +684,10 @@ def test_columns_whose_numbers_are_not_spend_are_named_before_a_fit(tmp_path):
     by_name = HistorySpec(channels={"tv": "tv", "social": "social", "t": "t"}, events=("event_1",),
                           ignore=("dayofyear",))
     assert load_history(path, by_name).channels == ["tv", "social", "t"]
+
+
+def test_one_column_mapped_to_two_channels_is_a_problem(tmp_path):
+    path = write(tmp_path, weekly_frame())
+    found = problems(path, spec=HistorySpec(channels={"tv": "tv", "social": "social", "tv2": "tv"}))
+    assert found == [f"{path.name}: column 'tv' is mapped to channel tv already, and again to tv2: two channels on "
+                     "one column have the same spend, and the fit cannot tell them apart"]
