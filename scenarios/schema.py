@@ -425,6 +425,7 @@ def scenario_from_dict(
     elif not isinstance(raw_channels, dict) or (not raw_channels and not has_source):
         ck.add("channels", "must hold at least one [channels.NAME] table")
         raw_channels = {}
+    _check_channel_names(ck, raw_channels)
 
     cur = ck.table("current", data.get("current", {}), CURRENT_KEYS)
     group_shares = cur.get("group_shares", {})
@@ -707,6 +708,20 @@ def _check_source(ck: _Checker, data: dict):
             if not problems and data["calibration"]:
                 table = {**table, "calibration": normalise_lift_tests(data["calibration"])}
     return kind, table
+
+
+def _check_channel_names(ck: _Checker, channels: dict) -> None:
+    """Channel names that differ only in case or spaces are one platform typed twice (its money
+    would be split between them); a name with spaces around it is a copy-paste slip."""
+    seen: dict[str, str] = {}
+    for name in channels:
+        if name != name.strip():
+            ck.add(f"channels.{name}", "the name has spaces before or after it; write it without them")
+        key = " ".join(name.split()).casefold()
+        if key in seen:
+            ck.add(f"channels.{name}", f"differs from channels.{seen[key]} only in case or spaces: one channel "
+                                       "twice would split its money; give each channel one name")
+        seen.setdefault(key, name)
 
 
 def _history_spec(table: dict):

@@ -265,3 +265,15 @@ def test_a_missing_history_or_model_file_is_named_with_its_key_and_where_it_was_
         found = err.value.problems
         assert found == [f"{kind}.path: 'nope.csv': no such file (looked for {tmp_path / 'sub' / 'nope.csv'}; a relative "
                          "path is relative to the scenario file)"], found
+
+
+def test_channel_names_that_differ_only_in_case_or_spaces_are_one_channel_typed_twice(tmp_path):
+    text = BASE + ('[channels.Douyin]\ncurrent = 100_000\ncurve = { kind = "hill", beta = 1e6, k = 5e5, s = 1.0 }\n'
+                   '[channels." scrm"]\ncurrent = 0\ncurve = { kind = "hill", beta = 1e6, k = 5e5, s = 1.0 }\n')
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(write(tmp_path, text))
+    found = err.value.problems
+    assert "channels.Douyin: differs from channels.douyin only in case or spaces" in found[0]
+    assert any(p.startswith("channels. scrm: the name has spaces before or after it") for p in found)
+    assert any(p.startswith("channels. scrm: differs from channels.scrm") for p in found)
+    assert len(found) == 3
