@@ -370,7 +370,7 @@ def scenario_from_dict(
     scale = 1.0
     if "share_of_forecast" not in b:
         total, scale = _override(total, budget, notes)
-    currency = ck.text("budget.currency", b.get("currency"), "CNY")
+    currency = _currency(ck, ck.text("budget.currency", b.get("currency"), "CNY"), notes)
     horizon = ck.text("budget.horizon", b.get("horizon"))
 
     r = ck.table("reserve", data.get("reserve", {}), RESERVE_KEYS)
@@ -708,6 +708,23 @@ def _check_source(ck: _Checker, data: dict):
             if not problems and data["calibration"]:
                 table = {**table, "calibration": normalise_lift_tests(data["calibration"])}
     return kind, table
+
+
+#: Everyday names of a currency that are not its ISO 4217 code.
+CURRENCY_ALIASES = {"RMB": "CNY"}
+
+
+def _currency(ck: _Checker, text: str, notes: list) -> str:
+    """``budget.currency`` as an ISO 4217 code: three letters, upper case (``usd`` is USD; ``RMB``,
+    the everyday name of the yuan, is CNY and said in the notes); else a problem."""
+    code = text.strip().upper()
+    if code in CURRENCY_ALIASES:
+        notes.append(f"currency {text.strip()} read as {CURRENCY_ALIASES[code]}, its ISO 4217 code")
+        return CURRENCY_ALIASES[code]
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
+        ck.add("budget.currency", f"must be a three-letter ISO 4217 code such as CNY, USD or EUR, got {text!r}")
+        return "CNY"
+    return code
 
 
 def _check_channel_names(ck: _Checker, channels: dict) -> None:

@@ -277,3 +277,17 @@ def test_channel_names_that_differ_only_in_case_or_spaces_are_one_channel_typed_
     assert any(p.startswith("channels. scrm: the name has spaces before or after it") for p in found)
     assert any(p.startswith("channels. scrm: differs from channels.scrm") for p in found)
     assert len(found) == 3
+
+
+@pytest.mark.parametrize("written, code", [("RMB", "CNY"), ("usd", "USD"), ("SEK", "SEK")])
+def test_a_currency_is_an_iso_code_and_rmb_is_the_yuan(tmp_path, written, code):
+    sc = load_scenario(write(tmp_path, BASE.replace("total = 1_000_000", f'total = 1_000_000\ncurrency = "{written}"')))
+    assert sc.problem.currency == code
+    assert any("read as CNY" in n for n in sc.notes) == (written == "RMB")
+
+
+@pytest.mark.parametrize("written", ["", "US$", "元", "yuan"])
+def test_a_currency_that_is_not_a_code_is_a_problem(tmp_path, written):
+    text = BASE.replace("total = 1_000_000", f'total = 1_000_000\ncurrency = "{written}"')
+    assert problems_of(tmp_path, text) == [f"budget.currency: must be a three-letter ISO 4217 code such as CNY, USD or "
+                                           f"EUR, got {written!r}"]
