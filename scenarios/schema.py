@@ -477,6 +477,8 @@ def scenario_from_dict(
         min_share = ck.share(f"{p}.min_share", ch.get("min_share"))
         max_share = ck.share(f"{p}.max_share", ch.get("max_share"))
         ck.ordered(f"{p}.min_share", min_share, f"{p}.max_share", max_share)
+        if total is not None:  # a share and an amount of one channel that cannot both hold
+            _check_share_against_amount(ck, p, total, currency, min_share, max_spend, min_spend, max_share)
         locked = ch.get("locked", False)
         if not isinstance(locked, bool):
             ck.add(f"{p}.locked", f"must be true or false, got {locked!r}")
@@ -725,6 +727,20 @@ def _currency(ck: _Checker, text: str, notes: list) -> str:
         ck.add("budget.currency", f"must be a three-letter ISO 4217 code such as CNY, USD or EUR, got {text!r}")
         return "CNY"
     return code
+
+
+def _check_share_against_amount(ck: _Checker, p: str, total: float, currency: str, min_share, max_spend,
+                                min_spend, max_share) -> None:
+    """A channel's minimum share above its maximum amount, or its minimum amount above its maximum
+    share, at the budget: no plan can meet both, which is the file's mistake, not the plan's."""
+    from optimizer import money
+
+    if min_share is not None and max_spend is not None and min_share * total > max_spend + 0.005:
+        ck.add(f"{p}.min_share", f"{min_share:.4g} of the budget is {money(min_share * total, currency)}, above "
+                                 f"max_spend {money(max_spend, currency)}")
+    if min_spend is not None and max_share is not None and min_spend > max_share * total + 0.005:
+        ck.add(f"{p}.min_spend", f"{money(min_spend, currency)} is above max_share {max_share:.4g} of the budget "
+                                 f"({money(max_share * total, currency)})")
 
 
 def _check_channel_names(ck: _Checker, channels: dict) -> None:

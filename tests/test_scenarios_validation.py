@@ -291,3 +291,15 @@ def test_a_currency_that_is_not_a_code_is_a_problem(tmp_path, written):
     text = BASE.replace("total = 1_000_000", f'total = 1_000_000\ncurrency = "{written}"')
     assert problems_of(tmp_path, text) == [f"budget.currency: must be a three-letter ISO 4217 code such as CNY, USD or "
                                            f"EUR, got {written!r}"]
+
+
+def test_a_channel_share_and_amount_that_cannot_both_hold_are_a_problem_of_the_file(tmp_path):
+    """min_share above max_spend (or min_spend above max_share) of one channel is the file's
+    contradiction: listed with the other problems (exit 3), not left to the solver (exit 4)."""
+    text = (BASE.replace("current = 400_000", "current = 400_000\nmin_share = 0.6\nmax_spend = 100_000")
+            .replace("current = 500_000", "current = 500_000\nmin_spend = 500_000\nmax_share = \"30%\""))
+    assert problems_of(tmp_path, text) == [
+        "channels.douyin.min_share: 0.6 of the budget is ¥600,000, above max_spend ¥100,000",
+        "channels.scrm.min_spend: ¥500,000 is above max_share 0.3 of the budget (¥300,000)"]
+    fine = BASE.replace("current = 400_000", "current = 400_000\nmin_share = 0.1\nmax_spend = 100_000")
+    assert load_scenario(write(tmp_path, fine, "fine.toml")).problem.budget == 1_000_000
