@@ -62,7 +62,7 @@ def _plain(value):
 
 
 def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = None, *, use_cache: bool = True,
-                progress=None):
+                progress=None, check=None):
     """Load, validate and fit ``path``; reuse a cached fit of the same data and settings.
 
     Parameters
@@ -77,6 +77,9 @@ def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = Non
         Read and write the cache (:func:`cache_dir`).
     progress
         ``progress(done, total)`` during the bootstrap, for a progress bar.
+    check
+        ``check(history)`` once the history is read and valid, before any fit (a caller's own
+        checks against its channels, which may raise).
 
     Returns
     -------
@@ -97,6 +100,8 @@ def fit_history(path: str | Path, spec: HistorySpec, settings: dict | None = Non
     """
     settings = dict(settings or {})
     history = load_history(path, spec)  # validates even on a cache hit: bad data never plans
+    if check is not None:
+        check(history)
     key = fit_key(path, spec, settings)
     target = cache_dir() / f"fit-{key}.json"
     if use_cache and target.exists():

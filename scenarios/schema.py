@@ -517,7 +517,7 @@ def scenario_from_dict(
     fitted = frozenset()
     kpi = None
     if share_fc is not None:
-        model = _source_model(source, base, notes, use_cache, progress)
+        model = _source_model(source, base, notes, use_cache, progress, channels, where)
         total, scale, kpi, channels = _share_of_forecast(share_fc, model, source, budget, channels, pending, notes,
                                                          where, currency)
     if has_source:
@@ -795,15 +795,25 @@ def history_source(path: str | Path):
     return _fit_arguments(source[1], path.parent)
 
 
-def _source_model(source, base: Path, notes: list, use_cache: bool, progress):
-    """The fitted model of a validated [history] (fitted, or from the cache) or [model] table."""
+def _source_model(source, base: Path, notes: list, use_cache: bool, progress, channels=(), where: str = ""):
+    """The fitted model of a validated [history] (fitted, or from the cache) or [model] table.
+
+    ``channels`` (of [channels]) that need a fitted curve are checked against the history's
+    channels once it is read, before a fit of minutes."""
     from models.cache import fit_history
     from models.serialize import load_model
 
     kind, table = source
     if kind == "history":
         path, spec, settings = _fit_arguments(table, base)
-        model, cached = fit_history(path, spec, settings, use_cache=use_cache, progress=progress)
+
+        def check(history) -> None:
+            problems = [_not_fitted(c.name, history.channels) for c in channels
+                        if c.curve is None and c.name not in history.channels]
+            if problems:
+                raise ScenarioError(problems, where)
+
+        model, cached = fit_history(path, spec, settings, use_cache=use_cache, progress=progress, check=check)
         notes.append(f"curves fitted from {table['path']}" + (" (cached fit)" if cached else ""))
     else:
         model = load_model((base / table["path"]).resolve())
@@ -812,6 +822,13 @@ def _source_model(source, base: Path, notes: list, use_cache: bool, progress):
         notes.append("the KPI is not money (kpi_unit, or its scale against the spend's): returns, ROIs and marginal "
                      "ROIs are KPI units (per unit of money); only spend, budget and reserve are money")
     return model
+
+
+def _not_fitted(name: str, fitted) -> str:
+    """A [channels] table without a curve whose name the history or model does not have."""
+    close = difflib.get_close_matches(name, list(fitted), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"channels.{name}: not in the fitted model ({hint}it has: {', '.join(fitted)})"
 
 
 def _resolve_source(source, channels: list, base: Path, notes: list, where: str, use_cache: bool, progress,
@@ -823,14 +840,12 @@ def _resolve_source(source, channels: list, base: Path, notes: list, where: str,
 
     kind, table = source
     if model is None:
-        model = _source_model(source, base, notes, use_cache, progress)
+        model = _source_model(source, base, notes, use_cache, progress, channels, where)
     periods = table.get("periods") or QUARTER_PERIODS.get(model.frequency_, 13)
     factor = table.get("extrapolation_cap", 1.5)
     known = {c.name for c in channels}
-    problems = [
-        f"channels.{c.name}: not in the fitted model (it has: {', '.join(model.channels_)})"
-        for c in channels if c.curve is None and c.name not in model.channels_
-    ]
+    problems = [_not_fitted(c.name, model.channels_) for c in channels
+                if c.curve is None and c.name not in model.channels_]
     if problems:
         raise ScenarioError(problems, where)
     def rate(name: str) -> float:  # the run rate, in whole cents, scaled like written currents by --budget

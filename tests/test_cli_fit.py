@@ -2,6 +2,8 @@
 
 import json
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -117,6 +119,18 @@ def test_unknown_channel_against_the_model(tmp_path, runner):
     r = runner.invoke(main, ["allocate", str(sc)])
     assert r.exit_code == 3
     assert "channels.tiktok: not in the fitted model (it has: douyin, xiaohongshu" in r.stderr
+
+
+def test_an_unknown_channel_of_a_history_is_said_before_the_fit(tmp_path, runner):
+    """[channels.douyn] beside [history]: the history's channels are known once it is read, so the
+    typo is reported at once (with the likely name), not after a fit of a minute."""
+    sc = tmp_path / "s.toml"
+    sc.write_text(f'[budget]\ntotal = 1e7\n[history]\npath = "{Path(HISTORY).as_posix()}"\n'
+                  '[channels.douyn]\ncurrent = 1\n', encoding="utf-8")
+    r = runner.invoke(main, ["-v", "allocate", str(sc), "--no-cache"])
+    assert r.exit_code == 3
+    assert "channels.douyn: not in the fitted model (did you mean 'douyin'? it has: douyin, xiaohongshu" in r.stderr
+    assert "fitting" not in r.stderr
 
 
 def test_kpi_unit_says_what_the_kpi_is_instead_of_the_scale_check(runner, tmp_path):
