@@ -65,6 +65,12 @@ class GuardedPlan:
     reference_feasible: bool
     note: str | None = None
     violations: tuple[str, ...] = ()
+    moved: float = 0.0  # Σ |guarded − reference| over channels (and periods): the money the guarded plan moves
+
+    @property
+    def keeps_reference(self) -> bool:
+        """The guarded plan is the reference to within a unit of money or 0.01% of its spend."""
+        return self.moved <= max(1.0, 1e-4 * float(np.sum(self.reference)))
 
     @property
     def guard(self) -> dict:
@@ -204,12 +210,18 @@ def _outcomes(problem: PeriodProblem, spends: np.ndarray, curves: list[list],
 
 
 def _guard_stats(values: np.ndarray, ref: np.ndarray, alpha: float) -> dict:
+    """A plan's figures over the samples against the reference's. Gains within rounding (a cent, or
+    a millionth of the reference's mean return) count as none: a plan that is the reference to the
+    cent neither "beats" it in most samples nor misses the guard by a cent."""
     gain = values - ref
     v = np.asarray(values, float)
+    within = max(0.005, 1e-6 * abs(float(np.mean(ref))))
     p10, p50, p90 = np.percentile(v, [10, 50, 90])
-    money_keys = {"mean": v.mean(), "p10": p10, "p50": p50, "p90": p90, "cvar_gain": cvar(gain, alpha)}
+    cvar_gain = cvar(gain, alpha)
+    money_keys = {"mean": v.mean(), "p10": p10, "p50": p50, "p90": p90,
+                  "cvar_gain": 0.0 if abs(cvar_gain) < within else cvar_gain}
     out = {k: round(float(x), 2) + 0.0 for k, x in money_keys.items()}
-    out["beats_reference"] = float(np.mean(gain >= 0.005))  # by at least a cent
+    out["beats_reference"] = float(np.mean(gain > within))
     return out
 
 
@@ -259,8 +271,9 @@ def _guarded_plans(problem: PeriodProblem, point: Allocation, start, curves: lis
                 f"guarded plan's CVaR of gain is {money(stats['guarded']['cvar_gain'], problem.return_currency)}")
     if note:
         guarded.notes.append(note)
+    moved = float(np.abs(np.asarray(spends(guarded), float) - ref).sum()) if guarded.feasible else 0.0
     return GuardedPlan(guarded=guarded, mean=mean, reference=ref, alpha=alpha, samples=S, stats=stats, binds=binds,
-                       reference_feasible=not violations, note=note, violations=tuple(violations))
+                       reference_feasible=not violations, note=note, violations=tuple(violations), moved=moved)
 
 
 def _relabel(plan: Allocation) -> Allocation:

@@ -314,6 +314,10 @@ def guard_note(plans, alpha: float, plan: str = "plan", reference: str = "the cu
     """What the guard did to the best mean ``plan`` (a GuardedPlan whose reference is a plan of
     the problem), against ``reference``."""
     share = f"{alpha:.0%}"
+    if plans.binds and plans.keeps_reference:
+        return (f"guard: the best mean {plan} loses to {reference} in the worst {share} of the curve samples, and so "
+                f"does every move of money, so the {plan} keeps {reference}'s split: the samples do not agree that "
+                "moving money pays (a lift test would let it move; the evidence limits are not applied)")
     if plans.binds:
         return (f"guard: the best mean {plan} loses to {reference} in the worst {share} of the curve samples, so "
                 f"the {plan} moves less money: it is the best mean return whose worst {share} of samples still "
