@@ -1112,7 +1112,7 @@ def rebalance(ctx, scenario, actuals, as_of, ledger, fmt, output, dry_run, force
         _emit(render.rebalance_csv(result), output, "rebalance")
     else:
         _emit(render.rebalance_table(result), output, "rebalance")
-    if result["status"] != "ok":
+    if result["status"] == "infeasible":
         raise Failure("Error: the remaining periods cannot be planned within the limits:\n"
                       + "\n".join(f"  - {d}" for d in result.get("diagnosis", [])), EXIT_INFEASIBLE)
     if fail_on_drift and result["drift"]:

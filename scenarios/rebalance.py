@@ -335,7 +335,7 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
     Raises
     ------
     ScenarioError
-        No [horizon]; the plan of record is for other periods; nothing left to re-plan.
+        No [horizon]; the plan of record is for other periods.
     """
     from optimizer import Group, Pacing, money, optimize_periods, plan_returns
     from scenarios import evidence as ev
@@ -359,9 +359,7 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
             raise ScenarioError([f"--as-of {as_of}: no actuals for it (actuals cover {', '.join(done)})"], name)
         done = done[:done.index(as_of) + 1]
     k = len(done)
-    if k >= T:
-        raise ScenarioError([f"actuals cover every period of the plan ({', '.join(periods)}): nothing left to "
-                             "re-plan"], name)
+    closed = k >= T  # every period has actuals: the horizon is closed, nothing is re-planned
     cur, rc = base.currency, base.return_currency  # money; returns (KPI units when the KPI is not money)
     names = [c.name for c in base.channels]
     spec = scenario.rebalance
@@ -437,45 +435,47 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
                 current=[float(v) for v in por_rem], locked=False, total_sources=sources))
         return out, applied
 
-    f = B / remaining if remaining > 0 else 1.0
-    groups = []
-    for g in base.groups:
-        spent_g = sum(X_act[i].sum() for i, c in enumerate(base.channels) if c.group == g.name)
-        gmin = None if g.min_share is None else min(1.0, max(0.0, (g.min_share * B - spent_g) / remaining))
-        gmax = None if g.max_share is None else min(1.0, max(0.0, (g.max_share * B - spent_g) / remaining))
-        groups.append(Group(name=g.name, min_share=gmin, max_share=gmax, label=g.label))
-    p = base.pacing
-    pacing = Pacing(min_share=_scale(_slice(p.min_share, k), f), max_share=_scale(_slice(p.max_share, k), f),
-                    cap=_slice(p.cap, k), max_change=p.max_change, max_change_abs=p.max_change_abs)
-    if base.roi_min is not None:
-        notes.append("the ROI floor applies to the remaining periods' spend on its own")
-    reserve_min = min(1.0, base.reserve_min_share * f)
-    reserve_max = None if base.reserve_max_share is None else min(1.0, max(reserve_min, base.reserve_max_share * f))
+    alloc, risk_out, applied = None, None, {}
+    if not closed:  # the re-plan of the periods left
+        f = B / remaining if remaining > 0 else 1.0
+        groups = []
+        for g in base.groups:
+            spent_g = sum(X_act[i].sum() for i, c in enumerate(base.channels) if c.group == g.name)
+            gmin = None if g.min_share is None else min(1.0, max(0.0, (g.min_share * B - spent_g) / remaining))
+            gmax = None if g.max_share is None else min(1.0, max(0.0, (g.max_share * B - spent_g) / remaining))
+            groups.append(Group(name=g.name, min_share=gmin, max_share=gmax, label=g.label))
+        p = base.pacing
+        pacing = Pacing(min_share=_scale(_slice(p.min_share, k), f), max_share=_scale(_slice(p.max_share, k), f),
+                        cap=_slice(p.cap, k), max_change=p.max_change, max_change_abs=p.max_change_abs)
+        if base.roi_min is not None:
+            notes.append("the ROI floor applies to the remaining periods' spend on its own")
+        reserve_min = min(1.0, base.reserve_min_share * f)
+        reserve_max = None if base.reserve_max_share is None else min(1.0, max(reserve_min, base.reserve_max_share * f))
 
-    def remaining_problem(ranges: dict):
-        chans, applied = remaining_channels(ranges)
-        return replace(base, periods=periods[k:], channels=tuple(chans), budget=remaining, groups=tuple(groups),
-                       reserve_min_share=reserve_min, reserve_max_share=reserve_max, pacing=pacing,
-                       target_return=None, notes=()), applied
+        def remaining_problem(ranges: dict):
+            chans, applied = remaining_channels(ranges)
+            return replace(base, periods=periods[k:], channels=tuple(chans), budget=remaining, groups=tuple(groups),
+                           reserve_min_share=reserve_min, reserve_max_share=reserve_max, pacing=pacing,
+                           target_return=None, notes=()), applied
 
-    rem, applied = remaining_problem(evidence)
-    alloc = optimize_periods(rem)
-    if applied and not alloc.feasible:  # the evidence conflicts with the re-plan's own limits
-        rem, applied = remaining_problem({})
+        rem, applied = remaining_problem(evidence)
         alloc = optimize_periods(rem)
-        if alloc.feasible:
-            warnings.insert(head, "evidence: the limits on poorly identified channels conflict with the re-plan's "
-                                  "own; re-planned without them")
-    risk_out = None
-    if risk is not None and alloc.feasible:
-        alloc, risk_out = _replan_on_samples(scenario, rem, alloc, X_por[:, k:], risk, warnings, notes)
-    if applied:
-        left = {c: lv for c, lv in limited.items() if c in applied}
-        notes.append(ev.limits_note(left, "on each channel's total over the horizon, its spend to date included"))
-        if alloc.feasible:
-            warnings[head:head] = ev.binding_warnings(scenario, alloc, left)
-    if alloc.feasible:  # the re-plan's own (S-curve envelopes, return after the horizon …)
-        warnings += [w for w in alloc.warnings if w not in warnings]
+        if applied and not alloc.feasible:  # the evidence conflicts with the re-plan's own limits
+            rem, applied = remaining_problem({})
+            alloc = optimize_periods(rem)
+            if alloc.feasible:
+                warnings.insert(head, "evidence: the limits on poorly identified channels conflict with the re-plan's "
+                                      "own; re-planned without them")
+        risk_out = None
+        if risk is not None and alloc.feasible:
+            alloc, risk_out = _replan_on_samples(scenario, rem, alloc, X_por[:, k:], risk, warnings, notes)
+        if applied:
+            left = {c: lv for c, lv in limited.items() if c in applied}
+            notes.append(ev.limits_note(left, "on each channel's total over the horizon, its spend to date included"))
+            if alloc.feasible:
+                warnings[head:head] = ev.binding_warnings(scenario, alloc, left)
+        if alloc.feasible:  # the re-plan's own (S-curve envelopes, return after the horizon …)
+            warnings += [w for w in alloc.warnings if w not in warnings]
 
     # Variance to date and drift.
     variance, drift = [], []
@@ -512,7 +512,8 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
         basis.insert(0, "the KPI per period vs the forecast P10–P90 for the spend actually made (baseline "
                         "+ media over the fit's curve samples)")
     out = {
-        "scenario": name, "status": "ok" if alloc.feasible else "infeasible", "as_of": done[-1],
+        "scenario": name, "status": "closed" if closed else "ok" if alloc.feasible else "infeasible",
+        "as_of": done[-1],
         "currency": cur, "return_unit": base.return_unit, "plan_of_record_run": plan_run_id,
         "periods_done": list(done), "periods_remaining": list(periods[k:]),
         "model_update": model_update,
@@ -520,12 +521,36 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
                                            "attributed return, and no KPI the model can forecast)",
         "kpi": kpi_rows or [],
         "budget": {"total": _cents(B), "spent_to_date": spent, "remaining": remaining,
-                   "plan_of_record_reserve": _cents(por_reserve), "reserve": _cents(alloc.reserve)},
+                   "plan_of_record_reserve": _cents(por_reserve), "reserve": remaining if closed else _cents(alloc.reserve)},
         "variance": variance, "drift": drift, "warnings": warnings, "notes": notes,
         "ignored": list(actuals.ignored),
     }
     if risk_out is not None:
         out["risk"] = risk_out
+    to_date = float(Y_act.sum()) if has_ret else float(expected_act.sum())
+    # The spend to date keeps earning after the periods done (its carryover, and after the horizon
+    # when that counts): the re-plan's returns are what new spend adds beyond that carryover, so
+    # it is counted here once, for both plans, each channel's as its curve is scaled.
+    alone = plan_returns(base, np.concatenate([X_act, np.zeros_like(X_por[:, k:])], axis=1))
+    later = alone["returns"][:, k:].sum(axis=1) + (alone["after_horizon"] if base.count_after_horizon else 0.0)
+    to_come = float(np.dot(scale, later))
+    recorded_total = float(plan_of_record.get("expected_return", R_por.sum()))
+
+    def end_of_horizon(rem_por: float, rem_new: float) -> dict:
+        return {"recorded_expected_return": _cents(recorded_total), "return_to_date": _cents(to_date),
+                "return_to_come_of_spend_to_date": _cents(to_come),
+                "plan_of_record_expected_return": _cents(to_date + to_come + rem_por),
+                "replan_expected_return": _cents(to_date + to_come + rem_new),
+                "change_vs_recorded": _cents(to_date + to_come + rem_new - recorded_total)}
+
+    if closed:
+        left = (f"the budget overspent by {money(-remaining, cur)}" if remaining < 0 else
+                f"{money(remaining, cur)} of the budget unspent")
+        notes.append("every period of the horizon has actuals: it is closed and nothing is re-planned; the spend and "
+                     f"return against the plan of record and the drift are its close ({left})")
+        out.update({"channels": [], "periods": [], "suggestions": [], "end_of_horizon": end_of_horizon(0.0, 0.0),
+                    "gain": 0.0, "min_gain": 0.0})
+        return out
     if not alloc.feasible:
         out.update({"diagnosis": list(alloc.diagnosis), "channels": [], "periods": [], "suggestions": [],
                     "end_of_horizon": None, "gain": None})
@@ -543,22 +568,7 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
     rem_base = plan_returns(rem, X_base)["total"]
     rem_new = plan_returns(rem, X_new)["total"]
     gain = rem_new - rem_base
-    to_date = float(Y_act.sum()) if has_ret else float(expected_act.sum())
-    # The spend to date keeps earning after the periods done (its carryover, and after the horizon
-    # when that counts): the re-plan's returns are what new spend adds beyond that carryover, so
-    # it is counted here once, for both plans, each channel's as its curve is scaled.
-    alone = plan_returns(base, np.concatenate([X_act, np.zeros_like(X_por[:, k:])], axis=1))
-    later = alone["returns"][:, k:].sum(axis=1) + (alone["after_horizon"] if base.count_after_horizon else 0.0)
-    to_come = float(np.dot(scale, later))
-    recorded_total = float(plan_of_record.get("expected_return", R_por.sum()))
-    out["end_of_horizon"] = {
-        "recorded_expected_return": _cents(recorded_total),
-        "return_to_date": _cents(to_date),
-        "return_to_come_of_spend_to_date": _cents(to_come),
-        "plan_of_record_expected_return": _cents(to_date + to_come + rem_por),
-        "replan_expected_return": _cents(to_date + to_come + rem_new),
-        "change_vs_recorded": _cents(to_date + to_come + rem_new - recorded_total),
-    }
+    out["end_of_horizon"] = end_of_horizon(rem_por, rem_new)
     out["gain"] = _cents(gain)
     out["channels"] = [{"channel": c, "plan_of_record_remaining": _cents(X_rem[i].sum()),
                         "replan_remaining": _cents(X_new[i].sum()),
@@ -801,7 +811,7 @@ def run_rebalance(scenario_path: str | Path, scenario, actuals_path: str | Path,
             scenario_path=str(Path(scenario_path).resolve()), scenario_hash=scenario_hash, data_hash=data_hash,
             as_of=key, status=result["status"],
             # The exit code the command gives for this result (5: drift, with --fail-on-drift).
-            exit_code=4 if result["status"] != "ok" else 5 if fail_on_drift and result["drift"] else 0,
+            exit_code=4 if result["status"] == "infeasible" else 5 if fail_on_drift and result["drift"] else 0,
             version=product_version(), result=result, rows=rows, force=force, actuals=acts,
             suggestions=result["suggestions"], drift=result["drift"])
         return run.result, run, new

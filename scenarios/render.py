@@ -776,16 +776,22 @@ __all__ += ["frontier_csv", "frontier_level", "frontier_table"]
 # rebalance
 
 
+def _signed_money(sym: str, v: float) -> str:
+    """``-¥20,041`` for an overspend, not ``¥-20,041``."""
+    return f"-{sym}{_num(-v)}" if v < -0.005 else f"{sym}{_num(v)}"
+
+
 def rebalance_table(r: dict) -> str:
     """A rebalance for a lead: what to move where, what drifted, the numbers behind it."""
     sym, _ = _currency(r.get("currency"))
     rsym = sym if r.get("return_unit", "money") == "money" else ""  # returns: money, or the KPI's units
     b = r["budget"]
     out = [f"Rebalance of {r['scenario']} as of {r['as_of']} (plan of record: run {r.get('plan_of_record_run')})",
-           f"  periods done: {', '.join(r['periods_done'])}; to re-plan: {', '.join(r['periods_remaining'])}",
+           f"  periods done: {', '.join(r['periods_done'])}; to re-plan: "
+           f"{', '.join(r['periods_remaining']) or 'none (the horizon is closed)'}",
            f"  budget {sym}{_num(b['total'])}: spent to date {sym}{_num(b['spent_to_date'])}, remaining "
-           f"{sym}{_num(b['remaining'])}; reserve {sym}{_num(b['plan_of_record_reserve'])} in the plan of record, "
-           f"{sym}{_num(b['reserve'])} now",
+           f"{_signed_money(sym, b['remaining'])}; reserve {sym}{_num(b['plan_of_record_reserve'])} in the plan of "
+           f"record, {_signed_money(sym, b['reserve'])} now",
            f"  model: {r['model_update']}", ""]
     if r.get("warnings"):  # what the re-plan rests on comes before it, as in a plan
         out += ["Warnings:"] + [f"  - {w}" for w in r["warnings"]] + [""]
@@ -819,6 +825,13 @@ def rebalance_table(r: dict) -> str:
                     f" and the re-plan {rsym}{_num(e['replan_expected_return'])} "
                     f"({_signed(e['change_vs_recorded'])} vs recorded; both count "
                     f"{rsym}{_num(e['return_to_come_of_spend_to_date'])} the spend to date has still to earn)"]
+    elif r["status"] == "closed":
+        e = r["end_of_horizon"]
+        out += ["", f"Close of the horizon: recorded expected return {rsym}{_num(e['recorded_expected_return'])}; "
+                    f"returned {rsym}{_num(e['return_to_date'])}"
+                    + (f" and {rsym}{_num(e['return_to_come_of_spend_to_date'])} still to come from its carryover"
+                       if e["return_to_come_of_spend_to_date"] else "")
+                    + f" ({_signed(e['change_vs_recorded'])} vs recorded)"]
     out += [f"Note: {n}" for n in r.get("notes", [])]
     out += [f"Ignored (--force): {n}" for n in r.get("ignored", [])]
     return "\n".join(out) + "\n"

@@ -420,6 +420,35 @@ def test_rebalance_month_by_month_as_a_scheduler_runs_it(tmp_path):
     db.close()
 
 
+def test_the_monthly_job_closes_the_quarter_with_exit_0(tmp_path):
+    """The third month's actuals leave nothing to re-plan: the job closes the horizon (spend and
+    return against the plan of record, drift) with exit 0 (5 with --fail-on-drift), and records it,
+    instead of asking for a person every quarter (it exited 3)."""
+    ledger = str(tmp_path / "q1.sqlite")
+    assert budget("allocate", MONTHLY, "--record", "--ledger", ledger).returncode == 0
+    text = Path(ACTUALS).read_text(encoding="utf-8")
+    march = [line.replace("2027-02", "2027-03", 1) for line in text.splitlines() if line.startswith("2027-02")]
+    actuals = tmp_path / "q1_actuals.csv"
+    actuals.write_text(text.rstrip("\n") + "\n" + "\n".join(march) + "\n", encoding="utf-8")
+    r = budget("rebalance", MONTHLY, "--actuals", str(actuals), "--ledger", ledger, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["status"] == "closed" and d["periods_remaining"] == [] and d["suggestions"] == []
+    assert d["periods_done"] == ["2027-01", "2027-02", "2027-03"]
+    b, e = d["budget"], d["end_of_horizon"]
+    assert round(b["spent_to_date"] + b["reserve"], 2) == b["total"]  # what is left (or overspent) is the reserve
+    assert b["spent_to_date"] == round(sum(v["actual_spend"] for v in d["variance"]), 2)
+    assert e["return_to_date"] == round(sum(v["actual_return"] for v in d["variance"]), 2)
+    assert e["change_vs_recorded"] == round(e["return_to_date"] + e["return_to_come_of_spend_to_date"]
+                                            - e["recorded_expected_return"], 2)
+    assert "recorded the rebalance as of 2027-03" in r.stderr
+    table = budget("rebalance", MONTHLY, "--actuals", str(actuals), "--ledger", ledger)
+    assert table.returncode == 0 and "Close of the horizon: recorded expected return" in table.stdout
+    assert "to re-plan: none (the horizon is closed)" in table.stdout
+    drift = budget("rebalance", MONTHLY, "--actuals", str(actuals), "--ledger", ledger, "--fail-on-drift")
+    assert drift.returncode == 5 and "drift flagged" in drift.stderr
+
+
 def test_rebalance_bad_actuals_exit_3_and_leave_the_ledger_alone(tmp_path):
     ledger = tmp_path / "q1.sqlite"
     assert budget("allocate", MONTHLY, "--record", "--ledger", str(ledger)).returncode == 0
