@@ -161,7 +161,17 @@ class _Checker:
         return self.number(path, value, minimum=0.0, maximum=1.0)
 
     def money(self, path: str, value, *, positive: bool = False):
-        """An amount of money (or return): ≥ 0 (> 0 if ``positive``) and ≤ :data:`MAX_MONEY`."""
+        """An amount of money (or return): ≥ 0 (> 0 if ``positive``) and ≤ :data:`MAX_MONEY`; also
+        written as a spreadsheet shows it ("¥12,000,000" is 12000000, as in a history file)."""
+        if isinstance(value, str):
+            from models.history import number_text
+
+            try:
+                value = float(number_text(value))
+            except ValueError:
+                self.add(path, f"must be an amount of money, got {value!r}: write it as a number, such as "
+                               "12_000_000 or 1.2e7 (no quotes), or as \"¥12,000,000\"")
+                return None
         value = self.number(path, value, minimum=None if positive else 0.0, positive=positive)
         return self.at_most(path, value, MAX_MONEY, MAX_MONEY_WHY)
 

@@ -303,3 +303,14 @@ def test_a_channel_share_and_amount_that_cannot_both_hold_are_a_problem_of_the_f
         "channels.scrm.min_spend: ¥500,000 is above max_share 0.3 of the budget (¥300,000)"]
     fine = BASE.replace("current = 400_000", "current = 400_000\nmin_share = 0.1\nmax_spend = 100_000")
     assert load_scenario(write(tmp_path, fine, "fine.toml")).problem.budget == 1_000_000
+
+
+def test_money_written_as_a_spreadsheet_shows_it(tmp_path):
+    """`total = "¥12,000,000"` is 12,000,000, as the history reader reads such a cell; a string that
+    is not an amount says how to write one."""
+    sc = load_scenario(write(tmp_path, BASE.replace("total = 1_000_000", 'total = "¥1,000,000"')
+                             .replace("current = 400_000", 'current = "400,000.50"')))
+    assert sc.problem.budget == 1_000_000 and sc.problem.channels[0].current == 400_000.5
+    found = problems_of(tmp_path, BASE.replace("total = 1_000_000", 'total = "1m"'))
+    assert found == ["budget.total: must be an amount of money, got '1m': write it as a number, such as 12_000_000 "
+                     "or 1.2e7 (no quotes), or as \"¥12,000,000\""]
