@@ -208,7 +208,7 @@ class _Checker:
 
     def ordered(self, path_lo: str, lo, path_hi: str, hi) -> None:
         if lo is not None and hi is not None and lo > hi:
-            self.add(path_lo, f"must be ≤ {path_hi.rsplit('.', 1)[-1]} ({hi:g}), got {lo:g}")
+            self.add(path_lo, f"must be ≤ {path_hi.rsplit('.', 1)[-1]} ({hi:,.10g}), got {lo:,.10g}")
 
 
 @dataclass(frozen=True)

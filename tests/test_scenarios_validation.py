@@ -314,3 +314,8 @@ def test_money_written_as_a_spreadsheet_shows_it(tmp_path):
     found = problems_of(tmp_path, BASE.replace("total = 1_000_000", 'total = "1m"'))
     assert found == ["budget.total: must be an amount of money, got '1m': write it as a number, such as 12_000_000 "
                      "or 1.2e7 (no quotes), or as \"¥12,000,000\""]
+
+
+def test_min_above_max_reads_as_money_not_scientific_notation(tmp_path):
+    text = BASE.replace("current = 400_000", "current = 400_000\nmin_spend = 2_000_000\nmax_spend = 1_000_000")
+    assert problems_of(tmp_path, text)[0] == "channels.douyin.min_spend: must be ≤ max_spend (1,000,000), got 2,000,000"
