@@ -508,8 +508,9 @@ def history_from_frame(frame: pd.DataFrame, spec: HistorySpec | None = None, sou
     return history
 
 
-#: Days of history below which the yearly wave is fitted from less than two cycles.
-TWO_YEARS_DAYS = 730
+#: Days of history below which the yearly wave is fitted from less than two cycles: 104 weeks (two
+#: years as weekly data counts them; 24 months and 730 days cover it too).
+TWO_YEARS_DAYS = 728
 
 
 def short_history_warning(dates: pd.DatetimeIndex, frequency: str) -> str | None:

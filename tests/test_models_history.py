@@ -369,8 +369,10 @@ def test_a_history_under_two_years_says_its_seasonality_rests_on_one_cycle(tmp_p
     assert [w for w in short.warnings if "under two years" in w] == [
         "history.csv: 420 days of history (under two years): the yearly seasonality is fitted from fewer than two "
         "cycles, so the season, the trend and the media effects are hard to tell apart"]
-    two_years = load_history(write(tmp_path, weekly_frame(105)))
+    two_years = load_history(write(tmp_path, weekly_frame(104)))  # 104 weeks: two years of weeks
     assert not any("under two years" in w for w in two_years.warnings)
+    short_of_it = load_history(write(tmp_path, weekly_frame(103)))
+    assert any("721 days of history (under two years)" in w for w in short_of_it.warnings)
 
 
 def _with_decimals(frame):
