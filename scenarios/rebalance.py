@@ -22,6 +22,7 @@ due.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -130,7 +131,9 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
     def period_of(cell: str, row: int) -> str | None:
         p = _label(str(cell), plan_periods)
         if p is None:
-            msg = f"row {row}: period {cell!r} is not in the plan ({', '.join(plan_periods)})"
+            close = difflib.get_close_matches(str(cell).strip(), plan_periods, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            msg = f"row {row}: period {cell!r} is not in the plan ({', '.join(plan_periods)}){hint}"
             (ignored if force else problems).append(msg)
         return p
 
@@ -175,6 +178,9 @@ def read_actuals(path: str | Path, scenario, plan_periods: tuple[str, ...], *, f
             row = int(i) + 2
             p = period_of(r[date_col], row)
             if p is None:
+                if not force:  # the row's other cells are checked too: one run lists every problem
+                    for col in mapping.values():
+                        number(r[col], f"{col} spend", row)
                 continue
             if p in rows_of:
                 problems.append(f"row {row}: period {p} appears twice")
@@ -356,7 +362,9 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
     done = actuals.periods
     if as_of is not None:
         if as_of not in done:
-            raise ScenarioError([f"--as-of {as_of}: no actuals for it (actuals cover {', '.join(done)})"], name)
+            close = difflib.get_close_matches(as_of.strip(), done, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ScenarioError([f"--as-of {as_of}: no actuals for it (actuals cover {', '.join(done)}){hint}"], name)
         done = done[:done.index(as_of) + 1]
     k = len(done)
     closed = k >= T  # every period has actuals: the horizon is closed, nothing is re-planned

@@ -273,6 +273,12 @@ def test_wide_actuals_read_like_the_history(tmp_path):
     text = "\n".join(err.value.problems)
     assert "unknown channel 'c'" in text and "row 2: a spend 'x' is not a number" in text
     assert "row 3: period 2025-01-06 appears twice" in text
+    # A row whose period is not in the plan has its cells checked too: one run lists every problem.
+    off = _actuals(tmp_path, "date,revenue,a,b\n2025-01-06,900,10,20\n2025-01-14,950,-3,21\n", "off.csv")
+    with pytest.raises(HistoryError) as err:
+        read_actuals(off, sc, periods)
+    assert err.value.problems == ["row 3: period '2025-01-14' is not in the plan (2025-01-06, 2025-01-13, 2025-01-20); "
+                                  "did you mean '2025-01-13'?", "row 3: a spend must be a finite number ≥ 0, got '-3'"]
 
 
 def test_the_change_limit_binds_the_step_from_the_last_actual_period(tmp_path):
