@@ -158,6 +158,15 @@ def test_long_layout_fits_each_channel_on_its_own_return():
     for c, r in truth.items():
         assert m.roi_[c] == pytest.approx(r, rel=0.15), c
     assert len(m.blocks_) == len(params.channels)
+    # Per-channel returns are what least squares fits well; only a total KPI gets the warning.
+    assert not any(w.startswith("least squares on a total KPI") for w in m.fit_warnings())
+
+
+def test_least_squares_on_a_total_kpi_says_what_it_cannot_be_trusted_with(fast_model):
+    from models.fit import LEAST_SQUARES_TOTAL_KPI
+
+    assert LEAST_SQUARES_TOTAL_KPI in fast_model.fit_warnings()
+    assert "53-55%" in LEAST_SQUARES_TOTAL_KPI
 
 
 def test_implausible_fits_raise_convergence_warnings(history):
