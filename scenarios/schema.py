@@ -321,7 +321,33 @@ def read_toml(path: Path) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError([f"not valid TOML: {exc}"], str(path)) from None
+        raise ScenarioError([f"not valid TOML: {exc}{_toml_hint(text, exc)}"], str(path)) from None
+
+
+#: A bare TOML key: ASCII letters, digits, _ and -; anything else must be quoted.
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_hint(text: str, exc) -> str:
+    """How to mend a table header whose name TOML cannot take bare ([channels.抖音]): quote it."""
+    lineno = getattr(exc, "lineno", None)  # Python 3.14; before it, only the message says where
+    if lineno is None:
+        found = re.search(r"at line (\d+)", str(exc))
+        lineno = int(found.group(1)) if found else None
+    lines = text.splitlines()
+    if not lineno or lineno > len(lines):
+        return ""
+    line = lines[lineno - 1].strip()
+    m = re.match(r"^(\[\[?)\s*([^\]]+?)\s*(\]\]?)", line)
+    if not m:
+        return ""
+    parts = [p.strip() for p in m.group(2).split(".")]
+    bad = [p for p in parts if p and not _BARE_KEY.match(p) and not p.startswith(('"', "'"))]
+    if not bad:
+        return ""
+    quoted = ".".join(p if _BARE_KEY.match(p) or p.startswith(('"', "'")) else f'"{p}"' for p in parts)
+    return (f" (a name with characters other than A-Z, 0-9, _ and - must be quoted: {m.group(1)}{quoted}"
+            f"{m.group(3)})")
 
 
 def scenario_from_dict(

@@ -319,3 +319,14 @@ def test_money_written_as_a_spreadsheet_shows_it(tmp_path):
 def test_min_above_max_reads_as_money_not_scientific_notation(tmp_path):
     text = BASE.replace("current = 400_000", "current = 400_000\nmin_spend = 2_000_000\nmax_spend = 1_000_000")
     assert problems_of(tmp_path, text)[0] == "channels.douyin.min_spend: must be ≤ max_spend (1,000,000), got 2,000,000"
+
+
+@pytest.mark.parametrize("header, quoted", [("[channels.抖音]", '[channels."抖音"]'),
+                                            ("[channels.tv spots]", '[channels."tv spots"]')])
+def test_a_table_name_toml_cannot_take_bare_says_to_quote_it(tmp_path, header, quoted):
+    text = BASE + f'{header}\ncurrent = 1\ncurve = {{ kind = "hill", beta = 1e6, k = 5e5, s = 1.0 }}\n'
+    found = problems_of(tmp_path, text)
+    assert len(found) == 1 and found[0].startswith("not valid TOML: ")
+    assert found[0].endswith(f"(a name with characters other than A-Z, 0-9, _ and - must be quoted: {quoted})")
+    assert load_scenario(write(tmp_path, text.replace(header, quoted), "ok.toml")).problem.channels[-1].name == \
+        quoted.split(".", 1)[1].strip('"]')
