@@ -29,6 +29,7 @@ as ``History.warnings`` and logged.
 from __future__ import annotations
 
 import csv
+import difflib
 import fnmatch
 import io
 import json
@@ -947,6 +948,15 @@ def _finite_sum(values: np.ndarray) -> float:
     return float(values[np.isfinite(values) & (values >= 0)].sum())
 
 
+def _close(name: str, columns: list[str]) -> str:
+    """`` (did you mean 'revenue'?)`` for a column name typed with another case, spaces or a typo."""
+    folded = {c.strip().casefold(): c for c in columns}
+    if name.strip().casefold() in folded:
+        return f" (did you mean {folded[name.strip().casefold()]!r}?)"
+    close = difflib.get_close_matches(name, columns, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _resolve_channels(columns: list[str], spec: HistorySpec, used: set[str], check: _Checker) -> dict[str, str]:
     """Channel id → column for the wide layout."""
     if isinstance(spec.channels, dict):
@@ -954,7 +964,8 @@ def _resolve_channels(columns: list[str], spec: HistorySpec, used: set[str], che
         first: dict[str, str] = {}
         for channel, col in mapping.items():
             if col not in columns:
-                check.error(f"column {col!r} for channel {channel} not found; columns are: {', '.join(columns)}")
+                check.error(f"column {col!r} for channel {channel} not found{_close(col, columns)}; columns are: "
+                            f"{', '.join(columns)}")
             elif col in first:
                 check.error(f"column {col!r} is mapped to channel {first[col]} already, and again to {channel}: two "
                             "channels on one column have the same spend, and the fit cannot tell them apart")
@@ -981,11 +992,12 @@ def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
     columns = list(frame.columns)
     for what, col in (("date", spec.date), ("KPI", spec.kpi)):
         if col not in columns:
-            check.error(f"{what} column {col!r} not found; columns are: {', '.join(columns)}")
+            check.error(f"{what} column {col!r} not found{_close(col, columns)}; columns are: {', '.join(columns)}")
     for kind, cols in (("control", spec.controls), ("event", spec.events)):
         for col in cols:
             if col not in columns:
-                check.error(f"{kind} column {col!r} not found; columns are: {', '.join(columns)}")
+                check.error(f"{kind} column {col!r} not found{_close(col, columns)}; columns are: "
+                            f"{', '.join(columns)}")
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     for col in dupes:
         check.error(f"column {col!r} appears more than once in the header")

@@ -548,6 +548,8 @@ def scenario_from_dict(
         ck.add("risk", "plans over curve samples, which only curves fitted from history have: add a [history] or "
                        "[model] table, or leave risk out")
     if ck.problems:
+        if source is not None and source[0] == "history":  # its file's problems too: one run lists them all
+            ck.problems += _history_problems(source[1], base, channels)
         raise ScenarioError(ck.problems, where)
     model, periods = None, None
     fitted = frozenset()
@@ -858,6 +860,23 @@ def _source_model(source, base: Path, notes: list, use_cache: bool, progress, ch
         notes.append("the KPI is not money (kpi_unit, or its scale against the spend's): returns, ROIs and marginal "
                      "ROIs are KPI units (per unit of money); only spend, budget and reserve are money")
     return model
+
+
+def _history_problems(table: dict, base: Path, channels: list) -> list[str]:
+    """The problems of a valid [history] table's file (each names the file, row and column) and the
+    [channels] it lacks, for a scenario that has problems of its own: listed together, one run
+    shows them all instead of the file's in a second round."""
+    from models.errors import HistoryError
+    from models.history import load_history
+
+    path, spec, _ = _fit_arguments(table, base)
+    if not path.is_file():  # said at history.path already
+        return []
+    try:
+        history = load_history(path, spec)
+    except HistoryError as exc:
+        return list(exc.problems)
+    return [_not_fitted(c.name, history.channels) for c in channels if c.curve is None and c.name not in history.channels]
 
 
 def _not_fitted(name: str, fitted) -> str:

@@ -693,3 +693,10 @@ def test_one_column_mapped_to_two_channels_is_a_problem(tmp_path):
     found = problems(path, spec=HistorySpec(channels={"tv": "tv", "social": "social", "tv2": "tv"}))
     assert found == [f"{path.name}: column 'tv' is mapped to channel tv already, and again to tv2: two channels on "
                      "one column have the same spend, and the fit cannot tell them apart"]
+
+
+def test_a_column_name_off_by_case_spaces_or_a_typo_gets_the_likely_one(tmp_path):
+    path = write(tmp_path, weekly_frame())
+    found = problems(path, spec=HistorySpec(kpi="Revenue ", channels={"tv": "tv", "social": "socail"}))
+    assert found[0].startswith("history.csv: KPI column 'Revenue ' not found (did you mean 'revenue'?); columns are:")
+    assert found[1].startswith("history.csv: column 'socail' for channel social not found (did you mean 'social'?)")

@@ -330,3 +330,25 @@ def test_a_table_name_toml_cannot_take_bare_says_to_quote_it(tmp_path, header, q
     assert found[0].endswith(f"(a name with characters other than A-Z, 0-9, _ and - must be quoted: {quoted})")
     assert load_scenario(write(tmp_path, text.replace(header, quoted), "ok.toml")).problem.channels[-1].name == \
         quoted.split(".", 1)[1].strip('"]')
+
+
+def test_the_scenario_and_its_history_file_are_checked_in_one_round(tmp_path):
+    """A scenario with problems of its own still has its history file read, so one run lists the
+    file's problems (and [channels] it lacks) with them, instead of in a second round."""
+    import numpy as np
+    import pandas as pd
+
+    dates = pd.date_range("2024-01-01", periods=60, freq="W-MON")
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "revenue": rng.uniform(9e5, 1e6, 60).round(),
+                  "tv": rng.uniform(1e4, 5e4, 60).round(), "social": rng.uniform(5e3, 3e4, 60).round()}
+                 ).to_csv(tmp_path / "h.csv", index=False)
+    text = ('[budget]\ntotal = 1_000_000\n[history]\npath = "h.csv"\nkpi = "revenu"\nperiods = 0\n'
+            '[channels.tiktok]\ncurrent = 5\n')
+    found = problems_of(tmp_path, text)
+    assert found[0] == "history.periods: must be a whole number of data periods ≥ 1, got 0"
+    assert found[1].startswith("h.csv: KPI column 'revenu' not found (did you mean 'revenue'?)")
+    assert len(found) == 2  # [channels] are checked against a history that can be read
+    fixed = text.replace('kpi = "revenu"', 'kpi = "revenue"')
+    assert problems_of(tmp_path, fixed)[1:] == [
+        "channels.tiktok: not in the fitted model (it has: tv, social)"]
