@@ -916,6 +916,10 @@ def _levels(start: str | None, stop: str | None, steps: int, of_forecast: bool) 
     if of_forecast and hi > 1:
         raise click.BadParameter(f"with --of-forecast a level is a share of the forecast KPI (15% or 0.15), "
                                  f"got {stop!r}", param_hint="--to")
+    for option, text, value in (("--from", start, lo), ("--to", stop, hi)):
+        if not of_forecast and text is not None and str(text).strip().endswith("%") and value <= 0.3:
+            logger.warning("%s %s is %g× the scenario's budget; for a share of the forecast KPI (\"marketing "
+                           "spend 15–20%% of GMV\") add --of-forecast", option, text.strip(), value)
     try:
         return frontier_levels(lo, hi, steps)
     except ValueError as exc:

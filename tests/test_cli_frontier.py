@@ -141,3 +141,14 @@ def test_the_installed_command_prints_only_its_result(fmt):
         assert len(list(csv.DictReader(io.StringIO(r.stdout)))) == 4
     else:
         assert r.stdout.startswith("2027-Q1 plan on pasted curves: budget frontier")
+
+
+def test_a_gmv_share_without_of_forecast_is_said_to_be_a_multiple_of_the_budget(runner):
+    """--from 15% --to 20% reads as 0.15× … 0.2× the budget; a planner who meant 15–20% of GMV is told."""
+    monthly = str(example_path("monthly.toml"))  # written curves without minimums that 15% of the budget breaks
+    r = runner.invoke(main, ["frontier", monthly, "--from", "15%", "--to", "20%", "--steps", "2", "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    assert "--from 15% is 0.15× the scenario's budget" in r.stderr and "add --of-forecast" in r.stderr
+    assert [lv["level"] for lv in json.loads(r.stdout)["levels"]] == [0.15, 0.2]
+    plain = runner.invoke(main, ["frontier", PASTED, "--from", "0.5", "--to", "80%", "--steps", "2"])
+    assert plain.exit_code == 0 and "of-forecast" not in plain.stderr
