@@ -474,7 +474,6 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
             if alloc.feasible:
                 warnings.insert(head, "evidence: the limits on poorly identified channels conflict with the re-plan's "
                                       "own; re-planned without them")
-        risk_out = None
         if risk is not None and alloc.feasible:
             alloc, risk_out = _replan_on_samples(scenario, rem, alloc, X_por[:, k:], risk, warnings, notes)
         if applied:
@@ -535,6 +534,10 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
     }
     if risk_out is not None:
         out["risk"] = risk_out
+    if not closed and not alloc.feasible:
+        out.update({"diagnosis": list(alloc.diagnosis), "channels": [], "periods": [], "suggestions": [],
+                    "end_of_horizon": None, "gain": None})
+        return out
     to_date = float(Y_act.sum()) if has_ret else float(expected_act.sum())
     # The spend to date keeps earning after the periods done (its carryover, and after the horizon
     # when that counts): the re-plan's returns are what new spend adds beyond that carryover, so
@@ -558,10 +561,6 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
                      f"return against the plan of record and the drift are its close ({left})")
         out.update({"channels": [], "periods": [], "suggestions": [], "end_of_horizon": end_of_horizon(0.0, 0.0),
                     "gain": 0.0, "min_gain": 0.0})
-        return out
-    if not alloc.feasible:
-        out.update({"diagnosis": list(alloc.diagnosis), "channels": [], "periods": [], "suggestions": [],
-                    "end_of_horizon": None, "gain": None})
         return out
 
     X_new = np.asarray(alloc.period_spend, float)

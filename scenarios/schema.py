@@ -342,10 +342,10 @@ def _toml_hint(text: str, exc) -> str:
     if not m:
         return ""
     parts = [p.strip() for p in m.group(2).split(".")]
-    bad = [p for p in parts if p and not _BARE_KEY.match(p) and not p.startswith(('"', "'"))]
-    if not bad:
+    bare = [not p or bool(_BARE_KEY.match(p)) or p.startswith(('"', "'")) for p in parts]
+    if all(bare):
         return ""
-    quoted = ".".join(p if _BARE_KEY.match(p) or p.startswith(('"', "'")) else f'"{p}"' for p in parts)
+    quoted = ".".join(p if ok else f'"{p}"' for p, ok in zip(parts, bare))
     return (f" (a name with characters other than A-Z, 0-9, _ and - must be quoted: {m.group(1)}{quoted}"
             f"{m.group(3)})")
 
@@ -735,9 +735,11 @@ def _check_source(ck: _Checker, data: dict):
         try:
             _history_spec(table)
         except (TypeError, ValueError) as exc:
-            where, _, message = str(exc).partition(": ")
-            ck.add(where if where.startswith("history.") else "history", message if where.startswith("history.")
-                   else str(exc))
+            key, _, message = str(exc).partition(": ")  # "history.channels: …" names its key
+            if key.startswith("history."):
+                ck.add(key, message)
+            else:
+                ck.add("history", str(exc))
         if "calibration" in data:
             from models.calibration import check_lift_tests, normalise_lift_tests
 
@@ -846,8 +848,7 @@ def _source_model(source, base: Path, notes: list, use_cache: bool, progress, ch
         path, spec, settings = _fit_arguments(table, base)
 
         def check(history) -> None:
-            problems = [_not_fitted(c.name, history.channels) for c in channels
-                        if c.curve is None and c.name not in history.channels]
+            problems = _not_fitted(channels, history.channels)
             if problems:
                 raise ScenarioError(problems, where)
 
@@ -876,14 +877,19 @@ def _history_problems(table: dict, base: Path, channels: list) -> list[str]:
         history = load_history(path, spec)
     except HistoryError as exc:
         return list(exc.problems)
-    return [_not_fitted(c.name, history.channels) for c in channels if c.curve is None and c.name not in history.channels]
+    return _not_fitted(channels, history.channels)
 
 
-def _not_fitted(name: str, fitted) -> str:
-    """A [channels] table without a curve whose name the history or model does not have."""
-    close = difflib.get_close_matches(name, list(fitted), n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"channels.{name}: not in the fitted model ({hint}it has: {', '.join(fitted)})"
+def _not_fitted(channels: list, fitted) -> list[str]:
+    """One problem per [channels] table without a curve whose name the history or model does not have."""
+    fitted = list(fitted)
+    out = []
+    for c in channels:
+        if c.curve is None and c.name not in fitted:
+            close = difflib.get_close_matches(c.name, fitted, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            out.append(f"channels.{c.name}: not in the fitted model ({hint}it has: {', '.join(fitted)})")
+    return out
 
 
 def _resolve_source(source, channels: list, base: Path, notes: list, where: str, use_cache: bool, progress,
@@ -899,8 +905,7 @@ def _resolve_source(source, channels: list, base: Path, notes: list, where: str,
     periods = table.get("periods") or QUARTER_PERIODS.get(model.frequency_, 13)
     factor = table.get("extrapolation_cap", 1.5)
     known = {c.name for c in channels}
-    problems = [_not_fitted(c.name, model.channels_) for c in channels
-                if c.curve is None and c.name not in model.channels_]
+    problems = _not_fitted(channels, model.channels_)
     if problems:
         raise ScenarioError(problems, where)
     def rate(name: str) -> float:  # the run rate, in whole cents, scaled like written currents by --budget

@@ -229,20 +229,26 @@ def test_rebalance_table_is_validated_with_every_problem(tmp_path):
     assert (spec.unit, spec.max_change, spec.min_gain, spec.spend_tolerance) == (1000.0, 0.2, 0.002, 0.1)
 
 
-def test_carryover_starts_from_the_actual_spend(setup, monkeypatch):
-    """With α > 0 (curves fitted from history) the remaining periods start from e = x + α e_prev."""
+def _with_carryover(monkeypatch, *, alpha: float, carryover: float) -> None:
+    """Period plans of the test scenario as curves fitted from history make them: every channel
+    with carryover ``alpha`` and a starting adstock ``carryover``."""
     from dataclasses import replace as dc_replace
 
     import scenarios.horizon as horizon
 
-    folder, _, sc, por = setup
     real = horizon.period_problem
 
     def with_carryover(scenario, spec):
         p = real(scenario, spec)
-        return dc_replace(p, channels=tuple(dc_replace(c, alpha=0.5, carryover=40_000.0) for c in p.channels))
+        return dc_replace(p, channels=tuple(dc_replace(c, alpha=alpha, carryover=carryover) for c in p.channels))
 
     monkeypatch.setattr(horizon, "period_problem", with_carryover)
+
+
+def test_carryover_starts_from_the_actual_spend(setup, monkeypatch):
+    """With α > 0 (curves fitted from history) the remaining periods start from e = x + α e_prev."""
+    folder, _, sc, por = setup
+    _with_carryover(monkeypatch, alpha=0.5, carryover=40_000.0)
     acts = read_actuals(_actuals(folder, M1 + "M2,a,100000\nM2,b,50000\n"), sc, ("M1", "M2", "M3"))
     out = rebalance(sc, acts, por)
     carry = {c["channel"]: c["carryover"] for c in out["channels"]}
@@ -315,18 +321,8 @@ def test_actuals_on_plan_keep_the_recorded_return_with_carryover(setup, monkeypa
     """Spend to date as planned, no returns measured: with carryover the plan of record still expects
     what it recorded (the spend to date earns on into the remaining periods, which a re-plan's own
     returns leave out); it lost that part before (−7.5% on a Robyn-style history)."""
-    from dataclasses import replace as dc_replace
-
-    import scenarios.horizon as horizon
-
     folder, path, _, _ = setup
-    real = horizon.period_problem
-
-    def with_carryover(scenario, spec):
-        p = real(scenario, spec)
-        return dc_replace(p, channels=tuple(dc_replace(c, alpha=0.6, carryover=150_000.0) for c in p.channels))
-
-    monkeypatch.setattr(horizon, "period_problem", with_carryover)
+    _with_carryover(monkeypatch, alpha=0.6, carryover=150_000.0)
     sc = load_scenario(path)
     plan = plan_scenario(sc)
     por = json.loads(render.allocation_json(plan.allocation, sc, plan.extra))
