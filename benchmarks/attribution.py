@@ -1,7 +1,7 @@
 """Recovery study: how well the fitted curves recover the truth, and what their plans cost.
 
 Usage: python benchmarks/attribution.py [--datasets 24 | --quick | --only 0,3] [--seed 2026]
-                                        [--jobs N] [--rows FILE] [--no-calibration] [--control]
+                                        [--jobs N] [--rows FILE] [--no-calibration] [--test-share S] [--control]
                                         [--json] [--out FILE]
 
 Data: ``--datasets`` simulated histories from :func:`models.simulate.study_world` (seeded; issue 9
@@ -16,7 +16,8 @@ Per dataset
 * **fit**: ``MediaMixModel(method="bayes")`` (the joint Bayesian model: ROI priors, the
   baseline in the model, NUTS, holdout 13) on the wide history — what ``budget fit --method
   bayes`` does; and again with one lift test per channel (:func:`models.simulate.lift_tests`: the true
-  incremental return of 4 weeks at usual spend, measured with se 15%) as ``[[calibration]]``.
+  incremental return of 4 weeks at usual spend, measured with se 15%) as ``[[calibration]]``;
+  ``--test-share 0.3`` makes each test a 30% holdback instead (its se that of the switch-off).
 * **ROI error**: per channel, fitted / true − 1 of the steady-state ROI at the channel's mean
   spend per period, on the posterior-mean curve (``planning_curve(c, 1)`` at x̄, over x̄; the
   truth from :func:`models.simulate.true_roi_at_mean`); the dataset's median and worst error.
@@ -273,6 +274,10 @@ METHOD = "bayes"
 #: Overrides of the joint model's priors (``--priors``; :class:`models.posterior.Priors` fields).
 PRIORS: dict | None = None
 
+#: The share of a test window's spend each simulated lift test holds back (``--test-share``):
+#: 1 a switch-off, 0.3 a partial holdback of 30% (``tested_spend`` in the record).
+TEST_SHARE = 1.0
+
 
 def _fit(history, n_jobs, calibration=None):
     with warnings.catch_warnings():
@@ -294,7 +299,7 @@ def run_dataset(index: int, seed: int, n_jobs: int | None = None, control: bool 
     calibrated = None
     if calibrate:
         t1 = time.perf_counter()
-        calibrated = _fit(history, n_jobs, lift_tests(sim, seed=sim.seed))
+        calibrated = _fit(history, n_jobs, lift_tests(sim, seed=sim.seed, share=TEST_SHARE))
         calibrated_seconds = time.perf_counter() - t1
 
     Q = quarter_periods(world.frequency)
@@ -557,9 +562,15 @@ def main(argv=None) -> int:
                         help="skip the second fit of each dataset with one lift test per channel")
     parser.add_argument("--priors", default=None, metavar="JSON",
                         help='overrides of the joint model\'s priors, e.g. \'{"roi_spread": 1.0}\' (models.posterior.Priors)')
+    parser.add_argument("--test-share", type=float, default=1.0, metavar="SHARE",
+                        help="each lift test holds back this share of its window's spend (default 1: a switch-off; "
+                             "0.3: a partial holdback, tested_spend in the record)")
     args = parser.parse_args(argv)
-    global PRIORS
+    if not 0.0 < args.test_share <= 1.0:
+        parser.error(f"--test-share must lie in (0, 1], got {args.test_share}")
+    global PRIORS, TEST_SHARE
     PRIORS = json.loads(args.priors) if args.priors else None
+    TEST_SHARE = args.test_share
     logging.basicConfig(level=logging.ERROR)
     for noisy in ("cmdstanpy", "prophet", "models"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -585,7 +596,8 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - t0
     if args.from_rows:  # the fits' own time, as the rows recorded it
         seconds = sum(r["fit_seconds"] + ((r.get("calibrated") or {}).get("fit_seconds") or 0) for r in rows)
-    result = {"seed": args.seed, "control": args.control, "priors": PRIORS, "seconds": round(seconds, 1),
+    result = {"seed": args.seed, "control": args.control, "priors": PRIORS, "test_share": TEST_SHARE,
+              "seconds": round(seconds, 1),
               "summary": summarise(rows), "datasets": rows}
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

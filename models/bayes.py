@@ -128,8 +128,7 @@ def _lifts(calibration, channels, dates, spend: np.ndarray) -> list:
     n = spend.shape[0]
     for test in resolve_lift_tests(calibration, list(channels), dates) if calibration else ():
         j = test.column
-        window = np.zeros(n)
-        window[test.start:test.stop] = spend[test.start:test.stop, j]
+        window = test.tested(spend[:, j])
         after = np.zeros(n)
         after[test.start:] = 1.0
         out.append((j, window, after, float(test.lift), float(test.se)))
@@ -395,8 +394,7 @@ def joint_lift(joint: JointFit, test, history) -> float:
     x = history.spend[test.channel].to_numpy(dtype=float)
     z = joint.efficiency_at(history.dates, history.frequency)
     on = _channel_media(joint.alpha[:, j], joint.k[:, j], joint.s[:, j], joint.beta[:, j], joint.theta[:, j], x, z)
-    dark = x.copy()
-    dark[test.start:test.stop] = 0.0
+    dark = x - test.tested(x)
     # the same warm start as the full spend (the window does not change the spend before the file)
     off = _channel_media(joint.alpha[:, j], joint.k[:, j], joint.s[:, j], joint.beta[:, j], joint.theta[:, j], dark, z,
                          warm=float(np.mean(x[:_WARM])))

@@ -17,6 +17,14 @@ standard error, so a test's own uncertainty reaches the intervals.
 Tests come as plain records ``{channel, start, end, lift, se}`` (dates as ISO strings), from a
 scenario's ``[[calibration]]`` list or ``budget fit --calibration FILE``;
 :func:`check_lift_tests` lists every problem with where it is.
+
+A test need not switch the channel off. ``tested_spend`` (optional) is the part of the window's
+spend the test measured the return of: a holdback of 30% of the usual spend, or a test that
+raised spend by that much above usual (the history then holds the raised spend). The model's lift
+is then the return with the history's spend minus the return with ``tested_spend`` taken out of
+the window, in proportion to each period's spend. A switch-off measures what the channel's spend
+earns on average, which is not what a plan needs: it moves money at the margin, and a partial
+test measures the return there (the recovery study, README "lift tests").
 """
 
 from __future__ import annotations
@@ -28,10 +36,12 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["LiftTest", "check_lift_tests", "normalise_lift_tests", "read_lift_tests", "resolve_lift_tests",
-           "window_effect", "LIFT_KEYS"]
+           "window_effect", "LIFT_KEYS", "OPTIONAL_LIFT_KEYS"]
 
 #: The keys of one lift test record.
 LIFT_KEYS = ("channel", "start", "end", "lift", "se")
+#: Keys a record may have: the spend the test measured the return of (default: all the window's).
+OPTIONAL_LIFT_KEYS = ("tested_spend",)
 
 
 @dataclass(frozen=True)
@@ -44,10 +54,25 @@ class LiftTest:
     stop: int
     lift: float
     se: float
+    #: the window's spend the test measured (None: all of it, a switch-off)
+    tested_spend: float | None = None
 
     def as_record(self, dates: pd.DatetimeIndex) -> dict:
-        return {"channel": self.channel, "start": dates[self.start].date().isoformat(),
-                "end": dates[self.stop - 1].date().isoformat(), "lift": self.lift, "se": self.se}
+        out = {"channel": self.channel, "start": dates[self.start].date().isoformat(),
+               "end": dates[self.stop - 1].date().isoformat(), "lift": self.lift, "se": self.se}
+        if self.tested_spend is not None:
+            out["tested_spend"] = self.tested_spend
+        return out
+
+    def tested(self, x: np.ndarray) -> np.ndarray:
+        """The spend the test took out of the channel's spend ``x`` (periods,): the window's spend,
+        or ``tested_spend`` of it in proportion to each period's spend; zero outside the window."""
+        out = np.zeros(x.size)
+        out[self.start:self.stop] = x[self.start:self.stop]
+        if self.tested_spend is not None:
+            total = float(out.sum())
+            out *= min(self.tested_spend / total, 1.0) if total > 0 else 0.0
+        return out
 
 
 def _number(value) -> float | None:
@@ -72,11 +97,13 @@ def _date(value) -> pd.Timestamp | None:
 
 
 def check_lift_tests(records, channels: list[str] | None, dates: pd.DatetimeIndex | None = None,
-                     where: str = "calibration") -> list[str]:
+                     where: str = "calibration", spend: pd.DataFrame | None = None) -> list[str]:
     """Every problem with a list of lift test records, each saying which test and which key.
 
     ``channels`` are the history's spend columns (None: not known yet, not checked); with
-    ``dates`` (the history's period starts) each window must lie inside the history.
+    ``dates`` (the history's period starts) each window must lie inside the history, and with
+    ``spend`` (the history's spend, a column per channel) a ``tested_spend`` must not exceed what
+    the channel spent in the window.
     """
     problems: list[str] = []
     if not isinstance(records, (list, tuple)):
@@ -87,8 +114,9 @@ def check_lift_tests(records, channels: list[str] | None, dates: pd.DatetimeInde
             problems.append(f"{at}: must be a table with {', '.join(LIFT_KEYS)}")
             continue
         for key in rec:
-            if key not in LIFT_KEYS:
-                problems.append(f"{at}.{key}: unknown key (expected {', '.join(LIFT_KEYS)})")
+            if key not in LIFT_KEYS + OPTIONAL_LIFT_KEYS:
+                problems.append(f"{at}.{key}: unknown key (expected {', '.join(LIFT_KEYS)}; optional "
+                                f"{', '.join(OPTIONAL_LIFT_KEYS)})")
         for key in LIFT_KEYS:
             if key not in rec:
                 problems.append(f"{at}.{key}: missing")
@@ -107,12 +135,26 @@ def check_lift_tests(records, channels: list[str] | None, dates: pd.DatetimeInde
             se = _number(rec["se"])
             if se is None or se <= 0:
                 problems.append(f"{at}.se: {rec['se']!r} must be a number above 0 (the test's standard error)")
+        tested = _tested_spend(rec)
+        if "tested_spend" in rec and tested is None:
+            problems.append(f"{at}.tested_spend: {rec['tested_spend']!r} must be a number above 0 (the spend the "
+                            "test measured the return of; leave it out for a switch-off of the whole window)")
         if dates is not None and start is not None and end is not None and not problems_in(at, problems):
             rows = _rows(dates, start, end)
             if rows is None:
                 problems.append(f"{at}: the window {start.date()}…{end.date()} is not inside the history "
                                 f"({dates[0].date()}…{dates[-1].date()})")
+            elif tested is not None and spend is not None and rec.get("channel") in spend.columns:
+                spent = float(spend[rec["channel"]].to_numpy(dtype=float)[rows[0]:rows[1]].sum())
+                if tested > spent * (1 + 1e-9):
+                    problems.append(f"{at}.tested_spend: {tested:,.2f} is more than {rec['channel']} spent in the "
+                                    f"window ({spent:,.2f}); a test measures part or all of the window's spend")
     return problems
+
+
+def _tested_spend(rec: dict) -> float | None:
+    value = _number(rec["tested_spend"]) if "tested_spend" in rec else None
+    return value if value is not None and value > 0 else None
 
 
 def problems_in(at: str, problems: list[str]) -> bool:
@@ -142,7 +184,8 @@ def resolve_lift_tests(records, channels: list[str], dates: pd.DatetimeIndex) ->
         if rows is None:
             continue
         out.append(LiftTest(channel=str(rec["channel"]), column=channels.index(rec["channel"]), start=rows[0],
-                            stop=rows[1], lift=_number(rec["lift"]), se=_number(rec["se"])))
+                            stop=rows[1], lift=_number(rec["lift"]), se=_number(rec["se"]),
+                            tested_spend=_tested_spend(rec)))
     return out
 
 
@@ -159,14 +202,19 @@ def window_effect(effective: np.ndarray, window_effective: np.ndarray, start: in
 
 def normalise_lift_tests(records) -> list[dict]:
     """Checked records as plain JSON data: ISO dates, floats (the fit cache's key and the saved model)."""
-    return [{"channel": str(r["channel"]), "start": _date(r["start"]).date().isoformat(),
-             "end": _date(r["end"]).date().isoformat(), "lift": _number(r["lift"]), "se": _number(r["se"])}
-            for r in records]
+    out = []
+    for r in records:
+        rec = {"channel": str(r["channel"]), "start": _date(r["start"]).date().isoformat(),
+               "end": _date(r["end"]).date().isoformat(), "lift": _number(r["lift"]), "se": _number(r["se"])}
+        if _tested_spend(r) is not None:
+            rec["tested_spend"] = _tested_spend(r)
+        out.append(rec)
+    return out
 
 
 def read_lift_tests(path) -> list[dict]:
     """Lift tests from a file: TOML with a ``[[calibration]]`` list, or a CSV (or workbook) with the
-    columns channel, start, end, lift, se. Raises :class:`models.errors.HistoryError` listing every problem."""
+    columns channel, start, end, lift, se (and optionally tested_spend). Raises :class:`models.errors.HistoryError` listing every problem."""
     from pathlib import Path
 
     from models.errors import HistoryError
@@ -189,7 +237,11 @@ def read_lift_tests(path) -> list[dict]:
             missing = [k for k in LIFT_KEYS if k not in frame.columns]
             if missing:
                 raise HistoryError([f"columns: missing {', '.join(missing)} (expected {', '.join(LIFT_KEYS)})"], where)
-            records = frame.to_dict("records")
+            # a blank optional cell (a switch-off among partial tests) is the key left out
+            records = [{k: v for k, v in rec.items()
+                        if not (k in OPTIONAL_LIFT_KEYS and (v is None or (isinstance(v, float) and math.isnan(v))
+                                                              or str(v).strip() == ""))}
+                       for rec in frame.to_dict("records")]
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, HistoryError):
             raise

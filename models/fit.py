@@ -309,7 +309,7 @@ class _Problem:
         for test in self.lifts:
             j = test.column
             g = window_effect(adstock(self.X[:, j], alpha[j], self.max_lag),
-                              _window_adstock(self.X[:, j], test.start, test.stop, alpha[j], self.max_lag),
+                              _window_adstock(self.X[:, j], test, alpha[j], self.max_lag),
                               test.start, lambda e, j=j: hill(e, k[j], s[j]))
             w = (self.sigma / test.se) if self.sigma > 0 else 1.0
             row = np.zeros(C)
@@ -331,10 +331,9 @@ class _Problem:
         return np.array(rows), np.array(rhs)
 
 
-def _window_adstock(x: np.ndarray, start: int, stop: int, alpha: float, max_lag: int | None) -> np.ndarray:
-    """Adstock of the spend in rows [start, stop) alone (no spend before the file)."""
-    w = np.zeros(x.size)
-    w[start:stop] = x[start:stop]
+def _window_adstock(x: np.ndarray, test, alpha: float, max_lag: int | None) -> np.ndarray:
+    """Adstock of the spend a lift test took out of its window alone (no spend before the file)."""
+    w = test.tested(x)
     if max_lag is None:
         return lfilter([1.0], [1.0, -alpha], w) if alpha else w
     return np.convolve(w, alpha ** np.arange(max_lag + 1))[: x.size]
@@ -720,7 +719,8 @@ class MediaMixModel:
         if self.n_starts < 1:
             raise ValueError("n_starts must be ≥ 1")
         if self.calibration:
-            problems = check_lift_tests(self.calibration, list(history.channels), history.dates)
+            problems = check_lift_tests(self.calibration, list(history.channels), history.dates,
+                                        spend=history.spend)
             if problems:
                 raise HistoryError(problems, "calibration")
 
@@ -1209,7 +1209,7 @@ class MediaMixModel:
                 continue
             p = self.params_[test.channel]
             x = history.spend[test.channel].to_numpy(dtype=float)
-            g = window_effect(adstock(x, p.alpha, self.max_lag), _window_adstock(x, test.start, test.stop, p.alpha, self.max_lag),
+            g = window_effect(adstock(x, p.alpha, self.max_lag), _window_adstock(x, test, p.alpha, self.max_lag),
                               test.start, lambda e, p=p: hill(e, p.k, p.s))
             out.setdefault(test.channel, []).append({**test.as_record(history.dates), "model": float(p.beta * g)})
         return out

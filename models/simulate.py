@@ -806,18 +806,19 @@ def control_world(world: SimWorld) -> SimWorld:
 # Lift tests on a simulated history
 
 
-def true_lift(sim: Simulation, channel: str, start: int, stop: int) -> float:
-    """What the channel's spend in periods ``start``…``stop − 1`` truly earned, carryover included.
+def true_lift(sim: Simulation, channel: str, start: int, stop: int, share: float = 1.0) -> float:
+    """What ``share`` of the channel's spend in periods ``start``…``stop − 1`` truly earned, carryover included.
 
-    The return with the history's spend minus the return with those periods dark, summed from
-    ``start`` to the end of the history, at each period's seasonal efficiency: what a holdout
-    test of that window measures. The effective spend before the file is taken as the steady
-    state of the mean spend (its carryover is gone long before a window in the last year).
+    The return with the history's spend minus the return with that share of those periods'
+    spend taken out (all of it: the window dark), summed from ``start`` to the end of the
+    history, at each period's seasonal efficiency: what a holdout test of that window measures.
+    The effective spend before the file is taken as the steady state of the mean spend (its
+    carryover is gone long before a window in the last year).
     """
     ch = sim.world.channel(channel)
     x = sim.spend[channel].astype(float)
     dark = x.copy()
-    dark[start:stop] = 0.0
+    dark[start:stop] *= 1.0 - share
     warm = float(x.mean()) / (1.0 - ch.alpha) * ch.alpha
 
     def effective(v: np.ndarray) -> np.ndarray:
@@ -833,13 +834,20 @@ def true_lift(sim: Simulation, channel: str, start: int, stop: int) -> float:
 
 
 def lift_tests(sim: Simulation, *, channels: list[str] | None = None, relative_se: float = 0.15,
-               seed: int = 0) -> list[dict]:
+               seed: int = 0, share: float = 1.0) -> list[dict]:
     """One simulated lift test per channel, as a ``[[calibration]]`` list would give them.
 
     Each test covers the 4 weeks (28 days, 2 months) of the last year whose spend is nearest the
-    channel's usual spend (tests are run at business-as-usual levels), and reports the true lift (:func:`true_lift`) plus measurement noise with a standard
-    error of ``relative_se`` × the truth: ``{channel, start, end, lift, se}`` with ISO dates.
+    channel's usual spend (tests are run at business-as-usual levels), and reports the true lift
+    (:func:`true_lift`) plus measurement noise with a standard error of ``relative_se`` × the
+    truth: ``{channel, start, end, lift, se}`` with ISO dates. ``share`` < 1 makes each a partial
+    holdback of that share of the window's spend (``tested_spend`` in the record): the return at
+    the margin of usual spend rather than of all of it. Its standard error stays that of the
+    switch-off of the same window (the measurement's noise is the KPI's, not the effect's), so a
+    partial test is the less precise one relative to what it measures.
     """
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must lie in (0, 1], got {share}")
     freq = sim.world.frequency
     width = {"daily": 28, "weekly": 4, "monthly": 2}[freq]
     last_year = int(round(_PER_YEAR[freq]))
@@ -851,9 +859,13 @@ def lift_tests(sim: Simulation, *, channels: list[str] | None = None, relative_s
         first = max(0, n - last_year)
         sums = np.array([x[i:i + width].sum() for i in range(first, n - width + 1)])
         start = first + int(np.argmin(np.abs(sums - width * x.mean())))
-        truth = true_lift(sim, c, start, start + width)
-        se = max(relative_se * abs(truth), 1e-6 * float(np.mean(sim.baseline)))
-        out.append({"channel": c, "start": sim.dates[start].date().isoformat(),
-                    "end": sim.dates[start + width - 1].date().isoformat(),
-                    "lift": float(truth + rng.normal(0.0, se)), "se": float(se)})
+        truth = true_lift(sim, c, start, start + width, share)
+        whole = truth if share == 1.0 else true_lift(sim, c, start, start + width)
+        se = max(relative_se * abs(whole), 1e-6 * float(np.mean(sim.baseline)))
+        test = {"channel": c, "start": sim.dates[start].date().isoformat(),
+                "end": sim.dates[start + width - 1].date().isoformat(),
+                "lift": float(truth + rng.normal(0.0, se)), "se": float(se)}
+        if share < 1.0:
+            test["tested_spend"] = float(share * x[start:start + width].sum())
+        out.append(test)
     return out

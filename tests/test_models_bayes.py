@@ -118,6 +118,25 @@ def test_a_lift_test_enters_the_likelihood_and_pins_its_channel():
     assert sd[tested] < 0.7 * sd[plain]
 
 
+def test_a_partial_lift_test_is_the_return_of_the_spend_it_held_back():
+    # A 30% holdback measures about a fifth of what a switch-off of the same window would: the
+    # model must compare it with its own lift for that share of the spend, not for all of it.
+    world = study_world(1, 2026)
+    sim = simulate(world, seed=2026 * 1000 + 1)
+    history = history_from_frame(sim.frame)
+    channel = world.names[0]
+    test = lift_tests(sim, channels=[channel], relative_se=0.05, seed=1, share=0.3)[0]
+    tested = _fit(history, calibration=[test])
+    start = history.dates.get_loc(pd.Timestamp(test["start"]))
+    stop = history.dates.get_loc(pd.Timestamp(test["end"])) + 1
+    truth = true_lift(sim, channel, start, stop, share=0.3)
+    assert truth < 0.5 * true_lift(sim, channel, start, stop)
+    check = next(r for r in tested.channel_report_ if r["channel"] == channel)["lift_tests"][0]
+    assert check["tested_spend"] == pytest.approx(test["tested_spend"])
+    assert abs(check["model"] - test["lift"]) < 2 * test["se"]
+    assert abs(check["model"] - truth) < 3 * test["se"]
+
+
 def test_too_few_draws_are_said_in_the_fit_warnings(history):
     with pytest.warns(ConvergenceWarning):
         m = MediaMixModel(method="bayes", warmup=15, draws=15, holdout=0).fit(history)

@@ -11,6 +11,7 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from models.calibration import check_lift_tests, read_lift_tests, resolve_lift_tests
@@ -80,6 +81,37 @@ def test_a_lift_test_csv_with_bad_rows_is_refused_with_every_row_named(tmp_path)
         read_lift_tests(tmp_path / "none.csv")
 
 
+def test_a_partial_test_names_its_tested_spend_and_it_must_lie_within_the_window(tmp_path):
+    import pandas as pd
+
+    dates = pd.date_range("2024-01-01", periods=60, freq="W-MON")
+    spend = pd.DataFrame({"douyin": np.full(60, 1000.0), "scrm": np.zeros(60)}, index=dates)
+    base = {"channel": "douyin", "start": "2024-03-04", "end": "2024-03-25", "lift": 100.0, "se": 10.0}
+    records = [dict(base, tested_spend=1200.0),  # 30% of the window's 4 × 1000: fine
+               dict(base, tested_spend=4000.01),  # more than the window spent
+               dict(base, tested_spend=0),
+               dict(base, tested_spend="a lot"),
+               dict(base, channel="scrm", tested_spend=10.0)]  # scrm spent nothing then
+    problems = check_lift_tests(records, ["douyin", "scrm"], dates, spend=spend)
+    text = "\n".join(problems)
+    assert not any(p.startswith("calibration[1]") for p in problems)
+    assert "calibration[2].tested_spend: 4,000.01 is more than douyin spent in the window (4,000.00)" in text
+    assert "calibration[3].tested_spend: 0 must be a number above 0" in text
+    assert "calibration[4].tested_spend: 'a lot' must be a number above 0" in text
+    assert "calibration[5].tested_spend: 10.00 is more than scrm spent in the window (0.00)" in text
+    # Placed on the history, it takes its share of each period's spend out of the window.
+    test = resolve_lift_tests(records[:1], ["douyin", "scrm"], dates)[0]
+    taken = test.tested(spend["douyin"].to_numpy())
+    assert taken.sum() == pytest.approx(1200.0) and np.count_nonzero(taken) == 4
+    assert test.as_record(dates)["tested_spend"] == 1200.0
+    # In a CSV a blank cell is a switch-off of the whole window; a number is a partial test.
+    path = tmp_path / "lifts.csv"
+    path.write_text("channel,start,end,lift,se,tested_spend\ndouyin,2024-03-04,2024-03-25,100,10,\n"
+                    "douyin,2024-04-01,2024-04-22,40,8,\"1,200\"\n", encoding="utf-8")
+    read = read_lift_tests(path)
+    assert "tested_spend" not in read[0] and read[1]["tested_spend"] == 1200.0
+
+
 def test_a_scenario_lists_calibration_problems_and_refuses_them_without_history(tmp_path):
     from scenarios import ScenarioError, load_scenario
 
@@ -127,6 +159,50 @@ def test_true_lift_is_the_return_lost_when_the_window_goes_dark():
     expected = float((total(x) - total(dark))[start:].sum())
     assert true_lift(sim, "a", start, stop) == pytest.approx(expected, rel=1e-9)
     assert expected > 0
+
+
+def test_true_lift_of_a_partial_holdback_takes_that_share_of_the_window_out():
+    ch = SimChannel("a", "content", "hill", alpha=0.4, k=70_000, s=1.3, beta=400_000, mean_spend=60_000,
+                    efficiency=0.0)
+    sim = simulate(with_noise(SimWorld(channels=(ch,), periods=104), 0.0), seed=5)
+    x = sim.spend["a"].astype(float)
+    start, stop = 80, 84
+
+    def total(v):
+        e, acc = np.empty(v.size), x.mean() / (1 - ch.alpha) * ch.alpha
+        for t, value in enumerate(v):
+            acc = value + ch.alpha * acc
+            e[t] = acc
+        return ch.beta * saturation("hill", e, ch.k, ch.s)
+
+    cut = x.copy()
+    cut[start:stop] *= 0.7
+    expected = float((total(x) - total(cut))[start:].sum())
+    assert true_lift(sim, "a", start, stop, share=0.3) == pytest.approx(expected, rel=1e-9)
+    # Past its inflection the last 30% of a channel's spend earns less than 30% of what all of it earns.
+    assert 0 < expected < 0.3 * true_lift(sim, "a", start, stop)
+    test = lift_tests(sim, seed=1, share=0.3)[0]
+    window = sim.dates.get_indexer(pd.to_datetime([test["start"], test["end"]]))
+    assert test["tested_spend"] == pytest.approx(0.3 * x[window[0]:window[1] + 1].sum())
+
+
+def test_partial_holdbacks_are_fitted_as_partial_and_still_pin_the_roi():
+    # One 30% holdback per channel (what a plan's move at the margin is like): the fitted curves
+    # give each window's partial lift within 3 se, and the ROI comes far nearer the truth than
+    # from the KPI alone.
+    index = 5
+    world = study_world(index, 2026)
+    sim = simulate(world, seed=2026 * 1000 + index)
+    history = history_from_frame(sim.frame)
+    plain = np.median(np.abs(_roi_errors(_fit(history), sim)))
+    tests = lift_tests(sim, seed=index, share=0.3)
+    assert all("tested_spend" in t for t in tests)
+    model = _fit(history, calibration=tests)
+    calibrated = np.median(np.abs(_roi_errors(model, sim)))
+    assert calibrated < 0.5 * plain, (plain, calibrated)
+    checks = [t for row in model.channel_report_ for t in row["lift_tests"]]
+    assert len(checks) == len(world.names) and all("tested_spend" in t for t in checks)
+    assert all(abs(t["model"] - t["lift"]) <= 3 * t["se"] for t in checks)
 
 
 @pytest.mark.parametrize("index", [1, 2, 5])
