@@ -285,6 +285,8 @@ def _check_output(path: str | None, option: str, formats: tuple[str, ...] | None
         return
     if not path.strip():
         raise click.BadParameter("an empty file name; leave the option out to print to stdout", param_hint=option)
+    if _is_stdout(path):  # "-" was written as a file named "-"; stdout carries the results
+        raise click.BadParameter(f"{path}: stdout carries the results (--output); give a file name", param_hint=option)
     from models.atomic import is_special
 
     target = Path(path)

@@ -436,7 +436,14 @@ def curve_problems(data, where: str = "curve") -> list[str]:
         return [f"{where}: must be a table with a `kind`, got {data!r}"]
     kind = data.get("kind")
     if kind not in CURVE_KINDS:
-        return [f"{where}.kind: must be one of {', '.join(sorted(CURVE_KINDS))}, got {kind!r}"]
+        kinds = ", ".join(sorted(CURVE_KINDS))
+        if "kind" in data:
+            return [f"{where}.kind: must be one of {kinds}, got {kind!r}"]
+        # {type = "hill", …} or {family = "hill", …}: the kind under another name
+        named = next((k for k, v in data.items() if isinstance(v, str) and v in CURVE_KINDS), None)
+        if named is not None:
+            return [f"{where}.{named}: not a key of a curve; write kind = \"{data[named]}\""]
+        return [f"{where}.kind: missing (one of {kinds})"]
     spec = CURVE_KINDS[kind]
     problems = []
     allowed = {"kind", *spec["required"], *spec["optional"]}

@@ -865,7 +865,7 @@ def lift_tests(sim: Simulation, *, channels: list[str] | None = None, relative_s
         test = {"channel": c, "start": sim.dates[start].date().isoformat(),
                 "end": sim.dates[start + width - 1].date().isoformat(),
                 "lift": float(truth + rng.normal(0.0, se)), "se": float(se)}
-        if share < 1.0:
+        if share < 1.0 and x[start:start + width].sum() > 0:
             test["tested_spend"] = float(share * x[start:start + width].sum())
         out.append(test)
     return out

@@ -115,9 +115,13 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 def spreadsheet_safe(value):
     """A cell a spreadsheet shows as written instead of running it: text that begins with a
     formula character gets a leading ``'`` (OWASP's CSV-injection advice); numbers, negative ones
-    included, stay numbers, and everything else is returned as it is."""
+    included, stay numbers; a number that is not finite (the marginal ROI of a channel at 0 on a
+    curve that is steep there) is a blank cell, as JSON's null, not the text ``inf`` a
+    spreadsheet reads as a word; everything else is returned as it is."""
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
     return value
 
 
@@ -602,7 +606,7 @@ def runs_table(runs: list[dict]) -> str:
 
 def runs_csv(runs: list[dict]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=RUN_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w = _SafeDictWriter(buf, fieldnames=RUN_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in runs:
         w.writerow({k: "" if r.get(k) is None else r[k] for k in RUN_FIELDS})
@@ -639,7 +643,7 @@ def run_table(run: dict, rows: list[dict], extra: dict | None = None) -> str:
 def runs_export_csv(data: list[tuple[dict, list[dict]]]) -> str:
     """Every plan row of every run, long format."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = _SafeWriter(buf, lineterminator="\n")
     w.writerow(["run", "kind", "scenario", "as_of", "superseded_by", "period", "channel", "spend", "expected_return"])
     for run, rows in data:
         for r in rows:
@@ -844,7 +848,7 @@ REBALANCE_CSV_FIELDS = ["section", "channel", "period", "from", "to", "amount", 
 def rebalance_csv(r: dict) -> str:
     """One row per suggestion, drift flag, channel to date and re-planned channel and period."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=REBALANCE_CSV_FIELDS, lineterminator="\n")
+    w = _SafeDictWriter(buf, fieldnames=REBALANCE_CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     rows = [{"section": "warning", "text": w} for w in r.get("warnings", [])]
     for s in r.get("suggestions", []):
@@ -862,5 +866,5 @@ def rebalance_csv(r: dict) -> str:
                          "expected": c["expected_return"]})
     rows += [{"section": "note", "text": n} for n in r.get("notes", [])]
     for row in rows:
-        w.writerow({k: spreadsheet_safe("" if row.get(k) is None else row[k]) for k in REBALANCE_CSV_FIELDS})
+        w.writerow({k: "" if row.get(k) is None else row[k] for k in REBALANCE_CSV_FIELDS})
     return buf.getvalue()

@@ -589,6 +589,30 @@ def test_output_dash_or_dev_stdout_is_stdout(name):
     assert json.loads(r.stdout)["status"] == "optimal"
 
 
+def test_an_infinite_marginal_roi_is_a_blank_csv_cell_and_null_in_json(tmp_path):
+    # All money in the reserve: channel a sits at 0 on a curve with s < 1, infinitely steep there.
+    path = tmp_path / "s.toml"
+    path.write_text('[budget]\ntotal = 1_000_000\n[reserve]\nmin_share = 1.0\n'
+                    '[channels.a]\ncurrent = 0\ncurve = {kind = "hill", beta = 2e6, k = 4e5, s = 0.8}\n'
+                    '[channels.b]\ncurrent = 0\ncurve = {kind = "hill", beta = 1e6, k = 4e5, s = 1.0}\n',
+                    encoding="utf-8")
+    r = budget("allocate", str(path), "--format", "csv")
+    assert r.returncode == 0, r.stderr
+    rows = {row["channel"]: row for row in csv.DictReader(io.StringIO(r.stdout))}
+    assert rows["a"]["marginal_roi"] == "" and float(rows["b"]["marginal_roi"]) == pytest.approx(2.5)
+    assert "inf" not in r.stdout
+    r = budget("allocate", str(path), "--format", "json")
+    a = next(c for c in json.loads(r.stdout)["channels"] if c["channel"] == "a")
+    assert a["marginal_roi"] is None
+
+
+@pytest.mark.parametrize("option", ["--lp-file", "--plot"])
+def test_a_side_output_to_stdout_is_refused_not_written_as_a_file_named_dash(option, tmp_path):
+    r = budget("allocate", PASTED, "--format", "json", option, "-", cwd=tmp_path)
+    assert r.returncode == 2 and "stdout carries the results" in r.stderr and r.stdout == ""
+    assert not (tmp_path / "-").exists()
+
+
 @pytest.mark.parametrize("path, says", [("", "an empty file name"),
                                         ("/proc/plan.json", "cannot write in the folder /proc")])
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(path, says):

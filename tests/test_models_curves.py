@@ -80,6 +80,10 @@ def test_points_validation_messages():
         "c.shape: unknown key for a hill curve",
         "c.beta: must be ≥ 0, got -1",
     ]
+    # the kind under another key, or none at all
+    assert curve_problems({"type": "hill", "beta": 1, "k": 1, "s": 1}, "c") == [
+        'c.type: not a key of a curve; write kind = "hill"']
+    assert curve_problems({"beta": 1, "k": 1}, "c") == ["c.kind: missing (one of exponential, hill, hill_mixture, points)"]
     assert curve_problems({"kind": "points", "points": [[0, "x"]]}, "c") == [
         "c.points[0]: must be [spend, return] numbers, got [0, 'x']"
     ]

@@ -58,6 +58,8 @@ def test_spreadsheet_safe_quotes_text_and_keeps_numbers():
     assert render.spreadsheet_safe("douyin") == "douyin"
     assert render.spreadsheet_safe(-1234.5) == -1234.5 and render.spreadsheet_safe(0) == 0
     assert render.spreadsheet_safe(None) is None
+    # not the word "inf" a spreadsheet reads as text: a blank cell, as JSON's null
+    assert render.spreadsheet_safe(float("inf")) == "" and render.spreadsheet_safe(float("nan")) == ""
 
 
 def test_allocation_csv_quotes_formula_text_and_keeps_negative_numbers(planned):
