@@ -792,6 +792,26 @@ def _check_length_and_spend(spend: pd.DataFrame, check: _Checker, spec: HistoryS
             )
 
 
+def _shape_of_rows_read(dates: pd.Series, check: _Checker, spec: HistorySpec,
+                        spend: pd.DataFrame | None = None) -> None:
+    """With problems in cells already found, the checks of the file's shape on the rows that were
+    read (dates on a grid, enough periods, channels never spent), so one round lists them all
+    rather than a second run after the cells are mended. Warnings are not kept: the file is
+    refused anyway, and a gap may be only a row whose date was unreadable."""
+    read = dates.notna().to_numpy()
+    if read.sum() >= max(2, 0.5 * len(dates)):  # else the date column itself is the problem
+        rows = np.nonzero(read)[0]
+        values = dates.to_numpy()[read]
+        order = np.argsort(values, kind="stable")
+        idx = pd.DatetimeIndex(values[order])
+        first = ~idx.duplicated()
+        warnings_before = list(check.warnings)
+        _frequency(idx[first], check, _row(rows[order][first]), spec.date)
+        check.warnings[:] = warnings_before
+    if spend is not None and len(spend.columns):
+        _check_length_and_spend(spend, check, spec)
+
+
 def _events_frame(frame: pd.DataFrame, columns, order: np.ndarray, check: _Checker) -> pd.DataFrame:
     out = {}
     for col in columns:
@@ -1035,6 +1055,7 @@ def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
     controls = {col: _parse_numbers(frame[col], f"control {col}", check) for col in spec.controls}
     _check_duplicate_dates(dates, check, spec=spec)
     if check.errors:
+        _shape_of_rows_read(dates, check, spec, pd.DataFrame(spend))
         return None
     order = np.argsort(dates.to_numpy(), kind="stable")
     idx = pd.DatetimeIndex(dates.to_numpy()[order])
@@ -1125,6 +1146,7 @@ def _read_long(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
     revenue = _parse_numbers(frame[spec.kpi], spec.kpi, check, nonnegative=True)
     _check_duplicate_dates(dates, check, channels, spec=spec)
     if check.errors:
+        _shape_of_rows_read(dates, check, spec)
         return None
     long = pd.DataFrame({"date": dates, "channel": channels, "spend": spend, "revenue": revenue})
     idx = pd.DatetimeIndex(sorted(long["date"].unique()))

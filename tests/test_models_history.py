@@ -99,6 +99,26 @@ def test_too_little_history_and_never_spent_channel(tmp_path):
     ]
 
 
+def test_problems_of_the_files_shape_come_in_the_same_round_as_its_cells(tmp_path):
+    # A bad cell no longer hides that a date is off the weekly grid and a channel is never spent
+    # on: a user mending the file learns of all three at once, not of the last two on a second run.
+    f = weekly_frame(40)
+    f["social"] = "0"
+    f.loc[3, "tv"] = "abc"
+    f.loc[12, "date"] = "2024-03-28"  # a Thursday among Mondays
+    assert problems(write(tmp_path, f)) == [  # the file's own problems first, then row by row
+        "history.csv: channel social is never spent on (all spend is 0); drop it or map another column",
+        "history.csv row 5: spend for tv 'abc' is not a number",
+        "history.csv row 14: date 2024-03-28 is a Thursday but the other weekly dates fall on Mondays; weekly data "
+        "needs one date per week on the same weekday (check the row, or the date format: set date_format)",
+    ]
+    # An unreadable date column is the problem itself: no guess at a grid from the few dates read.
+    f = weekly_frame(40)
+    f.loc[1:30, "date"] = "soon"
+    said = problems(write(tmp_path, f))
+    assert said and not any("weekday" in p or "fill only" in p for p in said)
+
+
 def test_gaps_and_near_constant_spend_are_warnings(tmp_path):
     f = weekly_frame(32).drop(index=[10, 11]).reset_index(drop=True)
     f["social"] = "20000"
