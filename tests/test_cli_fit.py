@@ -59,7 +59,8 @@ def test_fit_rejects_a_bad_history_with_every_problem(runner, tmp_path):
     assert r.exit_code == 3
     assert r.stdout == ""
     assert r.stderr == (
-        "Error: h.csv: 3 problem(s)\n"
+        "Error: h.csv: 4 problem(s)\n"  # the file's length with its cells, in one round
+        "  - h.csv: too little history: 2 periods, at least 26 are needed to separate trend, seasonality and media\n"
         "  - h.csv row 3: revenue must be > 0, got -3\n"
         "  - h.csv row 3: spend for tv 'x' is not a number\n"
         "  - h.csv row 3: date 2024-01-01 appears twice (first at row 2)\n"
