@@ -274,6 +274,15 @@ def _accept_logging_options(group: click.Group) -> None:
 # output
 
 
+def _not_empty(ctx, param, value):
+    """An empty name (``--ledger "$LEDGER"`` with LEDGER unset) is a usage error, not the default
+    place: a job would record into, or write, somewhere it did not mean to."""
+    if value is not None and not str(value).strip():
+        raise click.BadParameter("an empty name; " + ("give one" if param.required else
+                                                      "leave the option out for the default"), ctx=ctx, param=param)
+    return value
+
+
 def _check_output(path: str | None, option: str, formats: tuple[str, ...] | None = None) -> None:
     """Refuse an output path that cannot be written, before any work is done (exit 2).
 
@@ -440,7 +449,7 @@ def _load_scenario(path, **kwargs):
                    "their share of the current split (the plan then warns how much money moves through them).")
 @NO_CACHE
 @click.option("--record", is_flag=True, help="Record this plan as the plan of record in the ledger (for rebalances).")
-@click.option("--ledger", type=click.Path(dir_okay=False),
+@click.option("--ledger", type=click.Path(dir_okay=False), callback=_not_empty,
               help="The ledger (SQLite) for --record [$BUDGET_LEDGER, else budget-ledger.sqlite beside SCENARIO].")
 @click.option("--force", is_flag=True, help="With --record: record even if another plan of record exists "
                                             "(it is superseded, not deleted).")
@@ -775,7 +784,7 @@ def _check_output_dir(path: str, option: str) -> None:
 
 @main.command()
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), callback=_not_empty,
               help="Folder for report.html and its charts (created if missing; its parent must exist).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the forecast's interval simulation.")
 @NO_CACHE
@@ -1061,7 +1070,7 @@ def cache_clear() -> None:
 @click.option("--actuals", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Spend (and attributed return) per channel and period so far, laid out like the history.")
 @click.option("--as-of", "as_of", metavar="PERIOD", help="The last closed period to use [the last in --actuals].")
-@click.option("--ledger", type=click.Path(dir_okay=False),
+@click.option("--ledger", type=click.Path(dir_okay=False), callback=_not_empty,
               help="The ledger with the plan of record [$BUDGET_LEDGER, else budget-ledger.sqlite beside SCENARIO].")
 @SHEET_FORMAT
 @OUTPUT
@@ -1130,7 +1139,7 @@ def rebalance(ctx, scenario, actuals, as_of, ledger, fmt, output, dry_run, force
 # runs (the ledger)
 
 
-LEDGER_OPTION = click.option("--ledger", type=click.Path(dir_okay=False),
+LEDGER_OPTION = click.option("--ledger", type=click.Path(dir_okay=False), callback=_not_empty,
                              help="The ledger [$BUDGET_LEDGER, else budget-ledger.sqlite here].")
 
 

@@ -281,6 +281,11 @@ def recorded_plan_column(ledger, run_id: int | None = None) -> dict:
             run = current[0]
         else:
             run = book.get(run_id)
+            if run.kind != "plan":  # a rebalance re-plans the rest of a horizon: not a plan to set beside one
+                plans = [f"{path}#{r.id}" for r in book.runs() if r.kind == "plan"]
+                raise LedgerError(f"{path}#{run.id} is a {run.kind} (as of {run.as_of}), not a plan; compare plans "
+                                  f"({', '.join(plans) or 'none recorded'}), or see the rebalance with "
+                                  f"`budget runs show {run.id} --ledger {path}`")
     plan = run.result
     extra = {k: plan[k] for k in ("return_interval", "risk") if isinstance(plan.get(k), dict)}
     column = _from_plan_dict(plan, extra, kind="recorded plan")

@@ -312,6 +312,18 @@ def _cents(v: float) -> float:
     return round(float(v), 2) + 0.0
 
 
+def periods_up_to(periods, as_of: str | None, name: str) -> tuple:
+    """The actuals' periods up to ``--as-of`` (all without it); an as-of the actuals do not
+    cover is a :class:`ScenarioError` with the closest period named."""
+    periods = tuple(periods)
+    if as_of is None:
+        return periods
+    if as_of not in periods:
+        close = difflib.get_close_matches(as_of.strip(), periods, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ScenarioError([f"--as-of {as_of}: no actuals for it (actuals cover {', '.join(periods)}){hint}"], name)
+    return periods[:periods.index(as_of) + 1]
+
 def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: int | None = None,
               as_of: str | None = None) -> dict:
     """Re-plan the rest of ``scenario``'s horizon from ``actuals`` and compare with the plan of record.
@@ -359,13 +371,7 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
         raise ScenarioError([f"the plan of record is for periods {', '.join(recorded) or '(none: not a period plan)'}"
                              f", the scenario now plans {', '.join(periods)}; record the plan again "
                              "(budget allocate --record --force)"], name)
-    done = actuals.periods
-    if as_of is not None:
-        if as_of not in done:
-            close = difflib.get_close_matches(as_of.strip(), done, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ScenarioError([f"--as-of {as_of}: no actuals for it (actuals cover {', '.join(done)}){hint}"], name)
-        done = done[:done.index(as_of) + 1]
+    done = periods_up_to(actuals.periods, as_of, name)
     k = len(done)
     closed = k >= T  # every period has actuals: the horizon is closed, nothing is re-planned
     cur, rc = base.currency, base.return_currency  # money; returns (KPI units when the KPI is not money)
@@ -785,8 +791,7 @@ def run_rebalance(scenario_path: str | Path, scenario, actuals_path: str | Path,
                               "(budget allocate SCENARIO --record)")
         periods = tuple(p["period"] for p in plan_run.result.get("periods") or [])
         actuals = read_actuals(actuals_path, scenario, periods, force=force)
-        upto = actuals.periods if as_of is None or as_of not in actuals.periods \
-            else actuals.periods[:actuals.periods.index(as_of) + 1]
+        upto = periods_up_to(actuals.periods, as_of, scenario.name)  # before a recorded run is returned
         key = upto[-1] if upto else ""
         scenario_hash, data_hash = scenario_hashes(scenario_path)
         used = repr(sorted((k, v, (actuals.returns or {}).get(k)) for k, v in actuals.spend.items() if k[0] in upto))

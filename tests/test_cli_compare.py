@@ -197,3 +197,19 @@ def test_a_missing_file_or_a_run_named_by_other_than_its_number_is_said_in_words
     assert r.exit_code == 3
     assert "#abc: a recorded run is named by its number" in r.stderr and "no such file" in r.stderr
     assert "Errno" not in r.stderr
+
+
+def test_a_rebalance_run_is_refused_as_a_column_in_words(run, tmp_path):
+    """A rebalance re-plans the rest of a horizon; comparing it crashed on its budget (a table of
+    spent and remaining, not a number) or called it infeasible."""
+    ledger = str(tmp_path / "q1.sqlite")
+    monthly = str(example_path("monthly.toml"))
+    assert run("allocate", monthly, "--record", "--ledger", ledger).exit_code == 0
+    r = run("rebalance", monthly, "--actuals", str(example_path("actuals_m1_m2.csv")), "--ledger", ledger)
+    assert r.exit_code == 0, r.stderr
+    for fmt in ("table", "json", "csv"):
+        r = run("compare", f"{ledger}#2", monthly, "--format", fmt)
+        assert r.exit_code == 3, (fmt, r.stderr)
+        assert f"{ledger}#2 is a rebalance (as of 2027-02), not a plan; compare plans ({ledger}#1)" in r.stderr
+        assert "unexpected failure" not in r.stderr and "no plan satisfies" not in r.stderr
+    assert run("compare", f"{ledger}#1", monthly, "--format", "json").exit_code == 0

@@ -402,6 +402,10 @@ def test_rebalance_month_by_month_as_a_scheduler_runs_it(tmp_path):
     assert round(spent, 2) == b["total"]
     again = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--format", "json")
     assert again.returncode == 0 and json.loads(again.stdout) == d2 and "already run 3" in again.stderr
+    # A mistyped --as-of is refused even with a recorded run to print (it printed that run, exit 0).
+    typo = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--as-of", "2027-1")
+    assert typo.returncode == 3 and "--as-of 2027-1: no actuals for it" in typo.stderr and typo.stdout == ""
+    assert "did you mean '2027-01'" in typo.stderr or "did you mean '2027-02'" in typo.stderr
     dry = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--dry-run", "--format", "csv")
     assert dry.returncode == 0 and "nothing recorded" in dry.stderr
     parse("csv", dry.stdout)
@@ -604,6 +608,17 @@ def test_an_infinite_marginal_roi_is_a_blank_csv_cell_and_null_in_json(tmp_path)
     r = budget("allocate", str(path), "--format", "json")
     a = next(c for c in json.loads(r.stdout)["channels"] if c["channel"] == "a")
     assert a["marginal_roi"] is None
+
+
+@pytest.mark.parametrize("args", [("report", PASTED, "--out", ""), ("allocate", MONTHLY, "--record", "--ledger", ""),
+                                  ("runs", "--ledger", " "),
+                                  ("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", "")])
+def test_an_empty_folder_or_ledger_name_is_a_usage_error_not_the_default_place(args, tmp_path):
+    """--out "$DIR" or --ledger "$LEDGER" with the variable unset wrote the report into the
+    working folder and recorded into budget-ledger.sqlite."""
+    r = budget(*args, cwd=tmp_path)
+    assert r.returncode == 2 and "an empty name" in r.stderr and r.stdout == ""
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("option", ["--lp-file", "--plot"])
