@@ -161,7 +161,7 @@ def period_problem(scenario, spec: HorizonSpec):
         from models.forecast import horizon_dates
 
         seasonal = seasonal_efficiency(model, dates if dates is not None else horizon_dates(model, T))
-    channels = []
+    channels, capped = [], []
     for c in problem.channels:
         lo, hi = channel_bounds(problem, c)
         keys = spec.channel_keys.get(c.name, {})
@@ -176,13 +176,22 @@ def period_problem(scenario, spec: HorizonSpec):
         eff = keys.get("efficiency")
         if eff is None and seasonal is not None:
             eff = seasonal.tolist()
+        most = keys.get("max_per_period")
+        if fitted and c.extrapolation_cap is not None:
+            # the cap holds in each period, not only over the horizon: a seasonal peak is no reason
+            # to plan beyond what the history saw (the horizon has the fit's periods: _check_horizon_length)
+            most = _at_most(most, c.extrapolation_cap / T, T)
+            capped.append(c.name)
         channels.append(PeriodChannel(
             name=c.name, curve=curve, group=c.group, alpha=alpha, carryover=carry, efficiency=eff,
             min_total=lo.value if lo.value > 0 else None, max_total=hi.value,
-            min_per_period=keys.get("min_per_period"), max_per_period=keys.get("max_per_period"),
+            min_per_period=keys.get("min_per_period"), max_per_period=most,
             current=c.current / T, locked=c.locked, label=c.label, total_sources=(lo.sources, hi.sources),
         ))
     notes = []
+    if capped:
+        notes.append("in each period, fitted channels spend at most their extrapolation cap's share (the "
+                     "[history]/[model] extrapolation_cap × the largest spend per period the history saw)")
     if seasonal is not None:
         notes.append("seasonal efficiency per period = forecast baseline ÷ its mean over the horizon: "
                      + ", ".join(f"{v:.2f}" for v in seasonal))
@@ -194,6 +203,15 @@ def period_problem(scenario, spec: HorizonSpec):
         count_after_horizon=spec.count_after_horizon, name=problem.name, currency=problem.currency,
         notes=tuple(notes), return_in_money=problem.return_in_money,
     )
+
+
+def _at_most(value, cap: float, T: int):
+    """A per-period maximum (None, a number or a list with None for "no limit") held to ``cap``."""
+    if value is None:
+        return cap
+    if isinstance(value, (list, tuple)):
+        return [cap if v is None else min(float(v), cap) for v in value]
+    return min(float(value), cap)
 
 
 def _split(curve, T: int):

@@ -563,6 +563,7 @@ def scenario_from_dict(
         model, periods, channels = _resolve_source(source, channels, base, notes, where, use_cache, progress,
                                                    scale=scale, model=model, run_rate=run_rate)
         fitted = frozenset(c.name for c in channels if c.name not in explicit)
+        _check_horizon_length(horizon_spec, fitted, model, periods, source, where)
     problem = Problem(
         channels=tuple(channels),
         budget=float(total),
@@ -584,6 +585,23 @@ def scenario_from_dict(
                     model=model, periods=periods, fitted_channels=fitted, horizon_spec=horizon_spec,
                     rebalance=rebalance, history_spec=history_spec,
                     share_of_forecast=share_fc, forecast_kpi=kpi, risk=risk)
+
+
+def _check_horizon_length(spec, fitted, model, periods: int, source, where: str) -> None:
+    """A period plan on fitted curves plans one period of the history per horizon period: its
+    length must be the `periods` the budget covers (month labels on a weekly history planned the
+    quarter's budget into three weeks, at three times the largest weekly spend ever seen)."""
+    if spec is None or not fitted:
+        return
+    T = len(spec.labels) if spec.labels is not None else (spec.count or periods)
+    if T == periods:
+        return
+    unit = {"daily": "day", "weekly": "week", "monthly": "month"}.get(model.frequency_, "period")
+    given = "" if source[1].get("periods") else " by default, a quarter"
+    raise ScenarioError([f"horizon.periods: {T} period(s), but the budget covers {periods} {model.frequency_} periods "
+                         f"([{source[0]}] periods = {periods}{given}); on curves fitted from a {model.frequency_} "
+                         f"history each horizon period is one {unit}: plan {periods} periods, or set "
+                         f"[{source[0]}] periods = {T} for a budget of {T} {unit}s"], where)
 
 
 def _override(total, budget, notes: list):

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -144,3 +145,30 @@ def test_the_weekly_examples_horizon_sees_the_spring_festival_in_it():
     others = np.delete(efficiency, festival)
     assert efficiency[festival] > 1.05 and efficiency[festival] > others.max() + 0.05, efficiency
     assert efficiency.mean() == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_a_horizon_on_fitted_curves_has_the_fits_periods_and_its_cap_in_each(runner, tmp_path):
+    """Month labels on the weekly history planned the quarter's budget into three weeks (ROI 1.05
+    where the quarter's plan makes 3.3), two weeks of it at four times the largest weekly spend
+    the history saw; now the length is a problem, and the cap holds in every period."""
+    text = example_path("weekly.toml").read_text(encoding="utf-8")
+    text = text.replace('path = "history_weekly.csv"', f'path = "{example_path("history_weekly.csv").as_posix()}"')
+    assert "[horizon]" in text
+    months = re.sub(r"\[horizon\]\n", '[horizon]\nperiods = ["2025-01", "2025-02", "2025-03"]\n', text, count=1)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(write(tmp_path, months))
+    assert err.value.problems == [
+        "horizon.periods: 3 period(s), but the budget covers 13 weekly periods ([history] periods = 13); on curves "
+        "fitted from a weekly history each horizon period is one week: plan 13 periods, or set [history] periods = 3 "
+        "for a budget of 3 weeks"]
+    # Twice the budget on the 13 weeks: the fitted channels' caps bind, in each week.
+    sc = load_scenario(write(tmp_path, text))
+    d = run_json(runner, str(write(tmp_path, text)), "--budget", str(3 * sc.problem.budget))
+    history = sc.model.spend_stats_
+    assert any("extrapolation cap" in n for n in d["notes"])
+    for p in d["periods"]:
+        for c in p["channels"]:
+            assert c["spend"] <= 1.5 * history[c["channel"]]["max"] + 0.01, (p["period"], c)
+    most = max(c["spend"] / (1.5 * history[c["channel"]]["max"]) for p in d["periods"] for c in p["channels"])
+    assert most > 0.999  # the cap is what binds somewhere
