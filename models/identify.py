@@ -173,7 +173,7 @@ def periods_text(n: int, frequency: str) -> str:
 
 
 def identification_warning(channel: str, ident: dict, frequency: str) -> str:
-    """A poorly identified channel in words, with the lift test that would settle it."""
+    """A poorly (or weakly) identified channel in words, with the lift test that would settle it."""
     why = []
     if "no_effect" in ident["reasons"]:
         why.append("no effect detected")
@@ -195,4 +195,5 @@ def identification_warning(channel: str, ident: dict, frequency: str) -> str:
     else:
         advice = ("it is too small for the KPI to show within a quarter: a platform conversion-lift study or a "
                   "many-region geo test would settle it ([[calibration]])")
-    return f"{channel}: poorly identified by this history ({'; '.join(why) or 'see its figures'}): {advice}"
+    how = "weakly" if ident.get("level") == "weak" else "poorly"  # as the fit grades it, and its band (±30% / ±10%)
+    return f"{channel}: {how} identified by this history ({'; '.join(why) or 'see its figures'}): {advice}"

@@ -346,3 +346,16 @@ def test_on_the_studys_worst_cases_the_default_plan_does_no_harm(index):
         ("split", current))}
     assert regret["curves_only"] > regret["split"] + 0.05, regret  # the case is hard
     assert regret["default"] <= regret["split"] + 0.005, regret
+
+
+def test_the_evidence_warning_grades_a_channel_as_the_fit_does():
+    """A weak channel (held within ±30%) was called "poorly identified" (the ±10% grade's word)."""
+    from models.identify import identification_warning
+
+    test = {"periods": 6, "spend": 830_000.0, "feasible": True}
+    weak = {"level": "weak", "reasons": ["learned"], "learned": 0.41, "lift_test": test}
+    poor = dict(weak, level="poor", learned=0.12)
+    assert identification_warning("popup_stores", weak, "weekly").startswith(
+        "popup_stores: weakly identified by this history (the data narrowed the prior on its ROI by only 41%): "
+        "a switch-off (or regional holdout) test of 6 weeks")
+    assert identification_warning("popup_stores", poor, "weekly").startswith("popup_stores: poorly identified")
