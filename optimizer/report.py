@@ -18,11 +18,13 @@ import numpy as np
 
 from models.curves import CurveSet
 from optimizer.cents import clamp_cent, period_to_cents
-from optimizer.marginal import below_break_even, period_marginal_roi
+from optimizer.marginal import below_break_even, is_zero_curve, period_marginal_roi
 from optimizer.period_model import period_max_name
 from optimizer.periods import PeriodProblem, per_period, plan_returns, plan_violations
 from optimizer.problem import broken_limits, channel_bounds, objective_value
-from optimizer.result import Allocation, Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary, money, pct
+from optimizer.result import (
+    Allocation, Binding, ChannelResult, GroupResult, PeriodAllocation, PlanSummary, money, pct, unit_name,
+)
 
 _INF = math.inf
 
@@ -248,6 +250,30 @@ def _warnings(problem: PeriodProblem, spends: np.ndarray, alloc: Allocation) -> 
     if origin is not None:
         bounds = [channel_bounds(origin, ch) for ch in origin.channels]
         below = below_break_even(origin, bounds, spends.ravel(), alloc)
-        if below:
-            out.insert(0, below)
+    else:
+        below = _period_below_break_even(problem, spends, alloc) if unspent <= 1.0 else None
+    if below:
+        out.insert(0, below)
     return out
+
+
+def _period_below_break_even(problem: PeriodProblem, spends: np.ndarray, alloc: Allocation) -> str | None:
+    """A period plan maximising return whose next unit of money returns less than it costs.
+
+    Its marginal ROI (``alloc.marginal_roi``) is the best return of one more unit among the
+    channels that could take it (not locked, below their total maximum, earning something), each
+    in its best period: an upper bound of the plan's own, so the warning is never given wrongly.
+    A period plan's break-even budget is not searched here (``budget frontier`` sweeps budgets)."""
+    tol = 0.011 + 1e-7 * problem.budget
+    free = [c.marginal_roi for c, ch, (_, _, hi, _, locked), x
+            in zip(alloc.channels, problem.channels, _channel_limits(problem), spends.sum(axis=1))
+            if not (locked or ch.locked) and x < hi - tol and not is_zero_curve(ch.curve)]
+    if not free:
+        return None
+    lam = max(free)
+    alloc.marginal_roi = lam if np.isfinite(lam) else None
+    if problem.objective != "max_return" or not problem.return_in_money or not np.isfinite(lam) or round(lam, 2) >= 1:
+        return None
+    unit = unit_name(problem.currency)
+    return (f"at this budget one more {unit} returns at most {lam:.2f} in any channel and period (marginal ROI < 1): "
+            f"part of the spend loses money; `budget frontier` sweeps budgets to show where break-even is")

@@ -172,3 +172,17 @@ def test_a_horizon_on_fitted_curves_has_the_fits_periods_and_its_cap_in_each(run
             assert c["spend"] <= 1.5 * history[c["channel"]]["max"] + 0.01, (p["period"], c)
     most = max(c["spend"] / (1.5 * history[c["channel"]]["max"]) for p in d["periods"] for c in p["channels"])
     assert most > 0.999  # the cap is what binds somewhere
+
+
+def test_a_period_plan_past_break_even_says_so(runner):
+    """The same file without [horizon] warned at ¥50M that the last ¥39M loses money; the period
+    plan said nothing and had no marginal ROI."""
+    monthly = str(example_path("monthly.toml"))
+    d = run_json(runner, monthly, "--budget", "50000000")
+    best = max(c["marginal_roi"] for c in d["channels"])
+    assert d["marginal_roi"] == pytest.approx(best) and best < 1
+    assert d["warnings"][0].startswith(f"at this budget one more yuan returns at most {best:.2f} in any channel and "
+                                       "period (marginal ROI < 1)")
+    # At the file's own budget every channel still earns more than its cost: no warning.
+    d = run_json(runner, monthly)
+    assert d["marginal_roi"] > 1 and not any("marginal ROI < 1" in w for w in d["warnings"])
