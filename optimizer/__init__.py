@@ -28,7 +28,7 @@ from optimizer.result import (
     money,
     unit_name,
 )
-from optimizer.marginal import break_even_budget
+from optimizer.marginal import break_even_budget, spend_is_set_by_limits
 from optimizer.periods import AfterHorizonCurve, Pacing, PeriodChannel, PeriodProblem, effective_spend, from_problem, plan_returns, plan_violations
 from optimizer.solve import optimize, optimize_periods
 from optimizer.risk import RiskPlans, optimize_cvar, optimize_cvar_periods, return_distribution
@@ -54,6 +54,7 @@ __all__ = [
     "RiskPlans",
     "SolverError",
     "break_even_budget",
+    "spend_is_set_by_limits",
     "channel_bounds",
     "currency_symbol",
     "effective_spend",

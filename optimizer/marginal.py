@@ -70,6 +70,15 @@ def plan_marginal_roi(problem: Problem, bounds, spends: np.ndarray) -> float | N
     return min(capped) if capped else None
 
 
+def spend_is_set_by_limits(problem: Problem) -> bool:
+    """Whether the limits alone set how much is spent at this budget, whatever the curves' marginal
+    returns: every channel locked, group shares that add up to the budget less the reserve, or a
+    100% reserve. The spend is then the same for a threshold near 0 and a huge one, and no
+    marginal ROI (break-even, a floor) picks a budget."""
+    tol = 0.01 + 1e-9 * float(problem.budget)
+    return abs(_spend_at(problem, 1e-12) - _spend_at(problem, 1e12)) <= tol
+
+
 def _spend_at(problem: Problem, mroi: float) -> float:
     """Total spend of the plan at ``problem``'s budget whose free channels have marginal return
     ``mroi``: each channel where its marginal return is ``mroi`` (S-curves: on their concave

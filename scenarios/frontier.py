@@ -267,7 +267,22 @@ def _favoured(scenario, band: tuple[float, float], reference: float, threshold: 
     else:
         why_not = f" ({plan['diagnosis'][0]})" if plan["diagnosis"] else ""
         reason += f"; but no plan at that budget satisfies every constraint{why_not}"
-    return {"budget": budget, "level": budget / reference, "marginal_roi_threshold": t, "reason": reason, "plan": plan}
+    return {"budget": budget, "level": budget / reference, "marginal_roi_threshold": t, "reason": reason,
+            "set_by_limits": False, "plan": plan}
+
+
+#: The favoured level's reason when the limits, not the curves, set every budget's spend.
+SET_BY_LIMITS = ("the scenario's limits set how much of any budget is spent, and by which groups or locked channels, "
+                 "whatever the curves return (locked channels, group shares that add up to the budget, or the "
+                 "reserve): no marginal ROI picks a budget, so there is no break-even; this is the scenario's own "
+                 "budget, and the levels show what each budget returns")
+
+
+def _set_by_limits(scenario, reference: float, threshold: tuple[float, str], samples) -> dict:
+    budget = round(float(scenario.problem.budget), 2)
+    plan = _row(scenario, budget / reference, budget, samples)
+    return {"budget": budget, "level": budget / reference, "marginal_roi_threshold": threshold[0],
+            "reason": SET_BY_LIMITS, "set_by_limits": True, "plan": plan}
 
 
 def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progress=None) -> dict:
@@ -299,11 +314,13 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
         "marginal ROI < 1" one: the frontier's break-even replaces it), "diagnosis"}],
         "break_even": {"marginal_roi": 1.0, "budget", "level"} | None,
         "floor": {"marginal_roi", "budget", "level"} | None, "favoured": {"budget", "level",
-        "marginal_roi_threshold", "reason", "plan": a level row}, "warnings", "notes", "seconds"}``.
+        "marginal_roi_threshold", "reason", "set_by_limits", "plan": a level row}, "warnings", "notes", "seconds"}``.
         Money is rounded to the cent; each feasible level's spend + reserve is its budget exactly.
         A level no plan satisfies has ``"status": "infeasible"`` and its ``diagnosis``.
         ``break_even`` and ``floor`` are None when the curves never reach that marginal ROI below
-        a plannable budget (``budget`` 0: not even the first unit of money earns it).
+        a plannable budget (``budget`` 0: not even the first unit of money earns it), and when
+        the limits alone set what any budget spends (the favoured level is then the scenario's
+        own budget, its reason :data:`SET_BY_LIMITS`).
 
     Raises
     ------
@@ -342,17 +359,25 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
         b = _threshold_budget(scenario, mroi)
         return None if b is None else {"marginal_roi": mroi, "budget": b, "level": b / reference}
 
-    break_even = at(1.0)
-    floor = at(problem.marginal_roi_min) if problem.marginal_roi_min is not None else None
+    from optimizer import spend_is_set_by_limits
+
     threshold = _threshold(scenario)
-    if threshold[0] == 1.0:
+    fixed = spend_is_set_by_limits(problem_at(scenario, float(problem.budget), floor=False))
+    break_even = None if fixed else at(1.0)
+    floor = at(problem.marginal_roi_min) if problem.marginal_roi_min is not None and not fixed else None
+    if fixed:  # a threshold would be "found" where the limits, not the curves, put it
+        at_threshold = None
+    elif threshold[0] == 1.0:
         at_threshold = break_even["budget"] if break_even else None
     elif floor is not None and threshold[0] == floor["marginal_roi"]:
         at_threshold = floor["budget"]
     else:
         found = at(threshold[0])
         at_threshold = found["budget"] if found else None
-    favoured = _favoured(scenario, (budgets[0], budgets[-1]), reference, threshold, at_threshold, samples, rows)
+    if fixed:
+        favoured = _set_by_limits(scenario, reference, threshold, samples)
+    else:
+        favoured = _favoured(scenario, (budgets[0], budgets[-1]), reference, threshold, at_threshold, samples, rows)
 
     notes = list(scenario.notes)
     if scenario.horizon_spec is not None:

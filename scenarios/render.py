@@ -727,6 +727,8 @@ def frontier_table(d: dict) -> str:
 
     if d["break_even"] is not None:
         lines.append(f"break-even (marginal ROI 1): {where(d['break_even'])}")
+    elif d["favoured"].get("set_by_limits"):
+        lines.append("break-even (marginal ROI 1): none: the scenario's limits set what any budget spends")
     else:
         lines.append("break-even (marginal ROI 1): beyond any plannable budget")
     if d["floor"] is not None:

@@ -527,7 +527,9 @@ def _frontier_html(fr: dict) -> str:
                         "of money returns 1 KPI unit (the KPI is not money: whether that pays depends on what a "
                         "KPI unit is worth)."))
     fav = fr.get("favoured")
-    if fav is not None:
+    if fav is not None and fav.get("set_by_limits"):
+        words.append(f"No break-even and no favoured budget: {fav['reason']}.")
+    elif fav is not None:
         words.append(f"Within this band the curves favour about {_money(fav['budget'], cc)}: {fav['reason']}.")
     head = ("<tr><th class=n>budget</th><th class=n>× budget</th><th class=n>expected return</th>"
             "<th class=n>P10–P90</th><th class=n>ROI</th><th class=n>marginal ROI</th></tr>")

@@ -50,7 +50,7 @@ def test_json_keys_are_a_contract_and_money_adds_up(runner):
         assert set(row) == LEVEL_KEYS
         assert round(sum(c["spend"] for c in row["channels"]) * 100) + round(row["reserve"] * 100) == round(row["budget"] * 100)
     assert set(d["break_even"]) == {"marginal_roi", "budget", "level"}
-    assert set(d["favoured"]) == {"budget", "level", "marginal_roi_threshold", "reason", "plan"}
+    assert set(d["favoured"]) == {"budget", "level", "marginal_roi_threshold", "reason", "set_by_limits", "plan"}
 
 
 def test_csv_has_one_row_per_level_and_a_spend_column_per_channel(runner, tmp_path):

@@ -12,6 +12,7 @@ B(μ) = Σ x_i(μ) / 0.95.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import warnings
 
 import numpy as np
@@ -416,3 +417,30 @@ def test_a_share_of_forecast_budget_is_that_share_of_the_forecast_kpi(history_di
     assert d["levels"][1]["budget"] == pytest.approx(sc.problem.budget, abs=0.011)
     assert d["scenario_level"] == pytest.approx(0.18)
     assert d["forecast_kpi"] == sc.forecast_kpi
+
+
+@pytest.mark.parametrize("limits", ["locked", "groups", "reserve"])
+def test_no_break_even_is_made_up_when_the_limits_set_the_spend(limits):
+    """Every channel locked, group shares that add up to the budget less the reserve, or a 100%
+    reserve: the spend of any budget is set by the limits. The sweep claimed a break-even at 1×
+    (locked) or "not even the first yuan earns it" where channels returned 2.5 at the margin."""
+    sc = two_channels()
+    p = sc.problem
+    if limits == "locked":
+        p = replace(p, channels=tuple(replace(c, locked=True) for c in p.channels))
+    elif limits == "groups":
+        chans = (replace(p.channels[0], group="a"), replace(p.channels[1], group="b"))
+        p = replace(p, channels=chans, groups=(Group("a", min_share=0.55, max_share=0.55),
+                                               Group("b", min_share=0.40, max_share=0.40)))
+    else:
+        p = replace(p, reserve_min_share=1.0)
+    d = budget_frontier(replace(sc, problem=p), [1.0, 1.5, 2.0])  # locked amounts do not fit half the budget
+    assert d["break_even"] is None and d["floor"] is None
+    fav = d["favoured"]
+    assert fav["set_by_limits"] is True and fav["budget"] == p.budget and "no break-even" in fav["reason"]
+    # The sweep itself still plans every level under those limits.
+    assert all(r["status"] == "optimal" for r in d["levels"])
+    # Free channels: the break-even the curves give, as before.
+    free = budget_frontier(sc, [0.5, 1.0, 2.0])
+    assert free["favoured"]["set_by_limits"] is False
+    assert free["break_even"]["budget"] == pytest.approx(budget_at(1.0), rel=1e-6)
