@@ -745,6 +745,7 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--horizon") from None
     sc = _run(ctx, _load_scenario, scenario, use_cache=not no_cache)
+    own = None
     if horizon and sc.model is not None:
         try:
             periods = parse_horizon(horizon, sc.model.frequency_)
@@ -753,8 +754,9 @@ def forecast(ctx, scenario, horizon, fmt, output, plot, seed, no_cache):
         if periods < 1:
             raise click.BadParameter(f"{horizon!r} is less than one {sc.model.frequency_} period", param_hint="--horizon")
         if periods != sc.periods:
+            own = sc.periods
             sc = _run(ctx, _load_scenario, scenario, periods=periods, use_cache=not no_cache)
-    fc, plan = _run(ctx, forecast_scenario, sc, seed=seed)
+    fc, plan = _run(ctx, forecast_scenario, sc, seed=seed, own_periods=own)
     if not plan.allocation.feasible:
         raise Failure(render.infeasible_message(plan.allocation), EXIT_INFEASIBLE)
     if plot:

@@ -386,8 +386,11 @@ def _beats_current(scenario, alloc, samples: dict) -> float | None:
     return wins / S
 
 
-def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
+def forecast_scenario(scenario, *, seed: int = 0, own_periods: int | None = None) -> tuple[dict, ScenarioPlan]:
     """Forecast the scenario's horizon under its current and recommended plans.
+
+    ``own_periods``: the periods the scenario file plans, when the scenario was loaded for a
+    longer or shorter horizon (``budget forecast --horizon``); the notes then say what that did.
 
     Returns the forecast (see :func:`models.forecast.forecast`, plus ``scenario``, ``notes``,
     ``currency`` and ``return_unit``: "money", or "kpi" for a KPI that is not money;
@@ -427,14 +430,24 @@ def forecast_scenario(scenario, *, seed: int = 0) -> tuple[dict, ScenarioPlan]:
     fc["warnings"] = list(alloc.warnings)  # what the curves and the scenario rest on, as in allocate
     fc["notes"] = []
     cc, rc = alloc.currency, alloc.return_currency
+    if own_periods is not None and own_periods != periods:
+        spend = sum(float(np.sum(v)) for v in plans["current"].values())
+        fc["notes"].append(
+            f"the horizon is {periods} periods where the scenario plans {own_periods}: its budget "
+            f"({_money(scenario.problem.budget, cc)}) and the amounts it writes are planned over the {periods} "
+            f"periods as they stand, while channels with no `current` written run at their historical rate "
+            f"for all {periods} (the fitted channels' current plan spends {_money(spend, cc)}); to plan the "
+            f"budget of {periods} periods, write it in the scenario (`total`, and `periods` in [history] or [model])")
     if not plan.periodic:
         cmp = steady_state_comparison(model, {name: {c: float(np.sum(v)) for c, v in p.items()}
                                               for name, p in plans.items()}, periods)
         for name, row in cmp.items():
             fc["plans"][name]["steady_state_return"] = _cents(row["steady_state"])
         cur, rec = cmp["current"], cmp["recommended"]
+        whose = ("allocate's expected return" if own_periods in (None, periods) else
+                 f"the expected return `budget allocate` gives a {periods}-period scenario")
         fc["notes"].append(
-            f"allocate's expected return is a steady-state figure (each plan sustained, its carryover at its own "
+            f"{whose} is a steady-state figure (each plan sustained, its carryover at its own "
             f"level): {_money(cur['steady_state'], rc)} for the current plan and {_money(rec['steady_state'], rc)} "
             f"for the recommended one{_uplift_text(cur['steady_state'], rec['steady_state'])}{_written_text(scenario)}. "
             f"This forecast starts from the carryover history left ({_money(rec['carryover_start'], cc)} of past spend "

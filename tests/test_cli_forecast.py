@@ -54,6 +54,17 @@ def test_forecast_formats_and_plot(runner, tmp_path):
     rows = list(csv.DictReader(io.StringIO(t.stdout)))
     assert len(rows) == 13 * 5 and rows[0]["series"] == "baseline"
 
+    # A longer horizon than the scenario plans: what it does to the budget and the current plan is
+    # said first (a run-rate current plan doubled while the budget stayed, unexplained), and the
+    # steady-state note does not call a 26-week figure allocate's.
+    j = runner.invoke(main, ["forecast", QUARTERLY, "--horizon", "26", "--format", "json"])
+    assert j.exit_code == 0, j.stderr
+    long = json.loads(j.stdout)
+    assert len(long["periods"]) == 26
+    assert long["notes"][0].startswith("the horizon is 26 periods where the scenario plans 13: its budget (¥10,000,000)")
+    assert not any(n.startswith("allocate's expected return") for n in long["notes"])
+    assert any(n.startswith("allocate's expected return") for n in fc["notes"])
+
     png = tmp_path / "fc.png"
     p = runner.invoke(main, ["forecast", QUARTERLY, "--plot", str(png)])
     assert p.exit_code == 0 and "horizon" in p.stdout
