@@ -759,6 +759,23 @@ def _transfers(problem, X0, X1, names, unit, cur, periods) -> list[dict]:
 # against a ledger
 
 
+def _at_recorded_budget(scenario_path, scenario, plan_run):
+    """The scenario at the budget its plan of record was approved at (``allocate --budget N
+    --record``), with a note saying so; as it is, and None, when the file's budget is that one.
+    Re-planned at the file's budget, the rest of the horizon lost the approved difference and
+    the spend to date read as drift."""
+    recorded = plan_run.result.get("budget")
+    if not isinstance(recorded, (int, float)) or abs(float(recorded) - scenario.problem.budget) <= 0.005:
+        return scenario, None
+    from optimizer import money
+    from scenarios.schema import load_scenario
+
+    cc = scenario.problem.currency
+    again = load_scenario(scenario_path, budget=float(recorded))
+    return again, (f"re-planned at the plan of record's budget, {money(float(recorded), cc)} (run {plan_run.id} was "
+                   f"recorded at it); the scenario file says {money(scenario.problem.budget, cc)}")
+
+
 def run_rebalance(scenario_path: str | Path, scenario, actuals_path: str | Path, ledger_path: str | Path, *,
                   as_of: str | None = None, force: bool = False, dry_run: bool = False,
                   command: str = "budget rebalance", fail_on_drift: bool = False) -> tuple[dict, object, bool]:
@@ -789,6 +806,7 @@ def run_rebalance(scenario_path: str | Path, scenario, actuals_path: str | Path,
         if plan_run is None:
             raise LedgerError(f"{ledger_path}: no plan of record for {scenario.name!r}; record one first "
                               "(budget allocate SCENARIO --record)")
+        scenario, budget_note = _at_recorded_budget(scenario_path, scenario, plan_run)
         periods = tuple(p["period"] for p in plan_run.result.get("periods") or [])
         actuals = read_actuals(actuals_path, scenario, periods, force=force)
         upto = periods_up_to(actuals.periods, as_of, scenario.name)  # before a recorded run is returned
@@ -813,6 +831,8 @@ def run_rebalance(scenario_path: str | Path, scenario, actuals_path: str | Path,
                                                                else "")
                                   + "; --force records them (the old runs are kept)")
         result = rebalance(scenario, actuals, plan_run.result, plan_run_id=plan_run.id, as_of=as_of)
+        if budget_note:
+            result["notes"] = [budget_note, *result.get("notes", [])]
         if dry_run:
             return result, None, False
         rows = [(p["period"], c["channel"], c["spend"], c["expected_return"]) for p in result["periods"] for c in p["channels"]]

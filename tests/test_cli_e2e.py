@@ -637,3 +637,18 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(path, says)
         pytest.skip("no /proc on this platform")
     r = budget("allocate", PASTED, "--format", "json", "-o", path)
     assert r.returncode == 2 and says in r.stderr and r.stdout == ""
+
+
+def test_rebalance_replans_at_the_budget_the_plan_of_record_was_approved_at(tmp_path):
+    """allocate --budget 6000000 --record, then the monthly job: it re-planned on the file's ¥5M,
+    read the approved extra spend as drift, and called the rest infeasible (exit 4)."""
+    ledger = str(tmp_path / "q1.sqlite")
+    assert budget("allocate", MONTHLY, "--record", "--ledger", ledger, "--budget", "6000000").returncode == 0
+    r = budget("rebalance", MONTHLY, "--actuals", ACTUALS, "--ledger", ledger, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["budget"]["total"] == 6_000_000
+    assert d["notes"][0] == ("re-planned at the plan of record's budget, ¥6,000,000 (run 1 was recorded at it); "
+                             "the scenario file says ¥5,000,000")
+    spent = d["budget"]["spent_to_date"] + sum(c["spend"] for p in d["periods"] for c in p["channels"])
+    assert round(spent + d["budget"]["reserve"], 2) == 6_000_000
