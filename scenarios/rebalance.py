@@ -312,6 +312,16 @@ def _cents(v: float) -> float:
     return round(float(v), 2) + 0.0
 
 
+def _beyond(deviation: float, tolerance: float) -> str:
+    """|deviation| as a percentage with the decimals it takes to show it is past ``tolerance``
+    ("10.4%", not "10%" beside "tolerance 10%")."""
+    for digits in (0, 1, 2):
+        text = f"{abs(deviation):.{digits}%}"
+        if text != f"{tolerance:.{digits}%}":
+            return text
+    return text
+
+
 def periods_up_to(periods, as_of: str | None, name: str) -> tuple:
     """The actuals' periods up to ``--as-of`` (all without it); an as-of the actuals do not
     cover is a :class:`ScenarioError` with the closest period named."""
@@ -507,7 +517,7 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
             drift.append({"kind": "spend", "channel": c, "actual": _cents(actual), "expected": _cents(planned),
                           "deviation": None if math.isinf(dev) else round(dev, 4), "tolerance": spec.spend_tolerance,
                           "text": f"{c}: spent {money(actual, cur)} to date against {money(planned, cur)} planned "
-                                  f"({way}spent by {'all of it' if math.isinf(dev) else f'{abs(dev):.0%}'}; "
+                                  f"({way}spent by {'all of it' if math.isinf(dev) else _beyond(dev, spec.spend_tolerance)}; "
                                   f"tolerance {spec.spend_tolerance:.0%})"})
         if has_ret and expected_act[i].sum() > 0:
             e, y = float(expected_act[i].sum()), float(Y_act[i].sum())
@@ -516,7 +526,8 @@ def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: 
                 drift.append({"kind": "return", "channel": c, "actual": _cents(y), "expected": _cents(e),
                               "deviation": round(dev_r, 4), "tolerance": spec.return_tolerance,
                               "text": f"{c}: returned {money(y, rc)} to date, the model expected {money(e, rc)} "
-                                      f"at that spend ({dev_r:+.0%}; tolerance ±{spec.return_tolerance:.0%}): "
+                                      f"at that spend ({'+' if dev_r > 0 else '-'}{_beyond(dev_r, spec.return_tolerance)}; "
+                                      f"tolerance ±{spec.return_tolerance:.0%}): "
                                       "its curve no longer fits; refit with the new periods"})
 
     basis = [DRIFT_BASIS] if has_ret else []

@@ -302,6 +302,10 @@ def unreadable(exc: OSError | UnicodeDecodeError) -> str:
     return f"cannot read the file: {getattr(exc, 'strerror', None) or exc}"
 
 
+#: Files that hold tables, not scenarios (said plainly when one is given as a scenario).
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xls")
+
+
 def read_toml(path: Path) -> dict:
     """The TOML data of a scenario file; unreadable or invalid is a ScenarioError."""
     try:
@@ -321,6 +325,10 @@ def read_toml(path: Path) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        if path.suffix.lower() in TABLE_SUFFIXES:  # a history or actuals table given where a scenario goes
+            raise ScenarioError([f"a scenario is a TOML file, and this is a {path.suffix.lower()[1:].upper()} table: "
+                                 "a history is named in a scenario's [history] path, actuals with --actuals"],
+                                str(path)) from None
         raise ScenarioError([f"not valid TOML: {exc}{_toml_hint(text, exc)}"], str(path)) from None
 
 

@@ -213,3 +213,11 @@ def test_a_rebalance_run_is_refused_as_a_column_in_words(run, tmp_path):
         assert f"{ledger}#2 is a rebalance (as of 2027-02), not a plan; compare plans ({ledger}#1)" in r.stderr
         assert "unexpected failure" not in r.stderr and "no plan satisfies" not in r.stderr
     assert run("compare", f"{ledger}#1", monthly, "--format", "json").exit_code == 0
+
+
+def test_a_table_given_as_a_scenario_is_named_as_one(run, tmp_path):
+    table = tmp_path / "plan.csv"
+    table.write_text("channel,spend\ndouyin,100\n", encoding="utf-8")
+    r = run("compare", str(table), PASTED)
+    assert r.exit_code == 3
+    assert "a scenario is a TOML file, and this is a CSV table" in r.stderr and "not valid TOML" not in r.stderr

@@ -335,3 +335,11 @@ def test_actuals_on_plan_keep_the_recorded_return_with_carryover(setup, monkeypa
     assert end["replan_expected_return"] >= end["plan_of_record_expected_return"] - 1.0
     assert end["change_vs_recorded"] == pytest.approx(end["replan_expected_return"] - end["recorded_expected_return"],
                                                       abs=0.02)
+
+
+def test_a_drift_past_its_tolerance_is_never_printed_equal_to_it():
+    """"overspent by 10%; tolerance 10%" for 10.4% read as a flag with no reason."""
+    from scenarios.rebalance import _beyond
+
+    assert _beyond(0.104, 0.10) == "10.4%" and _beyond(-0.1001, 0.10) == "10.01%"
+    assert _beyond(0.25, 0.10) == "25%" and _beyond(-0.31, 0.30) == "31%"
