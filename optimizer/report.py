@@ -171,8 +171,11 @@ def _binding(problem: PeriodProblem, spends: np.ndarray, alloc: Allocation, mode
         return None if pi is None else abs(float(pi))
 
     if alloc.reserve <= problem.reserve_min + tol:
+        # A reserve of the whole budget holds every channel at 0 through its bounds, not the
+        # budget row, whose dual is then 0: no price is known (one more unit would earn a lot).
+        everything = problem.reserve_min >= b - tol
         out.append(Binding("reserve_min", f"reserve held at its minimum {money(problem.reserve_min, cc)} "
-                           f"({pct(problem.reserve_min_share)} of budget)", price("budget_total")))
+                           f"({pct(problem.reserve_min_share)} of budget)", None if everything else price("budget_total")))
     if problem.reserve_max_share is not None and alloc.reserve >= problem.reserve_max_share * b - tol:
         out.append(Binding("reserve_max", f"reserve at its maximum {pct(problem.reserve_max_share)}"))
     for g in problem.group_names:

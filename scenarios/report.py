@@ -427,7 +427,8 @@ def _summary(section: _Section) -> str:
     against = ""
     if cur is not None and alloc.uplift is not None:
         against = (f" The current plan spends {_e(_money(cur.spend, cc))} for {_e(_money(cur.expected_return, rc))} "
-                   f"(ROI {_ratio(cur.roi)}): the recommended plan returns <b>{alloc.uplift:+.1%}</b> more.")
+                   f"(ROI {_ratio(cur.roi)}): the recommended plan returns "
+                   + (f"<b>{alloc.uplift:.1%}</b> more." if alloc.uplift >= 0 else f"<b>{-alloc.uplift:.1%}</b> less."))
     mroi = ""
     if alloc.marginal_roi is not None and math.isfinite(alloc.marginal_roi):
         mroi = (f" Its last unit of money returns {_ratio(alloc.marginal_roi)}{'' if rc else ' KPI units'} (marginal "

@@ -176,3 +176,19 @@ def test_segment_lp_matches_the_hypograph_lp_solved_by_cbc(monkeypatch, tmp_path
     assert fast.expected_return == pytest.approx(slow.expected_return, rel=1e-5)
     for ch in problem.channels:
         assert spend(fast, ch.name) == pytest.approx(spend(slow, ch.name), abs=1e-3 * problem.budget)
+
+
+def test_a_reserve_of_the_whole_budget_has_no_price_rather_than_zero():
+    """Channels held at 0 by a 100% reserve return a lot on their first yuan (a 99.9% reserve is
+    priced 160): the budget row's dual of 0 is not the limit's worth."""
+    from models.curves import HillCurve
+    from optimizer import optimize
+    from optimizer.problem import Channel, Problem
+
+    chans = (Channel(name="a", curve=HillCurve(beta=2e6, k=4e5, s=1.0), current=0.0),
+             Channel(name="b", curve=HillCurve(beta=1e6, k=4e5, s=1.0), current=0.0))
+    whole = optimize(Problem(channels=chans, budget=1_000_000.0, reserve_min_share=1.0))
+    bind = {b.name: b for b in whole.binding}
+    assert whole.spend == 0 and bind["reserve_min"].shadow_price is None
+    most = optimize(Problem(channels=chans, budget=1_000_000.0, reserve_min_share=0.999))
+    assert {b.name: b for b in most.binding}["reserve_min"].shadow_price > 1

@@ -361,3 +361,17 @@ def test_the_report_opens_from_disk_in_chromium_with_every_image_and_the_plans_t
     keep = os.environ.get("BUDGET_TEST_SCREENSHOT")  # to look at it: BUDGET_TEST_SCREENSHOT=shot.png pytest …
     if keep:
         shutil.copyfile(shot, keep)
+
+
+def test_a_plan_that_returns_less_than_the_current_one_says_less(tmp_path):
+    """A 100% reserve returns nothing where the current plan earned: "returns -100.0% more"."""
+    from scenarios.plan import plan_scenario
+    from scenarios.report import _Section, _summary
+
+    path = tmp_path / "r.toml"
+    path.write_text('[budget]\ntotal = 1_000_000\n[reserve]\nmin_share = 1.0\n'
+                    '[channels.a]\ncurrent = 500_000\ncurve = {kind = "hill", beta = 2e6, k = 4e5, s = 1.0}\n',
+                    encoding="utf-8")
+    sc = load_scenario(path)
+    html = _summary(_Section(sc, plan_scenario(sc)))
+    assert "returns <b>100.0%</b> less." in html and "% more" not in html
