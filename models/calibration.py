@@ -22,9 +22,10 @@ A test need not switch the channel off. ``tested_spend`` (optional) is the part 
 spend the test measured the return of: a holdback of 30% of the usual spend, or a test that
 raised spend by that much above usual (the history then holds the raised spend). The model's lift
 is then the return with the history's spend minus the return with ``tested_spend`` taken out of
-the window, in proportion to each period's spend. A switch-off measures what the channel's spend
-earns on average, which is not what a plan needs: it moves money at the margin, and a partial
-test measures the return there (the recovery study, README "lift tests").
+the window, in proportion to each period's spend. A partial test measures the return at the
+margin, where a plan moves money, but less of it: on the recovery study, with the noise of a
+switch-off of the same weeks, 30% holdbacks pinned the curves less than switch-offs did (README,
+"Partial holdbacks instead of switch-offs"), so a new test is best a switch-off.
 """
 
 from __future__ import annotations

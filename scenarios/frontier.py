@@ -362,21 +362,20 @@ def budget_frontier(scenario, levels=None, *, of_forecast: bool = False, progres
     from optimizer import spend_is_set_by_limits
 
     threshold = _threshold(scenario)
-    fixed = spend_is_set_by_limits(problem_at(scenario, float(problem.budget), floor=False))
-    break_even = None if fixed else at(1.0)
-    floor = at(problem.marginal_roi_min) if problem.marginal_roi_min is not None and not fixed else None
-    if fixed:  # a threshold would be "found" where the limits, not the curves, put it
-        at_threshold = None
-    elif threshold[0] == 1.0:
-        at_threshold = break_even["budget"] if break_even else None
-    elif floor is not None and threshold[0] == floor["marginal_roi"]:
-        at_threshold = floor["budget"]
-    else:
-        found = at(threshold[0])
-        at_threshold = found["budget"] if found else None
-    if fixed:
+    if spend_is_set_by_limits(problem_at(scenario, float(problem.budget), floor=False)):
+        # a threshold would be "found" where the limits, not the curves, put it
+        break_even = floor = None
         favoured = _set_by_limits(scenario, reference, threshold, samples)
     else:
+        break_even = at(1.0)
+        floor = at(problem.marginal_roi_min) if problem.marginal_roi_min is not None else None
+        if threshold[0] == 1.0:
+            at_threshold = break_even["budget"] if break_even else None
+        elif floor is not None and threshold[0] == floor["marginal_roi"]:
+            at_threshold = floor["budget"]
+        else:
+            found = at(threshold[0])
+            at_threshold = found["budget"] if found else None
         favoured = _favoured(scenario, (budgets[0], budgets[-1]), reference, threshold, at_threshold, samples, rows)
 
     notes = list(scenario.notes)

@@ -180,7 +180,7 @@ def period_problem(scenario, spec: HorizonSpec):
         if fitted and c.extrapolation_cap is not None:
             # the cap holds in each period, not only over the horizon: a seasonal peak is no reason
             # to plan beyond what the history saw (the horizon has the fit's periods: _check_horizon_length)
-            most = _at_most(most, c.extrapolation_cap / T, T)
+            most = _at_most(most, c.extrapolation_cap / T)
             capped.append(c.name)
         channels.append(PeriodChannel(
             name=c.name, curve=curve, group=c.group, alpha=alpha, carryover=carry, efficiency=eff,
@@ -205,7 +205,7 @@ def period_problem(scenario, spec: HorizonSpec):
     )
 
 
-def _at_most(value, cap: float, T: int):
+def _at_most(value, cap: float):
     """A per-period maximum (None, a number or a list with None for "no limit") held to ``cap``."""
     if value is None:
         return cap

@@ -334,6 +334,7 @@ def periods_up_to(periods, as_of: str | None, name: str) -> tuple:
         raise ScenarioError([f"--as-of {as_of}: no actuals for it (actuals cover {', '.join(periods)}){hint}"], name)
     return periods[:periods.index(as_of) + 1]
 
+
 def rebalance(scenario, actuals: Actuals, plan_of_record: dict, *, plan_run_id: int | None = None,
               as_of: str | None = None) -> dict:
     """Re-plan the rest of ``scenario``'s horizon from ``actuals`` and compare with the plan of record.
