@@ -94,8 +94,15 @@ def ratio_text(v: float | None) -> str:
     return _num(v, min(8, 1 - math.floor(math.log10(abs(v)))))
 
 
-def _signed(v: float) -> str:
-    return ("+" if v > 0.5 else "") + f"{v:,.0f}" if abs(v) >= 0.5 else "0"
+def _signed(v: float, digits: int = 0) -> str:
+    half = 0.5 * 10.0 ** -digits
+    return ("+" if v > half else "") + f"{v:,.{digits}f}" if abs(v) >= half else "0"
+
+
+def money_digits(budget: float | None) -> int:
+    """Decimals for money in a plan's table: whole units, but cents for a budget under 10,000
+    (a budget of 8 in normalised units printed "4 → 5, change 0" for 4.44 → 4.58)."""
+    return 2 if budget is not None and 0 < abs(budget) < 10_000 else 0
 
 
 def _pct(v: float | None, signed: bool = False) -> str:
@@ -151,7 +158,12 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
     d = alloc.to_dict()
     cur = d["current"] or {}
     symbol, unit = _currency(d["currency"])
-    head = f"{d['scenario']}: budget {symbol}{_num(d['budget'])} ({d['currency']})"
+    digits = money_digits(d["budget"])
+
+    def m(v):
+        return _num(v, digits)
+
+    head = f"{d['scenario']}: budget {symbol}{m(d['budget'])} ({d['currency']})"
     if horizon:
         head += f", {horizon}"
     head += f"; objective {d['objective']}"
@@ -163,10 +175,11 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
     rows = []
     for c in d["channels"]:
         change = c["change"]
-        rel = f" ({change / c['current_spend'] * 100:+.0f}%)" if c["current_spend"] > 0 and abs(change) >= 0.5 else ""
+        rel = (f" ({change / c['current_spend'] * 100:+.0f}%)"
+               if c["current_spend"] > 0 and abs(change) >= 0.5 * 10.0 ** -digits else "")
         rows.append([
-            c["channel"], c["group"], _num(c["current_spend"]), _num(c["spend"]), _signed(change) + rel,
-            _pct(c["share"]), _num(c["expected_return"]), ratio_text(c["roi"]), ratio_text(c["marginal_roi"]),
+            c["channel"], c["group"], m(c["current_spend"]), m(c["spend"]), _signed(change, digits) + rel,
+            _pct(c["share"]), m(c["expected_return"]), ratio_text(c["roi"]), ratio_text(c["marginal_roi"]),
         ])
     lines.append(render_table(
         ["channel", "group", "current", "recommended", "change", "share", "return", "ROI", "mROI"],
@@ -176,14 +189,14 @@ def allocation_table(alloc, horizon: str | None = None) -> str:
     b = d["budget"] or 1.0
     grows = []
     for g in d["groups"]:
-        grows.append([g["group"], _num(g["current_spend"]), _pct(g["current_spend"] / b), _num(g["spend"]), _pct(g["share"])])
-    grows.append(["reserve", _num(cur.get("reserve")), _pct((cur.get("reserve") or 0) / b), _num(d["reserve"]), _pct(d["reserve"] / b)])
+        grows.append([g["group"], m(g["current_spend"]), _pct(g["current_spend"] / b), m(g["spend"]), _pct(g["share"])])
+    grows.append(["reserve", m(cur.get("reserve")), _pct((cur.get("reserve") or 0) / b), m(d["reserve"]), _pct(d["reserve"] / b)])
     lines.append(render_table(["group", "current", "share", "recommended", "share"], grows, right={1, 2, 3, 4}))
     lines.append("")
     up = d["uplift"]
-    lines.append(f"spend            {_num(cur.get('spend'))} → {_num(d['spend'])}")
+    lines.append(f"spend            {m(cur.get('spend'))} → {m(d['spend'])}")
     lines.append(
-        f"expected return  {_num(cur.get('expected_return'))} → {_num(d['expected_return'])}"
+        f"expected return  {m(cur.get('expected_return'))} → {m(d['expected_return'])}"
         + (f" ({_pct(up, signed=True)})" if up is not None else "")
     )
     lines.append(f"ROI              {ratio_text(cur.get('roi'))} → {ratio_text(d['roi'])}")

@@ -161,3 +161,19 @@ def test_two_outputs_on_one_file_are_a_usage_error_before_any_work(run, tmp_path
             "--ledger", str(ledger), "-o", str(ledger))
     assert r.exit_code == 2 and "--output and --ledger name the same file" in r.stderr
     assert ledger.read_bytes() == before
+
+
+def test_a_small_budget_is_shown_in_cents(tmp_path):
+    """A budget of 8 in normalised units printed "4 → 5, change 0" and "reserve 0" for 4.44 → 4.58
+    and 0.40: under 10,000 the table shows cents."""
+    path = tmp_path / "small.toml"
+    path.write_text('[budget]\ntotal = 8\n[reserve]\nmin_share = 0.05\n'
+                    '[channels.x1]\ncurrent = 4.44\ncurve = {kind = "hill", beta = 9, k = 3, s = 1.0}\n'
+                    '[channels.x2]\ncurrent = 3.16\ncurve = {kind = "hill", beta = 5, k = 2, s = 1.0}\n',
+                    encoding="utf-8")
+    out = CliRunner().invoke(main, ["allocate", str(path)]).stdout
+    assert "budget ¥8.00 (CNY)" in out and "4.44" in out
+    reserve = next(line for line in out.splitlines() if line.startswith("reserve"))
+    assert "0.40" in reserve
+    big = CliRunner().invoke(main, ["allocate", str(example_path("pasted_curves.toml"))]).stdout
+    assert "budget ¥10,000,000 (CNY)" in big
