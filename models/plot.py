@@ -122,6 +122,31 @@ def _pyplot(texts):
     return plt
 
 
+
+#: Channels a stacked chart shows one by one; the rest are one stack (a legend of 45 names was cut off).
+STACKED_SHOWN = 10
+
+
+def largest_and_rest(names: list[str], series: list[list[float]], keep: int = STACKED_SHOWN):
+    """(labels, series) for a stacked chart: the ``keep`` channels with the most spend in any
+    column, in their order, then the others summed as one "other N channels" series."""
+    if len(names) <= keep + 1:
+        return list(names), [list(v) for v in series]
+    top = sorted(range(len(names)), key=lambda j: -max(series[j], default=0.0))[:keep]
+    chosen = sorted(top)
+    rest = [j for j in range(len(names)) if j not in set(top)]
+    other = [sum(series[j][t] for j in rest) for t in range(len(series[0]))]
+    return [names[j] for j in chosen] + [f"other {len(rest)} channels"], [list(series[j]) for j in chosen] + [other]
+
+
+def stack_colours(shown: list[str], names: list[str]) -> list[str]:
+    """One colour per stack of :func:`largest_and_rest`; the summed rest in grey."""
+    out = [f"C{j % 10}" for j in range(len(shown))]
+    if len(shown) != len(names):
+        out[-1] = "0.7"
+    return out
+
+
 def _save(fig, plt, path: str) -> None:
     from models.atomic import atomic_target
 
@@ -208,18 +233,19 @@ def allocation_plot(plan: dict, path: str, title: str) -> None:
         ax2 = axes[0][1]
         x = range(len(periods))
         bottom = [0.0] * len(periods)
-        for j, name in enumerate(names):
-            values = [p["channels"][j]["spend"] for p in periods]
-            ax2.bar(list(x), values, bottom=bottom, label=name)
+        shown, stacks = largest_and_rest(names, [[p["channels"][j]["spend"] for p in periods]
+                                                 for j in range(len(names))])
+        for name, values, colour in zip(shown, stacks, stack_colours(shown, names)):
+            ax2.bar(list(x), values, bottom=bottom, label=name, color=colour)
             bottom = [b + v for b, v in zip(bottom, values)]
         ax2.set_xticks(list(x))
         ax2.set_xticklabels([_plain(p["period"]) for p in periods], rotation=45, ha="right", fontsize=8)
         ax2.yaxis.set_major_formatter(money_formatter(currency))
         ax2.set_ylabel("recommended spend per period")
-        if len(names) <= 12:  # beside the stacks, never over them; top entry = top of the stack
-            handles, labels = ax2.get_legend_handles_labels()
-            ax2.legend(handles[::-1], labels[::-1], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                       frameon=False)
+        # beside the stacks, never over them; top entry = top of the stack
+        handles, labels = ax2.get_legend_handles_labels()
+        ax2.legend(handles[::-1], labels[::-1], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                   frameon=False)
     fig.suptitle(_plain(title))
     _save(fig, plt, path)
 
@@ -536,8 +562,8 @@ def frontier_plot(data: dict, path: str, title: str) -> None:
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
 
     ax = axes["mix"]
-    stacks = [[r["channels"][j]["spend"] for r in rows] for j in range(len(names))]
-    ax.stackplot(budgets, *stacks, labels=names, colors=[f"C{j % 10}" for j in range(len(names))], alpha=0.85)
+    shown, stacks = largest_and_rest(names, [[r["channels"][j]["spend"] for r in rows] for j in range(len(names))])
+    ax.stackplot(budgets, *stacks, labels=shown, colors=stack_colours(shown, names), alpha=0.85)
     ax.plot(budgets, budgets, color="0.3", lw=1, ls="--", label="budget (the gap above the stack is the reserve)")
     level_axis(ax)
     ax.yaxis.set_major_formatter(money)

@@ -230,3 +230,21 @@ def test_report_charts_draw_chinese_names_and_dollar_signs_as_text(tmp_path, cap
             str(tmp_path / "g.png"), "分组")
     assert missing == [] and caplog.records == []
     assert (tmp_path / "c.png").read_bytes()[:8] == PNG and (tmp_path / "g.png").read_bytes()[:8] == PNG
+
+
+def test_many_channels_stack_as_the_largest_ten_and_the_rest():
+    """45 channels' legend was cut off beside the frontier's mix panel and a period chart stacked
+    45 bars in a repeating 10-colour cycle with no legend."""
+    from models.plot import largest_and_rest, stack_colours
+
+    names = [f"ch{j:02d}" for j in range(45)]
+    series = [[float(j), float(j % 7)] for j in range(45)]  # the largest by its most in any column: ch35…ch44
+    shown, stacks = largest_and_rest(names, series)
+    assert shown == [f"ch{j}" for j in range(35, 45)] + ["other 35 channels"]
+    total = [sum(v[t] for v in series) for t in range(2)]
+    assert [sum(v[t] for v in stacks) for t in range(2)] == total  # nothing lost
+    colours = stack_colours(shown, names)
+    assert colours[-1] == "0.7" and len(set(colours[:-1])) == 10
+    # Up to eleven channels each keep their own stack.
+    few, same = largest_and_rest(names[:11], series[:11])
+    assert few == names[:11] and same == series[:11] and "0.7" not in stack_colours(few, names[:11])
