@@ -711,7 +711,8 @@ def fit(ctx, source, out, fmt, method, draws, kpi_unit, holdout, bootstrap, seed
 
 @main.command()
 @click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
-@click.option("--horizon", help="Horizon: 13w, 3m, 91d or a number of data periods [the scenario's periods].")
+@click.option("--horizon", help="Horizon: 13w, 3m, 91d or a number of data periods [the scenario's periods]; the "
+                                "scenario's budget is planned over it as written (the notes say what that does).")
 @FORMAT
 @OUTPUT
 @click.option("--plot", "plot", type=click.Path(dir_okay=False), help="Also draw the forecast to FILE (.png, .svg, .pdf, .jpg).")
