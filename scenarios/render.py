@@ -401,11 +401,12 @@ def fit_table(report: dict, source: str) -> str:
     tests = [(c["channel"], t) for c in report["channels"] for t in c.get("lift_tests") or []]
     if tests:
         lines += ["", "Lift tests ([[calibration]]) against the fitted curves:"]
-        lines.append(render_table(
-            ["channel", "window", "measured", "± se", "model", "off by"],
-            [[ch, f"{t['start']}…{t['end']}", _num(t["lift"]), _num(t["se"]), _num(t["model"]),
-              f"{(t['model'] - t['lift']) / t['se']:+.1f} se"] for ch, t in tests],
-            right={2, 3, 4, 5}))
+        lines.append(render_table(  # "spend tested": all of the window's (a switch-off) or tested_spend
+            ["channel", "window", "spend tested", "measured", "± se", "model", "off by"],
+            [[ch, f"{t['start']}…{t['end']}", "all" if t.get("tested_spend") is None else _num(t["tested_spend"]),
+              _num(t["lift"]), _num(t["se"]), _num(t["model"]), f"{(t['model'] - t['lift']) / t['se']:+.1f} se"]
+             for ch, t in tests],
+            right={2, 3, 4, 5, 6}))
     lines.append("")
     lines.append(f"fit in sample: R² {fitq['r2']:.3f}, MAPE {fitq['mape'] * 100:.1f}%, NRMSE {fitq['nrmse']:.3f}")
     if hold.get("r2") is not None:

@@ -203,6 +203,13 @@ def test_partial_holdbacks_are_fitted_as_partial_and_still_pin_the_roi():
     checks = [t for row in model.channel_report_ for t in row["lift_tests"]]
     assert len(checks) == len(world.names) and all("tested_spend" in t for t in checks)
     assert all(abs(t["model"] - t["lift"]) <= 3 * t["se"] for t in checks)
+    # budget fit's table says how much of each window's spend was tested (a switch-off: "all").
+    from scenarios.render import fit_table
+
+    table = fit_table(model.report(), "h.csv")
+    head = next(line for line in table.splitlines() if line.startswith("channel") and "spend tested" in line)
+    rows = table.splitlines()[table.splitlines().index(head) + 2:][:len(checks)]
+    assert all(f"{t['tested_spend']:,.0f}" in row for t, row in zip(checks, rows))
 
 
 @pytest.mark.parametrize("index", [1, 2, 5])
