@@ -207,8 +207,8 @@ def normalise_lift_tests(records) -> list[dict]:
     for r in records:
         rec = {"channel": str(r["channel"]), "start": _date(r["start"]).date().isoformat(),
                "end": _date(r["end"]).date().isoformat(), "lift": _number(r["lift"]), "se": _number(r["se"])}
-        if _tested_spend(r) is not None:
-            rec["tested_spend"] = _tested_spend(r)
+        if (tested := _tested_spend(r)) is not None:
+            rec["tested_spend"] = tested
         out.append(rec)
     return out
 

@@ -132,9 +132,9 @@ def largest_and_rest(names: list[str], series: list[list[float]], keep: int = ST
     column, in their order, then the others summed as one "other N channels" series."""
     if len(names) <= keep + 1:
         return list(names), [list(v) for v in series]
-    top = sorted(range(len(names)), key=lambda j: -max(series[j], default=0.0))[:keep]
-    chosen = sorted(top)
-    rest = [j for j in range(len(names)) if j not in set(top)]
+    chosen = sorted(sorted(range(len(names)), key=lambda j: -max(series[j], default=0.0))[:keep])
+    kept = set(chosen)
+    rest = [j for j in range(len(names)) if j not in kept]
     other = [sum(series[j][t] for j in rest) for t in range(len(series[0]))]
     return [names[j] for j in chosen] + [f"other {len(rest)} channels"], [list(series[j]) for j in chosen] + [other]
 
