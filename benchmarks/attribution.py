@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/attribution.py [--datasets 24 | --quick | --only 0,3] [--seed 2026]
                                         [--jobs N] [--rows FILE] [--no-calibration] [--test-share S] [--control]
-                                        [--json] [--out FILE]
+                                        [--models DIR] [--bands JSON] [--json] [--out FILE]
 
 Data: ``--datasets`` simulated histories from :func:`models.simulate.study_world` (seeded; issue 9
 §1): 4–12 channels, 104–156 weeks (dataset 10 daily, 11 monthly), noise 2–10% of the KPI, spend
@@ -30,6 +30,8 @@ Per dataset
     - *mean*: the expected return over the posterior (the posterior-mean curves) alone;
     - *evidence*: the same with the evidence limits on poorly identified channels;
     - *guard N*: the best mean return whose worst N% of draws still gain on the current split;
+    - *evidence guard N*: guard N within the evidence limits (both protections at once; scored
+      and rejected, see README);
     - *checked 10*: the evidence plan, unless its worst 10% of draws lose on the current split on
       average, then guard 10's (a candidate default, scored and rejected; ``switched_10`` in the
       regrets says where it switched);
@@ -52,6 +54,11 @@ Summary over the study: median regret per plan at each budget, violations, media
 dataset medians, and over all channels), coverage, and the same by spend regime. Times: a
 9-channel weekly dataset fits in ~15–40 s (the compiled sampler is cached between fits of the same
 shape), the daily one in a few minutes; 24 datasets with calibration take about an hour on 2 cores.
+
+``--models DIR`` keeps every fit in DIR (a model JSON and its fit time) and reads it back on the
+next run, so another planning rule or ``--bands`` is scored on the same fits in minutes; one
+folder per ``--priors`` setting. ``--bands '{"weak": 0.5}'`` scores the default rule with other
+evidence bands (:data:`scenarios.evidence.BANDS`).
 """
 
 from __future__ import annotations
@@ -77,6 +84,8 @@ from scipy.optimize import nnls  # noqa: E402
 from models.curves import HillCurve, ResponseCurve  # noqa: E402
 from models.fit import MediaMixModel, adstock  # noqa: E402
 from models.history import history_from_frame  # noqa: E402
+from models.atomic import write_text_atomic  # noqa: E402
+from models.serialize import load_model, save_model  # noqa: E402
 from models.simulate import (  # noqa: E402
     SimWorld, Simulation, control_world, quarter_periods, saturation, seasonal_intensity, simulate, study_world,
     true_curve, true_roi_at_mean,
@@ -85,7 +94,7 @@ from optimizer import Channel, Problem, optimize, optimize_guarded  # noqa: E402
 from optimizer.exact import bisection_optimum, grid_optimum  # noqa: E402
 from optimizer.risk import cvar  # noqa: E402
 from models.simulate import lift_tests  # noqa: E402
-from scenarios.evidence import limit_problem  # noqa: E402
+from scenarios.evidence import BANDS, limit_problem  # noqa: E402
 
 BUDGETS = (0.5, 1.0, 2.0)
 _BURN = {"daily": 28, "weekly": 8, "monthly": 2}  # the fitter's default burn-in
@@ -236,7 +245,8 @@ def _roi_scores(model, world, names, xbar) -> tuple[dict, dict, dict]:
 
 
 #: The plans scored per dataset and budget, by the rule they follow (see the module docstring).
-PLAN_RULES = ("model", "mean", "evidence", "guard_10", "guard_20", "guard_30", "checked_10", "calibrated",
+PLAN_RULES = ("model", "mean", "evidence", "guard_10", "guard_20", "guard_30", "evidence_guard_10",
+              "evidence_guard_20", "checked_10", "calibrated",
               "calibrated_guard", "oracle", "historical")
 #: The rule budget allocate follows by default (what "model" is): the expected return over the
 #: posterior (the posterior-mean curves) with the evidence limits on poorly identified channels.
@@ -249,6 +259,8 @@ def _plans(curves, names, B, current, caps, ident, samples) -> dict[str, np.ndar
     out["evidence"] = plan(curves, names, B, current, caps, ident)
     for alpha in (0.1, 0.2, 0.3):
         out[f"guard_{round(alpha * 100)}"] = plan(curves, names, B, current, caps, samples=samples, alpha=alpha)
+    for alpha in (0.1, 0.2):  # both: the guard within the evidence limits
+        out[f"evidence_guard_{round(alpha * 100)}"] = plan(curves, names, B, current, caps, ident, samples, alpha)
     # The evidence plan unless its worst 10% of draws lose on the split, then the guard's (tried as
     # a default and rejected: the draws' worst 10% lose on the split in 29 of 36 histories at 1×).
     safe = _gain_cvar(out["evidence"], current, names, samples, 0.1) >= 0
@@ -279,11 +291,28 @@ PRIORS: dict | None = None
 TEST_SHARE = 1.0
 
 
-def _fit(history, n_jobs, calibration=None):
+#: A folder of fitted models (``--models``): each fit is read from it when there, else saved into it
+#: (``NAME.json``, and the fit's time in ``NAME.seconds.json``), so that planning rules can be
+#: scored again without refitting.
+MODELS: str | None = None
+
+
+def _fit(history, n_jobs, calibration=None, name: str | None = None):
+    """The fitted model and the seconds its fit took (read from ``MODELS`` when saved there)."""
+    path = os.path.join(MODELS, name) if MODELS and name else None
+    if path and os.path.exists(f"{path}.json"):
+        with open(f"{path}.seconds.json", encoding="utf-8") as fh:
+            return load_model(f"{path}.json"), json.load(fh)["fit_seconds"]
+    t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return MediaMixModel(method=METHOD, n_jobs=n_jobs, random_state=0, calibration=calibration,
-                             priors=PRIORS).fit(history)
+        model = MediaMixModel(method=METHOD, n_jobs=n_jobs, random_state=0, calibration=calibration,
+                              priors=PRIORS).fit(history)
+    seconds = time.perf_counter() - t0
+    if path:
+        save_model(model, f"{path}.json")
+        write_text_atomic(f"{path}.seconds.json", json.dumps({"fit_seconds": seconds}))
+    return model, seconds
 
 
 def run_dataset(index: int, seed: int, n_jobs: int | None = None, control: bool = False, calibrate: bool = True) -> dict:
@@ -292,15 +321,13 @@ def run_dataset(index: int, seed: int, n_jobs: int | None = None, control: bool 
         world = control_world(world)
     sim = simulate(world, seed=seed * 1000 + index)
     names = world.names
-    t0 = time.perf_counter()
     history = history_from_frame(sim.frame)
-    model = _fit(history, n_jobs)
-    fit_seconds = time.perf_counter() - t0
+    name = f"{'control-' if control else ''}{seed}-{index}"
+    model, fit_seconds = _fit(history, n_jobs, name=name)
     calibrated = None
     if calibrate:
-        t1 = time.perf_counter()
-        calibrated = _fit(history, n_jobs, lift_tests(sim, seed=sim.seed, share=TEST_SHARE))
-        calibrated_seconds = time.perf_counter() - t1
+        calibrated, calibrated_seconds = _fit(history, n_jobs, lift_tests(sim, seed=sim.seed, share=TEST_SHARE),
+                                              name=f"{name}-tested-{TEST_SHARE:g}")
 
     Q = quarter_periods(world.frequency)
     xbar = sim.mean_spend
@@ -565,10 +592,24 @@ def main(argv=None) -> int:
     parser.add_argument("--test-share", type=float, default=1.0, metavar="SHARE",
                         help="each lift test holds back this share of its window's spend (default 1: a switch-off; "
                              "0.3: a partial holdback, tested_spend in the record)")
+    parser.add_argument("--models", default=None, metavar="DIR",
+                        help="read each fit from DIR when it is there, else save it there (JSON), to score "
+                             "planning rules again without refitting (one folder per --priors setting); the times are then the load's")
+    parser.add_argument("--bands", default=None, metavar="JSON",
+                        help='the evidence limits\' bands instead of scenarios.evidence.BANDS, e.g. \'{"weak": 0.5}\' '
+                             "(the default rule's plans; to weigh other bands against the do-no-harm count)")
     args = parser.parse_args(argv)
     if not 0.0 < args.test_share <= 1.0:
         parser.error(f"--test-share must lie in (0, 1], got {args.test_share}")
-    global PRIORS, TEST_SHARE
+    global PRIORS, TEST_SHARE, MODELS
+    MODELS = args.models
+    if args.bands:
+        bands = json.loads(args.bands)
+        if not set(bands) <= set(BANDS):
+            parser.error(f"--bands names levels {', '.join(sorted(set(bands) - set(BANDS)))}; they are {', '.join(BANDS)}")
+        BANDS.update(bands)
+    if MODELS:
+        os.makedirs(MODELS, exist_ok=True)
     PRIORS = json.loads(args.priors) if args.priors else None
     TEST_SHARE = args.test_share
     logging.basicConfig(level=logging.ERROR)
@@ -596,7 +637,7 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - t0
     if args.from_rows:  # the fits' own time, as the rows recorded it
         seconds = sum(r["fit_seconds"] + ((r.get("calibrated") or {}).get("fit_seconds") or 0) for r in rows)
-    result = {"seed": args.seed, "control": args.control, "priors": PRIORS, "test_share": TEST_SHARE,
+    result = {"seed": args.seed, "control": args.control, "priors": PRIORS, "test_share": TEST_SHARE, "bands": BANDS,
               "seconds": round(seconds, 1),
               "summary": summarise(rows), "datasets": rows}
     if args.out:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import benchmarks.attribution as study  # noqa: E402
 from benchmarks.attribution import BUDGETS, run_dataset  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -31,6 +32,14 @@ HARD = (1, 2)
 
 
 _RUNS: dict[int, dict] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def saved_fits(tmp_path_factory):
+    """The study keeps its fits (``--models``) so that a rule can be scored again without refitting."""
+    study.MODELS = str(tmp_path_factory.mktemp("fits"))
+    yield Path(study.MODELS)
+    study.MODELS = None
 
 
 def _scored(index: int) -> dict:
@@ -70,3 +79,14 @@ def test_pooled_coverage_over_the_hard_cases():
     inside = [c["roi_p10"] <= c["true_roi"] <= c["roi_p90"] for i in HARD for c in _scored(i)["channel_detail"]]
     # The study's 69% (target 70–90%); on these two 45% (dataset 1: 3 of 4, dataset 2: 2 of 7).
     assert np.mean(inside) >= 0.45, inside
+
+
+def test_a_saved_fit_scores_the_same_as_the_fit_itself(saved_fits):
+    # The model JSON carries everything a plan needs (posterior draws, identification, the
+    # extrapolation caps): scoring it again from the file gives every figure the fit gave.
+    first = _scored(HARD[0])
+    assert sorted(p.name for p in saved_fits.glob(f"{SEED}-{HARD[0]}*")) == [
+        f"{SEED}-{HARD[0]}-tested-1.json", f"{SEED}-{HARD[0]}-tested-1.seconds.json",
+        f"{SEED}-{HARD[0]}.json", f"{SEED}-{HARD[0]}.seconds.json"]
+    again = run_dataset(HARD[0], SEED, calibrate=True)
+    assert again == first
