@@ -480,8 +480,11 @@ def scenario_from_dict(
         n: (ch.get("group", "other") if isinstance(ch, dict) else "other") for n, ch in raw_channels.items()
     }
     shares_total = 0.0
+    valid_shares: dict[str, float] = {}  # as read ("70%" is 0.7); a share in error is left out
     for gname, share in group_shares.items():
         v = ck.share(f"current.group_shares.{gname}", share)
+        if v is not None:
+            valid_shares[gname] = v
         members = [n for n, g in channel_groups.items() if g == gname]
         if not members:
             ck.add(f"current.group_shares.{gname}", "no channel belongs to this group")
@@ -504,11 +507,11 @@ def scenario_from_dict(
         group = ck.text(f"{p}.group", ch.get("group"), "other")
         if "group" in ch:
             _check_group(ck, scenario_warnings, f"{p}.group", group, raw_groups)
-        if group_shares.get(group) is not None and (total is not None or share_fc is not None):
+        if group in valid_shares and (total is not None or share_fc is not None):
             members = [n for n, g in channel_groups.items() if g == group]
             if total is None:
-                pending[cname] = ("share", float(group_shares[group]) / len(members))
-            current = float(group_shares[group]) * (total or 0.0) / len(members)
+                pending[cname] = ("share", valid_shares[group] / len(members))
+            current = valid_shares[group] * (total or 0.0) / len(members)
         else:
             current = ck.money(f"{p}.current", ch.get("current", 0.0))
             if current is not None and ch.get("locked") is not True:

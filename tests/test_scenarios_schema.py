@@ -120,6 +120,15 @@ def test_current_plan_as_group_shares(tmp_path):
     assert [c.current for c in p.channels] == [600_000, 350_000]
 
 
+def test_group_shares_written_as_percentages_read_as_the_shares(tmp_path):
+    # "70%" is a share everywhere else; here it crashed (the raw text went to float()).
+    text = VALID.replace("current = 400_000\n", "").replace("current = 500_000\n", "")
+    p = load_scenario(write(tmp_path, text + '[current]\ngroup_shares = { content = "60%", tools = "35%" }\n')).problem
+    assert [c.current for c in p.channels] == [600_000, 350_000]
+    bad = text + '[current]\ngroup_shares = { content = "sixty", tools = 0.35 }\n'
+    assert [q.split(":")[0] for q in problems_of(tmp_path, bad)] == ["current.group_shares.content"]
+
+
 def test_group_share_and_channel_current_conflict(tmp_path):
     text = VALID + "[current]\ngroup_shares = { content = 0.6 }\n"
     assert problems_of(tmp_path, text) == [
