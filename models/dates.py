@@ -50,6 +50,10 @@ _HAS_LETTERS = re.compile(r"[^\W\d_]")
 _CJK_DATE = re.compile(r"^(\d{4})\s*年\s*(\d{1,2})\s*月(?:\s*(\d{1,2})\s*[日号])?")
 _ISO_WEEK = re.compile(r"^(\d{4})-?W(\d{2})(?:-?([1-7]))?$", re.IGNORECASE)
 # Excel's serial day number, with the time of day as a fraction (45355, 45355.5, 45355.0).
+#: Excel's "mmm-yy" month format saved as text (Jan-25, Sep 24): dateutil reads it as the 25th of
+#: January in year 1.
+_MONTH_TWO_DIGIT_YEAR = re.compile(r"^(?P<m>[A-Za-z]{3,9})\.?[-\s/']+(?P<y>\d{2})$")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _EXCEL_SERIAL = re.compile(r"^(\d{5})(?:\.\d*)?$")
 #: The serial numbers read as dates: 1970-01-01 to 2099-12-31.
 EXCEL_SERIALS = (25569, 73050)
@@ -283,10 +287,21 @@ def _ymd(parts: pd.DataFrame, year: str, month: str, day: str) -> pd.Series:
 
 def _written_out(value: str) -> pd.Timestamp:
     """A date with a month name; NaT when it is not one. Only reached by values with letters, so
-    dateutil's own month-first guess never decides a numeric date."""
+    dateutil's own month-first guess never decides a numeric date.
+
+    ``Jan-25`` is Excel's month format (January 2025; two-digit years as Excel reads them, 00–29
+    in the 2000s). A value without a year (``25-Jan``, ``Jan``) is not a date: dateutil would put it
+    in year 1."""
+    month_year = _MONTH_TWO_DIGIT_YEAR.match(value.strip())
+    if month_year and month_year["m"][:3].lower() in _MONTHS:
+        yy = int(month_year["y"])
+        return pd.Timestamp(year=(2000 if yy < 30 else 1900) + yy, month=_MONTHS.index(month_year["m"][:3].lower()) + 1,
+                            day=1)
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, OverflowError, TypeError):
+        return pd.NaT
+    if not 1900 <= stamp.year <= 2200:
         return pd.NaT
     return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
 

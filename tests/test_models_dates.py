@@ -178,6 +178,17 @@ def test_cjk_months_read_as_monthly_and_bad_ones_are_named_as_written(tmp_path):
     assert problems(write(tmp_path, frame(weeks))) == ["history.csv row 4: date '2024-W54' is not a date"]
 
 
+def test_excel_month_format_reads_as_months_and_a_date_without_a_year_is_refused(tmp_path):
+    """Excel's "mmm-yy" saved as text (Jan-22) is January 2022; dateutil read it as 22 January of
+    year 1, which could not be stored and ended the run with exit 1."""
+    h = load_history(write(tmp_path, frame(MONTHS.strftime("%b-%y"))))
+    assert list(h.dates) == list(MONTHS) and h.frequency == "monthly"
+    assert list(load_history(write(tmp_path, frame(MONTHS.strftime("%B %y")))).dates) == list(MONTHS)
+    found = problems(write(tmp_path, frame(WEEKS.strftime("%d-%b"))))  # Excel's "d-mmm": no year
+    assert found[0].startswith("history.csv column date: no date is in a format read without date_format")
+    assert found[1] == "history.csv row 2: date '01-Jan' is not a date"
+
+
 def test_excel_serial_day_numbers_read_as_the_days_they_count(tmp_path, caplog):
     """A workbook saved as CSV with its date column formatted as General writes 45292 for
     2024-01-01 (Excel counts from 1900-01-01 as day 1, with a 29 February 1900); it was "not a
