@@ -343,9 +343,15 @@ def read_table(path, source: str | None = None, date_format: str | None = None) 
     text, encoding = _decode(raw, source)
     sep = _separator(text)
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)
+        cells = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True,
+                            header=None)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise HistoryError([f"{source}: cannot be read as CSV ({exc})"], source) from None
+    # The header as written, as the workbook reader takes it: pandas' own header would rename a
+    # second 抖音 to 抖音.1 (a flattened two-row header), which then reads as a channel of its own.
+    header = ["" if pd.isna(h) else str(h) for h in cells.iloc[0]]
+    frame = cells.iloc[1:].reset_index(drop=True)
+    frame.columns = [h or f"Unnamed: {i}" for i, h in enumerate(header)]
     frame = _trim(frame)
     marks = ""
     if sep == ";":  # Excel's CSV where the decimal mark is a comma (1.234.567,89), or not
@@ -402,20 +408,22 @@ _POINT_FRACTION = (r"(?!\s*(?:19|20)\d\d\.\d\d?\s*$)" + _BEFORE
 _DOTTED_THOUSAND = _BEFORE + r"\d{1,3}\.\d{3}" + _AFTER
 
 
+#: The name a header cell left blank gets (both readers name it so).
+_UNNAMED = re.compile(r"Unnamed: (\d+)")
+
+
 def _trim(frame: pd.DataFrame) -> pd.DataFrame:
-    """What a spreadsheet leaves after the data, as the workbook reader drops it: empty rows at
-    the end, and columns at the right with no header and no value (a stray comma on every line).
-    An empty row inside the data stays, to be reported at its row."""
+    """What a spreadsheet leaves around the data: empty rows at the end, and columns with no
+    header and no value (a stray comma on every line, an empty spacer column). An empty row
+    inside the data stays, to be reported at its row."""
     empty = frame.fillna("").astype(str).apply(lambda col: col.str.strip() == "")  # short rows: NaN
     blank = empty.all(axis=1).to_numpy()
     end = len(frame)
     while end and blank[end - 1]:
         end -= 1
     frame, empty = frame.iloc[:end], empty.iloc[:end]
-    keep = len(frame.columns)
-    while keep and str(frame.columns[keep - 1]).startswith("Unnamed: ") and empty.iloc[:, keep - 1].all():
-        keep -= 1
-    return frame.iloc[:, :keep]
+    spacer = [bool(_UNNAMED.fullmatch(str(col))) and bool(empty.iloc[:, i].all()) for i, col in enumerate(frame.columns)]
+    return frame.loc[:, [not s for s in spacer]]
 
 
 def _decimal_point(match) -> str:
@@ -473,7 +481,7 @@ def _read_xlsx(path, source: str, date_format: str | None) -> pd.DataFrame:
         header.pop()
     header = [h or f"Unnamed: {i}" for i, h in enumerate(header)]
     body = [(r + [""] * (len(header) - len(r)))[:len(header)] for r in rows[1:]]
-    return pd.DataFrame(body, columns=header, dtype=str)
+    return _trim(pd.DataFrame(body, columns=header, dtype=str))
 
 
 def history_from_frame(frame: pd.DataFrame, spec: HistorySpec | None = None, source: str = "history",
@@ -1021,6 +1029,11 @@ def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     for col in dupes:
         check.error(f"column {col!r} appears more than once in the header")
+    for col in columns:
+        blank = _UNNAMED.fullmatch(str(col))  # values under a blank header cell (empty columns are dropped)
+        if blank and not _matches(col, spec.ignore):
+            check.error(f"column {_spreadsheet_column(int(blank[1]))} has values but no name in the header row; "
+                        "name it (a channel's name) or delete it")
     used = {spec.date, spec.kpi, *spec.controls, *spec.events}
     mapping = _resolve_channels(columns, spec, used, check)
     if not mapping and not check.errors:
@@ -1120,6 +1133,16 @@ def _check_duplicate_dates(dates: pd.Series, check: _Checker, channels: pd.Serie
             f"several rows per date and channel ({len(first_seen):,} distinct pairs, {rows:,} rows): this looks "
             "like geo-level data; aggregate it to one row per date and channel first"
         )
+
+
+def _spreadsheet_column(i: int) -> str:
+    """Column ``i`` (0 = the first) as a spreadsheet names it: A, B, …, Z, AA, AB, …"""
+    name = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        name = chr(ord("A") + r) + name
+    return name
 
 
 def _read_long(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> History | None:

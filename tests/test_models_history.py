@@ -377,6 +377,28 @@ def test_xlsx_dates_follow_date_format(tmp_path):
     assert h.dates[0] == pd.Timestamp(frame["date"][0])
 
 
+@pytest.mark.parametrize("as_xlsx", [False, True], ids=["csv", "xlsx"])
+def test_a_header_cell_repeated_or_left_blank_is_refused_and_an_empty_spacer_column_dropped(tmp_path, as_xlsx):
+    """A flattened two-row header writes 抖音 twice; pandas read the second as a channel 抖音.1 and a
+    blank header cell as a channel "Unnamed: 3", both from CSV only. An empty column between
+    the data is a spacer, not a channel."""
+    frame = weekly_frame()
+    frame.insert(3, "spacer", "")
+
+    def save(columns, name):
+        f = frame.copy()
+        f.columns = columns
+        return write_xlsx(tmp_path, f, name + ".xlsx") if as_xlsx else write(tmp_path, f, name + ".csv")
+
+    h = load_history(save(["date", "revenue", "tv", "", "social"], "spacer"))
+    assert list(h.spend.columns) == ["tv", "social"]
+    frame["spacer"] = frame["tv"]
+    assert problems(save(["date", "revenue", "抖音", "抖音", "social"], "twice"))[0].endswith(
+        "column '抖音' appears more than once in the header")
+    assert problems(save(["date", "revenue", "tv", "", "social"], "blank"))[0].endswith(
+        "column D has values but no name in the header row; name it (a channel's name) or delete it")
+
+
 def test_a_file_that_is_not_a_workbook_is_one_clear_problem(tmp_path):
     path = tmp_path / "history.xlsx"
     path.write_text("date,revenue\n", encoding="utf-8")
