@@ -32,6 +32,7 @@ import csv
 import difflib
 import fnmatch
 import io
+import itertools
 import json
 import logging
 import math
@@ -777,7 +778,37 @@ def _on_grid(dates: pd.DatetimeIndex, freq: str, check: _Checker, rows: np.ndarr
     return ok
 
 
+def _check_totals_and_copies(spend: pd.DataFrame, check: _Checker, spec: HistorySpec) -> None:
+    """A spend column that is the sum of the others in every period (a report's 总投放 column, or a
+    合计 row per date in the long layout) or a copy of another is not a channel: fitted, it would
+    take a share of every plan with nothing to show for it."""
+    x = spend.to_numpy(dtype=float)
+    if x.shape[1] < 2 or not np.isfinite(x).all():
+        return  # bad cells are reported cell by cell
+    names = list(spend.columns)
+    long = spec.layout == "long"
+    copied: set[str] = set()
+    for i, j in itertools.combinations(range(len(names)), 2):
+        a = x[:, i]
+        if a.mean() > 0 and a.std() / a.mean() >= NEAR_CONSTANT_CV and np.allclose(a, x[:, j], rtol=1e-9, atol=0.005):
+            copied.add(names[j])
+            check.error(f"channels {names[i]} and {names[j]} have the same spend in every period: one is a copy of the "
+                        "other, and the fit cannot tell them apart; "
+                        + ("drop the rows of one of them" if long else _leave_out(names[j])))
+    if x.shape[1] < 3:
+        return
+    for j, c in enumerate(names):
+        rest = x.sum(axis=1) - x[:, j]
+        if c in copied or not rest.any():
+            continue
+        if np.all(np.abs(x[:, j] - rest) <= np.maximum(1.0, 1e-3 * rest)):
+            where = ("on every date (a total row per date): drop its rows" if long else
+                     f"in every row (a total, not a channel): {_leave_out(c)}")
+            check.error(f"{'channel' if long else 'column'} {c} is the sum of the other channels' spend {where}")
+
+
 def _check_length_and_spend(spend: pd.DataFrame, check: _Checker, spec: HistorySpec) -> None:
+    _check_totals_and_copies(spend, check, spec)
     n = len(spend)
     if n < spec.min_periods:
         check.error(

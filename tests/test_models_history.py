@@ -167,6 +167,36 @@ def test_long_layout_duplicate_date_per_channel(tmp_path):
     ]
 
 
+def test_a_total_of_the_channels_is_refused_as_a_channel_in_either_layout(tmp_path):
+    """A report's 总投放 column, or a 合计 row per date, was fitted as a channel: a plan then put
+    42–67% of the budget into a "channel" that returns nothing."""
+    f = weekly_frame()
+    f["search"] = (f["social"].astype(float) * 0.7).round().astype(str)
+    parts = f[["tv", "social", "search"]].astype(float)
+    f["总投放"] = parts.sum(axis=1).map("{:.0f}".format)  # rounded, as a report shows it
+    assert problems(write(tmp_path, f)) == [
+        "history.csv: column 总投放 is the sum of the other channels' spend in every row (a total, not a "
+        'channel): leave it out with ignore = ["总投放"] in [history] (budget fit --ignore \'总投放\')']
+    assert load_history(write(tmp_path, f), ignore=["总投放"]).channels == ["tv", "social", "search"]
+    long = pd.concat([pd.DataFrame({"date": f["date"], "channel": c, "spend": f[c],
+                                    "revenue": f[c].astype(float) * 3}) for c in ("tv", "social", "search", "总投放")])
+    assert problems(write(tmp_path, long), layout="long") == [
+        "history.csv: channel 总投放 is the sum of the other channels' spend on every date (a total row per date): "
+        "drop its rows"]
+    # Spend that only sometimes adds up is three channels.
+    f.loc[3, "总投放"] = str(float(f.loc[3, "总投放"]) + 5_000)
+    assert load_history(write(tmp_path, f)).channels == ["tv", "social", "search", "总投放"]
+
+
+def test_a_copied_spend_column_is_refused(tmp_path):
+    f = weekly_frame()
+    f["tv_copy"] = f["tv"]
+    assert problems(write(tmp_path, f)) == [
+        "history.csv: channels tv and tv_copy have the same spend in every period: one is a copy of the other, "
+        'and the fit cannot tell them apart; leave it out with ignore = ["tv_copy"] in [history] '
+        "(budget fit --ignore tv_copy)"]
+
+
 def test_robyn_style_sample_loads_with_a_short_mapping(tmp_path):
     # Column names of Robyn's public demo data (dt_simulated_weekly).
     n = 60
