@@ -34,6 +34,7 @@ allocator and the decomposition therefore agree.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -131,7 +132,25 @@ def kpi_units(history, burn: int, unit: str = "auto", *, prior: bool = True):
     return roi_prior, False, (
         f"the KPI does not look like money in the spend's units: {what} KPI units per unit of spend and plans claim "
         "no break-even. For ROIs in money give the KPI in money (conversions × revenue per conversion, or both "
-        f"columns in the same currency unit); if it is money ({odd}), say kpi_unit = \"money\"")
+        f"columns in the same currency unit); if it is money ({odd}), say kpi_unit = \"money\""
+        + _one_column_to_blame(history, burn, kpi, unit))
+
+
+def _one_column_to_blame(history, burn: int, kpi: float, unit: str) -> str:
+    """``; but column GMV alone …`` when one spend column makes the KPI look like something other
+    than money: a second KPI (GMV beside 销售额) read as a channel, whose "spend" is above the KPI."""
+    from models.posterior import kpi_roi_prior
+
+    spend = history.spend.iloc[burn:].sum()
+    total = float(spend.sum())
+    for column, amount in spend.sort_values(ascending=False).items():
+        if amount < 0.5 * total:
+            break
+        if kpi_roi_prior(total - float(amount), kpi, unit) is None:
+            return (f"; but column {column} alone is {amount / total:.0%} of the spend, and without it the KPI reads "
+                    f"as money: if {column} is not spend (a second KPI such as GMV, a count, a ratio), leave it out "
+                    f"of the channels (ignore = [{json.dumps(str(column), ensure_ascii=False)}] in [history])")
+    return ""
 
 
 def adstock(x, alpha: float, max_lag: int | None = None) -> np.ndarray:

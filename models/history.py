@@ -984,12 +984,15 @@ def _not_spend(values: np.ndarray, dates: pd.Series) -> tuple[str, str] | None:
 
 
 def _check_not_spend(mapping: dict[str, str], spend: dict[str, np.ndarray], dates: pd.Series,
-                     check: _Checker) -> None:
-    """One problem per channel column whose numbers say it is not spend (:func:`_not_spend`)."""
+                     check: _Checker) -> set[str]:
+    """One problem per channel column whose numbers say it is not spend (:func:`_not_spend`);
+    the channels named."""
+    named = set()
     for channel, values in spend.items():
         found = _not_spend(values, dates)
         if found is None:
             continue
+        named.add(channel)
         says, kind = found
         col = mapping[channel]
         quoted, flag = json.dumps(col, ensure_ascii=False), shlex.quote(col)
@@ -999,6 +1002,31 @@ def _check_not_spend(mapping: dict[str, str], spend: dict[str, np.ndarray], date
                f"controls = [{quoted}] (--control {flag})")
         check.error(f"{says}, not spend, yet it would be fitted as a channel: {how}; if it really is spend, "
                     "map the channels by name in `channels`", column=col)
+    return named
+
+
+#: A spend column whose typical value is under this share of the other columns' is not spend in
+#: their unit: an ROI or a count read as a channel, or spend in 万元 beside spend in 元.
+SPEND_SCALE_FLOOR = 1e-3
+
+
+def _check_spend_scale(mapping: dict[str, str], spend: dict[str, np.ndarray], check: _Checker) -> None:
+    """One problem per channel column whose numbers are a thousand times smaller than the others'."""
+    typical = {}
+    for channel, values in spend.items():
+        v = np.asarray(values, dtype=float)
+        v = v[np.isfinite(v) & (v > 0)]
+        if v.size:
+            typical[channel] = float(np.median(v))
+    for channel, m in typical.items():
+        others = [t for c, t in typical.items() if c != channel]
+        if len(others) < 2 or m >= SPEND_SCALE_FLOOR * float(np.median(others)):
+            continue
+        col = mapping[channel]
+        check.error(f"its values (median {m:,.4g}) are under {SPEND_SCALE_FLOOR:.1%} of the other spend columns' "
+                    f"(median {float(np.median(others)):,.0f}), so it is not spend in their unit (an ROI or a count, "
+                    f"or spend in 万元 beside 元): {_leave_out(col)}, or give it in the others' unit; if it really is "
+                    "spend, map the channels by name in `channels`", column=col)
 
 
 def _finite_sum(values: np.ndarray) -> float:
@@ -1095,7 +1123,8 @@ def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
             spend[channel] = _parse_numbers(frame[col], label, check, nonnegative=True)
     _check_not_money(frame, mapping, not_money, spend, check)
     if not isinstance(spec.channels, dict):  # mapped by name, a column is spend whatever it holds
-        _check_not_spend(mapping, spend, dates, check)
+        named = _check_not_spend(mapping, spend, dates, check)
+        _check_spend_scale(mapping, {c: v for c, v in spend.items() if c not in named}, check)
     controls = {col: _parse_numbers(frame[col], f"control {col}", check) for col in spec.controls}
     _check_duplicate_dates(dates, check, spec=spec)
     if check.errors:

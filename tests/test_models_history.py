@@ -760,6 +760,40 @@ def test_columns_whose_numbers_are_not_spend_are_named_before_a_fit(tmp_path):
     assert load_history(path, by_name).channels == ["tv", "social", "t"]
 
 
+def test_a_column_a_thousand_times_smaller_than_the_other_spend_is_named(tmp_path):
+    """An ROI column (2.5 per row) or a channel's spend in 万元 beside the others' 元 was fitted
+    as a channel with an ROI in the tens of thousands."""
+    frame = weekly_frame(n=60)
+    frame["search"] = frame["social"]
+    frame["search"] = (frame["social"].astype(float) * 1.3).round().astype(str)
+    frame["ROI"] = (frame["revenue"].astype(float) / 400_000).round(2).astype(str)
+    found = problems(write(tmp_path, frame))
+    assert len(found) == 1 and found[0].startswith("history.csv column ROI: its values (median 2.6") and (
+        "so it is not spend in their unit (an ROI or a count, or spend in 万元 beside 元): leave it out with "
+        'ignore = ["ROI"]') in found[0]
+    frame = frame.drop(columns="ROI")
+    frame["tv"] = (frame["tv"].astype(float) / 10_000).round(2).astype(str)  # in 万元
+    assert [p.split(":")[0] for p in problems(write(tmp_path, frame))] == ["history.csv column tv"]
+    by_name = HistorySpec(channels={"tv": "tv", "social": "social", "search": "search"})
+    assert load_history(write(tmp_path, frame), by_name).channels == ["tv", "social", "search"]
+
+
+def test_one_spend_column_above_the_kpi_is_named_in_the_kpi_units_warning(tmp_path):
+    """A second KPI (GMV beside 销售额) read as a channel made the KPI look like something other
+    than money; the warning blamed the KPI's unit and not the column."""
+    from models.fit import kpi_units
+
+    frame = weekly_frame(n=60)
+    frame["GMV"] = (frame["revenue"].astype(float) * 1.15).round().astype(str)
+    _, in_money, warning = kpi_units(load_history(write(tmp_path, frame)), burn=0, prior=False)
+    assert not in_money and warning.startswith("the KPI does not look like money")
+    assert warning.endswith("; but column GMV alone is 96% of the spend, and without it the KPI reads as money: if "
+                            "GMV is not spend (a second KPI such as GMV, a count, a ratio), leave it out of the "
+                            'channels (ignore = ["GMV"] in [history])')
+    _, in_money, warning = kpi_units(load_history(write(tmp_path, frame.drop(columns="GMV"))), burn=0, prior=False)
+    assert in_money and warning is None
+
+
 def test_one_column_mapped_to_two_channels_is_a_problem(tmp_path):
     path = write(tmp_path, weekly_frame())
     found = problems(path, spec=HistorySpec(channels={"tv": "tv", "social": "social", "tv2": "tv"}))
