@@ -96,31 +96,48 @@ def check_horizon(ck, data: dict, has_model: bool) -> HorizonSpec | None:
     clean_pacing = {}
     for key in ("min_share", "max_share"):
         if key in pacing:
-            clean_pacing[key] = _per_period(ck, f"pacing.{key}", pacing[key], T, share=True)
+            clean_pacing[key] = _per_period(ck, f"pacing.{key}", pacing[key], T, ck.share)
     if "cap" in pacing:
-        clean_pacing["cap"] = _per_period(ck, "pacing.cap", pacing["cap"], T)
-    for key in ("max_change", "max_change_abs"):
-        if key in pacing:
-            clean_pacing[key] = ck.number(f"pacing.{key}", pacing[key], minimum=0.0)
+        clean_pacing["cap"] = _per_period(ck, "pacing.cap", pacing["cap"], T, ck.money)
+    if "max_change_abs" in pacing:
+        clean_pacing["max_change_abs"] = ck.money("pacing.max_change_abs", pacing["max_change_abs"])
+    if "max_change" in pacing:
+        clean_pacing["max_change"] = ck.ratio("pacing.max_change", pacing["max_change"])
     clean_channels = {}
     for n, keys in per_channel.items():
         out = {}
         for k, v in keys.items():
-            out[k] = _per_period(ck, f"channels.{n}.{k}", v, T)
+            out[k] = _per_period(ck, f"channels.{n}.{k}", v, T, ck.ratio if k == "efficiency" else ck.money)
+        if out.get("efficiency") is not None:
+            _check_index(ck, f"channels.{n}.efficiency", out["efficiency"])
         clean_channels[n] = out
     return HorizonSpec(labels, count, after, eff, clean_pacing, clean_channels)
 
 
-def _per_period(ck, path: str, value, T: int | None, share: bool = False):
-    """A number or a list of T numbers (None allowed in lists via omission is not TOML: use a number)."""
+#: Efficiencies all at this or above are an index where 100 is normal, not multipliers.
+INDEX_LIKE_EFFICIENCY = 10.0
+
+
+def _check_index(ck, path: str, value) -> None:
+    """Efficiency multiplies the return: a planning sheet's seasonal index (100 = normal, 120 in
+    a peak) read as is multiplies it a hundredfold."""
+    values = value if isinstance(value, list) else [value]
+    if min(values) >= INDEX_LIKE_EFFICIENCY:
+        ck.add(path, f"is {min(values):g} or more in every period: efficiency multiplies the channel's return (1 is "
+                     "as usual), so this reads as at least that many times the usual return; for an index where 100 "
+                     "is normal write 1.2 or \"120%\" for 120")
+
+
+def _per_period(ck, path: str, value, T: int | None, read):
+    """A number or a list of T numbers, each read by ``read`` (a share, an amount of money or a
+    ratio, written as the rest of the file writes them: "35%", "¥12,000")."""
     if isinstance(value, list):
         if T is not None and len(value) != T:
             ck.add(path, f"needs one value per period ({T}), got {len(value)}")
             return None
-        vals = [ck.share(f"{path}[{i}]", v) if share else ck.number(f"{path}[{i}]", v, minimum=0.0)
-                for i, v in enumerate(value)]
+        vals = [read(f"{path}[{i}]", v) for i, v in enumerate(value)]
         return None if any(v is None for v in vals) else vals
-    return ck.share(path, value) if share else ck.number(path, value, minimum=0.0)
+    return read(path, value)
 
 
 def seasonal_efficiency(model, dates) -> np.ndarray:

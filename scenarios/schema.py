@@ -452,8 +452,6 @@ def scenario_from_dict(
             history_spec = _history_spec(data["history"])
         except (TypeError, ValueError):
             pass  # already reported by _check_source
-    if horizon_spec is not None:
-        _check_period_magnitudes(ck, data)
     if source is not None and periods is not None:
         source = (source[0], {**source[1], "periods": periods})
     has_source = source is not None
@@ -497,6 +495,8 @@ def scenario_from_dict(
 
     channels = []
     scenario_warnings: list[str] = []
+    if horizon_spec is not None:
+        _warn_percent_as_fraction(scenario_warnings, "pacing.max_change", horizon_spec.pacing.get("max_change"))
     pending: dict[str, tuple[str, float]] = {}  # share_of_forecast: current amounts settled with the total
     run_rate: set[str] = set()  # fitted channels without a written `current`: their historical run rate
     for cname, craw in raw_channels.items():
@@ -533,6 +533,7 @@ def scenario_from_dict(
         if locked and "current" not in ch and group_shares.get(group) is None:
             ck.add(f"{p}.locked", "a locked channel needs its `current` spend (the amount it is held at)")
         max_change = ck.ratio(f"{p}.max_change", ch.get("max_change"))
+        _warn_percent_as_fraction(scenario_warnings, f"{p}.max_change", max_change)
         curve = None
         if "curve" not in ch and not has_source:
             ck.add(f"{p}.curve", "required: e.g. { kind = \"hill\", beta = 3e6, k = 1e6, s = 0.8 }")
@@ -688,26 +689,15 @@ def _check_group(ck: _Checker, warnings: list, path: str, group: str, raw_groups
         warnings.append(f"{path}: {message}; it is planned as a group of its own")
 
 
-def _check_period_magnitudes(ck: _Checker, data: dict) -> None:
-    """Upper limits of a [horizon] plan's amounts and ratios (check_horizon checks the rest:
-    types, signs, lengths), each number of a per-period list with its index."""
-    limits = {"money": (MAX_MONEY, MAX_MONEY_WHY), "ratio": (MAX_RATIO, MAX_RATIO_WHY)}
-    places = []
-    pacing = data.get("pacing")
-    if isinstance(pacing, dict):
-        places += [(f"pacing.{k}", pacing.get(k), kind)
-                   for k, kind in (("cap", "money"), ("max_change_abs", "money"), ("max_change", "ratio"))]
-    channels = data.get("channels")
-    if isinstance(channels, dict):
-        for n, ch in channels.items():
-            if isinstance(ch, dict):
-                places += [(f"channels.{n}.{k}", ch.get(k), kind) for k, kind in
-                           (("min_per_period", "money"), ("max_per_period", "money"), ("efficiency", "ratio"))]
-    for path, value, kind in places:
-        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
-        for i, v in items:
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                ck.at_most(path if i is None else f"{path}[{i}]", v, *limits[kind])
+#: A change limit this large or larger was most likely meant as a percentage (10 for 10%).
+PERCENT_LIKE_CHANGE = 2.0
+
+
+def _warn_percent_as_fraction(warnings: list[str], path: str, value: float | None) -> None:
+    """``max_change = 10`` is ±1000%: no limit at all, where 10% was most likely meant."""
+    if value is not None and value >= PERCENT_LIKE_CHANGE:
+        warnings.append(f"{path} = {value:g} lets spend change by up to {value:.0%} (it is a fraction: 0.1 is 10%); "
+                        f"for {value:g}% write {value / 100:g} or \"{value:g}%\"")
 
 
 def _check_source(ck: _Checker, data: dict):

@@ -352,3 +352,41 @@ def test_the_scenario_and_its_history_file_are_checked_in_one_round(tmp_path):
     fixed = text.replace('kpi = "revenu"', 'kpi = "revenue"')
     assert problems_of(tmp_path, fixed)[1:] == [
         "channels.tiktok: not in the fitted model (it has: tv, social)"]
+
+
+# --- ratios and amounts of a period plan as a planning sheet writes them ----------------------
+
+
+def test_period_amounts_and_ratios_take_percentages_and_money_text(tmp_path):
+    """README: ratios take "50%" and amounts "¥12,000" everywhere; a period plan's efficiency and
+    per-period amounts refused them ("must be a finite number, got '120%'")."""
+    text = BASE.replace("current = 400_000", 'current = 400_000\nefficiency = ["100%", "120%", "80%"]\n'
+                                             'max_per_period = "¥300,000"') + (
+        '[horizon]\nperiods = 3\nefficiency = "flat"\n[pacing]\nmax_change = "20%"\nmax_change_abs = "¥50,000"\n')
+    spec = load_scenario(write(tmp_path, text)).horizon_spec
+    assert spec.channel_keys["douyin"] == {"efficiency": [1.0, 1.2, 0.8], "max_per_period": 300_000.0}
+    assert spec.pacing == {"max_change_abs": 50_000.0, "max_change": 0.2}
+
+
+def test_a_seasonal_index_where_100_is_normal_is_refused_as_an_efficiency(tmp_path):
+    # Read as multipliers, it made the channel's return 100 times the usual (ROI 100, no warning).
+    text = BASE.replace("current = 400_000", "current = 400_000\nefficiency = [100, 120, 80]") + (
+        '[horizon]\nperiods = 3\nefficiency = "flat"\n')
+    assert problems_of(tmp_path, text) == [
+        "channels.douyin.efficiency: is 80 or more in every period: efficiency multiplies the channel's return (1 is "
+        "as usual), so this reads as at least that many times the usual return; for an index where 100 is normal "
+        'write 1.2 or "120%" for 120']
+    spiky = BASE.replace("current = 400_000", "current = 400_000\nefficiency = [1, 12, 1]") + (
+        '[horizon]\nperiods = 3\nefficiency = "flat"\n')
+    assert load_scenario(write(tmp_path, spiky)).horizon_spec.channel_keys["douyin"]["efficiency"] == [1, 12, 1]
+
+
+def test_a_change_limit_written_as_a_percentage_number_is_warned_about(tmp_path):
+    """max_change = 10 (for 10%) is ±1000%: no limit at all, and the plan said nothing."""
+    sc = load_scenario(write(tmp_path, BASE.replace("current = 400_000", "current = 400_000\nmax_change = 10")))
+    assert sc.warnings == ['channels.douyin.max_change = 10 lets spend change by up to 1000% (it is a fraction: 0.1 '
+                           'is 10%); for 10% write 0.1 or "10%"']
+    assert load_scenario(write(tmp_path, BASE.replace("current = 400_000", "current = 400_000\nmax_change = 1.5"))
+                         ).warnings == []
+    paced = BASE + '[horizon]\nperiods = 3\nefficiency = "flat"\n[pacing]\nmax_change = 60\n'
+    assert [w.split(" =")[0] for w in load_scenario(write(tmp_path, paced)).warnings] == ["pacing.max_change"]
