@@ -275,7 +275,7 @@ def load_history(path, spec: HistorySpec | None = None, **overrides) -> History:
     Parameters
     ----------
     path : str or os.PathLike
-        CSV file (UTF-8, a header row), or an Excel workbook (``.xlsx``: its first sheet, the
+        CSV file (UTF-8, a header row), or an Excel workbook (``.xlsx``: its first visible sheet, the
         header in row 1; date cells as dates or text).
     spec : HistorySpec, optional
         Reading settings; keyword ``overrides`` replace its fields (``load_history(p,
@@ -295,7 +295,7 @@ def load_history(path, spec: HistorySpec | None = None, **overrides) -> History:
     return history_from_frame(read_table(path, source, spec.date_format), spec, source=source)
 
 
-#: File endings read as Excel workbooks (the first sheet) instead of CSV.
+#: File endings read as Excel workbooks (the first visible sheet) instead of CSV.
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
 
 
@@ -320,7 +320,7 @@ def _xlsx_text(value, date_format: str | None) -> str:
 
 
 def read_table(path, source: str | None = None, date_format: str | None = None) -> pd.DataFrame:
-    """A CSV file, or the first sheet of a workbook (.xlsx, .xlsm), as a frame of text cells.
+    """A CSV file, or the first visible sheet of a workbook (.xlsx, .xlsm), as a frame of text cells.
 
     Everything as text: numbers are checked cell by cell by the caller, so that a bad cell can be
     reported with its row instead of silently turning a column into strings. Used for histories
@@ -452,7 +452,8 @@ def _separator(text: str) -> str:
 
 
 def _read_xlsx(path, source: str, date_format: str | None) -> pd.DataFrame:
-    """The first sheet of a workbook as text cells, header in row 1.
+    """The first visible sheet of a workbook as text cells, header in row 1 (a hidden sheet is an
+    old version or a lookup table nobody sees; which sheet was read is logged when there are more).
 
     Every sheet row stays a frame row (an empty row inside the data is reported at its row), so
     the rows in problems are the ones the spreadsheet shows; empty rows after the data are
@@ -469,13 +470,19 @@ def _read_xlsx(path, source: str, date_format: str | None) -> pd.DataFrame:
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise HistoryError([f"{source}: cannot be read as an Excel workbook ({exc})"], source) from None
     try:
-        rows = [[_xlsx_text(v, date_format) for v in row] for row in book.worksheets[0].iter_rows(values_only=True)]
+        visible = [sheet for sheet in book.worksheets if sheet.sheet_state == "visible"] or book.worksheets
+        sheet = visible[0]
+        if len(book.worksheets) > 1:
+            others = [s.title for s in book.worksheets if s is not sheet]
+            logger.info("%s: read sheet %r, the first visible one; not read: %s", source, sheet.title,
+                        ", ".join(repr(t) for t in others))
+        rows = [[_xlsx_text(v, date_format) for v in row] for row in sheet.iter_rows(values_only=True)]
     finally:
         book.close()
     while rows and not any(rows[-1]):
         rows.pop()
     if not rows or not any(rows[0]):
-        raise HistoryError([f"{source}: the first sheet has no header row (row 1 names the columns)"], source)
+        raise HistoryError([f"{source}: the first visible sheet has no header row (row 1 names the columns)"], source)
     width = max(len(r) for r in rows)
     header = rows[0] + [""] * (width - len(rows[0]))
     while header and not header[-1] and not any(len(r) >= len(header) and r[len(header) - 1] for r in rows[1:]):

@@ -407,6 +407,32 @@ def test_xlsx_dates_follow_date_format(tmp_path):
     assert h.dates[0] == pd.Timestamp(frame["date"][0])
 
 
+def test_a_hidden_sheet_is_not_read_and_the_sheet_read_is_named(tmp_path, caplog):
+    """A workbook with a hidden old version first ("旧版(勿用)", half the values) had it read,
+    silently, instead of the visible data sheet."""
+    from openpyxl import load_workbook
+
+    frame = weekly_frame()
+    path = write_xlsx(tmp_path, frame)
+    book = load_workbook(path)
+    data = book.active
+    data.title = "周数据"
+    old = book.copy_worksheet(data)
+    old.title = "旧版(勿用)"
+    old.sheet_state = "hidden"
+    for row in old.iter_rows(min_row=2, min_col=3):
+        for cell in row:
+            cell.value = cell.value / 2
+    book.move_sheet(old, offset=-1)
+    book.active = 1
+    book.save(path)
+    assert load_workbook(path).sheetnames == ["旧版(勿用)", "周数据"]
+    with caplog.at_level("INFO", logger="models.history"):
+        h = load_history(path)
+    np.testing.assert_array_equal(h.spend["tv"].to_numpy(), frame["tv"].astype(float).to_numpy())
+    assert "history.xlsx: read sheet '周数据', the first visible one; not read: '旧版(勿用)'" in caplog.text
+
+
 @pytest.mark.parametrize("as_xlsx", [False, True], ids=["csv", "xlsx"])
 def test_a_header_cell_repeated_or_left_blank_is_refused_and_an_empty_spacer_column_dropped(tmp_path, as_xlsx):
     """A flattened two-row header writes 抖音 twice; pandas read the second as a channel 抖音.1 and a
