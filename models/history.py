@@ -434,7 +434,12 @@ def _decimal_point(match) -> str:
 
 def _decode(raw: bytes, source: str) -> tuple[str, str]:
     """The file's text: UTF-8 (with or without a byte-order mark), else GB18030, the superset of
-    the GBK that Excel on a Chinese Windows writes; anything else is an error."""
+    the GBK that Excel on a Chinese Windows writes; anything else is an error.
+
+    A UTF-8 file with a few stray bytes (a Windows ’ pasted into a remark) is not GB18030: read
+    so, every Chinese name in it would turn into other characters (抖音 into 鎶栭煶). Its rows with
+    those bytes are the problems instead."""
+    _stray_bytes(raw, source)
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             return raw.decode(encoding), encoding.removesuffix("-sig")
@@ -442,6 +447,35 @@ def _decode(raw: bytes, source: str) -> tuple[str, str]:
             continue
     raise HistoryError([f"{source}: cannot be read as text: neither UTF-8 nor GBK/GB18030 (save it as CSV UTF-8)"],
                        source)
+
+
+#: Rows with stray bytes listed before "and N more rows".
+_STRAY_ROWS_SHOWN = 5
+
+
+def _stray_bytes(raw: bytes, source: str) -> None:
+    """Raise when ``raw`` is UTF-8 but for a few bytes: more of its characters beyond ASCII decode
+    as UTF-8 than fail to (in GBK text most of them fail)."""
+    try:
+        raw.decode("utf-8")
+        return
+    except UnicodeDecodeError:
+        pass
+    text = raw.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    good = sum(1 for ch in text if ord(ch) > 127) - bad
+    if good <= bad:
+        return
+    rows = [(i, line) for i, line in enumerate(text.splitlines(), 1) if "\ufffd" in line]
+    problems = []
+    for i, line in rows[:_STRAY_ROWS_SHOWN]:
+        at = line.index("\ufffd")
+        problems.append(f"{source} row {i}: a character that is not UTF-8 (shown as \ufffd) in "
+                        f"{line[max(0, at - 20):at + 20].strip()!r}, though the rest of the file is UTF-8: "
+                        "retype it (a ’ or … pasted from another program), or save the file as CSV UTF-8")
+    if len(rows) > _STRAY_ROWS_SHOWN:
+        problems.append(f"{source}: and {len(rows) - _STRAY_ROWS_SHOWN:,} more rows like these")
+    raise HistoryError(problems, source)
 
 
 def _separator(text: str) -> str:

@@ -576,6 +576,22 @@ def test_a_file_in_neither_utf8_nor_gbk_is_one_clear_problem(tmp_path):
     assert len(found) == 1 and "neither UTF-8 nor GBK" in found[0]
 
 
+def test_a_utf8_file_with_a_stray_byte_names_its_row_instead_of_turning_into_gbk(tmp_path):
+    """One Windows ’ pasted into a remark made the whole file read as GB18030: 抖音 came out as
+    鎶栭煶, and only an info line said so. A GBK file with the same names still reads."""
+    frame = weekly_frame().rename(columns={"tv": "抖音", "social": "快手"})
+    frame["note"] = ""
+    frame.loc[6, "note"] = "VALENTINE"
+    text = frame.to_csv(index=False)
+    path = tmp_path / "history.csv"
+    path.write_bytes(text.encode("utf-8").replace(b"VALENTINE", b"Valentine\x92s promo"))
+    assert problems(path, ignore=["note"]) == [
+        "history.csv row 8: a character that is not UTF-8 (shown as \ufffd) in '3.0,9988.0,Valentine\ufffds promo', though "
+        "the rest of the file is UTF-8: retype it (a ’ or … pasted from another program), or save the file as CSV UTF-8"]
+    path.write_bytes(text.replace("VALENTINE", "情人节").encode("gbk"))
+    assert load_history(path, ignore=["note"]).channels == ["抖音", "快手"]
+
+
 def test_money_as_a_spreadsheet_formats_it_reads_as_numbers(tmp_path):
     """¥1,012,345.25 (Excel's currency format saved as CSV), 1 012 345 and 1'012'345 (other
     thousands separators), 12345元; a bad cell is still named as the file wrote it."""
