@@ -91,10 +91,11 @@ def _number(value) -> float | None:
 
 
 def _date(value) -> pd.Timestamp | None:
-    try:
-        return pd.Timestamp(str(value))
-    except (ValueError, TypeError):
-        return None
+    """A test's start or end, in the forms a history's dates take (:func:`models.dates.read_one_date`)."""
+    from models.dates import read_one_date
+
+    stamp = read_one_date(value)
+    return None if stamp is None else stamp.normalize()
 
 
 def check_lift_tests(records, channels: list[str] | None, dates: pd.DatetimeIndex | None = None,
@@ -127,7 +128,8 @@ def check_lift_tests(records, channels: list[str] | None, dates: pd.DatetimeInde
         start, end = (_date(rec[k]) if k in rec else None for k in ("start", "end"))
         for key, value in (("start", start), ("end", end)):
             if key in rec and value is None:
-                problems.append(f"{at}.{key}: {rec[key]!r} is not a date (YYYY-MM-DD)")
+                problems.append(f"{at}.{key}: {rec[key]!r} is not a date (YYYY-MM-DD; 2024年6月3日, 2024-W23 and "
+                                "an Excel serial day number read too; 03.06.2024 does not: day or month first?)")
         if start is not None and end is not None and end < start:
             problems.append(f"{at}: end {end.date()} is before start {start.date()}")
         if "lift" in rec and _number(rec["lift"]) is None:

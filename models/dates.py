@@ -132,6 +132,41 @@ def _read_with_format(text: pd.Series, date_format: str, label: str, result: Par
     result.format = date_format
 
 
+def read_one_date(value) -> pd.Timestamp | None:
+    """One date on its own (a lift test's start or end), in any form a history column reads
+    without a column to settle it: a date object, year first (2024-06-03, 2024/6/3, with a time),
+    2024年6月3日, an ISO week (2024-W23), an Excel serial day number, a month name with a year
+    (3 Jun 2024). None for anything else, day-first or month-first (03.06.2024) included: one
+    value cannot say which."""
+    if isinstance(value, (dt.datetime, dt.date, pd.Timestamp)):
+        stamp = pd.Timestamp(value)
+        return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    text = str(value).strip()
+    serial = _EXCEL_SERIAL.match(text)
+    if serial:
+        days = int(serial[1])
+        return _EXCEL_EPOCH + pd.Timedelta(days=days) if EXCEL_SERIALS[0] <= days <= EXCEL_SERIALS[1] else None
+    text = _iso_text(text)
+    ymd = _YEAR_FIRST.match(text)
+    if ymd:
+        try:
+            return pd.Timestamp(year=int(ymd["y"]), month=int(ymd["m"]), day=int(ymd["d"]))
+        except ValueError:
+            return None
+    if _STARTS_WITH_YEAR.match(text):
+        try:
+            stamp = pd.Timestamp(text)
+        except (ValueError, OverflowError):
+            return None
+        return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
+    if _HAS_LETTERS.search(text):
+        stamp = _written_out(text)
+        return None if pd.isna(stamp) else stamp
+    return None
+
+
 def _iso_text(value: str) -> str:
     """The ISO form of a CJK or ISO-week date (``2024年3月4日`` → ``2024-03-04``, ``2024-W10`` →
     ``2024-03-04``); any other value as it is."""

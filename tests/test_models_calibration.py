@@ -64,6 +64,24 @@ def test_every_problem_of_a_lift_test_list_is_named_with_its_place():
     assert len(resolve_lift_tests(records[:1], ["douyin", "scrm"], dates)) == 1
 
 
+def test_a_lift_tests_dates_read_as_a_historys_do_and_a_day_or_month_first_one_is_refused():
+    """2024年6月3日, ISO weeks and Excel serials read in a history but not in its lift tests; and
+    03.06.2024 was read month-first without a word (a history refuses to guess from one value)."""
+    dates = __import__("pandas").date_range("2024-01-01", periods=60, freq="W-MON")
+    forms = [("2024年6月3日", "2024年6月24日"), ("2024-W23", "2024-W26"), ("45446", "45467"), (45446, 45467),
+             ("2024/6/3", "2024/6/24"), ("3 Jun 2024", "24 Jun 2024"), ("2024-06-03T00:00:00", "2024-06-24")]
+    for start, end in forms:
+        rec = {"channel": "douyin", "start": start, "end": end, "lift": 100.0, "se": 10.0}
+        assert check_lift_tests([rec], ["douyin"], dates) == [], (start, end)
+        test, = resolve_lift_tests([rec], ["douyin"], dates)
+        assert (dates[test.start].date().isoformat(), dates[test.stop - 1].date().isoformat()) == (
+            "2024-06-03", "2024-06-24"), (start, end)
+    rec = {"channel": "douyin", "start": "03.06.2024", "end": "2024-06-24", "lift": 100.0, "se": 10.0}
+    assert check_lift_tests([rec], ["douyin"], dates) == [
+        "calibration[1].start: '03.06.2024' is not a date (YYYY-MM-DD; 2024年6月3日, 2024-W23 and an Excel serial "
+        "day number read too; 03.06.2024 does not: day or month first?)"]
+
+
 def test_a_lift_test_csv_with_bad_rows_is_refused_with_every_row_named(tmp_path):
     path = tmp_path / "lifts.csv"
     path.write_text("channel,start,end,lift,se\nxiaohongshu,2024-04-22,2024-05-13,598000,71000\n"
