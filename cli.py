@@ -565,7 +565,8 @@ def _record_plan(ctx, ledger: str, scenario: str, plan_json: str, overrides: dic
 # fit
 
 
-def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, events, date_format):
+def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, events, date_format,
+                channel_column="channel", spend_column="spend"):
     """What to fit: a scenario's [history] table, or a CSV read with the flags."""
     from models.history import HistorySpec
 
@@ -574,7 +575,8 @@ def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, events
 
         return history_source(path)
     spec = HistorySpec(layout=layout, date=date, kpi=kpi, channels=channels or None, ignore=tuple(ignore),
-                       controls=tuple(controls), events=tuple(events), date_format=date_format)
+                       controls=tuple(controls), events=tuple(events), date_format=date_format,
+                       channel_column=channel_column, spend_column=spend_column)
     return Path(path), spec, {}
 
 
@@ -618,6 +620,8 @@ def _country(ctx, param, value):
 @click.option("--kpi", default="revenue", show_default=True, help="CSV: the KPI column (long layout: per-channel return).")
 @click.option("--channels", help="CSV: spend columns, comma-separated, or a glob such as '*_S' (default: every other column).")
 @click.option("--layout", type=click.Choice(["wide", "long"]), default="wide", show_default=True, help="CSV layout.")
+@click.option("--channel-column", default="channel", show_default=True, help="CSV, long layout: the channel column.")
+@click.option("--spend-column", default="spend", show_default=True, help="CSV, long layout: the spend column.")
 @click.option("--ignore", multiple=True, help="CSV: a column (or glob) to skip; repeatable.")
 @click.option("--control", "controls", multiple=True, help="CSV: a control column; repeatable.")
 @click.option("--event", "events", multiple=True, help="CSV: an event column (0/1 or labels); repeatable.")
@@ -633,7 +637,8 @@ def _country(ctx, param, value):
 @NO_CACHE
 @click.pass_context
 def fit(ctx, source, out, fmt, method, draws, kpi_unit, holdout, bootstrap, seed, s_shaped, date, kpi, channels, layout,
-        ignore, controls, events, date_format, holidays, campaign_days, calibration, no_cache):
+        channel_column, spend_column, ignore, controls, events, date_format, holidays, campaign_days, calibration,
+        no_cache):
     """Fit each channel's response curve from a history (CSV or .xlsx, or a scenario's [history] table).
 
     Carryover (adstock) and saturation per channel and the baseline (trend, yearly seasonality,
@@ -663,13 +668,14 @@ def fit(ctx, source, out, fmt, method, draws, kpi_unit, holdout, bootstrap, seed
       budget fit national_media.csv --date time --kpi conversions --kpi-unit other --channels '*_spend' \\
           --ignore '*_impression' --ignore revenue_per_conversion --control sentiment_score_control \\
           --control competitor_activity_score_control --holdout 0
+      budget fit 渠道周报.csv --layout long --date 日期 --channel-column 渠道 --spend-column 花费 --kpi GMV
     """
     from models.cache import fit_history
     from scenarios import render
 
     _check_output(out, "--output")
     csv_path, spec, settings = _run(ctx, _fit_source, source, date, kpi, channels, layout, ignore, controls, events,
-                                    date_format)
+                                    date_format, channel_column, spend_column)
     for key, value in (("holdout", holdout), ("n_bootstrap", bootstrap), ("random_state", seed),
                        ("holidays", holidays), ("campaign_days", campaign_days), ("draws", draws),
                        ("kpi_unit", kpi_unit),

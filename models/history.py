@@ -1085,6 +1085,30 @@ def _close(name: str, columns: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+#: Column names a KPI goes by in the reports this reads (revenue, sales, GMV; 销售额, 营收, 成交额 …).
+_KPI_NAMES = re.compile(r"revenue|sales|gmv|kpi|conversions|销售|营收|收入|成交|营业额|流水", re.IGNORECASE)
+
+
+def _likely_column(frame: pd.DataFrame, what: str) -> str:
+    """`` (the dates look to be in '日期': date = "日期" …)`` for a date or KPI column named otherwise
+    than the default (a Chinese report's 日期 and 销售额); empty when none stands out."""
+    from models.dates import read_one_date
+
+    if what == "date":
+        found = [c for c in frame.columns
+                 if (cells := [v for v in frame[c].astype(str).str.strip().head(5) if v]) and
+                 all(read_one_date(v) is not None and not v.replace(".", "").isdigit() for v in cells)]
+        key, flag = "date", "--date"
+    else:
+        found = [c for c in frame.columns if _KPI_NAMES.search(str(c))]
+        key, flag = "kpi", "--kpi"
+    if len(found) != 1:
+        return ""
+    col = found[0]
+    return (f" (the {'dates look to be' if what == 'date' else 'KPI looks to be'} in {col!r}: say {key} = "
+            f"{json.dumps(str(col), ensure_ascii=False)} in [history], or {flag} {shlex.quote(str(col))})")
+
+
 def _resolve_channels(columns: list[str], spec: HistorySpec, used: set[str], check: _Checker) -> dict[str, str]:
     """Channel id → column for the wide layout."""
     if isinstance(spec.channels, dict):
@@ -1120,7 +1144,8 @@ def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
     columns = list(frame.columns)
     for what, col in (("date", spec.date), ("KPI", spec.kpi)):
         if col not in columns:
-            check.error(f"{what} column {col!r} not found{_close(col, columns)}; columns are: {', '.join(columns)}")
+            likely = _close(col, columns) or _likely_column(frame, what)
+            check.error(f"{what} column {col!r} not found{likely}; columns are: {', '.join(columns)}")
     for kind, cols in (("control", spec.controls), ("event", spec.events)):
         for col in cols:
             if col not in columns:
@@ -1248,16 +1273,20 @@ def _spreadsheet_column(i: int) -> str:
 
 def _read_long(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> History | None:
     columns = list(frame.columns)
-    required = [spec.date, spec.channel_column, spec.spend_column, spec.kpi]
-    for col in required:
-        if col not in columns:
-            check.error(
-                f"column {col!r} not found; the long layout needs "
-                f"{', '.join(required)}; columns are: {', '.join(columns)}"
-            )
-    for col in columns:
-        if col not in required and not _matches(col, spec.ignore):
-            check.error(f"unknown column {col!r} in the long layout; list it in `ignore` to skip it")
+    required = {spec.date: ("date", "--date"), spec.channel_column: ("channel_column", "--channel-column"),
+                spec.spend_column: ("spend_column", "--spend-column"), spec.kpi: ("kpi", "--kpi")}
+    missing = [col for col in required if col not in columns]
+    for col in missing:
+        key, flag = required[col]
+        check.error(
+            f"column {col!r} not found{_close(col, columns)}; the long layout needs a date, a channel, a spend and a "
+            f"return column: name yours with {key} = \"…\" in [history] ({flag} on the command line); columns are: "
+            f"{', '.join(columns)}"
+        )
+    if not missing:  # else the unknown columns are most likely the ones to name
+        for col in columns:
+            if col not in required and not _matches(col, spec.ignore):
+                check.error(f"unknown column {col!r} in the long layout; list it in `ignore` to skip it")
     if spec.controls or spec.events:
         check.error("controls and events are only supported in the wide layout")
     if check.errors:

@@ -67,6 +67,24 @@ def test_fit_rejects_a_bad_history_with_every_problem(runner, tmp_path):
     )
 
 
+def test_fit_names_a_long_layouts_channel_and_spend_columns_from_the_command_line(runner, tmp_path):
+    """渠道/花费 could only be named in a scenario's [history]; budget fit had no flags for them."""
+    import pandas as pd
+
+    wide = pd.read_csv(HISTORY)
+    long = pd.concat([pd.DataFrame({"日期": wide["date"], "渠道": c, "花费": wide[c], "GMV": wide[c] * 3})
+                      for c in ("douyin", "scrm")])
+    path = tmp_path / "渠道周报.csv"
+    long.to_csv(path, index=False)
+    r = runner.invoke(main, ["fit", str(path), "--layout", "long", "--format", "json", "--no-cache"])
+    assert r.exit_code == 3 and "--channel-column on the command line" in r.stderr
+    r = runner.invoke(main, ["fit", str(path), "--layout", "long", "--date", "日期", "--channel-column", "渠道",
+                             "--spend-column", "花费", "--kpi", "GMV", "--format", "json", "--no-cache"])
+    assert r.exit_code == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["layout"] == "long" and [c["channel"] for c in report["channels"]] == ["douyin", "scrm"]
+
+
 @pytest.mark.slow
 def test_quarterly_scenario_fits_once_then_uses_the_cache():
     path = example_path("quarterly.toml")

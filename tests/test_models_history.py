@@ -82,7 +82,8 @@ def test_missing_and_unknown_columns(tmp_path):
     f["notes"] = "x"
     path = write(tmp_path, f)
     assert problems(path, channels={"tv": "tv", "radio": "radio_spend"}) == [
-        "history.csv: KPI column 'revenue' not found; columns are: date, gmv, tv, social, notes",
+        "history.csv: KPI column 'revenue' not found (the KPI looks to be in 'gmv': say kpi = \"gmv\" in [history], "
+        "or --kpi gmv); columns are: date, gmv, tv, social, notes",
         "history.csv: column 'radio_spend' for channel radio not found; columns are: date, gmv, tv, social, notes",
         "history.csv: unknown column 'gmv': map it as a channel, control or event, or list it in `ignore`",
         "history.csv: unknown column 'social': map it as a channel, control or event, or list it in `ignore`",
@@ -195,6 +196,33 @@ def test_a_copied_spend_column_is_refused(tmp_path):
         "history.csv: channels tv and tv_copy have the same spend in every period: one is a copy of the other, "
         'and the fit cannot tell them apart; leave it out with ignore = ["tv_copy"] in [history] '
         "(budget fit --ignore tv_copy)"]
+
+
+def test_a_chinese_reports_date_and_kpi_columns_are_pointed_to(tmp_path):
+    """日期 and 销售额 under the default names: the problem named only the default ('date' not
+    found), not the column to give."""
+    f = weekly_frame().rename(columns={"date": "日期", "revenue": "销售额"})
+    assert problems(write(tmp_path, f)) == [
+        "history.csv: date column 'date' not found (the dates look to be in '日期': say date = \"日期\" in [history], "
+        "or --date '日期'); columns are: 日期, 销售额, tv, social",
+        "history.csv: KPI column 'revenue' not found (the KPI looks to be in '销售额': say kpi = \"销售额\" in "
+        "[history], or --kpi '销售额'); columns are: 日期, 销售额, tv, social"]
+    assert load_history(write(tmp_path, f), date="日期", kpi="销售额").channels == ["tv", "social"]
+
+
+def test_the_long_layouts_columns_under_other_names_are_named_with_the_keys_to_set(tmp_path):
+    """渠道/花费 instead of channel/spend: the problems said to list them in `ignore`."""
+    f = weekly_frame()
+    long = pd.concat([pd.DataFrame({"日期": f["date"], "渠道": c, "花费": f[c], "GMV": f[c].astype(float) * 3})
+                      for c in ("tv", "social")])
+    found = problems(write(tmp_path, long), layout="long")
+    assert [p.split(";")[0] for p in found] == [f"history.csv: column {c!r} not found" for c in
+                                              ("date", "channel", "spend", "revenue")]
+    assert 'name yours with channel_column = "…" in [history] (--channel-column on the command line)' in found[1]
+    assert not any("ignore" in p for p in found)
+    h = load_history(write(tmp_path, long), layout="long", date="日期", channel_column="渠道", spend_column="花费",
+                     kpi="GMV")
+    assert h.channels == ["tv", "social"]
 
 
 def test_robyn_style_sample_loads_with_a_short_mapping(tmp_path):
