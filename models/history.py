@@ -511,8 +511,11 @@ def _read_xlsx(path, source: str, date_format: str | None) -> pd.DataFrame:
             logger.info("%s: read sheet %r, the first visible one; not read: %s", source, sheet.title,
                         ", ".join(repr(t) for t in others))
         rows = [[_xlsx_text(v, date_format) for v in row] for row in sheet.iter_rows(values_only=True)]
+        title = sheet.title
     finally:
         book.close()
+    if any(cell == "" for row in rows[1:] for cell in row):
+        _unsaved_formulas(path, title, rows, source)
     while rows and not any(rows[-1]):
         rows.pop()
     if not rows or not any(rows[0]):
@@ -524,6 +527,29 @@ def _read_xlsx(path, source: str, date_format: str | None) -> pd.DataFrame:
     header = [h or f"Unnamed: {i}" for i, h in enumerate(header)]
     body = [(r + [""] * (len(header) - len(r)))[:len(header)] for r in rows[1:]]
     return _trim(pd.DataFrame(body, columns=header, dtype=str))
+
+
+def _unsaved_formulas(path, title: str, rows: list[list[str]], source: str) -> None:
+    """Raise when the empty cells of the sheet hold formulas: a workbook written by a program and
+    never opened in a spreadsheet has no computed values to read, and each such cell would be
+    reported as missing, with nothing to say why."""
+    from openpyxl import load_workbook
+    from openpyxl.utils import get_column_letter
+
+    book = load_workbook(path, read_only=True, data_only=False)
+    try:
+        found = [f"{get_column_letter(j + 1)}{i + 1}"
+                 for i, row in enumerate(book[title].iter_rows(values_only=True))
+                 for j, value in enumerate(row)
+                 if isinstance(value, str) and value.startswith("=") and i < len(rows) and j < len(rows[i])
+                 and rows[i][j] == ""]
+    finally:
+        book.close()
+    if found:
+        raise HistoryError([f"{source}: {len(found):,} cell{'s' if len(found) != 1 else ''} ({', '.join(found[:3])}"
+                            f"{' …' if len(found) > 3 else ''}) hold a formula with no saved result (the workbook was "
+                            "written by a program and never recalculated): open it in Excel or WPS and save it, or "
+                            "save the sheet as CSV"], source)
 
 
 def history_from_frame(frame: pd.DataFrame, spec: HistorySpec | None = None, source: str = "history",

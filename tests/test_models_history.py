@@ -461,6 +461,23 @@ def test_a_hidden_sheet_is_not_read_and_the_sheet_read_is_named(tmp_path, caplog
     assert "history.xlsx: read sheet '周数据', the first visible one; not read: '旧版(勿用)'" in caplog.text
 
 
+def test_formulas_without_saved_results_are_one_problem_that_says_so(tmp_path):
+    """A workbook written by a script holds formulas Excel never computed: each read as an empty
+    cell, 60 "is missing" problems with no word of formulas."""
+    from openpyxl import load_workbook
+
+    frame = weekly_frame()
+    path = write_xlsx(tmp_path, frame)
+    book = load_workbook(path)
+    sheet = book.active
+    for r in range(2, len(frame) + 2):
+        sheet[f"B{r}"] = f"=3000000+C{r}*1.5"
+    book.save(path)
+    assert problems(path) == [
+        "history.xlsx: 30 cells (B2, B3, B4 …) hold a formula with no saved result (the workbook was written by a "
+        "program and never recalculated): open it in Excel or WPS and save it, or save the sheet as CSV"]
+
+
 @pytest.mark.parametrize("as_xlsx", [False, True], ids=["csv", "xlsx"])
 def test_a_header_cell_repeated_or_left_blank_is_refused_and_an_empty_spacer_column_dropped(tmp_path, as_xlsx):
     """A flattened two-row header writes 抖音 twice; pandas read the second as a channel 抖音.1 and a
