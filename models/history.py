@@ -1111,6 +1111,16 @@ def _close(name: str, columns: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _header_lower_down(frame: pd.DataFrame, col: str) -> str:
+    """`` (it is in row 3: …)`` when the column's name sits in one of the first rows below the
+    header, under a report's title banner ("2024年营销投放周报（单位：元）") or a two-row header."""
+    for i in range(min(5, len(frame))):
+        if col in [str(v).strip() for v in frame.iloc[i]]:
+            return (f" (its name is in row {i + 2}: the header must be the first row; delete the "
+                    f"row{'s' if i else ''} above it, such as a title)")
+    return ""
+
+
 #: Column names a KPI goes by in the reports this reads (revenue, sales, GMV; 销售额, 营收, 成交额 …).
 _KPI_NAMES = re.compile(r"revenue|sales|gmv|kpi|conversions|销售|营收|收入|成交|营业额|流水", re.IGNORECASE)
 
@@ -1168,6 +1178,10 @@ def _resolve_channels(columns: list[str], spec: HistorySpec, used: set[str], che
 
 def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> History | None:
     columns = list(frame.columns)
+    lower = "" if spec.date in columns else _header_lower_down(frame, spec.date)
+    if lower:  # a title above the header: every other problem would follow from it
+        check.error(f"date column {spec.date!r} not found{lower}")
+        return None
     for what, col in (("date", spec.date), ("KPI", spec.kpi)):
         if col not in columns:
             likely = _close(col, columns) or _likely_column(frame, what)

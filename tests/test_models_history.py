@@ -210,6 +210,18 @@ def test_a_chinese_reports_date_and_kpi_columns_are_pointed_to(tmp_path):
     assert load_history(write(tmp_path, f), date="日期", kpi="销售额").channels == ["tv", "social"]
 
 
+@pytest.mark.parametrize("as_xlsx", [False, True], ids=["csv", "xlsx"])
+def test_a_title_above_the_header_is_the_one_problem_named(tmp_path, as_xlsx):
+    """A report's banner in row 1 made the header 'the title, Unnamed: 1, …' and the problems
+    a dozen lines about unnamed columns."""
+    frame = weekly_frame()
+    titled = pd.concat([pd.DataFrame([frame.columns], columns=frame.columns), frame], ignore_index=True)
+    titled.columns = ["2024年营销投放周报（单位：元）", "", "", ""]
+    path = write_xlsx(tmp_path, titled, dates_as_cells=False) if as_xlsx else write(tmp_path, titled)
+    assert problems(path) == [f"{path.name}: date column 'date' not found (its name is in row 2: the header must be "
+                              "the first row; delete the row above it, such as a title)"]
+
+
 def test_the_long_layouts_columns_under_other_names_are_named_with_the_keys_to_set(tmp_path):
     """渠道/花费 instead of channel/spend: the problems said to list them in `ignore`."""
     f = weekly_frame()
