@@ -41,6 +41,7 @@ import re
 import shlex
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
 import numpy as np
@@ -721,13 +722,29 @@ _ACCOUNTING_ZERO = r"(?:" + _SIGN + r"|" + _CODE + r")\s*[-–—]\s*|[-–—]\
 _GROUPING = r"(?<=\d)[,\s\u00a0\u202f'’](?=\d{3}(?!\d))"
 
 
+#: A number in 万 (ten thousand) or 亿 (a hundred million), as Chinese reports write amounts:
+#: 345.3万 is 3,453,000 (万元 once the 元 is taken out).
+_CJK_MAGNITUDE = re.compile(r"^([+-]?\d+(?:\.\d+)?)\s*([万亿])$")
+_CJK_FACTORS = {"万": 10_000, "亿": 100_000_000}
+
+
+def _cjk_magnitude(cell: str) -> str:
+    found = _CJK_MAGNITUDE.match(cell)
+    return str(Decimal(found[1]) * _CJK_FACTORS[found[2]]) if found else cell  # exact: 1.1万 is 11000
+
+
 def number_texts(values: pd.Series) -> pd.Series:
-    """Cells as ``float()`` reads them: the currency and the thousands separators taken out, and
-    Excel's accounting zero (``¥ -``: a dash with a currency) read as 0."""
+    """Cells as ``float()`` reads them: the currency and the thousands separators taken out,
+    Excel's accounting zero (``¥ -``: a dash with a currency) read as 0, and 万 and 亿 multiplied
+    out (1.2万 is 12000)."""
     text = values.astype(str).str.strip()
     text = text.mask(text.str.fullmatch(_ACCOUNTING_ZERO), "0")
     text = text.str.replace(_CURRENCY_BEFORE, r"\1", regex=True).str.replace(_CURRENCY_AFTER, "", regex=True)
-    return text.str.replace(_GROUPING, "", regex=True)
+    text = text.str.replace(_GROUPING, "", regex=True)
+    cjk = text.str.contains("[万亿]", regex=True)
+    if cjk.any():
+        text = text.mask(cjk, text[cjk].map(_cjk_magnitude))
+    return text
 
 
 def number_text(cell) -> str:

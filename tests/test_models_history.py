@@ -649,6 +649,21 @@ def test_a_utf8_file_with_a_stray_byte_names_its_row_instead_of_turning_into_gbk
     assert load_history(path, ignore=["note"]).channels == ["抖音", "快手"]
 
 
+def test_amounts_in_wan_and_yi_are_multiplied_out(tmp_path):
+    """345.3万 (a Chinese report's amount in ten thousands) was 60 "is not a number" problems."""
+    frame = weekly_frame()
+    plain = load_history(write(tmp_path, frame))
+    wan = frame.copy()
+    wan["revenue"] = (frame["revenue"].astype(float) / 10_000).map(lambda v: f"{v:.4f}万元")
+    wan["tv"] = (frame["tv"].astype(float) / 10_000).map(lambda v: f"{v:.4f}万")
+    wan.loc[0, "social"] = f"{float(frame.loc[0, 'social']) / 1e8:.8f}亿"
+    read = load_history(write(tmp_path, wan))
+    np.testing.assert_array_equal(read.kpi, plain.kpi)
+    np.testing.assert_array_equal(read.spend.to_numpy(), plain.spend.to_numpy())
+    wan.loc[3, "tv"] = "12万5"
+    assert problems(write(tmp_path, wan)) == ["history.csv row 5: spend for tv '12万5' is not a number"]
+
+
 def test_money_as_a_spreadsheet_formats_it_reads_as_numbers(tmp_path):
     """¥1,012,345.25 (Excel's currency format saved as CSV), 1 012 345 and 1'012'345 (other
     thousands separators), 12345元; a bad cell is still named as the file wrote it."""

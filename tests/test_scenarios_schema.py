@@ -129,6 +129,11 @@ def test_group_shares_written_as_percentages_read_as_the_shares(tmp_path):
     assert [q.split(":")[0] for q in problems_of(tmp_path, bad)] == ["current.group_shares.content"]
 
 
+def test_amounts_written_in_wan_read_as_money(tmp_path):
+    text = VALID.replace("current = 400_000", 'current = "40万"').replace("current = 500_000", 'current = "50万元"')
+    assert [c.current for c in load_scenario(write(tmp_path, text)).problem.channels] == [400_000, 500_000]
+
+
 def test_group_share_and_channel_current_conflict(tmp_path):
     text = VALID + "[current]\ngroup_shares = { content = 0.6 }\n"
     assert problems_of(tmp_path, text) == [
