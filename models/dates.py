@@ -211,7 +211,7 @@ def _detect_and_read(text: pd.Series, label: str, first_row: int, result: Parsed
         styles["text"] = text.index[is_text]
     unknown = text.index[~(is_ymd | is_dm | is_iso_other | is_text)]
     for i in unknown:
-        result.row_problems.append((int(i), f"{label} {shown[i]!r} is not a date"))
+        result.row_problems.append((int(i), _not_a_date(label, shown[i])))
     if len(styles) > 1:
         parts = [f"{len(rows):,} row{'s' if len(rows) != 1 else ''} like {shown[rows[0]]} "
                  f"({_row_ranges(rows, first_row)})" for rows in sorted(styles.values(), key=lambda r: r[0])]
@@ -247,8 +247,17 @@ def _detect_and_read(text: pd.Series, label: str, first_row: int, result: Parsed
         parts = day_month.loc[rows]
         parsed = _ymd(parts, "y", "b", "a") if order == "day" else _ymd(parts, "y", "a", "b")
     for i in parsed.index[parsed.isna()]:
-        result.row_problems.append((int(i), f"{label} {shown[i]!r} is not a date"))
+        result.row_problems.append((int(i), _not_a_date(label, shown[i])))
     result.dates.loc[parsed.index] = parsed
+
+
+def _not_a_date(label: str, value: str) -> str:
+    """The problem of a value that is not a date; an Excel serial day number among dates is named
+    as one (a cell left formatted as a number)."""
+    serial = read_one_date(value) if _EXCEL_SERIAL.match(str(value).strip()) else None
+    return f"{label} {value!r} is not a date" + (
+        f": it looks like an Excel serial day number ({serial.date().isoformat()}), a cell formatted as a number "
+        "among cells formatted as dates; format the whole column as dates" if serial is not None else "")
 
 
 def _excel_serials(text: pd.Series, result: ParsedDates) -> bool:

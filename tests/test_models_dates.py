@@ -178,6 +178,14 @@ def test_cjk_months_read_as_monthly_and_bad_ones_are_named_as_written(tmp_path):
     assert problems(write(tmp_path, frame(weeks))) == ["history.csv row 4: date '2024-W54' is not a date"]
 
 
+def test_an_excel_serial_among_dates_is_named_as_one(tmp_path):
+    texts = list(WEEKS.strftime("%Y-%m-%d"))
+    texts[3] = "45313"  # 2024-01-22, the cell left formatted as a number
+    assert problems(write(tmp_path, frame(texts))) == [
+        "history.csv row 5: date '45313' is not a date: it looks like an Excel serial day number (2024-01-22), a cell "
+        "formatted as a number among cells formatted as dates; format the whole column as dates"]
+
+
 def test_excel_month_format_reads_as_months_and_a_date_without_a_year_is_refused(tmp_path):
     """Excel's "mmm-yy" saved as text (Jan-22) is January 2022; dateutil read it as 22 January of
     year 1, which could not be stored and ended the run with exit 1."""
