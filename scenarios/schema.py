@@ -8,6 +8,7 @@ are usually typos. The full schema is documented in README.md ("Scenario files")
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 import tomllib
@@ -100,7 +101,7 @@ class Scenario:
     risk: object = None
 
 
-_PERCENT = re.compile(r"\s*\d+(?:\.\d+)?\s*%\s*")
+_PERCENT = re.compile(r"\s*\d+(?:\.\d+)?\s*[%％]\s*")  # ％: the full-width sign a Chinese IME types
 
 
 def _is_percent(value) -> bool:
@@ -108,8 +109,15 @@ def _is_percent(value) -> bool:
     return isinstance(value, str) and _PERCENT.fullmatch(value) is not None
 
 
+def _is_number_text(value: str) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
 def _percent(value: str) -> float:
-    return float(value.strip().rstrip("%")) / 100.0
+    return float(value.strip().rstrip("%％").strip()) / 100.0
 
 
 class _Checker:
@@ -137,7 +145,8 @@ class _Checker:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.add(path, f"must be a finite number, got {value!r}")
+            quoted = isinstance(value, str) and _is_number_text(value)
+            self.add(path, f"must be a finite number, got {value!r}" + (": write it without the quotes" if quoted else ""))
             return None
         if positive and value <= 0:
             self.add(path, f"must be > 0, got {value:g}")
@@ -772,7 +781,7 @@ def _check_source(ck: _Checker, data: dict):
 
 
 #: Everyday names of a currency that are not its ISO 4217 code.
-CURRENCY_ALIASES = {"RMB": "CNY"}
+CURRENCY_ALIASES = {"RMB": "CNY", "人民币": "CNY"}  # not 元 or ¥: yuan of Taiwan and Hong Kong, the yen
 
 
 def _currency(ck: _Checker, text: str, notes: list) -> str:
@@ -802,6 +811,11 @@ def _check_share_against_amount(ck: _Checker, p: str, total: float, currency: st
                                  f"({money(max_share * total, currency)})")
 
 
+def _quoted(name: str) -> str:
+    """A name in quotes, so that spaces around it show."""
+    return json.dumps(name, ensure_ascii=False)
+
+
 def _check_channel_names(ck: _Checker, channels: dict) -> None:
     """Channel names that differ only in case or spaces are one platform typed twice (its money
     would be split between them); a name with spaces around it is a copy-paste slip."""
@@ -811,8 +825,9 @@ def _check_channel_names(ck: _Checker, channels: dict) -> None:
             ck.add(f"channels.{name}", "the name has spaces before or after it; write it without them")
         key = " ".join(name.split()).casefold()
         if key in seen:
-            ck.add(f"channels.{name}", f"differs from channels.{seen[key]} only in case or spaces: one channel "
-                                       "twice would split its money; give each channel one name")
+            ck.add(f"channels.{name}", f"differs from channels.{seen[key]} only in case or spaces ({_quoted(name)} and "
+                                       f"{_quoted(seen[key])}): one channel twice would split its money; give each "
+                                       "channel one name")
         seen.setdefault(key, name)
 
 

@@ -275,15 +275,16 @@ def test_channel_names_that_differ_only_in_case_or_spaces_are_one_channel_typed_
     found = err.value.problems
     assert "channels.Douyin: differs from channels.douyin only in case or spaces" in found[0]
     assert any(p.startswith("channels. scrm: the name has spaces before or after it") for p in found)
-    assert any(p.startswith("channels. scrm: differs from channels.scrm") for p in found)
+    assert any(p.startswith('channels. scrm: differs from channels.scrm only in case or spaces (" scrm" and "scrm")')
+               for p in found)
     assert len(found) == 3
 
 
-@pytest.mark.parametrize("written, code", [("RMB", "CNY"), ("usd", "USD"), ("SEK", "SEK")])
+@pytest.mark.parametrize("written, code", [("RMB", "CNY"), ("人民币", "CNY"), ("usd", "USD"), ("SEK", "SEK")])
 def test_a_currency_is_an_iso_code_and_rmb_is_the_yuan(tmp_path, written, code):
     sc = load_scenario(write(tmp_path, BASE.replace("total = 1_000_000", f'total = 1_000_000\ncurrency = "{written}"')))
     assert sc.problem.currency == code
-    assert any("read as CNY" in n for n in sc.notes) == (written == "RMB")
+    assert any("read as CNY" in n for n in sc.notes) == (written in ("RMB", "人民币"))
 
 
 @pytest.mark.parametrize("written", ["", "US$", "元", "yuan"])
@@ -390,3 +391,10 @@ def test_a_change_limit_written_as_a_percentage_number_is_warned_about(tmp_path)
                          ).warnings == []
     paced = BASE + '[horizon]\nperiods = 3\nefficiency = "flat"\n[pacing]\nmax_change = 60\n'
     assert [w.split(" =")[0] for w in load_scenario(write(tmp_path, paced)).warnings] == ["pacing.max_change"]
+
+
+def test_a_quoted_number_or_a_full_width_percent_sign_is_read_or_said_how_to_write(tmp_path):
+    text = BASE + '[reserve]\nmin_share = "5％"\n'
+    assert load_scenario(write(tmp_path, text)).problem.reserve_min_share == 0.05
+    assert problems_of(tmp_path, BASE + '[reserve]\nmin_share = "0.05"\n') == [
+        "reserve.min_share: must be a finite number, got '0.05': write it without the quotes"]
