@@ -434,12 +434,18 @@ def _decimal_point(match) -> str:
 
 
 def _decode(raw: bytes, source: str) -> tuple[str, str]:
-    """The file's text: UTF-8 (with or without a byte-order mark), else GB18030, the superset of
-    the GBK that Excel on a Chinese Windows writes; anything else is an error.
+    """The file's text: UTF-8 (with or without a byte-order mark), UTF-16 with its mark (Excel's
+    "Unicode text", tab-separated), else GB18030, the superset of the GBK that Excel on a Chinese
+    Windows writes; anything else is an error.
 
     A UTF-8 file with a few stray bytes (a Windows ’ pasted into a remark) is not GB18030: read
     so, every Chinese name in it would turn into other characters (抖音 into 鎶栭煶). Its rows with
     those bytes are the problems instead."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text": UTF-16 with its byte-order mark
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            pass
     _stray_bytes(raw, source)
     for encoding in ("utf-8-sig", "gb18030"):
         try:

@@ -555,6 +555,7 @@ def test_excel_csv_dialects_read_like_the_plain_csv(tmp_path, caplog):
         "tab.tsv": frame.to_csv(sep="\t", index=False).encode("utf-8"),
         "gbk.csv": frame.to_csv(index=False).encode("gbk"),
         "bom.csv": frame.to_csv(index=False).encode("utf-8-sig"),
+        "unicode.txt": frame.to_csv(sep="\t", index=False, lineterminator="\r\n").encode("utf-16"),  # Excel's "Unicode text"
     }
     for name, raw in files.items():
         (tmp_path / name).write_bytes(raw)
@@ -564,7 +565,8 @@ def test_excel_csv_dialects_read_like_the_plain_csv(tmp_path, caplog):
         np.testing.assert_array_equal(h.kpi, plain.kpi, err_msg=name)
     said = [r.getMessage() for r in caplog.records if "read as" in r.getMessage()]  # how, on stderr
     assert said == ["semicolon.csv: read as semicolon-separated UTF-8 with decimal commas (1.234,5 is 1234.5)",
-                    "tab.tsv: read as tab-separated UTF-8", "gbk.csv: read as comma-separated GB18030"]
+                    "tab.tsv: read as tab-separated UTF-8", "gbk.csv: read as comma-separated GB18030",
+                    "unicode.txt: read as tab-separated UTF-16"]
 
 
 def test_a_semicolon_file_with_decimal_points_is_not_misread(tmp_path):
