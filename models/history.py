@@ -39,6 +39,7 @@ import math
 import os
 import re
 import shlex
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -740,10 +741,14 @@ def _cjk_magnitude(cell: str) -> str:
 
 
 def number_texts(values: pd.Series) -> pd.Series:
-    """Cells as ``float()`` reads them: the currency and the thousands separators taken out,
+    """Cells as ``float()`` reads them: full-width characters as their ASCII forms (what a Chinese
+    input method types: １２３，４５６), the currency and the thousands separators taken out,
     Excel's accounting zero (``¥ -``: a dash with a currency) read as 0, and 万 and 亿 multiplied
     out (1.2万 is 12000)."""
     text = values.astype(str).str.strip()
+    wide = text.str.contains("[\uff01-\uff5e]", regex=True)  # full-width digits, commas, signs (１，２３４)
+    if wide.any():
+        text = text.mask(wide, text[wide].map(lambda cell: unicodedata.normalize("NFKC", cell)))
     text = text.mask(text.str.fullmatch(_ACCOUNTING_ZERO), "0")
     text = text.str.replace(_CURRENCY_BEFORE, r"\1", regex=True).str.replace(_CURRENCY_AFTER, "", regex=True)
     text = text.str.replace(_GROUPING, "", regex=True)

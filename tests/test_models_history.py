@@ -651,6 +651,16 @@ def test_a_utf8_file_with_a_stray_byte_names_its_row_instead_of_turning_into_gbk
     assert load_history(path, ignore=["note"]).channels == ["抖音", "快手"]
 
 
+def test_full_width_digits_and_commas_read_as_numbers(tmp_path):
+    """１３０３８２ and 1，234 (typed with a Chinese input method) were "not a number"."""
+    frame = weekly_frame()
+    plain = load_history(write(tmp_path, frame))
+    wide = frame.copy()
+    wide["tv"] = frame["tv"].map(lambda v: f"{float(v):,.0f}".translate(str.maketrans("0123456789,", "０１２３４５６７８９，")))
+    read = load_history(write(tmp_path, wide))
+    np.testing.assert_array_equal(read.spend.to_numpy(), plain.spend.to_numpy())
+
+
 def test_amounts_in_wan_and_yi_are_multiplied_out(tmp_path):
     """345.3万 (a Chinese report's amount in ten thousands) was 60 "is not a number" problems."""
     frame = weekly_frame()
