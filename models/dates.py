@@ -167,9 +167,17 @@ def read_one_date(value) -> pd.Timestamp | None:
     return None
 
 
+#: A period written as its first and last day (2024-01-01~2024-01-07, 2024/1/1至2024/1/7): a
+#: weekly report's label. Read as its first day, the period's start, as every date here is.
+_RANGE = re.compile(r"^(\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?)\s*[~～至—–]\s*(?:\d{4}[-/.年])?\d{1,2}[-/.月]\d{1,2}日?$")
+
+
 def _iso_text(value: str) -> str:
     """The ISO form of a CJK or ISO-week date (``2024年3月4日`` → ``2024-03-04``, ``2024-W10`` →
-    ``2024-03-04``); any other value as it is."""
+    ``2024-03-04``), and a range's first day; any other value as it is."""
+    span = _RANGE.match(value)
+    if span:
+        value = span[1]
     week = _ISO_WEEK.match(value)
     if week:
         try:

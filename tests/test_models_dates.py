@@ -178,6 +178,14 @@ def test_cjk_months_read_as_monthly_and_bad_ones_are_named_as_written(tmp_path):
     assert problems(write(tmp_path, frame(weeks))) == ["history.csv row 4: date '2024-W54' is not a date"]
 
 
+@pytest.mark.parametrize("style", ["{a:%Y-%m-%d}~{b:%Y-%m-%d}", "{a:%Y/%m/%d}至{b:%m/%d}", "{a:%Y年%m月%d日}～{b:%Y年%m月%d日}"])
+def test_a_week_written_as_its_first_and_last_day_reads_as_its_first(tmp_path, style):
+    """A weekly report labels each row 2024-01-01~2024-01-07; every row was "not a date"."""
+    texts = [style.format(a=d, b=d + pd.Timedelta(days=6)) for d in WEEKS]
+    h = load_history(write(tmp_path, frame(texts)))
+    assert list(h.dates) == list(WEEKS) and h.frequency == "weekly"
+
+
 def test_an_excel_serial_among_dates_is_named_as_one(tmp_path):
     texts = list(WEEKS.strftime("%Y-%m-%d"))
     texts[3] = "45313"  # 2024-01-22, the cell left formatted as a number
