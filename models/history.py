@@ -964,10 +964,11 @@ def _events_frame(frame: pd.DataFrame, columns, order: np.ndarray, check: _Check
     return pd.DataFrame(out, index=range(len(frame))).iloc[order].reset_index(drop=True)
 
 
-def _text_cells(values: pd.Series) -> tuple[int, str, int] | None:
+def _text_cells(values: pd.Series) -> tuple[int, str, int, int] | None:
     """Whether a column read as spend holds text rather than numbers with a few bad cells: most
     cells are not numbers and one of them has letters without meaning "missing" (``event1`` among
-    ``na``). Then (index of the first such cell, the cell, how many cells are not numbers), else None.
+    ``na``). Then (index of the first such cell, the cell, how many cells are neither numbers nor
+    empty, how many are empty), else None.
 
     Usually an event or label column left to be read as a channel: one problem for the column says
     so, where a "not a number" per row would not. A column of dashes for 0 is not text.
@@ -983,7 +984,8 @@ def _text_cells(values: pd.Series) -> tuple[int, str, int] | None:
     if not words.any():
         return None
     i = int(np.argmax(words))
-    return i, str(text.iloc[i]), int(not_number.sum())
+    empty = (text == "").to_numpy()
+    return i, str(text.iloc[i]), int((not_number & ~empty).sum()), int(empty.sum())
 
 
 def _leave_out(column: str) -> str:
@@ -992,11 +994,11 @@ def _leave_out(column: str) -> str:
             f"(budget fit --ignore {shlex.quote(column)})")
 
 
-def _text_column_problem(column: str, channel: str, found: tuple[int, str, int], cells: int,
+def _text_column_problem(column: str, channel: str, found: tuple[int, str, int, int], cells: int,
                          spec: HistorySpec) -> str:
     """The one problem for a spend column of text (:func:`_text_cells`): an example, and how to
     declare it as events or leave it out."""
-    i, cell, not_numbers = found
+    i, cell, not_numbers, empty = found
     declare = (f"if it marks events, declare it with events = [{json.dumps(column, ensure_ascii=False)}] in "
                f"[history] (budget fit --event {shlex.quote(column)})")
     if isinstance(spec.channels, dict):  # mapped by name: ignore would not take it out
@@ -1004,8 +1006,10 @@ def _text_column_problem(column: str, channel: str, found: tuple[int, str, int],
         leave = f"take channel {channel} out of `channels`"
     else:
         leave = _leave_out(column)
-    return (f"holds text, not spend ({cell!r} in row {_row(i)}; {not_numbers:,} of its {cells:,} cells are not "
-            f"numbers): {declare}; if it is not a channel, {leave}")
+    blank = f", {empty:,} empty" if empty else ""
+    text = "1 is not a number" if not_numbers == 1 else f"{not_numbers:,} are not numbers"
+    return (f"holds text, not spend ({cell!r} in row {_row(i)}; of its {cells:,} cells {text}{blank}): {declare}; "
+            f"if it is not a channel, {leave}")
 
 
 def _not_money(column: str) -> str | None:

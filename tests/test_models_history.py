@@ -769,7 +769,7 @@ def test_a_text_event_column_read_as_spend_is_one_problem_that_says_how_to_decla
     f.loc[[4, 17], "promo"] = "event1"
     path = write(tmp_path, f)
     assert problems(path) == [
-        "history.csv column promo: holds text, not spend ('event1' in row 6; 30 of its 30 cells are not "
+        "history.csv column promo: holds text, not spend ('event1' in row 6; of its 30 cells 30 are not "
         'numbers): if it marks events, declare it with events = ["promo"] in [history] (budget fit --event '
         'promo); if it is not a channel, leave it out with ignore = ["promo"] in [history] (budget fit '
         "--ignore promo)",
@@ -783,8 +783,8 @@ def test_a_text_column_mapped_as_a_channel_is_named_with_the_mapping_to_change(t
     f["promo"] = ""
     f.loc[3, "promo"] = "Double 11"
     assert problems(write(tmp_path, f), channels={"tv": "tv", "social": "social", "promo": "promo"}) == [
-        "history.csv column promo: holds text, not spend ('Double 11' in row 5; 30 of its 30 cells are not "
-        'numbers): if it marks events, declare it with events = ["promo"] in [history] (budget fit --event '
+        "history.csv column promo: holds text, not spend ('Double 11' in row 5; of its 30 cells 1 is not a "
+        'number, 29 empty): if it marks events, declare it with events = ["promo"] in [history] (budget fit --event '
         "promo) and take channel promo out of `channels`; if it is not a channel, take channel promo out "
         "of `channels`",
     ]
