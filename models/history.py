@@ -335,7 +335,7 @@ def read_table(path, source: str | None = None, date_format: str | None = None) 
     """
     source = source or os.path.basename(os.fspath(path))
     if os.fspath(path).lower().endswith(XLSX_SUFFIXES):
-        return _read_xlsx(path, source, date_format)
+        return _one_name_each(_read_xlsx(path, source, date_format), source)
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -371,6 +371,16 @@ def read_table(path, source: str | None = None, date_format: str | None = None) 
                      else " with decimal commas (1.234,5 is 1234.5)")
     if sep != "," or encoding != "utf-8":
         logger.info("%s: read as %s-separated %s%s", source, _SEPARATOR_NAMES[sep], encoding.upper(), marks)
+    return _one_name_each(frame, source)
+
+
+def _one_name_each(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``frame``, unless a header names a column twice (a flattened two-row header): every reader
+    looks columns up by name."""
+    columns = [str(c) for c in frame.columns]
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise HistoryError([f"{source}: column {c!r} appears more than once in the header" for c in twice], source)
     return frame
 
 

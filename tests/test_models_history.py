@@ -512,6 +512,20 @@ def test_a_header_cell_repeated_or_left_blank_is_refused_and_an_empty_spacer_col
         "column D has values but no name in the header row; name it (a channel's name) or delete it")
 
 
+def test_a_long_layout_or_lift_test_file_naming_a_column_twice_is_refused_not_a_crash(tmp_path):
+    from models.calibration import read_lift_tests
+
+    path = tmp_path / "long.csv"
+    path.write_text("date,channel,spend,spend,revenue\n2024-01-01,tv,1,2,3\n", encoding="utf-8")
+    assert problems(path, layout="long") == ["long.csv: column 'spend' appears more than once in the header"]
+    lifts = tmp_path / "lifts.csv"
+    lifts.write_text("channel,start,end,lift,lift,se\ntv,2024-01-01,2024-01-08,1,2,1\n", encoding="utf-8")
+    with pytest.raises(HistoryError) as err:
+        read_lift_tests(lifts)
+    assert [p.rsplit("/", 1)[-1] for p in err.value.problems] == [
+        "lifts.csv: column 'lift' appears more than once in the header"]
+
+
 def test_a_file_that_is_not_a_workbook_is_one_clear_problem(tmp_path):
     path = tmp_path / "history.xlsx"
     path.write_text("date,revenue\n", encoding="utf-8")
