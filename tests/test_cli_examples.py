@@ -100,6 +100,15 @@ def meridian_like(path: Path) -> None:
     pd.DataFrame(out).to_csv(path, index=False)
 
 
+def long_report_like(path: Path) -> None:
+    """A long-layout channel report under Chinese column names (渠道周报.csv: 日期, 渠道, 花费, GMV)."""
+    import pandas as pd
+
+    h = generate_history()
+    pd.concat([pd.DataFrame({"日期": h["date"], "渠道": ch, "花费": h[ch], "GMV": h[ch] * roi})
+               for ch, roi in (("douyin", 3.1), ("xiaohongshu", 2.4), ("scrm", 1.7))]).to_csv(path, index=False)
+
+
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory) -> Path:
     """A folder laid out as the examples expect: scenarios/examples/…, the peers' samples."""
@@ -107,6 +116,7 @@ def scratch(tmp_path_factory) -> Path:
     shutil.copytree(example_path().parent, root / "scenarios" / "examples")
     robyn_like(root / "dt_simulated_weekly.csv")
     meridian_like(root / "national_media.csv")
+    long_report_like(root / "渠道周报.csv")
     # The `budget runs` examples read a ledger with a plan of record in it, whatever order they run in.
     r = run_shell("budget allocate scenarios/examples/pasted_curves.toml --record --ledger q1.sqlite", root)
     assert r.returncode == 0, r.stderr
