@@ -565,8 +565,8 @@ def _record_plan(ctx, ledger: str, scenario: str, plan_json: str, overrides: dic
 # fit
 
 
-def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, events, date_format,
-                channel_column="channel", spend_column="spend"):
+def _fit_source(path: str, date, kpi, channels, layout, ignore, controls, events, date_format, channel_column,
+                spend_column):
     """What to fit: a scenario's [history] table, or a CSV read with the flags."""
     from models.history import HistorySpec
 

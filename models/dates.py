@@ -49,11 +49,11 @@ _HAS_LETTERS = re.compile(r"[^\W\d_]")
 # 2024年3月4日 (a time may follow), 2024年3月: year first, as a CJK spreadsheet shows a date.
 _CJK_DATE = re.compile(r"^(\d{4})\s*年\s*(\d{1,2})\s*月(?:\s*(\d{1,2})\s*[日号])?")
 _ISO_WEEK = re.compile(r"^(\d{4})-?W(\d{2})(?:-?([1-7]))?$", re.IGNORECASE)
-# Excel's serial day number, with the time of day as a fraction (45355, 45355.5, 45355.0).
 #: Excel's "mmm-yy" month format saved as text (Jan-25, Sep 24): dateutil reads it as the 25th of
 #: January in year 1.
 _MONTH_TWO_DIGIT_YEAR = re.compile(r"^(?P<m>[A-Za-z]{3,9})\.?[-\s/']+(?P<y>\d{2})$")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+# Excel's serial day number, with the time of day as a fraction (45355, 45355.5, 45355.0).
 _EXCEL_SERIAL = re.compile(r"^(\d{5})(?:\.\d*)?$")
 #: The serial numbers read as dates: 1970-01-01 to 2099-12-31.
 EXCEL_SERIALS = (25569, 73050)
@@ -139,8 +139,7 @@ def read_one_date(value) -> pd.Timestamp | None:
     (3 Jun 2024). None for anything else, day-first or month-first (03.06.2024) included: one
     value cannot say which."""
     if isinstance(value, (dt.datetime, dt.date, pd.Timestamp)):
-        stamp = pd.Timestamp(value)
-        return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
+        return _naive(pd.Timestamp(value))
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     text = str(value).strip()
@@ -157,10 +156,9 @@ def read_one_date(value) -> pd.Timestamp | None:
             return None
     if _STARTS_WITH_YEAR.match(text):
         try:
-            stamp = pd.Timestamp(text)
+            return _naive(pd.Timestamp(text))
         except (ValueError, OverflowError):
             return None
-        return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
     if _HAS_LETTERS.search(text):
         stamp = _written_out(text)
         return None if pd.isna(stamp) else stamp
@@ -345,16 +343,21 @@ def _written_out(value: str) -> pd.Timestamp:
     in the 2000s). A value without a year (``25-Jan``, ``Jan``) is not a date: dateutil would put it
     in year 1."""
     month_year = _MONTH_TWO_DIGIT_YEAR.match(value.strip())
-    if month_year and month_year["m"][:3].lower() in _MONTHS:
+    month = month_year["m"][:3].lower() if month_year else None
+    if month in _MONTHS:
         yy = int(month_year["y"])
-        return pd.Timestamp(year=(2000 if yy < 30 else 1900) + yy, month=_MONTHS.index(month_year["m"][:3].lower()) + 1,
-                            day=1)
+        return pd.Timestamp(year=(2000 if yy < 30 else 1900) + yy, month=_MONTHS.index(month) + 1, day=1)
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, OverflowError, TypeError):
         return pd.NaT
     if not 1900 <= stamp.year <= 2200:
         return pd.NaT
+    return _naive(stamp)
+
+
+def _naive(stamp: pd.Timestamp) -> pd.Timestamp:
+    """The stamp without its time zone: the local calendar day the file wrote."""
     return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
 
 

@@ -143,14 +143,13 @@ def _one_column_to_blame(history, burn: int, kpi: float, unit: str) -> str:
 
     spend = history.spend.iloc[burn:].sum()
     total = float(spend.sum())
-    for column, amount in spend.sort_values(ascending=False).items():
-        if amount < 0.5 * total:
-            break
-        if kpi_roi_prior(total - float(amount), kpi, unit) is None:
-            return (f"; but column {column} alone is {amount / total:.0%} of the spend, and without it the KPI reads "
-                    f"as money: if {column} is not spend (a second KPI such as GMV, a count, a ratio), leave it out "
-                    f"of the channels (ignore = [{json.dumps(str(column), ensure_ascii=False)}] in [history])")
-    return ""
+    column = spend.idxmax()  # only one column can be half the spend
+    amount = float(spend[column])
+    if amount < 0.5 * total or kpi_roi_prior(total - amount, kpi, unit) is not None:
+        return ""
+    return (f"; but column {column} alone is {amount / total:.0%} of the spend, and without it the KPI reads "
+            f"as money: if {column} is not spend (a second KPI such as GMV, a count, a ratio), leave it out "
+            f"of the channels (ignore = [{json.dumps(str(column), ensure_ascii=False)}] in [history])")
 
 
 def adstock(x, alpha: float, max_lag: int | None = None) -> np.ndarray:

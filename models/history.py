@@ -377,11 +377,15 @@ def read_table(path, source: str | None = None, date_format: str | None = None) 
 def _one_name_each(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """``frame``, unless a header names a column twice (a flattened two-row header): every reader
     looks columns up by name."""
-    columns = [str(c) for c in frame.columns]
-    twice = sorted({c for c in columns if columns.count(c) > 1})
+    twice = _repeated([str(c) for c in frame.columns])
     if twice:
         raise HistoryError([f"{source}: column {c!r} appears more than once in the header" for c in twice], source)
     return frame
+
+
+def _repeated(columns: list[str]) -> list[str]:
+    """The names a header gives more than one column, sorted."""
+    return sorted({c for c in columns if columns.count(c) > 1})
 
 
 def _first(cells: pd.Series, pattern: str) -> str | None:
@@ -1129,11 +1133,11 @@ def _check_spend_scale(mapping: dict[str, str], spend: dict[str, np.ndarray], ch
             typical[channel] = float(np.median(v))
     for channel, m in typical.items():
         others = [t for c, t in typical.items() if c != channel]
-        if len(others) < 2 or m >= SPEND_SCALE_FLOOR * float(np.median(others)):
+        if len(others) < 2 or m >= SPEND_SCALE_FLOOR * (usual := float(np.median(others))):
             continue
         col = mapping[channel]
         check.error(f"its values (median {m:,.4g}) are under {SPEND_SCALE_FLOOR:.1%} of the other spend columns' "
-                    f"(median {float(np.median(others)):,.0f}), so it is not spend in their unit (an ROI or a count, "
+                    f"(median {usual:,.0f}), so it is not spend in their unit (an ROI or a count, "
                     f"or spend in 万元 beside 元): {_leave_out(col)}, or give it in the others' unit; if it really is "
                     "spend, map the channels by name in `channels`", column=col)
 
@@ -1233,13 +1237,14 @@ def _read_wide(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> Histo
             if col not in columns:
                 check.error(f"{kind} column {col!r} not found{_close(col, columns)}; columns are: "
                             f"{', '.join(columns)}")
-    dupes = sorted({c for c in columns if columns.count(c) > 1})
-    for col in dupes:
+    for col in _repeated(columns):
         check.error(f"column {col!r} appears more than once in the header")
     for col in columns:
         blank = _UNNAMED.fullmatch(str(col))  # values under a blank header cell (empty columns are dropped)
         if blank and not _matches(col, spec.ignore):
-            check.error(f"column {_spreadsheet_column(int(blank[1]))} has values but no name in the header row; "
+            from openpyxl.utils import get_column_letter
+
+            check.error(f"column {get_column_letter(int(blank[1]) + 1)} has values but no name in the header row; "
                         "name it (a channel's name) or delete it")
     used = {spec.date, spec.kpi, *spec.controls, *spec.events}
     mapping = _resolve_channels(columns, spec, used, check)
@@ -1341,16 +1346,6 @@ def _check_duplicate_dates(dates: pd.Series, check: _Checker, channels: pd.Serie
             f"several rows per date and channel ({len(first_seen):,} distinct pairs, {rows:,} rows): this looks "
             "like geo-level data; aggregate it to one row per date and channel first"
         )
-
-
-def _spreadsheet_column(i: int) -> str:
-    """Column ``i`` (0 = the first) as a spreadsheet names it: A, B, …, Z, AA, AB, …"""
-    name = ""
-    i += 1
-    while i:
-        i, r = divmod(i - 1, 26)
-        name = chr(ord("A") + r) + name
-    return name
 
 
 def _read_long(frame: pd.DataFrame, spec: HistorySpec, check: _Checker) -> History | None:
